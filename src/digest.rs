@@ -1,0 +1,168 @@
+//! SHA-256 digests and a writer that hashes what passes through it.
+//!
+//! Knows nothing of formats: it sees bytes only.
+//!
+//! ```
+//! use std::io::Write;
+//! use repropack::digest::HashingWriter;
+//! let mut w = HashingWriter::new(Vec::new());
+//! w.write_all(b"abc").unwrap();
+//! let (bytes, digest, size) = w.finish();
+//! assert_eq!(bytes, b"abc");
+//! assert_eq!(size, 3);
+//! assert_eq!(digest.to_hex(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+//! ```
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+
+/// A SHA-256 digest.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Sha256Digest([u8; 32]);
+
+/// Why a hex string is not a SHA-256 digest.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HexError {
+    #[error("expected 64 hex digits, got {0} characters")]
+    Length(usize),
+    #[error("character {index} ({ch:?}) is not a lowercase hex digit")]
+    Char { index: usize, ch: char },
+}
+
+impl Sha256Digest {
+    pub fn from_bytes(bytes: [u8; 32]) -> Sha256Digest {
+        Sha256Digest(bytes)
+    }
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+    /// Lowercase hex, 64 characters.
+    pub fn to_hex(&self) -> String {
+        let mut s = String::with_capacity(64);
+        for b in self.0 {
+            s.push_str(&format!("{b:02x}"));
+        }
+        s
+    }
+    /// Parses exactly 64 lowercase hex digits.
+    pub fn from_hex(s: &str) -> Result<Sha256Digest, HexError> {
+        if s.chars().count() != 64 {
+            return Err(HexError::Length(s.chars().count()));
+        }
+        let mut out = [0u8; 32];
+        for (index, ch) in s.chars().enumerate() {
+            let v = match ch {
+                '0'..='9' => ch as u8 - b'0',
+                'a'..='f' => ch as u8 - b'a' + 10,
+                _ => return Err(HexError::Char { index, ch }),
+            };
+            out[index / 2] |= if index % 2 == 0 { v << 4 } else { v };
+        }
+        Ok(Sha256Digest(out))
+    }
+    /// Digest of a byte slice.
+    pub fn of(bytes: &[u8]) -> Sha256Digest {
+        Sha256Digest(Sha256::digest(bytes).into())
+    }
+}
+
+impl fmt::Display for Sha256Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl fmt::Debug for Sha256Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Sha256Digest({})", self.to_hex())
+    }
+}
+
+/// Incremental hasher that also counts bytes.
+#[derive(Clone, Default)]
+pub struct Hasher {
+    inner: Sha256,
+    size: u64,
+}
+
+impl Hasher {
+    pub fn new() -> Hasher {
+        Hasher::default()
+    }
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.inner.update(bytes);
+        self.size += bytes.len() as u64;
+    }
+    /// Bytes hashed so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+    pub fn finish(self) -> (Sha256Digest, u64) {
+        (Sha256Digest(self.inner.finalize().into()), self.size)
+    }
+}
+
+/// Passes writes through to `W` and hashes exactly the bytes `W` accepted.
+pub struct HashingWriter<W> {
+    inner: W,
+    hasher: Hasher,
+}
+
+impl<W: Write> HashingWriter<W> {
+    pub fn new(inner: W) -> HashingWriter<W> {
+        HashingWriter {
+            inner,
+            hasher: Hasher::new(),
+        }
+    }
+    /// Bytes written so far.
+    pub fn size(&self) -> u64 {
+        self.hasher.size()
+    }
+    pub fn get_ref(&self) -> &W {
+        &self.inner
+    }
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.inner
+    }
+    /// Returns the inner writer, the digest and the number of bytes.
+    pub fn finish(self) -> (W, Sha256Digest, u64) {
+        let (d, n) = self.hasher.finish();
+        (self.inner, d, n)
+    }
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Hashes everything `reader` yields.
+pub fn hash_reader(mut reader: impl Read) -> io::Result<(Sha256Digest, u64)> {
+    let mut hasher = Hasher::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher.finish())
+}
+
+/// Hashes a file.
+pub fn hash_file(path: &Path) -> io::Result<(Sha256Digest, u64)> {
+    hash_reader(std::fs::File::open(path)?)
+}

@@ -1,0 +1,26 @@
+//! repropack: deterministic SquashFS/tar packer with content-addressed refs.
+//!
+//! The pipeline runs one way (see ARCHITECTURE.md):
+//! sources → [`stage`] (a [`stage::Plan`]) → a format writer ([`tar`],
+//! [`gzip`]) → [`digest`]/[`refs`] → output.
+//!
+//! ```no_run
+//! use repropack::{pack, stage};
+//! let plan = stage::stage(&[stage::Source::parse("fixtures/demo")], &stage::StageOptions::default())?;
+//! let packed = pack::pack_to_path(&plan, &pack::PackOptions::new(pack::Format::Tar), "demo.tar".as_ref())?;
+//! println!("demo.tar#sha256={}", packed.sha256);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub mod digest;
+pub mod exit;
+pub mod gzip;
+pub mod output;
+pub mod pack;
+pub mod refs;
+pub mod stage;
+pub mod tar;
+
+/// Version of the byte format repropack produces. Any change that moves a
+/// golden fixture hash bumps it (CONTRACT.md §5).
+pub const FORMAT_VERSION: u32 = 1;

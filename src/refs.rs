@@ -1,0 +1,180 @@
+//! Artifact refs: `<uri>#sha256=<64 lowercase hex>` (CONTRACT.md §4).
+//!
+//! Knows nothing of formats or transports: it only parses and prints.
+//!
+//! ```
+//! use repropack::refs::ArtifactRef;
+//! let r: ArtifactRef = "s3://bucket/a.squashfs#sha256=\
+//!     ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad".parse().unwrap();
+//! assert_eq!(r.uri(), "s3://bucket/a.squashfs");
+//! assert_eq!(r.to_string().len(), "s3://bucket/a.squashfs#sha256=".len() + 64);
+//! ```
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::digest::{HexError, Sha256Digest};
+
+/// Which kind of location a ref's URI names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    /// A plain local path (no scheme).
+    Path,
+    File,
+    Http,
+    Https,
+    S3,
+}
+
+/// A URI plus the sha256 its bytes must have.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArtifactRef {
+    uri: String,
+    sha256: Sha256Digest,
+}
+
+/// What is wrong with a ref string.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RefError {
+    #[error("ref {0:?} has no `#sha256=` fragment")]
+    NoFragment(String),
+    #[error("ref {0:?} has more than one `#`; exactly one `#sha256=` fragment is allowed")]
+    ManyFragments(String),
+    #[error("ref {input:?}: fragment {fragment:?} is not `sha256=<64 lowercase hex>`")]
+    BadFragment { input: String, fragment: String },
+    #[error("ref {input:?}: bad sha256: {source}")]
+    BadHex {
+        input: String,
+        #[source]
+        source: HexError,
+    },
+    #[error("ref {0:?} has an empty URI")]
+    EmptyUri(String),
+    #[error(
+        "ref {input:?}: unsupported scheme {scheme:?} (use a path, file://, http://, https:// or s3://)"
+    )]
+    Scheme { input: String, scheme: String },
+    #[error("ref {0:?}: s3 URI must be s3://bucket/key")]
+    S3Shape(String),
+}
+
+impl ArtifactRef {
+    pub fn new(uri: impl Into<String>, sha256: Sha256Digest) -> ArtifactRef {
+        ArtifactRef {
+            uri: uri.into(),
+            sha256,
+        }
+    }
+    pub fn uri(&self) -> &str {
+        &self.uri
+    }
+    pub fn sha256(&self) -> Sha256Digest {
+        self.sha256
+    }
+    /// The kind of location the URI names.
+    pub fn scheme(&self) -> Scheme {
+        scheme_of(&self.uri).unwrap_or(Scheme::Path)
+    }
+}
+
+fn scheme_of(uri: &str) -> Result<Scheme, String> {
+    let Some((scheme, _)) = uri.split_once("://") else {
+        return Ok(Scheme::Path);
+    };
+    match scheme {
+        "file" => Ok(Scheme::File),
+        "http" => Ok(Scheme::Http),
+        "https" => Ok(Scheme::Https),
+        "s3" => Ok(Scheme::S3),
+        other => Err(other.to_string()),
+    }
+}
+
+impl FromStr for ArtifactRef {
+    type Err = RefError;
+    fn from_str(input: &str) -> Result<ArtifactRef, RefError> {
+        let mut parts = input.split('#');
+        let uri = parts.next().unwrap_or_default();
+        let fragment = parts
+            .next()
+            .ok_or_else(|| RefError::NoFragment(input.to_string()))?;
+        if parts.next().is_some() {
+            return Err(RefError::ManyFragments(input.to_string()));
+        }
+        let hex = fragment
+            .strip_prefix("sha256=")
+            .ok_or_else(|| RefError::BadFragment {
+                input: input.to_string(),
+                fragment: fragment.to_string(),
+            })?;
+        let sha256 = Sha256Digest::from_hex(hex).map_err(|source| RefError::BadHex {
+            input: input.to_string(),
+            source,
+        })?;
+        if uri.is_empty() {
+            return Err(RefError::EmptyUri(input.to_string()));
+        }
+        let scheme = scheme_of(uri).map_err(|scheme| RefError::Scheme {
+            input: input.to_string(),
+            scheme,
+        })?;
+        if scheme == Scheme::S3 {
+            let rest = &uri["s3://".len()..];
+            match rest.split_once('/') {
+                Some((bucket, key)) if !bucket.is_empty() && !key.is_empty() => {}
+                _ => return Err(RefError::S3Shape(input.to_string())),
+            }
+        }
+        Ok(ArtifactRef {
+            uri: uri.to_string(),
+            sha256,
+        })
+    }
+}
+
+impl fmt::Display for ArtifactRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}#sha256={}", self.uri, self.sha256)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEX: &str = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+
+    #[test]
+    fn parses_and_prints_round_trip() {
+        for uri in [
+            "/tmp/a.tar",
+            "file:///tmp/a.tar",
+            "https://h/a",
+            "s3://b/k/a.sqfs",
+        ] {
+            let s = format!("{uri}#sha256={HEX}");
+            let r: ArtifactRef = s.parse().unwrap();
+            assert_eq!(r.uri(), uri);
+            assert_eq!(r.to_string(), s);
+        }
+    }
+
+    #[test]
+    fn rejects_malformed_refs() {
+        let bad = [
+            "/tmp/a.tar".to_string(),
+            format!("/a#sha256={HEX}#sha256={HEX}"),
+            format!("/a#sha512={HEX}"),
+            format!("/a#sha256={}", &HEX[..63]),
+            format!("/a#sha256={HEX}0"),
+            format!("/a#sha256={}", HEX.to_uppercase()),
+            format!("#sha256={HEX}"),
+            format!("ftp://h/a#sha256={HEX}"),
+            format!("s3://bucket#sha256={HEX}"),
+            format!("/a#sha256={}g", &HEX[..63]),
+        ];
+        for b in bad {
+            assert!(b.parse::<ArtifactRef>().is_err(), "accepted {b}");
+        }
+    }
+}

@@ -1,0 +1,965 @@
+//! Staging: turns source trees into a [`Plan`], the ordered list of entries
+//! every format writer consumes.
+//!
+//! Staging walks the filesystem and normalizes metadata; it knows nothing of
+//! archive formats. Writers never walk the filesystem: they read content only
+//! through [`Content::reader`], which also checks that the file did not change
+//! since it was staged.
+//!
+//! Order: depth-first, each directory's children sorted by raw name bytes,
+//! parents before children (like GNU tar `--sort=name`). The order the OS
+//! lists files in never matters because children are kept in a sorted map.
+//!
+//! ```no_run
+//! use repropack::stage::{stage, Source, StageOptions};
+//! let plan = stage(&[Source::parse("fixtures/demo")], &StageOptions::default())?;
+//! for entry in plan.entries() {
+//!     println!("{}", String::from_utf8_lossy(entry.path()));
+//! }
+//! # Ok::<(), repropack::stage::StageError>(())
+//! ```
+
+use std::collections::{BTreeMap, HashMap};
+use std::ffi::OsStr;
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+
+/// Timestamp used for every entry when neither `--mtime` nor
+/// `SOURCE_DATE_EPOCH` is given: 1980-01-01T00:00:00Z.
+pub const DEFAULT_EPOCH: u64 = 315_532_800;
+
+/// Errors raised while staging. Each names the source path or archive path
+/// it is about.
+#[derive(Debug, thiserror::Error)]
+pub enum StageError {
+    #[error("source {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("source {0} does not exist")]
+    Missing(PathBuf),
+    #[error("{path}: {kind} refused (pass --specials to include fifos and device nodes)")]
+    Special { path: PathBuf, kind: &'static str },
+    #[error("archive path {archive:?} comes from both {first} and {second}")]
+    Collision {
+        archive: String,
+        first: String,
+        second: String,
+    },
+    #[error("archive path {archive:?} is needed as a directory but {source_path} is not one")]
+    NotADirectory {
+        archive: String,
+        source_path: String,
+    },
+    #[error("invalid exclude pattern {pattern:?}: {message}")]
+    Glob { pattern: String, message: String },
+    #[error("invalid destination {dest:?}: {reason}")]
+    Dest { dest: String, reason: &'static str },
+    #[error("invalid {field} {value:?}: expected {expected}")]
+    Option {
+        field: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+    #[error("{path}: input not stable, {what} changed while packing")]
+    Unstable { path: PathBuf, what: &'static str },
+}
+
+/// What an entry is. Fifos and devices appear only when the user asked for
+/// them (`--specials`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum EntryKind {
+    Dir,
+    File,
+    Symlink,
+    Fifo,
+    CharDevice,
+    BlockDevice,
+}
+
+impl EntryKind {
+    /// A short lowercase name, as used in manifests and messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            EntryKind::Dir => "dir",
+            EntryKind::File => "file",
+            EntryKind::Symlink => "symlink",
+            EntryKind::Fifo => "fifo",
+            EntryKind::CharDevice => "char",
+            EntryKind::BlockDevice => "block",
+        }
+    }
+}
+
+/// Where a regular file's bytes come from.
+#[derive(Debug, Clone)]
+pub enum Content {
+    /// A file on disk, with the size and mtime seen when it was staged.
+    Path {
+        path: PathBuf,
+        size: u64,
+        mtime_ns: i128,
+    },
+    /// A byte range of an already-open spool file (e.g. a tar stream copied
+    /// to a temp file).
+    Spool {
+        file: Arc<File>,
+        offset: u64,
+        size: u64,
+    },
+}
+
+impl Content {
+    /// Number of bytes the reader yields.
+    pub fn size(&self) -> u64 {
+        match self {
+            Content::Path { size, .. } | Content::Spool { size, .. } => *size,
+        }
+    }
+
+    /// A name for messages: the source path, or `<spool>`.
+    pub fn describe(&self) -> PathBuf {
+        match self {
+            Content::Path { path, .. } => path.clone(),
+            Content::Spool { .. } => PathBuf::from("<spool>"),
+        }
+    }
+
+    /// Opens the content for reading. The reader yields exactly
+    /// [`Content::size`] bytes; if the file shrank, grew, or its mtime changed
+    /// since staging, reading fails with [`StageError::Unstable`] (wrapped in an
+    /// `io::Error` of kind `InvalidData`).
+    pub fn reader(&self) -> Result<ContentReader, StageError> {
+        match self {
+            Content::Path {
+                path,
+                size,
+                mtime_ns,
+            } => {
+                let file = File::open(path).map_err(|source| StageError::Io {
+                    path: path.clone(),
+                    source,
+                })?;
+                let meta = file.metadata().map_err(|source| StageError::Io {
+                    path: path.clone(),
+                    source,
+                })?;
+                if meta.len() != *size {
+                    return Err(StageError::Unstable {
+                        path: path.clone(),
+                        what: "size",
+                    });
+                }
+                if mtime_ns_of(&meta) != *mtime_ns {
+                    return Err(StageError::Unstable {
+                        path: path.clone(),
+                        what: "mtime",
+                    });
+                }
+                Ok(ContentReader {
+                    inner: ReaderInner::File(file),
+                    path: path.clone(),
+                    remaining: *size,
+                    offset: 0,
+                    mtime_ns: Some(*mtime_ns),
+                })
+            }
+            Content::Spool { file, offset, size } => Ok(ContentReader {
+                inner: ReaderInner::Spool(file.clone()),
+                path: PathBuf::from("<spool>"),
+                remaining: *size,
+                offset: *offset,
+                mtime_ns: None,
+            }),
+        }
+    }
+}
+
+enum ReaderInner {
+    File(File),
+    Spool(Arc<File>),
+}
+
+/// Reader returned by [`Content::reader`].
+pub struct ContentReader {
+    inner: ReaderInner,
+    path: PathBuf,
+    remaining: u64,
+    offset: u64,
+    mtime_ns: Option<i128>,
+}
+
+impl ContentReader {
+    fn unstable(&self, what: &'static str) -> io::Error {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            StageError::Unstable {
+                path: self.path.clone(),
+                what,
+            },
+        )
+    }
+
+    /// Called once all expected bytes were read: the file must be at EOF and
+    /// unchanged.
+    fn check_end(&mut self) -> io::Result<()> {
+        if let ReaderInner::File(file) = &mut self.inner {
+            let mut probe = [0u8; 1];
+            if file.read(&mut probe)? != 0 {
+                return Err(self.unstable("size"));
+            }
+            let ReaderInner::File(file) = &self.inner else {
+                unreachable!()
+            };
+            let meta = file.metadata()?;
+            if Some(mtime_ns_of(&meta)) != self.mtime_ns {
+                return Err(self.unstable("mtime"));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Read for ContentReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.remaining == 0 || buf.is_empty() {
+            if self.remaining == 0 && self.mtime_ns.is_some() {
+                self.check_end()?;
+                self.mtime_ns = None;
+            }
+            return Ok(0);
+        }
+        let want = buf
+            .len()
+            .min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
+        let n = match &mut self.inner {
+            ReaderInner::File(f) => f.read(&mut buf[..want])?,
+            ReaderInner::Spool(f) => f.read_at(&mut buf[..want], self.offset)?,
+        };
+        if n == 0 {
+            return Err(self.unstable("size"));
+        }
+        self.remaining -= n as u64;
+        self.offset += n as u64;
+        Ok(n)
+    }
+}
+
+fn mtime_ns_of(meta: &fs::Metadata) -> i128 {
+    i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec())
+}
+
+/// One entry of the plan.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    path: Vec<u8>,
+    kind: EntryKind,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    mtime: u64,
+    content: Option<Content>,
+    symlink_target: Vec<u8>,
+    hardlink_of: Option<usize>,
+    links: u32,
+    rdev: (u32, u32),
+    source: String,
+}
+
+impl Entry {
+    /// Path inside the archive: raw bytes, no leading or trailing `/`,
+    /// components joined by `/`.
+    pub fn path(&self) -> &[u8] {
+        &self.path
+    }
+    /// The last component of [`Entry::path`].
+    pub fn name(&self) -> &[u8] {
+        match self.path.iter().rposition(|&b| b == b'/') {
+            Some(i) => &self.path[i + 1..],
+            None => &self.path,
+        }
+    }
+    /// Depth of the entry: 1 for a child of the root.
+    pub fn depth(&self) -> usize {
+        self.path.iter().filter(|&&b| b == b'/').count() + 1
+    }
+    pub fn kind(&self) -> EntryKind {
+        self.kind
+    }
+    /// Normalized permission bits (`0o7777` at most), no file-type bits.
+    pub fn mode(&self) -> u32 {
+        self.mode
+    }
+    pub fn uid(&self) -> u32 {
+        self.uid
+    }
+    pub fn gid(&self) -> u32 {
+        self.gid
+    }
+    /// Modification time in seconds since the Unix epoch.
+    pub fn mtime(&self) -> u64 {
+        self.mtime
+    }
+    /// Size of a regular file's content; 0 for everything else.
+    pub fn size(&self) -> u64 {
+        self.content.as_ref().map_or(0, Content::size)
+    }
+    /// Content of a regular file (also present on hard-link members).
+    pub fn content(&self) -> Option<&Content> {
+        self.content.as_ref()
+    }
+    /// Target of a symlink, raw bytes; empty for other kinds.
+    pub fn symlink_target(&self) -> &[u8] {
+        &self.symlink_target
+    }
+    /// For the second and later members of a hard-link group: the index in
+    /// [`Plan::entries`] of the group's first member (its target).
+    pub fn hardlink_of(&self) -> Option<usize> {
+        self.hardlink_of
+    }
+    /// Number of archive paths sharing this entry's content through hard
+    /// links (1 for an ordinary file; same value on every group member).
+    pub fn links(&self) -> u32 {
+        self.links
+    }
+    /// (major, minor) of a device node; (0, 0) otherwise.
+    pub fn rdev(&self) -> (u32, u32) {
+        self.rdev
+    }
+    /// Where the entry came from, for messages.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+    /// Path as text for messages (lossy for non-UTF-8 bytes).
+    pub fn display_path(&self) -> String {
+        String::from_utf8_lossy(&self.path).into_owned()
+    }
+}
+
+/// Metadata of the archive root directory.
+#[derive(Debug, Clone, Copy)]
+pub struct RootMeta {
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub mtime: u64,
+}
+
+/// The staged plan: entries in archive order plus the root's metadata.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    root: RootMeta,
+    entries: Vec<Entry>,
+    warnings: Vec<String>,
+    epoch: u64,
+}
+
+impl Plan {
+    pub fn root(&self) -> RootMeta {
+        self.root
+    }
+    /// Entries in archive order (the root itself is not an entry).
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+    /// Things skipped with a warning (sockets).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+    /// The epoch used for timestamps.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+}
+
+/// How owners are set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Owner {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl Owner {
+    /// Parses `UID:GID` (numbers only).
+    pub fn parse(s: &str) -> Result<Owner, StageError> {
+        let bad = || StageError::Option {
+            field: "--owner",
+            value: s.to_string(),
+            expected: "UID:GID, two decimal numbers",
+        };
+        let (u, g) = s.split_once(':').ok_or_else(bad)?;
+        Ok(Owner {
+            uid: u.parse().map_err(|_| bad())?,
+            gid: g.parse().map_err(|_| bad())?,
+        })
+    }
+}
+
+/// Options that shape the plan. `Default` gives the contract's defaults with
+/// the epoch fixed at [`DEFAULT_EPOCH`]; use [`epoch_from_env`] to honour
+/// `SOURCE_DATE_EPOCH`.
+#[derive(Debug, Clone)]
+pub struct StageOptions {
+    pub epoch: u64,
+    pub clamp_mtime: bool,
+    pub owner: Owner,
+    pub keep_modes: bool,
+    pub keep_special_bits: bool,
+    pub follow_symlinks: bool,
+    pub specials: bool,
+    pub excludes: Vec<String>,
+}
+
+impl Default for StageOptions {
+    fn default() -> Self {
+        StageOptions {
+            epoch: DEFAULT_EPOCH,
+            clamp_mtime: false,
+            owner: Owner::default(),
+            keep_modes: false,
+            keep_special_bits: false,
+            follow_symlinks: false,
+            specials: false,
+            excludes: Vec::new(),
+        }
+    }
+}
+
+/// The epoch to use: `explicit` (from `--mtime`) if given, else
+/// `SOURCE_DATE_EPOCH` if set, else [`DEFAULT_EPOCH`].
+pub fn epoch_from_env(explicit: Option<&str>) -> Result<u64, StageError> {
+    let (field, value) = match explicit {
+        Some(v) => ("--mtime", v.to_string()),
+        None => match std::env::var("SOURCE_DATE_EPOCH") {
+            Ok(v) => ("SOURCE_DATE_EPOCH", v),
+            Err(_) => return Ok(DEFAULT_EPOCH),
+        },
+    };
+    let trimmed = value.trim();
+    if trimmed.is_empty() || !trimmed.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(StageError::Option {
+            field,
+            value,
+            expected: "a non-negative integer number of seconds since 1970",
+        });
+    }
+    trimmed.parse().map_err(|_| StageError::Option {
+        field,
+        value: value.clone(),
+        expected: "a number of seconds that fits in 64 bits",
+    })
+}
+
+/// One source argument: `SRC` or `SRC:DEST`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    pub path: PathBuf,
+    /// Archive path the source maps to; empty means "the root" for a
+    /// directory and "its own name under the root" for anything else.
+    pub dest: Vec<u8>,
+}
+
+impl Source {
+    /// Parses a command-line source. If the whole argument names an existing
+    /// path it is `SRC`; otherwise it is split at the last `:` into
+    /// `SRC:DEST`.
+    pub fn parse(arg: impl AsRef<OsStr>) -> Source {
+        let arg = arg.as_ref();
+        let bytes = arg.as_bytes();
+        if Path::new(arg).symlink_metadata().is_err()
+            && let Some(i) = bytes.iter().rposition(|&b| b == b':')
+        {
+            return Source {
+                path: PathBuf::from(OsStr::from_bytes(&bytes[..i])),
+                dest: bytes[i + 1..].to_vec(),
+            };
+        }
+        Source {
+            path: PathBuf::from(arg),
+            dest: Vec::new(),
+        }
+    }
+}
+
+/// Normalizes an archive destination: strips leading/trailing `/` and `./`,
+/// rejects `..` and empty components in between.
+fn normalize_dest(dest: &[u8]) -> Result<Vec<Vec<u8>>, StageError> {
+    let mut parts = Vec::new();
+    for comp in dest.split(|&b| b == b'/') {
+        match comp {
+            b"" | b"." => continue,
+            b".." => {
+                return Err(StageError::Dest {
+                    dest: String::from_utf8_lossy(dest).into_owned(),
+                    reason: "`..` is not allowed in an archive path",
+                });
+            }
+            c => parts.push(c.to_vec()),
+        }
+    }
+    Ok(parts)
+}
+
+/// Node of the in-memory tree being assembled.
+#[derive(Debug)]
+struct Node {
+    /// None for a directory synthesized as a parent of a DEST or the root.
+    staged: Option<Staged>,
+    children: BTreeMap<Vec<u8>, Node>,
+}
+
+#[derive(Debug)]
+struct Staged {
+    kind: EntryKind,
+    mode: u32,
+    mtime: u64,
+    content: Option<Content>,
+    symlink_target: Vec<u8>,
+    rdev: (u32, u32),
+    /// (dev, ino) of a regular file with more than one link, for grouping.
+    inode: Option<(u64, u64)>,
+    source: String,
+}
+
+struct Stager<'a> {
+    opts: &'a StageOptions,
+    excludes: Excludes,
+    warnings: Vec<String>,
+}
+
+/// Exclude patterns, matched against the archive path. A pattern without
+/// `/` matches any single component name at any depth (like GNU tar's
+/// `--exclude`); one with `/` matches the whole archive path. `*` never
+/// crosses `/`; `**` does.
+struct Excludes {
+    by_name: GlobSet,
+    by_path: GlobSet,
+}
+
+impl Excludes {
+    fn new(patterns: &[String]) -> Result<Excludes, StageError> {
+        let mut by_name = GlobSetBuilder::new();
+        let mut by_path = GlobSetBuilder::new();
+        for pattern in patterns {
+            let trimmed = pattern.trim_start_matches('/').trim_end_matches('/');
+            let glob = GlobBuilder::new(trimmed)
+                .literal_separator(true)
+                .backslash_escape(true)
+                .build()
+                .map_err(|e| StageError::Glob {
+                    pattern: pattern.clone(),
+                    message: e.kind().to_string(),
+                })?;
+            if trimmed.contains('/') {
+                by_path.add(glob);
+            } else {
+                by_name.add(glob);
+            }
+        }
+        let build = |b: GlobSetBuilder| {
+            b.build().map_err(|e| StageError::Glob {
+                pattern: patterns.join(" "),
+                message: e.to_string(),
+            })
+        };
+        Ok(Excludes {
+            by_name: build(by_name)?,
+            by_path: build(by_path)?,
+        })
+    }
+
+    fn is_excluded(&self, archive_path: &[u8]) -> bool {
+        let name = match archive_path.iter().rposition(|&b| b == b'/') {
+            Some(i) => &archive_path[i + 1..],
+            None => archive_path,
+        };
+        self.by_name.is_match(Path::new(OsStr::from_bytes(name)))
+            || self
+                .by_path
+                .is_match(Path::new(OsStr::from_bytes(archive_path)))
+    }
+}
+
+fn join(prefix: &[u8], name: &[u8]) -> Vec<u8> {
+    if prefix.is_empty() {
+        name.to_vec()
+    } else {
+        let mut p = Vec::with_capacity(prefix.len() + 1 + name.len());
+        p.extend_from_slice(prefix);
+        p.push(b'/');
+        p.extend_from_slice(name);
+        p
+    }
+}
+
+fn lossy(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+impl Stager<'_> {
+    fn io(path: &Path, source: io::Error) -> StageError {
+        StageError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    /// Normalized permission bits for an entry of `kind` whose source had
+    /// `raw_mode` (st_mode, with type bits).
+    fn mode_for(&self, kind: EntryKind, raw_mode: u32) -> u32 {
+        let perm = raw_mode & 0o777;
+        let special = raw_mode & 0o7000;
+        let base = if kind == EntryKind::Symlink {
+            0o777
+        } else if self.opts.keep_modes {
+            perm
+        } else {
+            match kind {
+                EntryKind::Dir => 0o755,
+                EntryKind::File if perm & 0o111 != 0 => 0o755,
+                _ => 0o644,
+            }
+        };
+        if self.opts.keep_special_bits && kind != EntryKind::Symlink {
+            base | special
+        } else {
+            base
+        }
+    }
+
+    fn mtime_for(&self, meta: &fs::Metadata) -> u64 {
+        if self.opts.clamp_mtime {
+            let src = u64::try_from(meta.mtime()).unwrap_or(0);
+            src.min(self.opts.epoch)
+        } else {
+            self.opts.epoch
+        }
+    }
+
+    /// Stages one filesystem object (not recursing). Returns None for
+    /// things skipped with a warning.
+    fn stage_one(
+        &mut self,
+        path: &Path,
+        meta: &fs::Metadata,
+        archive: &[u8],
+    ) -> Result<Option<Staged>, StageError> {
+        let ft = meta.file_type();
+        let source = path.display().to_string();
+        let (kind, content, target, rdev) = if ft.is_dir() {
+            (EntryKind::Dir, None, Vec::new(), (0, 0))
+        } else if ft.is_file() {
+            let content = Content::Path {
+                path: path.to_path_buf(),
+                size: meta.len(),
+                mtime_ns: mtime_ns_of(meta),
+            };
+            (EntryKind::File, Some(content), Vec::new(), (0, 0))
+        } else if ft.is_symlink() {
+            let target = fs::read_link(path).map_err(|e| Self::io(path, e))?;
+            (
+                EntryKind::Symlink,
+                None,
+                target.as_os_str().as_bytes().to_vec(),
+                (0, 0),
+            )
+        } else if ft.is_socket() {
+            self.warnings
+                .push(format!("{}: socket skipped", path.display()));
+            return Ok(None);
+        } else {
+            let kind = if ft.is_fifo() {
+                EntryKind::Fifo
+            } else if ft.is_char_device() {
+                EntryKind::CharDevice
+            } else {
+                EntryKind::BlockDevice
+            };
+            if !self.opts.specials {
+                return Err(StageError::Special {
+                    path: path.to_path_buf(),
+                    kind: match kind {
+                        EntryKind::Fifo => "fifo",
+                        EntryKind::CharDevice => "character device",
+                        _ => "block device",
+                    },
+                });
+            }
+            let rdev = meta.rdev();
+            let dev = if kind == EntryKind::Fifo {
+                (0, 0)
+            } else {
+                (libc::major(rdev), libc::minor(rdev))
+            };
+            (kind, None, Vec::new(), dev)
+        };
+        let _ = archive;
+        let inode = (kind == EntryKind::File && meta.nlink() > 1).then(|| (meta.dev(), meta.ino()));
+        Ok(Some(Staged {
+            kind,
+            mode: self.mode_for(kind, meta.mode()),
+            mtime: self.mtime_for(meta),
+            content,
+            symlink_target: target,
+            rdev,
+            inode,
+            source,
+        }))
+    }
+
+    fn metadata(&self, path: &Path, top: bool) -> Result<fs::Metadata, StageError> {
+        let res = if top || self.opts.follow_symlinks {
+            fs::metadata(path)
+        } else {
+            fs::symlink_metadata(path)
+        };
+        res.map_err(|e| {
+            if e.kind() == io::ErrorKind::NotFound {
+                if fs::symlink_metadata(path).is_ok() {
+                    StageError::Io {
+                        path: path.to_path_buf(),
+                        source: io::Error::new(io::ErrorKind::NotFound, "dangling symlink"),
+                    }
+                } else {
+                    StageError::Missing(path.to_path_buf())
+                }
+            } else {
+                Self::io(path, e)
+            }
+        })
+    }
+
+    /// Inserts `path` (already staged as `staged`) at archive path `archive`
+    /// and, for directories, its whole subtree.
+    fn insert_tree(
+        &mut self,
+        root: &mut Node,
+        archive: &[u8],
+        path: &Path,
+        meta: &fs::Metadata,
+        ancestors: &mut Vec<(u64, u64)>,
+    ) -> Result<(), StageError> {
+        let Some(staged) = self.stage_one(path, meta, archive)? else {
+            return Ok(());
+        };
+        let is_dir = staged.kind == EntryKind::Dir;
+        place(root, archive, staged)?;
+        if !is_dir {
+            return Ok(());
+        }
+        let key = (meta.dev(), meta.ino());
+        if ancestors.contains(&key) {
+            return Err(StageError::Io {
+                path: path.to_path_buf(),
+                source: io::Error::other("directory loop through a followed symlink"),
+            });
+        }
+        ancestors.push(key);
+        let rd = fs::read_dir(path).map_err(|e| Self::io(path, e))?;
+        for dirent in rd {
+            let dirent = dirent.map_err(|e| Self::io(path, e))?;
+            let name = dirent.file_name();
+            let child_archive = join(archive, name.as_bytes());
+            if self.excludes.is_excluded(&child_archive) {
+                continue;
+            }
+            let child = dirent.path();
+            let child_meta = self.metadata(&child, false)?;
+            self.insert_tree(root, &child_archive, &child, &child_meta, ancestors)?;
+        }
+        ancestors.pop();
+        Ok(())
+    }
+}
+
+/// Places `staged` at `archive` in the tree, creating implicit parents.
+fn place(root: &mut Node, archive: &[u8], staged: Staged) -> Result<(), StageError> {
+    let mut node = root;
+    let comps: Vec<&[u8]> = archive.split(|&b| b == b'/').collect();
+    let (last, parents) = comps.split_last().expect("split yields at least one item");
+    let mut walked: Vec<u8> = Vec::new();
+    for comp in parents {
+        walked = join(&walked, comp);
+        node = node.children.entry(comp.to_vec()).or_insert_with(|| Node {
+            staged: None,
+            children: BTreeMap::new(),
+        });
+        if let Some(s) = &node.staged
+            && s.kind != EntryKind::Dir
+        {
+            return Err(StageError::NotADirectory {
+                archive: lossy(&walked),
+                source_path: s.source.clone(),
+            });
+        }
+    }
+    let slot = node.children.entry(last.to_vec()).or_insert_with(|| Node {
+        staged: None,
+        children: BTreeMap::new(),
+    });
+    if let Some(existing) = &slot.staged {
+        return Err(StageError::Collision {
+            archive: lossy(archive),
+            first: existing.source.clone(),
+            second: staged.source,
+        });
+    }
+    if staged.kind != EntryKind::Dir && !slot.children.is_empty() {
+        return Err(StageError::NotADirectory {
+            archive: lossy(archive),
+            source_path: staged.source,
+        });
+    }
+    slot.staged = Some(staged);
+    Ok(())
+}
+
+/// Stages `sources` into a plan. See the module docs for the rules.
+pub fn stage(sources: &[Source], opts: &StageOptions) -> Result<Plan, StageError> {
+    let mut stager = Stager {
+        opts,
+        excludes: Excludes::new(&opts.excludes)?,
+        warnings: Vec::new(),
+    };
+    let mut root = Node {
+        staged: None,
+        children: BTreeMap::new(),
+    };
+    for src in sources {
+        let meta = stager.metadata(&src.path, true)?;
+        let dest = normalize_dest(&src.dest)?;
+        let mut ancestors = Vec::new();
+        if meta.is_dir() && dest.is_empty() {
+            // Directory contents go to the archive root.
+            ancestors.push((meta.dev(), meta.ino()));
+            let rd = fs::read_dir(&src.path).map_err(|e| Stager::io(&src.path, e))?;
+            for dirent in rd {
+                let dirent = dirent.map_err(|e| Stager::io(&src.path, e))?;
+                let name = dirent.file_name();
+                if stager.excludes.is_excluded(name.as_bytes()) {
+                    continue;
+                }
+                let child = dirent.path();
+                let child_meta = stager.metadata(&child, false)?;
+                stager.insert_tree(
+                    &mut root,
+                    name.as_bytes(),
+                    &child,
+                    &child_meta,
+                    &mut ancestors,
+                )?;
+            }
+        } else {
+            let archive = if dest.is_empty() {
+                let name = src.path.file_name().ok_or_else(|| StageError::Dest {
+                    dest: src.path.display().to_string(),
+                    reason: "a source without a file name needs an explicit :DEST",
+                })?;
+                name.as_bytes().to_vec()
+            } else {
+                dest.join(&b'/')
+            };
+            if stager.excludes.is_excluded(&archive) {
+                continue;
+            }
+            stager.insert_tree(&mut root, &archive, &src.path, &meta, &mut ancestors)?;
+        }
+    }
+    let mut flat = Vec::new();
+    flatten(&root, &[], opts, &mut flat);
+    let entries = group_hardlinks(flat);
+    Ok(Plan {
+        root: RootMeta {
+            mode: 0o755,
+            uid: opts.owner.uid,
+            gid: opts.owner.gid,
+            mtime: opts.epoch,
+        },
+        entries,
+        warnings: stager.warnings,
+        epoch: opts.epoch,
+    })
+}
+
+/// Intermediate entry carrying the inode key until hard links are grouped.
+struct Flat {
+    entry: Entry,
+    inode: Option<(u64, u64)>,
+}
+
+fn flatten(node: &Node, prefix: &[u8], opts: &StageOptions, out: &mut Vec<Flat>) {
+    for (name, child) in &node.children {
+        let path = join(prefix, name);
+        let entry = match &child.staged {
+            Some(s) => Flat {
+                entry: Entry {
+                    path: path.clone(),
+                    kind: s.kind,
+                    mode: s.mode,
+                    uid: opts.owner.uid,
+                    gid: opts.owner.gid,
+                    mtime: s.mtime,
+                    content: s.content.clone(),
+                    symlink_target: s.symlink_target.clone(),
+                    hardlink_of: None,
+                    links: 1,
+                    rdev: s.rdev,
+                    source: s.source.clone(),
+                },
+                inode: s.inode,
+            },
+            None => Flat {
+                entry: Entry {
+                    path: path.clone(),
+                    kind: EntryKind::Dir,
+                    mode: 0o755,
+                    uid: opts.owner.uid,
+                    gid: opts.owner.gid,
+                    mtime: opts.epoch,
+                    content: None,
+                    symlink_target: Vec::new(),
+                    hardlink_of: None,
+                    links: 1,
+                    rdev: (0, 0),
+                    source: "<implicit parent>".to_string(),
+                },
+                inode: None,
+            },
+        };
+        out.push(entry);
+        flatten(child, &path, opts, out);
+    }
+}
+
+fn group_hardlinks(flat: Vec<Flat>) -> Vec<Entry> {
+    let mut first: HashMap<(u64, u64), usize> = HashMap::new();
+    let mut counts: HashMap<(u64, u64), u32> = HashMap::new();
+    for f in flat.iter() {
+        if let Some(k) = f.inode {
+            *counts.entry(k).or_default() += 1;
+        }
+    }
+    let mut out = Vec::with_capacity(flat.len());
+    for (i, f) in flat.into_iter().enumerate() {
+        let mut e = f.entry;
+        if let Some(k) = f.inode {
+            e.links = counts[&k];
+            match first.get(&k) {
+                Some(&t) => e.hardlink_of = Some(t),
+                None => {
+                    first.insert(k, i);
+                }
+            }
+        }
+        out.push(e);
+    }
+    out
+}
