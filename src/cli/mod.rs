@@ -1,0 +1,56 @@
+//! Command handlers of the `repropack` binary. Each submodule turns parsed
+//! arguments into library calls and prints the result; errors become a
+//! [`Failure`] carrying the exit code from [`repropack::exit`].
+
+pub mod hash;
+pub mod pack;
+
+use repropack::exit;
+use repropack::pack::PackError;
+use repropack::stage::StageError;
+
+/// An error on its way to stderr, with the exit code it maps to.
+pub struct Failure {
+    pub code: i32,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(code: i32, message: impl std::fmt::Display) -> Failure {
+        Failure {
+            code,
+            message: message.to_string(),
+        }
+    }
+}
+
+impl From<StageError> for Failure {
+    fn from(e: StageError) -> Failure {
+        let code = match e {
+            StageError::Option { .. } | StageError::Glob { .. } => exit::USAGE,
+            _ => exit::INPUT,
+        };
+        Failure::new(code, e)
+    }
+}
+
+impl From<PackError> for Failure {
+    fn from(e: PackError) -> Failure {
+        let code = match &e {
+            PackError::Output(_) => exit::OUTPUT,
+            PackError::Tar(t) if t.source.kind() == std::io::ErrorKind::InvalidData => exit::INPUT,
+            PackError::Tar(t) if is_output_side(&t.source) => exit::OUTPUT,
+            PackError::Tar(_) => exit::INPUT,
+            PackError::Option(_) => exit::USAGE,
+        };
+        Failure::new(code, e)
+    }
+}
+
+fn is_output_side(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        StorageFull | QuotaExceeded | WriteZero | BrokenPipe
+    )
+}
