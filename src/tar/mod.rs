@@ -127,7 +127,9 @@ fn write_entry<W: Write>(
             body.len() as u64,
         )?;
         h.set_mode(0o644);
-        h.set_cksum();
+        // GNU tar leaves devmajor/devminor empty in extended headers.
+        h.as_mut_bytes()[329..345].fill(0);
+        set_checksum(&mut h);
         out.write_all(h.as_bytes())?;
         out.write_all(&body)?;
         pad(out, body.len() as u64)?;
@@ -182,8 +184,18 @@ fn base_header(
     let (major, minor) = entry.rdev();
     h.set_device_major(major)?;
     h.set_device_minor(minor)?;
-    h.set_cksum();
+    set_checksum(&mut h);
     Ok(h)
+}
+
+/// ustar `chksum`: the sum of all header bytes with the field itself read as
+/// spaces, written as six octal digits, NUL, space (as GNU tar writes it).
+fn set_checksum(h: &mut Header) {
+    let bytes = h.as_mut_bytes();
+    bytes[148..156].fill(b' ');
+    let sum: u32 = bytes.iter().map(|&b| u32::from(b)).sum();
+    let field = format!("{sum:06o}\0 ");
+    bytes[148..156].copy_from_slice(field.as_bytes());
 }
 
 /// Encodes pax records `"<len> <key>=<value>\n"`, where `<len>` counts the
