@@ -187,15 +187,14 @@ pub fn build_tree(root: &Path, items: &[Item], how: Build) {
             Item::Symlink(_, target) => symlink(OsStr::from_bytes(target), &path).unwrap(),
             Item::HardLink(_, target) => {
                 let t = p(root, target);
-                if !t.exists() {
-                    if let Some(Item::File(_, data, _)) = items
+                if !t.exists()
+                    && let Some(Item::File(_, data, _)) = items
                         .iter()
                         .find(|i| matches!(i, Item::File(r, ..) if r == target))
-                    {
-                        fs::write(&t, data).unwrap();
-                        fs::set_permissions(&t, fs::Permissions::from_mode(0o666 & !how.umask))
-                            .unwrap();
-                    }
+                {
+                    fs::write(&t, data).unwrap();
+                    fs::set_permissions(&t, fs::Permissions::from_mode(0o666 & !how.umask))
+                        .unwrap();
                 }
                 fs::hard_link(&t, &path).unwrap();
             }
