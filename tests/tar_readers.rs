@@ -344,3 +344,80 @@ fn gzip_accepts_every_tar_gz() {
         }
     }
 }
+
+/// Writes to a file, seeking over all-zero writes so the archive of a sparse
+/// input stays sparse on disk (the test's own plumbing, not repropack's).
+struct SparseFile(fs::File, u64);
+
+impl std::io::Write for SparseFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        use std::io::Seek;
+        const ZEROS: [u8; 4096] = [0; 4096];
+        if buf.chunks(4096).all(|c| c == &ZEROS[..c.len()]) {
+            self.0.seek(std::io::SeekFrom::Current(buf.len() as i64))?;
+        } else {
+            self.0.write_all(buf)?;
+        }
+        self.1 += buf.len() as u64;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.set_len(self.1)
+    }
+}
+
+/// A file of 8 GiB or more does not fit ustar's size field: a pax `size`
+/// record carries it, and GNU tar and Python's tarfile read it back (the
+/// source is sparse and so is the archive on disk, so this stays cheap).
+#[test]
+fn files_of_8_gib_and_more_get_a_pax_size_readers_accept() {
+    use std::io::Write;
+    if !have_tool("tar") || !have_tool("python3") {
+        return;
+    }
+    let src = tempfile::tempdir().unwrap();
+    let size: u64 = (8 << 30) + 3;
+    let f = fs::File::create(src.path().join("huge.img")).unwrap();
+    f.set_len(size).unwrap();
+    fs::write(src.path().join("tail.txt"), b"after the big one\n").unwrap();
+    let plan = repropack::stage::stage(
+        &[repropack::stage::Source::parse(src.path())],
+        &repropack::stage::StageOptions::default(),
+    )
+    .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let archive = out.path().join("huge.tar");
+    let sink = SparseFile(fs::File::create(&archive).unwrap(), 0);
+    let mut w =
+        repropack::tar::write_tar(&plan, std::io::BufWriter::with_capacity(1 << 20, sink)).unwrap();
+    w.flush().unwrap();
+    drop(w);
+    let res = Command::new("tar")
+        .args(["--utc", "-tvf"])
+        .arg(&archive)
+        .output()
+        .unwrap();
+    assert!(res.status.success());
+    let text = String::from_utf8_lossy(&res.stdout);
+    assert!(
+        text.contains(&format!(" {size} 1980-01-01 00:00 huge.img")),
+        "{text}"
+    );
+    assert!(text.contains("tail.txt"), "{text}");
+    let py = "import tarfile,sys\nt=tarfile.open(sys.argv[1])\nm=t.getmember('huge.img')\nprint(m.size, m.pax_headers.get('size'))\nprint(t.extractfile('tail.txt').read().decode(), end='')";
+    let res = Command::new("python3")
+        .arg("-c")
+        .arg(py)
+        .arg(&archive)
+        .output()
+        .unwrap();
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&res.stdout),
+        format!("{size} {size}\nafter the big one\n")
+    );
+}

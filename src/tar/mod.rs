@@ -13,7 +13,7 @@
 //! The writer never touches the filesystem except through
 //! [`Content::reader`](crate::stage::Content::reader).
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 
 use tar::{EntryType, Header};
 
@@ -45,8 +45,9 @@ pub fn write_tar<W: Write>(plan: &Plan, out: W) -> Result<W, TarError> {
         count: 0,
     };
     let entries = plan.entries();
+    let mut buf = vec![0u8; 256 * 1024];
     for entry in entries {
-        write_entry(&mut out, entry, entries).map_err(|source| TarError {
+        write_entry(&mut out, entry, entries, &mut buf).map_err(|source| TarError {
             entry: entry.display_path(),
             source,
         })?;
@@ -87,6 +88,7 @@ fn write_entry<W: Write>(
     out: &mut CountingWriter<W>,
     entry: &Entry,
     all: &[Entry],
+    buf: &mut [u8],
 ) -> io::Result<()> {
     let mut name = entry.path().to_vec();
     if entry.kind() == EntryKind::Dir {
@@ -144,7 +146,17 @@ fn write_entry<W: Write>(
         let mut reader = content
             .reader()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-        let copied = io::copy(&mut reader, out)?;
+        let mut copied = 0u64;
+        loop {
+            let n = match reader.read(buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            out.write_all(&buf[..n])?;
+            copied += n as u64;
+        }
         if copied != size {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
