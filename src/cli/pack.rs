@@ -8,7 +8,7 @@ use repropack::exit;
 use repropack::pack::{Format, PackOptions, Packed, default_jobs, pack_to_path};
 use repropack::refs::ArtifactRef;
 use repropack::squashfs::{Compression, SquashfsOptions, parse_block_size};
-use repropack::stage::{Owner, Source, StageOptions, epoch_from_env, stage};
+use repropack::stage::{Owner, Source, StageOptions, epoch_from_env, stage, stage_tar};
 
 use super::Failure;
 
@@ -16,8 +16,16 @@ use super::Failure;
 pub struct PackArgs {
     /// Sources: `SRC` (a directory's contents go to the root, a file goes to
     /// the root under its name) or `SRC:DEST` (DEST = path in the archive).
-    #[arg(required = true, value_name = "SRC[:DEST]")]
+    #[arg(
+        required_unless_present = "from_tar",
+        conflicts_with = "from_tar",
+        value_name = "SRC[:DEST]"
+    )]
     sources: Vec<OsString>,
+    /// Pack the members of a tar stream (`-` = stdin; may be gzipped)
+    /// instead of SRC paths, through the same staging rules.
+    #[arg(long, value_name = "FILE|-")]
+    from_tar: Option<PathBuf>,
     /// Output file. Written atomically.
     #[arg(short, long)]
     output: PathBuf,
@@ -108,8 +116,20 @@ pub fn run(args: PackArgs) -> Result<(), Failure> {
         specials: args.specials,
         excludes: args.exclude.clone(),
     };
-    let sources: Vec<Source> = args.sources.iter().map(Source::parse).collect();
-    let plan = stage(&sources, &stage_opts)?;
+    let plan = match &args.from_tar {
+        Some(tar) if tar.as_os_str() == "-" => {
+            stage_tar(std::io::stdin().lock(), "-", &stage_opts)?
+        }
+        Some(tar) => {
+            let file = std::fs::File::open(tar)
+                .map_err(|e| Failure::new(exit::INPUT, format!("{}: {e}", tar.display())))?;
+            stage_tar(file, &tar.display().to_string(), &stage_opts)?
+        }
+        None => {
+            let sources: Vec<Source> = args.sources.iter().map(Source::parse).collect();
+            stage(&sources, &stage_opts)?
+        }
+    };
     for w in plan.warnings() {
         eprintln!("repropack: warning: {w}");
     }
