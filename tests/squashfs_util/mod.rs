@@ -151,9 +151,12 @@ pub enum Node {
     Symlink(Vec<u8>),
 }
 
+/// Path → node, and the groups of paths sharing an inode.
+pub type Snapshot = (HashMap<Vec<u8>, Node>, Vec<Vec<Vec<u8>>>);
+
 /// Walks `root` into path → node (paths relative, raw bytes), plus groups
 /// of paths sharing an inode.
-pub fn snapshot(root: &Path) -> (HashMap<Vec<u8>, Node>, Vec<Vec<Vec<u8>>>) {
+pub fn snapshot(root: &Path) -> Snapshot {
     use std::os::unix::ffi::OsStrExt;
     let mut map = HashMap::new();
     let mut inodes: HashMap<(u64, u64), Vec<Vec<u8>>> = HashMap::new();
@@ -201,7 +204,7 @@ pub fn snapshot(root: &Path) -> (HashMap<Vec<u8>, Node>, Vec<Vec<Vec<u8>>>) {
 
 /// The source snapshot after the default policy: dirs 0755, files 0644 or
 /// 0755 if any execute bit.
-pub fn normalized(root: &Path) -> (HashMap<Vec<u8>, Node>, Vec<Vec<Vec<u8>>>) {
+pub fn normalized(root: &Path) -> Snapshot {
     let (map, groups) = snapshot(root);
     let map = map
         .into_iter()
