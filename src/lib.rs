@@ -15,6 +15,7 @@
 pub mod archive;
 pub mod digest;
 pub mod exit;
+pub mod extract;
 pub mod gzip;
 pub mod output;
 pub mod pack;
