@@ -667,3 +667,51 @@ fn owner_ids(uid: u64, gid: u64) -> io::Result<(Uid, Gid)> {
     let gid = u32::try_from(gid).map_err(|_| too_big())?;
     Ok((Uid::from_raw(uid), Gid::from_raw(gid)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::archive::{Entry, EntryKind};
+
+    fn file_entry(path: &[u8]) -> Entry {
+        Entry {
+            index: 0,
+            path: path.to_vec(),
+            kind: EntryKind::File,
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            mtime: 1,
+            size: 4,
+            link_target: None,
+            device: None,
+            inode: None,
+        }
+    }
+
+    /// Even if the bookkeeping believed a symlink were a directory, the
+    /// kernel refuses to walk through it (`O_NOFOLLOW | O_DIRECTORY`).
+    #[test]
+    fn kernel_refuses_a_symlink_the_bookkeeping_missed() {
+        let work = tempfile::tempdir().unwrap();
+        let outside = work.path().join("outside");
+        fs::create_dir(&outside).unwrap();
+        let opts = ExtractOptions::default();
+        let dest = work.path().join("out");
+        let mut w = Writer::new(work.path(), &dest, &opts).unwrap();
+        std::os::unix::fs::symlink(&outside, w.staging.path().join("a")).unwrap();
+        w.made.insert(b"a".to_vec(), Made::Dir); // the simulated mistake
+        let err = w
+            .entry(&file_entry(b"a/evil"), &mut &b"evil"[..])
+            .unwrap_err();
+        assert!(matches!(err, ExtractError::Output { .. }), "{err:?}");
+        // A file planted at the final name is not written through either.
+        std::os::unix::fs::symlink(outside.join("victim"), w.staging.path().join("f")).unwrap();
+        let err = w.entry(&file_entry(b"f"), &mut &b"evil"[..]).unwrap_err();
+        assert!(matches!(err, ExtractError::Output { .. }), "{err:?}");
+        assert_eq!(fs::read_dir(&outside).unwrap().count(), 0);
+        let staging = w.staging.path().to_path_buf();
+        drop(w);
+        assert!(!staging.exists(), "staging dir removed on drop");
+    }
+}
