@@ -378,6 +378,14 @@ fn cache_extracts_once_reuses_and_refuses_wrong_bytes() {
     assert_eq!(err.class(), ErrorClass::HashMismatch);
     assert!(!repropack::extract::cache_dir_for(&cache, &wrong, &opts).exists());
 
+    // A staging dir left by a killed extraction is cleaned up by the next.
+    let final_dir = repropack::extract::cache_dir_for(&cache, &sha, &opts);
+    let stale = final_dir
+        .parent()
+        .unwrap()
+        .join(format!(".{}.extract-dead01", sha.to_hex()));
+    fs::create_dir_all(stale.join("half/written")).unwrap();
+
     // 8 concurrent callers: one extraction, one tree, same path for all.
     let results: Vec<_> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..8)
@@ -397,6 +405,7 @@ fn cache_extracts_once_reuses_and_refuses_wrong_bytes() {
         .collect();
     names.sort();
     assert_eq!(names, vec![sha.to_hex(), format!("{}.lock", sha.to_hex())]);
+    assert!(!stale.exists());
 
     // Reuse does not read the artifact: it may even be gone.
     fs::remove_file(&artifact).unwrap();

@@ -78,6 +78,30 @@ impl Drop for Staging {
     }
 }
 
+/// Removes staging directories that a killed extraction left beside
+/// `final_path` (names `.<final name>.extract-*`). Only safe while no other
+/// extraction into `final_path` can be running (the cache holds its lock).
+pub(crate) fn remove_stale_staging(final_path: &Path) {
+    let (Some(parent), Some(name)) = (final_path.parent(), final_path.file_name()) else {
+        return;
+    };
+    let mut prefix = std::ffi::OsString::from(".");
+    prefix.push(name);
+    prefix.push(".extract-");
+    let Ok(entries) = fs::read_dir(parent) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if e.file_name().as_bytes().starts_with(prefix.as_bytes()) {
+            let p = e.path();
+            if fs::remove_dir_all(&p).is_err() {
+                make_writable(&p);
+                let _ = fs::remove_dir_all(&p);
+            }
+        }
+    }
+}
+
 fn make_writable(dir: &Path) {
     let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o700));
     if let Ok(entries) = fs::read_dir(dir) {
