@@ -459,3 +459,33 @@ fn json_report_counts_what_was_made() {
     let b = fs::metadata(out_dir.join("h")).unwrap();
     assert_eq!(a.ino(), b.ino());
 }
+
+#[test]
+fn sockets_and_their_hard_links_are_skipped_with_warnings() {
+    if !have_tool("mksquashfs") {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    fs::create_dir(&src).unwrap();
+    let _listener = std::os::unix::net::UnixListener::bind(src.join("sock")).unwrap();
+    fs::hard_link(src.join("sock"), src.join("sock2")).unwrap();
+    fs::write(src.join("file"), b"kept").unwrap();
+    let img = work.path().join("s.sqfs");
+    run_ok(Command::new("mksquashfs").arg(&src).arg(&img).args([
+        "-noappend",
+        "-no-xattrs",
+        "-quiet",
+        "-no-progress",
+    ]));
+    let out = work.path().join("out");
+    let report = extract(&img, &out, &ExtractOptions::default()).unwrap();
+    assert_eq!(report.warnings.len(), 2, "{:?}", report.warnings);
+    assert!(report.warnings[0].contains("skipped socket"));
+    assert!(report.warnings[1].contains("skipped hard link"));
+    let names: Vec<_> = fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, vec![std::ffi::OsString::from("file")]);
+}

@@ -150,6 +150,8 @@ pub(crate) struct Writer<'a> {
     dirs: Vec<DirMeta>,
     dir_index: HashMap<Vec<u8>, usize>,
     links: HashMap<Vec<u8>, Vec<u8>>,
+    /// Sockets skipped (a hard link to one is skipped too).
+    skipped: std::collections::HashSet<Vec<u8>>,
     link_order: Vec<Vec<u8>>,
     root_meta: Option<DirMeta>,
     /// The last parent directory opened, reused by the next entry.
@@ -207,6 +209,7 @@ impl<'a> Writer<'a> {
             dirs: Vec::new(),
             dir_index: HashMap::new(),
             links: HashMap::new(),
+            skipped: Default::default(),
             link_order: Vec::new(),
             root_meta: None,
             parent: None,
@@ -301,6 +304,7 @@ impl<'a> Writer<'a> {
                     "skipped socket {:?} (sockets cannot be extracted)",
                     e.display_path()
                 ));
+                self.skipped.insert(path);
                 Ok(())
             }
         }
@@ -557,6 +561,14 @@ impl<'a> Writer<'a> {
                 format!("target {shown:?}: {p}"),
             )
         })?;
+        if self.skipped.contains(&target) {
+            self.report.warnings.push(format!(
+                "skipped hard link {:?} to skipped socket {shown:?}",
+                e.display_path()
+            ));
+            self.skipped.insert(path.to_vec());
+            return Ok(());
+        }
         let kind = match self.made.get(&target) {
             _ if target.is_empty() => Made::Dir,
             Some(k) => *k,
