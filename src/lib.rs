@@ -18,6 +18,7 @@ pub mod gzip;
 pub mod output;
 pub mod pack;
 pub mod refs;
+pub mod squashfs;
 pub mod stage;
 pub mod tar;
 

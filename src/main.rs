@@ -20,7 +20,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Pack sources into an archive and print its ref `URI#sha256=HEX`.
-    Pack(cli::pack::PackArgs),
+    Pack(Box<cli::pack::PackArgs>),
     /// Print refs for existing files.
     Hash {
         /// Files to hash.
@@ -32,7 +32,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Pack(args) => cli::pack::run(args),
+        Command::Pack(args) => cli::pack::run(*args),
         Command::Hash { files } => cli::hash::run(&files),
     };
     match result {
