@@ -27,8 +27,26 @@ impl Rng {
 /// Writes the tree; returns the bytes of file data.
 fn generate(root: &Path) -> u64 {
     const WORDS: &[&str] = &[
-        "def ", "return ", "self", ".", "(", ")", ":\n    ", "import ", "os", "path", " = ",
-        "None", "\n", "# comment ", "value", "_", "0", "1", "[", "]",
+        "def ",
+        "return ",
+        "self",
+        ".",
+        "(",
+        ")",
+        ":\n    ",
+        "import ",
+        "os",
+        "path",
+        " = ",
+        "None",
+        "\n",
+        "# comment ",
+        "value",
+        "_",
+        "0",
+        "1",
+        "[",
+        "]",
     ];
     let mut rng = Rng(0x5eed_1234_abcd_ef01);
     let mut total = 0;

@@ -1,6 +1,6 @@
 //! SquashFS images made by `repropack pack` read back identically by readers
 //! that are not ours: unsquashfs (listing, superblock, extraction),
-//! rdsquashfs (listing, stat, extraction), sqfs2tar piped into GNU tar, and
+//! rdsquashfs (listing, stat, extraction), sqfs2tar (its tar stream read by the tar crate), and
 //! backhand. Each test builds a hostile-but-valid tree in a temp dir; the
 //! expected view is computed from the source by an independent walk with the
 //! contract's normalization (see `sqfs_check`).
@@ -19,7 +19,7 @@ use std::path::Path;
 
 use sqfs_check::{
     PackSpec, Producer, Readers, Rng, all_tools_available, check_image, expected_tree,
-    normalize_source_modes, pack, path_of, tool_available,
+    normalize_source_modes, pack, path_of, scratch, tool_available,
 };
 
 /// The producer under test.
@@ -147,7 +147,7 @@ fn assert_clean(what: &str, errs: Vec<String>) {
 
 /// Packs `src` with `producer`, then checks it with the given readers.
 fn pack_and_check(producer: Producer, src: &Path, spec: &PackSpec, readers: Readers) {
-    let out = tempfile::tempdir().expect("tempdir");
+    let out = scratch();
     let img = out.path().join("img.squashfs");
     if producer == Producer::Mksquashfs {
         normalize_source_modes(src);
@@ -165,7 +165,7 @@ fn hostile_corpus_reads_back_identically_with_every_reader() {
     if !all_tools_available() {
         return;
     }
-    let src = tempfile::tempdir().expect("tempdir");
+    let src = scratch();
     hostile_corpus(src.path());
     pack_and_check(PRODUCER, src.path(), &PackSpec::new(EPOCH), Readers::ALL);
 }
@@ -177,7 +177,7 @@ fn checker_accepts_mksquashfs_reference_image() {
     if !all_tools_available() || !tool_available("mksquashfs") {
         return;
     }
-    let src = tempfile::tempdir().expect("tempdir");
+    let src = scratch();
     hostile_corpus(src.path());
     pack_and_check(
         Producer::Mksquashfs,
@@ -194,7 +194,7 @@ fn checker_reports_differences_between_image_and_source() {
     if !all_tools_available() {
         return;
     }
-    let src = tempfile::tempdir().expect("tempdir");
+    let src = scratch();
     let root = src.path();
     write(root, b"same_size", b"aaaa");
     write(root, b"exec", b"#!");
@@ -203,7 +203,7 @@ fn checker_reports_differences_between_image_and_source() {
     write(root, b"h3", b"separate");
     write(root, b"h4", b"separate");
     symlink("old", root.join("sym")).expect("symlink");
-    let out = tempfile::tempdir().expect("tempdir");
+    let out = scratch();
     let img = out.path().join("img.squashfs");
     let spec = PackSpec::new(EPOCH);
     pack(PRODUCER, root, &img, &spec);
@@ -227,13 +227,13 @@ fn checker_reports_differences_between_image_and_source() {
         "unsquashfs -d: /same_size: content",
         "backhand: /same_size: content",
         "rdsquashfs -u: /same_size: content",
-        "sqfs2tar|tar: /same_size: content",
+        "sqfs2tar: /same_size: content",
         "unsquashfs -lln: /exec: perm",
         "rdsquashfs -d: /exec: perm",
         "unsquashfs -d: /exec: perm",
         "backhand: /exec: perm",
         "unsquashfs -d: hard-link groups",
-        "sqfs2tar|tar: hard-link groups",
+        "sqfs2tar: hard-link groups",
         "unsquashfs -d: /h1: nlink",
         "rdsquashfs -s /h3: hard link count",
         "rdsquashfs -s: hard-link group",
@@ -260,7 +260,11 @@ fn checker_reports_differences_between_image_and_source() {
         Readers::ALL,
     );
     let text = errs.join("\n");
-    for needle in ["unsquashfs -lln: /exec: minute", "backhand: /exec: mtime", "unsquashfs -d: /exec: mtime"] {
+    for needle in [
+        "unsquashfs -lln: /exec: minute",
+        "backhand: /exec: mtime",
+        "unsquashfs -d: /exec: mtime",
+    ] {
         assert!(
             text.contains(needle),
             "checker did not report {needle:?}; it reported:\n{text}"
@@ -273,7 +277,7 @@ fn hundred_thousand_files_in_one_directory_read_back() {
     if !all_tools_available() {
         return;
     }
-    let src = tempfile::tempdir().expect("tempdir");
+    let src = scratch();
     let big = src.path().join("big");
     fs::create_dir(&big).expect("mkdir");
     for i in 0..100_000u32 {
@@ -301,7 +305,7 @@ fn five_gib_sparse_file_reads_back() {
     if !all_tools_available() {
         return;
     }
-    let src = tempfile::tempdir().expect("tempdir");
+    let src = scratch();
     let mut f = File::create(src.path().join("sparse")).expect("create");
     let size = 5u64 << 30;
     f.set_len(size).expect("set_len");
@@ -321,11 +325,15 @@ fn superblock_and_readers_agree_for_each_compressor_and_block_size() {
     if !all_tools_available() {
         return;
     }
-    let src = tempfile::tempdir().expect("tempdir");
+    let src = scratch();
     let mut rng = Rng::new(3);
     for i in 0..40 {
         let size = rng.below(3 * 1024 * 1024 / 40) as usize * (i % 3);
-        write(src.path(), format!("d{}/f{i}", i % 4).as_bytes(), &rng.text(size));
+        write(
+            src.path(),
+            format!("d{}/f{i}", i % 4).as_bytes(),
+            &rng.text(size),
+        );
     }
     write(src.path(), b"zeros", &vec![0u8; 300_000]);
     write(src.path(), b"empty", b"");
@@ -353,7 +361,11 @@ fn mixed_tree(root: &Path, seed: u64) {
             2 => rng.below(3 * BLOCK as u64),
             _ => 0,
         } as usize;
-        write(root, format!("t{}/u{}/f{i}", i % 5, i % 3).as_bytes(), &rng.text(size));
+        write(
+            root,
+            format!("t{}/u{}/f{i}", i % 5, i % 3).as_bytes(),
+            &rng.text(size),
+        );
     }
 }
 
@@ -362,9 +374,9 @@ fn jobs_count_does_not_change_bytes() {
     if !tool_available("unsquashfs") {
         return;
     }
-    let src = tempfile::tempdir().expect("tempdir");
+    let src = scratch();
     mixed_tree(src.path(), 11);
-    let out = tempfile::tempdir().expect("tempdir");
+    let out = scratch();
     let mut hashes = Vec::new();
     for jobs in [1, 2, 8] {
         let mut spec = PackSpec::new(EPOCH);
@@ -397,7 +409,7 @@ fn jobs_count_does_not_change_bytes() {
 /// an order shuffled by `seed`, with random mtimes/atimes and modes that
 /// normalize to the same value.
 fn shuffled_tree(root: &Path, seed: u64) {
-    let staging = tempfile::tempdir().expect("tempdir");
+    let staging = scratch();
     mixed_tree(staging.path(), 11);
     let mut files: Vec<_> = walkdir::WalkDir::new(staging.path())
         .into_iter()
@@ -417,7 +429,11 @@ fn shuffled_tree(root: &Path, seed: u64) {
         fs::set_permissions(&dest, fs::Permissions::from_mode(mode)).expect("chmod");
     }
     write(root, b"bin/tool", b"#!/bin/sh\n");
-    chmod(root, b"bin/tool", [0o755, 0o700, 0o711][rng.below(3) as usize]);
+    chmod(
+        root,
+        b"bin/tool",
+        [0o755, 0o700, 0o711][rng.below(3) as usize],
+    );
     if rng.below(2) == 0 {
         fs::hard_link(root.join("bin/tool"), root.join("t0/tool_link")).expect("link");
         symlink("../bin/tool", root.join("t1/tool_sym")).expect("symlink");
@@ -440,11 +456,11 @@ fn creation_order_times_and_equivalent_modes_do_not_change_bytes() {
     if !tool_available("unsquashfs") {
         return;
     }
-    let out = tempfile::tempdir().expect("tempdir");
+    let out = scratch();
     let mut hashes = Vec::new();
     let mut first_src = None;
     for seed in [1, 2, 3] {
-        let src = tempfile::tempdir().expect("tempdir");
+        let src = scratch();
         shuffled_tree(src.path(), seed);
         let img = out.path().join(format!("s{seed}.squashfs"));
         hashes.push(pack(PRODUCER, src.path(), &img, &PackSpec::new(EPOCH)));
@@ -477,7 +493,7 @@ fn symlink_targets_longer_than_255_bytes_read_back() {
     if !all_tools_available() {
         return;
     }
-    let src = tempfile::tempdir().expect("tempdir");
+    let src = scratch();
     symlink("x".repeat(256), src.path().join("t256")).expect("symlink");
     symlink("y/".repeat(1000), src.path().join("t2000")).expect("symlink");
     symlink("z".repeat(4000), src.path().join("t4000")).expect("symlink");

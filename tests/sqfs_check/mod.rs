@@ -137,6 +137,25 @@ pub fn fingerprint(mut r: impl Read) -> io::Result<(u64, [u8; 32])> {
     Ok((total, outer.finalize().into()))
 }
 
+/// A temp dir for trees and extractions: on `/dev/shm` when it is there
+/// with at least 8 GiB free (many-file trees and extractions are much
+/// faster on tmpfs, and rdsquashfs fsyncs every file it unpacks), else in
+/// the default temp dir.
+pub fn scratch() -> tempfile::TempDir {
+    let shm = Path::new("/dev/shm");
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a NUL-terminated path and a statvfs to fill.
+    let ok = unsafe { libc::statvfs(c"/dev/shm".as_ptr(), &mut st) } == 0;
+    let free = st.f_bavail as u64 * st.f_frsize as u64;
+    if ok
+        && free >= 8 << 30
+        && let Ok(d) = tempfile::tempdir_in(shm)
+    {
+        return d;
+    }
+    tempfile::tempdir().expect("temp dir")
+}
+
 /// True if `tool` runs. Missing: panics when `CI` is set, else prints why the
 /// caller skips and returns false.
 pub fn tool_available(tool: &str) -> bool {
@@ -148,7 +167,9 @@ pub fn tool_available(tool: &str) -> bool {
         .is_ok();
     if !found {
         if std::env::var_os("CI").is_some() {
-            panic!("{tool} is required when CI is set (install squashfs-tools / squashfs-tools-ng)");
+            panic!(
+                "{tool} is required when CI is set (install squashfs-tools / squashfs-tools-ng)"
+            );
         }
         eprintln!("SKIP: {tool} is not installed");
     }
@@ -156,7 +177,7 @@ pub fn tool_available(tool: &str) -> bool {
 }
 
 /// All tools [`check_image`] runs.
-pub const TOOLS: &[&str] = &["unsquashfs", "rdsquashfs", "sqfs2tar", "tar"];
+pub const TOOLS: &[&str] = &["unsquashfs", "rdsquashfs", "sqfs2tar"];
 
 /// True if every tool in [`TOOLS`] is there (see [`tool_available`]).
 pub fn all_tools_available() -> bool {
@@ -193,11 +214,19 @@ pub fn walk_disk(root: &Path) -> io::Result<Tree> {
         } else if ft.is_file() {
             let mut n = Node::bare(Kind::File);
             let (len, fp) = fingerprint(File::open(&p)?)?;
-            assert_eq!(len, md.len(), "{}: read length differs from stat size", p.display());
+            assert_eq!(
+                len,
+                md.len(),
+                "{}: read length differs from stat size",
+                p.display()
+            );
             n.size = Some(len);
             n.content = Some(fp);
             n.nlink = Some(md.nlink());
-            by_inode.entry((md.dev(), md.ino())).or_default().push(key.clone());
+            by_inode
+                .entry((md.dev(), md.ino()))
+                .or_default()
+                .push(key.clone());
             n
         } else {
             panic!("{}: unexpected file type {ft:?}", p.display());
@@ -354,8 +383,8 @@ fn run(cmd: &mut Command) -> Vec<u8> {
 /// `unsquashfs -s` (compressor, block size) and `unsquashfs -mkfs-time`.
 pub fn check_superblock(img: &Path, want: &Expect) -> Vec<String> {
     let mut errs = Vec::new();
-    let stats = String::from_utf8_lossy(&run(Command::new("unsquashfs").arg("-s").arg(img)))
-        .into_owned();
+    let stats =
+        String::from_utf8_lossy(&run(Command::new("unsquashfs").arg("-s").arg(img))).into_owned();
     let line = |prefix: &str| {
         stats
             .lines()
@@ -379,7 +408,10 @@ pub fn check_superblock(img: &Path, want: &Expect) -> Vec<String> {
         .trim()
         .to_string();
     if t != want.epoch.to_string() {
-        errs.push(format!("unsquashfs -mkfs-time: {t}, expected {}", want.epoch));
+        errs.push(format!(
+            "unsquashfs -mkfs-time: {t}, expected {}",
+            want.epoch
+        ));
     }
     errs
 }
@@ -465,7 +497,10 @@ pub fn read_unsquashfs_listing(img: &Path) -> (Tree, Vec<String>) {
             (rest, None)
         };
         let Some(path) = path.strip_prefix(ROOT) else {
-            errs.push(format!("unsquashfs -lln: path outside root: {:?}", text(line)));
+            errs.push(format!(
+                "unsquashfs -lln: path outside root: {:?}",
+                text(line)
+            ));
             continue;
         };
         let path = path.strip_prefix(b"/").unwrap_or(path).to_vec();
@@ -517,39 +552,108 @@ pub fn read_rdsquashfs_extract(img: &Path, scratch: &Path) -> Tree {
     tree
 }
 
-/// `sqfs2tar IMG | tar -x`: squashfs-tools-ng's view through GNU tar, which
-/// as root restores owners, modes, times, and hard links (sqfs2tar writes
-/// shared inodes as tar hard links). The root is not in the tar stream.
-pub fn read_sqfs2tar(img: &Path, scratch: &Path) -> Tree {
-    let dir = scratch.join("sqfs2tar");
-    fs::create_dir(&dir).expect("mkdir");
-    let mut producer = Command::new("sqfs2tar")
+/// `sqfs2tar IMG` (squashfs-tools-ng's tar writer) read as a stream by the
+/// `tar` crate: names, kinds, permission bits, owners, mtimes, content,
+/// symlink targets, and hard links (sqfs2tar writes an inode's second and
+/// later paths as tar hard-link entries). Nothing is written to disk, so a
+/// 5 GiB file costs only a pipe's worth of reading. The root is not in a
+/// tar stream.
+pub fn read_sqfs2tar(img: &Path) -> (Tree, Vec<String>) {
+    let mut errs = Vec::new();
+    let mut child = Command::new("sqfs2tar")
         .arg(img)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn sqfs2tar");
-    let stdout = producer.stdout.take().expect("piped stdout");
-    let tar = Command::new("tar")
-        .args(["-x", "--numeric-owner", "-p", "-C"])
-        .arg(&dir)
-        .stdin(Stdio::from(stdout))
-        .output()
-        .expect("run tar");
-    let p = producer.wait_with_output().expect("wait sqfs2tar");
-    assert!(
-        p.status.success(),
-        "sqfs2tar failed: {}",
-        String::from_utf8_lossy(&p.stderr)
-    );
-    assert!(
-        tar.status.success(),
-        "tar -x of sqfs2tar output failed: {}",
-        String::from_utf8_lossy(&tar.stderr)
-    );
-    let tree = walk_disk(&dir).expect("walk sqfs2tar extraction");
-    fs::remove_dir_all(&dir).expect("remove extraction");
-    tree
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut tree = Tree::default();
+    tree.nodes.insert(Vec::new(), Node::bare(Kind::Dir));
+    let mut groups: BTreeMap<Vec<u8>, Vec<Vec<u8>>> = BTreeMap::new();
+    let mut archive = tar::Archive::new(BufReader::with_capacity(1 << 20, stdout));
+    let clean = |p: &[u8]| {
+        let p = p.strip_prefix(b"./").unwrap_or(p);
+        let p = p.strip_prefix(b"/").unwrap_or(p);
+        p.strip_suffix(b"/").unwrap_or(p).to_vec()
+    };
+    let result = (|| -> io::Result<()> {
+        for entry in archive.entries()? {
+            let mut entry = entry?;
+            let path = clean(&entry.path_bytes());
+            let h = entry.header();
+            let (perm, uid, gid, mtime) = (h.mode()? & 0o7777, h.uid()?, h.gid()?, h.mtime()?);
+            let ty = h.entry_type();
+            let mut node = match ty {
+                tar::EntryType::Directory => Node::bare(Kind::Dir),
+                tar::EntryType::Symlink => {
+                    let mut n = Node::bare(Kind::Symlink);
+                    n.target = entry.link_name_bytes().map(|t| t.into_owned());
+                    n
+                }
+                tar::EntryType::Link => {
+                    let target = clean(&entry.link_name_bytes().unwrap_or_default());
+                    let Some(first) = tree.nodes.get(&target).cloned() else {
+                        errs.push(format!(
+                            "sqfs2tar: /{} links to /{} which came not before it",
+                            String::from_utf8_lossy(&path),
+                            String::from_utf8_lossy(&target)
+                        ));
+                        continue;
+                    };
+                    groups
+                        .entry(target.clone())
+                        .or_insert_with(|| vec![target])
+                        .push(path.clone());
+                    first
+                }
+                tar::EntryType::Regular => {
+                    let mut n = Node::bare(Kind::File);
+                    let (len, fp) = fingerprint(&mut entry)?;
+                    n.size = Some(len);
+                    n.content = Some(fp);
+                    n
+                }
+                other => {
+                    errs.push(format!(
+                        "sqfs2tar: /{}: unexpected entry type {other:?}",
+                        String::from_utf8_lossy(&path)
+                    ));
+                    continue;
+                }
+            };
+            node.perm = Some(perm as u32);
+            node.uid = Some(uid as u32);
+            node.gid = Some(gid as u32);
+            node.mtime = Some(mtime as i64);
+            tree.nodes.insert(path, node);
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        errs.push(format!("sqfs2tar: reading its tar stream failed: {e}"));
+    }
+    let out = child.wait_with_output().expect("wait sqfs2tar");
+    if !out.status.success() {
+        errs.push(format!(
+            "sqfs2tar failed with {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    for n in tree.nodes.values_mut() {
+        if n.kind == Kind::File {
+            n.nlink = Some(1);
+        }
+    }
+    for members in groups.values() {
+        for m in members {
+            if let Some(n) = tree.nodes.get_mut(m) {
+                n.nlink = Some(members.len() as u64);
+            }
+        }
+    }
+    tree.links = Some(link_groups(groups.into_values()));
+    (tree, errs)
 }
 
 /// `rdsquashfs -s PATH` for each path of each expected hard-link group: all
@@ -601,12 +705,18 @@ pub fn read_backhand(img: &Path, want: &Expect) -> (Tree, Vec<String>) {
     let fs = match backhand::FilesystemReader::from_reader(file) {
         Ok(fs) => fs,
         Err(e) => {
-            return (Tree::default(), vec![format!("backhand: cannot read image: {e}")]);
+            return (
+                Tree::default(),
+                vec![format!("backhand: cannot read image: {e}")],
+            );
         }
     };
     let comp = format!("{:?}", fs.compressor).to_lowercase();
     if comp != want.compressor {
-        errs.push(format!("backhand: compressor {comp}, expected {}", want.compressor));
+        errs.push(format!(
+            "backhand: compressor {comp}, expected {}",
+            want.compressor
+        ));
     }
     if fs.block_size != want.block_size {
         errs.push(format!(
@@ -615,7 +725,10 @@ pub fn read_backhand(img: &Path, want: &Expect) -> (Tree, Vec<String>) {
         ));
     }
     if u64::from(fs.mod_time) != want.epoch {
-        errs.push(format!("backhand: mod time {}, expected {}", fs.mod_time, want.epoch));
+        errs.push(format!(
+            "backhand: mod time {}, expected {}",
+            fs.mod_time, want.epoch
+        ));
     }
     let mut tree = Tree::default();
     for node in fs.files() {
@@ -759,7 +872,7 @@ impl Readers {
 /// Runs the chosen readers over `img` and compares each with `expected`.
 /// Returns every difference (empty = all readers agree with the source).
 pub fn check_image(img: &Path, expected: &Tree, want: &Expect, readers: Readers) -> Vec<String> {
-    let scratch = tempfile::tempdir().expect("scratch dir");
+    let scratch = scratch();
     let mut errs = check_superblock(img, want);
     if readers.listings {
         let (t, e) = read_unsquashfs_listing(img);
@@ -779,11 +892,9 @@ pub fn check_image(img: &Path, expected: &Tree, want: &Expect, readers: Readers)
         errs.extend(compare("rdsquashfs -u", expected, &t, true));
     }
     if readers.sqfs2tar {
-        let mut t = read_sqfs2tar(img, scratch.path());
-        // The tar stream has no entry for the root; tar leaves the
-        // extraction directory as created.
-        t.nodes.insert(Vec::new(), Node::bare(Kind::Dir));
-        errs.extend(compare("sqfs2tar|tar", expected, &t, true));
+        let (t, e) = read_sqfs2tar(img);
+        errs.extend(e);
+        errs.extend(compare("sqfs2tar", expected, &t, true));
     }
     if readers.backhand {
         let (t, e) = read_backhand(img, want);
@@ -947,8 +1058,18 @@ impl Rng {
     /// Bytes that compress (words from a small vocabulary) but are not trivial.
     pub fn text(&mut self, len: usize) -> Vec<u8> {
         const WORDS: &[&[u8]] = &[
-            b"squash", b"block ", b"inode ", b"\n", b"fragment", b"0123", b"zz", b"deterministic ",
-            b"tail", b" ", b"{}", b"repro",
+            b"squash",
+            b"block ",
+            b"inode ",
+            b"\n",
+            b"fragment",
+            b"0123",
+            b"zz",
+            b"deterministic ",
+            b"tail",
+            b" ",
+            b"{}",
+            b"repro",
         ];
         let mut v = Vec::with_capacity(len + 16);
         while v.len() < len {

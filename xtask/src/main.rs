@@ -24,7 +24,9 @@ fn main() -> Result<()> {
     match args.next().and_then(|a| a.into_string().ok()).as_deref() {
         Some("bench") => bench(BenchArgs::parse(args)?),
         _ => {
-            eprintln!("usage: cargo xtask bench [--corpus DIR] [--runs N] [--jobs N] [--tar] [--keep]");
+            eprintln!(
+                "usage: cargo xtask bench [--corpus DIR] [--runs N] [--jobs N] [--tar] [--keep]"
+            );
             std::process::exit(2);
         }
     }
@@ -48,10 +50,8 @@ impl BenchArgs {
             keep: false,
         };
         while let Some(a) = args.next() {
-            let mut value = |name: &str| {
-                args.next()
-                    .with_context(|| format!("{name} needs a value"))
-            };
+            let mut value =
+                |name: &str| args.next().with_context(|| format!("{name} needs a value"));
             match a.to_str() {
                 Some("--corpus") => b.corpus = Some(PathBuf::from(value("--corpus")?)),
                 Some("--runs") => {
@@ -136,7 +136,10 @@ fn installed(tool: &str) -> bool {
 
 fn default_corpus() -> Result<PathBuf> {
     let out = Command::new("python3")
-        .args(["-c", "import sysconfig;print(sysconfig.get_paths()['stdlib'])"])
+        .args([
+            "-c",
+            "import sysconfig;print(sysconfig.get_paths()['stdlib'])",
+        ])
         .output()
         .context("run python3 to find its standard library (or pass --corpus DIR)")?;
     if !out.status.success() {
@@ -193,7 +196,11 @@ fn median<T: Copy + Ord>(v: &[T]) -> T {
 fn run_cases(cases: &[Case], runs: usize, out_dir: &Path) -> Result<Vec<Row>> {
     let mut rows = Vec::new();
     for case in cases {
-        let out = out_dir.join(format!("{}-j{}.img", case.tool.replace(' ', "_"), case.jobs));
+        let out = out_dir.join(format!(
+            "{}-j{}.img",
+            case.tool.replace(' ', "_"),
+            case.jobs
+        ));
         let mut samples = Vec::new();
         let mut size = 0;
         for _ in 0..runs {
@@ -430,7 +437,8 @@ fn bench(args: BenchArgs) -> Result<()> {
 
     if args.tar {
         report.push_str("\n### tar.gz, gzip level 6\n\n");
-        let (tar_rows, tar_notes) = tar_bench(&repropack, &corpus, &out_dir, &peer_jobs, args.runs)?;
+        let (tar_rows, tar_notes) =
+            tar_bench(&repropack, &corpus, &out_dir, &peer_jobs, args.runs)?;
         report.push_str(&table(&tar_rows, "tar|gzip"));
         report.push('\n');
         report.push_str(&speedups(&tar_rows));
