@@ -74,15 +74,16 @@ fn squashfs_write(c: &mut Criterion) {
     let bytes = generate(src.path());
     let plan = stage(&[Source::parse(src.path())], &StageOptions::default()).expect("stage");
     let out = tempfile::tempdir().expect("tempdir");
-    let img = out.path().join("bench.tar.gz");
+    let img = out.path().join("bench.squashfs");
 
     let mut group = c.benchmark_group("write");
     group.throughput(Throughput::Bytes(bytes));
     group.sample_size(10);
     for jobs in [1, repropack::pack::default_jobs()] {
-        let mut opts = PackOptions::new(Format::TarGz);
+        // Defaults: gzip level 6, 128 KiB blocks, dedup on.
+        let mut opts = PackOptions::new(Format::Squashfs);
         opts.jobs = jobs;
-        group.bench_function(format!("tar.gz/jobs{jobs}"), |b| {
+        group.bench_function(format!("squashfs-gzip6/jobs{jobs}"), |b| {
             b.iter(|| pack_to_path(&plan, &opts, &img).expect("pack"))
         });
     }

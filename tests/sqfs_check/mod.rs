@@ -621,7 +621,7 @@ pub fn read_sqfs2tar(img: &Path) -> (Tree, Vec<String>) {
                     continue;
                 }
             };
-            node.perm = Some(perm as u32);
+            node.perm = Some(perm);
             node.uid = Some(uid as u32);
             node.gid = Some(gid as u32);
             node.mtime = Some(mtime as i64);
