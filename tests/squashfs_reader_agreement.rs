@@ -371,7 +371,7 @@ fn mixed_tree(root: &Path, seed: u64) {
 
 #[test]
 fn jobs_count_does_not_change_bytes() {
-    if !tool_available("unsquashfs") {
+    if !all_tools_available() {
         return;
     }
     let src = scratch();
@@ -453,7 +453,7 @@ fn shuffled_tree(root: &Path, seed: u64) {
 
 #[test]
 fn creation_order_times_and_equivalent_modes_do_not_change_bytes() {
-    if !tool_available("unsquashfs") {
+    if !all_tools_available() {
         return;
     }
     let out = scratch();
@@ -505,5 +505,81 @@ fn symlink_targets_longer_than_255_bytes_read_back() {
             backhand: false,
             ..Readers::ALL
         },
+    );
+}
+
+/// Where backhand says each file's data lives: (blocks_start, block sizes,
+/// fragment index, offset in the fragment).
+fn data_locations(img: &Path) -> std::collections::BTreeMap<Vec<u8>, (u64, String, u32, u32)> {
+    let f = std::io::BufReader::new(File::open(img).expect("open image"));
+    let fs = backhand::FilesystemReader::from_reader(f).expect("backhand reads the image");
+    let mut out = std::collections::BTreeMap::new();
+    for node in fs.files() {
+        if let backhand::InnerNode::File(file) = &node.inner {
+            out.insert(
+                node.fullpath.as_os_str().as_bytes().to_vec(),
+                (
+                    file.blocks_start(),
+                    format!("{:?}", file.block_sizes()),
+                    file.frag_index() as u32,
+                    file.block_offset(),
+                ),
+            );
+        }
+    }
+    out
+}
+
+#[test]
+fn duplicate_files_share_data_unless_no_dedup() {
+    if !all_tools_available() {
+        return;
+    }
+    let src = scratch();
+    let mut rng = Rng::new(5);
+    let big = rng.text(3 * BLOCK + 999);
+    let small = rng.text(700);
+    for p in [&b"a/big"[..], b"b/big_copy", b"c/d/big_again"] {
+        write(src.path(), p, &big);
+    }
+    for p in [&b"a/small"[..], b"b/small_copy"] {
+        write(src.path(), p, &small);
+    }
+    write(src.path(), b"other", &rng.text(2 * BLOCK));
+    let out = scratch();
+    let mut sizes = Vec::new();
+    for no_dedup in [false, true] {
+        let mut spec = PackSpec::new(EPOCH);
+        spec.no_dedup = no_dedup;
+        let img = out.path().join(format!("dedup-{no_dedup}.squashfs"));
+        pack(PRODUCER, src.path(), &img, &spec);
+        assert_clean(
+            &format!("no_dedup={no_dedup}"),
+            check_image(
+                &img,
+                &expected_tree(src.path(), EPOCH),
+                &spec.expect(),
+                Readers {
+                    rdsquashfs_extract: false,
+                    ..Readers::ALL
+                },
+            ),
+        );
+        let loc = data_locations(&img);
+        let at = |p: &str| loc[p.as_bytes()].clone();
+        let big_shared = at("/a/big") == at("/b/big_copy") && at("/a/big") == at("/c/d/big_again");
+        let small_shared = at("/a/small") == at("/b/small_copy");
+        assert_eq!(
+            (big_shared, small_shared),
+            (!no_dedup, !no_dedup),
+            "no_dedup={no_dedup}: duplicates share data (big, small)? locations: {loc:?}"
+        );
+        sizes.push(fs::metadata(&img).expect("stat").len());
+    }
+    assert!(
+        sizes[0] < sizes[1],
+        "deduplicated image ({}) is not smaller than the --no-dedup one ({})",
+        sizes[0],
+        sizes[1]
     );
 }
