@@ -1,6 +1,7 @@
 //! SquashFS images made by `repropack pack` read back identically by readers
 //! that are not ours: unsquashfs (listing, superblock, extraction),
-//! rdsquashfs (listing, stat, extraction), sqfs2tar (its tar stream read by the tar crate), and
+//! rdsquashfs (listing, stat, extraction), the Linux kernel (loop mount),
+//! sqfs2tar (its tar stream read by the tar crate), and
 //! backhand. Each test builds a hostile-but-valid tree in a temp dir; the
 //! expected view is computed from the source by an independent walk with the
 //! contract's normalization (see `sqfs_check`).
@@ -232,6 +233,9 @@ fn checker_reports_differences_between_image_and_source() {
         "rdsquashfs -d: /exec: perm",
         "unsquashfs -d: /exec: perm",
         "backhand: /exec: perm",
+        "kernel: /exec: perm",
+        "kernel: /same_size: content",
+        "kernel: hard-link groups",
         "unsquashfs -d: hard-link groups",
         "sqfs2tar: hard-link groups",
         "unsquashfs -d: /h1: nlink",
@@ -395,6 +399,7 @@ fn jobs_count_does_not_change_bytes() {
         &expected_tree(src.path(), EPOCH),
         &spec.expect(),
         Readers {
+            kernel: true,
             listings: true,
             unsquashfs_extract: true,
             rdsquashfs_extract: false,
@@ -476,6 +481,7 @@ fn creation_order_times_and_equivalent_modes_do_not_change_bytes() {
         &expected_tree(src.path(), EPOCH),
         &PackSpec::new(EPOCH).expect(),
         Readers {
+            kernel: true,
             listings: true,
             unsquashfs_extract: true,
             rdsquashfs_extract: false,

@@ -849,9 +849,58 @@ fn describe_name(s: &[u8]) -> (Vec<u8>, &[u8]) {
     (name, &s[s.len()..])
 }
 
+/// A read-only loop mount of an image, unmounted on drop.
+struct Mount {
+    dir: PathBuf,
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.dir).status();
+    }
+}
+
+/// The Linux kernel's squashfs driver: `mount -t squashfs -o loop,ro`, then
+/// the mounted tree walked from disk (every field, hard links by st_ino).
+/// Walking stats every path by name, so lookups go through the kernel's use
+/// of directory indexes in large directories. Returns `None` (after saying
+/// why) when this machine cannot mount and that is allowed: outside CI, or
+/// in CI with `REPROPACK_SKIP_KERNEL_MOUNT=1`.
+pub fn read_kernel_mount(img: &Path, scratch: &Path) -> Result<Option<Tree>, String> {
+    let dir = scratch.join("mnt");
+    fs::create_dir(&dir).expect("mkdir");
+    let out = Command::new("mount")
+        .args(["-t", "squashfs", "-o", "loop,ro"])
+        .arg(img)
+        .arg(&dir)
+        .output();
+    let failure = match &out {
+        Ok(o) if o.status.success() => None,
+        Ok(o) => Some(String::from_utf8_lossy(&o.stderr).trim().to_string()),
+        Err(e) => Some(e.to_string()),
+    };
+    if let Some(why) = failure {
+        let allowed = std::env::var_os("CI").is_none()
+            || std::env::var_os("REPROPACK_SKIP_KERNEL_MOUNT").is_some_and(|v| v == "1");
+        if allowed {
+            eprintln!("SKIP kernel mount check: {why}");
+            return Ok(None);
+        }
+        return Err(format!(
+            "kernel: mount -t squashfs -o loop,ro failed: {why} \
+             (set REPROPACK_SKIP_KERNEL_MOUNT=1 where loop mounts are impossible)"
+        ));
+    }
+    let mount = Mount { dir };
+    let tree = walk_disk(&mount.dir).map_err(|e| format!("kernel: walking the mount failed: {e}"));
+    drop(mount);
+    tree.map(Some)
+}
+
 /// Which readers [`check_image`] asks.
 #[derive(Debug, Clone, Copy)]
 pub struct Readers {
+    pub kernel: bool,
     pub listings: bool,
     pub unsquashfs_extract: bool,
     pub rdsquashfs_extract: bool,
@@ -861,6 +910,7 @@ pub struct Readers {
 
 impl Readers {
     pub const ALL: Readers = Readers {
+        kernel: true,
         listings: true,
         unsquashfs_extract: true,
         rdsquashfs_extract: true,
@@ -882,6 +932,13 @@ pub fn check_image(img: &Path, expected: &Tree, want: &Expect, readers: Readers)
         errs.extend(e);
         errs.extend(compare("rdsquashfs -d", expected, &t, false));
         errs.extend(check_rdsquashfs_links(img, expected));
+    }
+    if readers.kernel {
+        match read_kernel_mount(img, scratch.path()) {
+            Ok(Some(t)) => errs.extend(compare("kernel", expected, &t, false)),
+            Ok(None) => {}
+            Err(e) => errs.push(e),
+        }
     }
     if readers.unsquashfs_extract {
         let t = read_unsquashfs_extract(img, scratch.path());
