@@ -14,9 +14,11 @@
 
 pub mod digest;
 pub mod exit;
+pub mod fetch;
 pub mod gzip;
 pub mod output;
 pub mod pack;
+pub mod push;
 pub mod refs;
 pub mod stage;
 pub mod tar;

@@ -1,0 +1,146 @@
+//! `repropack fetch`.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use repropack::exit;
+use repropack::fetch::{
+    FetchError, FetchOptions, Fetched, NetOptions, Progress, default_cache_dir, fetch,
+};
+use repropack::refs::ArtifactRef;
+
+use super::Failure;
+
+#[derive(Args)]
+pub struct FetchArgs {
+    /// The ref `URI#sha256=HEX` to fetch.
+    #[arg(value_name = "REF")]
+    reference: String,
+    /// Another URI with the same bytes, tried (and verified against the same
+    /// hash) when the previous source fails. Repeatable; tried in order.
+    #[arg(long, value_name = "URI")]
+    mirror: Vec<String>,
+    /// Cache directory. Default: $XDG_CACHE_HOME/repropack, else
+    /// ~/.cache/repropack.
+    #[arg(long, value_name = "DIR", env = "REPROPACK_CACHE")]
+    cache: Option<PathBuf>,
+    /// Re-hash the cached entry instead of trusting its store-time record.
+    #[arg(long)]
+    verify_cache: bool,
+    /// Connect timeout and longest wait for any read, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    timeout: f64,
+    /// Retries per source for transient failures (5xx, resets, short
+    /// bodies, timeouts), with exponential backoff from 0.5 s.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    retries: u32,
+    /// Print a JSON object (path, sha256, size, source, cache_hit).
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: FetchArgs) -> Result<(), Failure> {
+    let reference: ArtifactRef = args
+        .reference
+        .parse()
+        .map_err(|e| Failure::new(exit::INPUT, e))?;
+    let opts = options(&args)?;
+    let fetched = fetch(&reference, &args.mirror, &opts).map_err(failure)?;
+    print(&fetched, args.json);
+    Ok(())
+}
+
+pub(crate) fn options(args: &FetchArgs) -> Result<FetchOptions, Failure> {
+    let cache = match &args.cache {
+        Some(c) => c.clone(),
+        None => default_cache_dir().ok_or_else(|| {
+            Failure::new(
+                exit::USAGE,
+                "no cache directory: set XDG_CACHE_HOME or HOME, or pass --cache",
+            )
+        })?,
+    };
+    let timeout = Duration::try_from_secs_f64(args.timeout)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| Failure::new(exit::USAGE, "--timeout must be a positive number"))?;
+    let mut opts = FetchOptions::new(cache);
+    opts.verify_cache = args.verify_cache;
+    opts.net = NetOptions {
+        timeout,
+        retries: args.retries,
+        ..NetOptions::default()
+    };
+    if std::io::stderr().is_terminal() {
+        opts.progress = Some(Arc::new(Bar::default()));
+    }
+    Ok(opts)
+}
+
+fn print(f: &Fetched, json: bool) {
+    if json {
+        let v = serde_json::json!({
+            "path": f.path.to_string_lossy(),
+            "sha256": f.sha256.to_hex(),
+            "size": f.size,
+            "source": f.source,
+            "cache_hit": f.cache_hit,
+        });
+        println!("{v}");
+    } else {
+        println!("{}", f.path.display());
+    }
+}
+
+/// Maps a fetch error to its exit code.
+pub(crate) fn failure(e: FetchError) -> Failure {
+    let code = match &e {
+        FetchError::BadSource { .. } => exit::INPUT,
+        FetchError::Cache(_) => exit::OUTPUT,
+        FetchError::AllFailed { .. } if e.has_mismatch() => exit::HASH_MISMATCH,
+        FetchError::AllFailed { .. } => exit::FETCH,
+    };
+    Failure::new(code, e)
+}
+
+/// A progress bar on stderr (only created when stderr is a terminal).
+#[derive(Default)]
+struct Bar {
+    bar: Mutex<Option<ProgressBar>>,
+}
+
+impl Progress for Bar {
+    fn start(&self, source: &str, total: Option<u64>) {
+        let bar = match total {
+            Some(n) => ProgressBar::new(n).with_style(
+                ProgressStyle::with_template(
+                    "{msg} {wide_bar} {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            ),
+            None => ProgressBar::new_spinner(),
+        };
+        bar.set_message(source.to_string());
+        if let Ok(mut slot) = self.bar.lock() {
+            *slot = Some(bar);
+        }
+    }
+    fn advance(&self, bytes: u64) {
+        if let Ok(slot) = self.bar.lock()
+            && let Some(b) = slot.as_ref()
+        {
+            b.inc(bytes);
+        }
+    }
+    fn finish(&self) {
+        if let Ok(mut slot) = self.bar.lock()
+            && let Some(b) = slot.take()
+        {
+            b.finish_and_clear();
+        }
+    }
+}
