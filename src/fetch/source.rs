@@ -269,13 +269,38 @@ pub(crate) fn chain(e: &dyn std::error::Error) -> String {
 
 fn classify_reqwest(e: &reqwest::Error, timeout: Duration) -> AttemptError {
     let msg = chain(e);
-    if e.is_redirect() || e.is_builder() {
+    if e.is_redirect() || e.is_builder() || is_tls_error(e) {
         AttemptError::Permanent(msg)
     } else if e.is_timeout() {
         AttemptError::Transient(format!("timed out (no progress for {timeout:?}): {msg}"))
     } else {
         AttemptError::Transient(msg)
     }
+}
+
+/// True if a TLS error (e.g. an untrusted certificate) is in the chain:
+/// retrying cannot fix it.
+fn is_tls_error(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(c) = cur {
+        // io::Error::source skips its payload, and rustls errors arrive
+        // wrapped in (nested) io::Errors: unwrap those payloads too.
+        let mut payload = c;
+        loop {
+            if payload.is::<rustls::Error>() {
+                return true;
+            }
+            match payload
+                .downcast_ref::<io::Error>()
+                .and_then(|io| io.get_ref())
+            {
+                Some(inner) => payload = inner,
+                None => break,
+            }
+        }
+        cur = c.source();
+    }
+    false
 }
 
 async fn http_get(
