@@ -21,6 +21,8 @@ struct Cli {
 enum Command {
     /// Pack sources into an archive and print its ref `URI#sha256=HEX`.
     Pack(cli::pack::PackArgs),
+    /// Extract an artifact into a new directory, refusing unsafe archives.
+    Extract(cli::extract::ExtractArgs),
     /// Print refs for existing files.
     Hash {
         /// Files to hash.
@@ -40,6 +42,7 @@ fn main() -> ExitCode {
         Command::Hash { files } => cli::hash::run(&files),
         Command::Fetch(args) => cli::fetch::run(args),
         Command::Push(args) => cli::push::run(args),
+        Command::Extract(args) => cli::extract::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
