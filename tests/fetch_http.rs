@@ -649,3 +649,113 @@ fn full_disk_fails_cleanly_without_litter() {
         }
     }
 }
+
+fn gnu_tar_present() -> bool {
+    let ok = Command::new("tar")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains("GNU"));
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI is set but GNU tar is missing"
+        );
+        eprintln!("skipping: GNU tar not installed");
+    }
+    ok
+}
+
+#[test]
+fn fetch_extract_publishes_the_tree_once_and_reuses_it() {
+    if !gnu_tar_present() {
+        return;
+    }
+    let src = tempfile::tempdir().unwrap();
+    fs::create_dir_all(src.path().join("tree/bin")).unwrap();
+    fs::write(src.path().join("tree/bin/tool"), b"#!/bin/sh\necho hi\n").unwrap();
+    fs::write(src.path().join("tree/data.txt"), artifact(22, 9000)).unwrap();
+    let tarball = src.path().join("t.tar");
+    let made = Command::new("tar")
+        .arg("-C")
+        .arg(src.path().join("tree"))
+        .arg("-cf")
+        .arg(&tarball)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let body = fs::read(&tarball).unwrap();
+    let server = Server::start();
+    server.route("/t.tar", vec![Reply::Ok(body.clone())]);
+    let cache = tempfile::tempdir().unwrap();
+    let r = format!("{}#sha256={}", server.url("/t.tar"), sha(&body));
+
+    let out = fetch(cache.path(), &r, &["--extract", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["extract_reused"], false);
+    let dir = PathBuf::from(v["extracted"].as_str().unwrap());
+    assert!(dir.starts_with(cache.path().join("extracted/sha256")));
+    assert_eq!(fs::read(dir.join("data.txt")).unwrap(), artifact(22, 9000));
+    assert_eq!(
+        fs::read(dir.join("bin/tool")).unwrap(),
+        b"#!/bin/sh\necho hi\n"
+    );
+
+    let out = fetch(cache.path(), &r, &["--extract"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), dir.to_str().unwrap());
+    assert_eq!(server.count("/t.tar"), 1);
+
+    // Wrong bytes: nothing fetched, nothing extracted.
+    let cache = tempfile::tempdir().unwrap();
+    let wrong = format!("{}#sha256={}", server.url("/t.tar"), sha(b"other"));
+    let out = fetch(cache.path(), &wrong, &["--extract"]);
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    assert!(!cache.path().join("extracted").exists());
+    assert_nothing_stored(cache.path());
+}
+
+#[test]
+fn fetch_extract_refuses_an_unsafe_archive_with_exit_7() {
+    if !gnu_tar_present() {
+        return;
+    }
+    let src = tempfile::tempdir().unwrap();
+    fs::write(src.path().join("evil"), b"x").unwrap();
+    let tarball = src.path().join("evil.tar");
+    // A member named ../evil: GNU tar keeps it with --absolute-names.
+    let made = Command::new("tar")
+        .arg("-C")
+        .arg(src.path())
+        .args([
+            "--absolute-names",
+            "--transform",
+            "s,^evil$,../evil,",
+            "-cf",
+        ])
+        .arg(&tarball)
+        .arg("evil")
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let listing = Command::new("tar")
+        .arg("-tf")
+        .arg(&tarball)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&listing.stdout).trim(), "../evil");
+    let body = fs::read(&tarball).unwrap();
+    let server = Server::start();
+    server.route("/evil.tar", vec![Reply::Ok(body.clone())]);
+    let cache = tempfile::tempdir().unwrap();
+    let r = format!("{}#sha256={}", server.url("/evil.tar"), sha(&body));
+    let out = fetch(cache.path(), &r, &["--extract"]);
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    let extracted: Vec<_> = files(&cache.path().join("extracted"))
+        .into_iter()
+        .filter(|p| p.extension().is_none_or(|e| e != "lock"))
+        .collect();
+    assert!(extracted.is_empty(), "{extracted:?}");
+    assert!(!cache.path().join("evil").exists());
+}

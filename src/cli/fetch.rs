@@ -8,6 +8,9 @@ use std::time::Duration;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use repropack::exit;
+use repropack::extract::{
+    DEFAULT_MAX_ENTRIES, ExtractOptions, SymlinkPolicy, extract_to_cache, parse_size,
+};
 use repropack::fetch::{
     FetchError, FetchOptions, Fetched, NetOptions, Progress, default_cache_dir, fetch,
 };
@@ -38,9 +41,32 @@ pub struct FetchArgs {
     /// bodies, timeouts), with exponential backoff from 0.5 s.
     #[arg(long, value_name = "N", default_value_t = 3)]
     retries: u32,
-    /// Print a JSON object (path, sha256, size, source, cache_hit).
+    /// Print a JSON object (path, sha256, size, source, cache_hit; with
+    /// --extract also extracted and extract_reused).
     #[arg(long)]
     json: bool,
+    /// Also extract the verified artifact into the cache
+    /// (`<cache>/extracted/sha256/..`, published atomically as a whole
+    /// directory, reused on the next call) and print that directory.
+    #[arg(long)]
+    extract: bool,
+    /// With --extract: create fifos and device nodes instead of refusing.
+    #[arg(long, requires = "extract")]
+    specials: bool,
+    /// With --extract: keep setuid, setgid and sticky bits.
+    #[arg(long, requires = "extract")]
+    keep_special_bits: bool,
+    /// With --extract: refuse symlinks that are absolute or resolve outside
+    /// the directory.
+    #[arg(long, requires = "extract")]
+    reject_escaping_symlinks: bool,
+    /// With --extract: most bytes of file content (K/M/G/T suffix or
+    /// `unlimited`).
+    #[arg(long, value_name = "SIZE", default_value = "16G")]
+    max_size: String,
+    /// With --extract: most entries.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_ENTRIES)]
+    max_entries: u64,
 }
 
 pub fn run(args: FetchArgs) -> Result<(), Failure> {
@@ -49,9 +75,59 @@ pub fn run(args: FetchArgs) -> Result<(), Failure> {
         .parse()
         .map_err(|e| Failure::new(exit::INPUT, e))?;
     let opts = options(&args)?;
+    let extract_opts = args.extract.then(|| extract_options(&args)).transpose()?;
     let fetched = fetch(&reference, &args.mirror, &opts).map_err(failure)?;
-    print(&fetched, args.json);
+    let Some(extract_opts) = extract_opts else {
+        print(&fetched, args.json);
+        return Ok(());
+    };
+    let tree = extract_to_cache(
+        &fetched.path,
+        &fetched.sha256,
+        &opts.cache_dir,
+        &extract_opts,
+    )?;
+    if let Some(report) = &tree.report {
+        for w in &report.warnings {
+            eprintln!("repropack: warning: {w}");
+        }
+    }
+    if args.json {
+        let v = serde_json::json!({
+            "path": fetched.path.to_string_lossy(),
+            "sha256": fetched.sha256.to_hex(),
+            "size": fetched.size,
+            "source": fetched.source,
+            "cache_hit": fetched.cache_hit,
+            "extracted": tree.path.to_string_lossy(),
+            "extract_reused": tree.reused,
+        });
+        println!("{v}");
+    } else {
+        println!("{}", tree.path.display());
+    }
     Ok(())
+}
+
+fn extract_options(args: &FetchArgs) -> Result<ExtractOptions, Failure> {
+    let max_size = parse_size(&args.max_size).ok_or_else(|| {
+        Failure::new(
+            exit::USAGE,
+            format!("invalid --max-size {:?}", args.max_size),
+        )
+    })?;
+    Ok(ExtractOptions {
+        specials: args.specials,
+        keep_special_bits: args.keep_special_bits,
+        symlinks: if args.reject_escaping_symlinks {
+            SymlinkPolicy::RejectEscaping
+        } else {
+            SymlinkPolicy::Keep
+        },
+        max_size,
+        max_entries: args.max_entries,
+        ..ExtractOptions::default()
+    })
 }
 
 pub(crate) fn options(args: &FetchArgs) -> Result<FetchOptions, Failure> {
