@@ -16,6 +16,13 @@ use repropack::digest::Sha256Digest;
 
 const BIN: &str = env!("CARGO_BIN_EXE_repropack");
 
+/// The binary, with proxies bypassed for the loopback servers.
+fn repropack() -> Command {
+    let mut c = Command::new(BIN);
+    c.env("NO_PROXY", "127.0.0.1").env("no_proxy", "127.0.0.1");
+    c
+}
+
 fn artifact(seed: u8, len: usize) -> Vec<u8> {
     (0..len)
         .map(|i| (i as u32).wrapping_mul(2654435761).to_le_bytes()[0] ^ seed)
@@ -37,7 +44,7 @@ fn sha256sum(path: &Path) -> String {
 }
 
 fn fetch(cache: &Path, reference: &str, extra: &[&str]) -> Output {
-    Command::new(BIN)
+    repropack()
         .arg("fetch")
         .arg(reference)
         .arg("--cache")
@@ -324,7 +331,7 @@ fn stalled_server_times_out_and_is_retried() {
     );
     let cache = tempfile::tempdir().unwrap();
     let r = format!("{}#sha256={}", server.url("/stall"), sha(&body));
-    let out = Command::new(BIN)
+    let out = repropack()
         .args(["fetch", &r, "--timeout", "0.5", "--retries", "1", "--cache"])
         .arg(cache.path())
         .output()
@@ -499,7 +506,7 @@ fn sixteen_concurrent_processes_download_once() {
     let r = format!("{}#sha256={}", server.url("/race"), sha(&body));
     let children: Vec<_> = (0..16)
         .map(|_| {
-            Command::new(BIN)
+            repropack()
                 .args(["fetch", &r, "--json", "--cache"])
                 .arg(cache.path())
                 .stdout(Stdio::piped())
@@ -623,7 +630,7 @@ fn full_disk_fails_cleanly_without_litter() {
             // temp file's writes fail the same way (EFBIG instead of ENOSPC).
             eprintln!("tmpfs unavailable ({why}); using RLIMIT_FSIZE");
             let cache = tempfile::tempdir().unwrap();
-            let mut cmd = Command::new(BIN);
+            let mut cmd = repropack();
             cmd.args(["fetch", &r, "--retries", "2", "--cache"])
                 .arg(cache.path());
             use std::os::unix::process::CommandExt;
@@ -758,4 +765,53 @@ fn fetch_extract_refuses_an_unsafe_archive_with_exit_7() {
         .collect();
     assert!(extracted.is_empty(), "{extracted:?}");
     assert!(!cache.path().join("evil").exists());
+}
+
+#[test]
+fn a_killed_fetch_leaves_no_lock_held_and_its_temp_file_is_cleaned_up() {
+    let server = Server::start();
+    let body = artifact(23, 100_000);
+    server.route(
+        "/k",
+        vec![
+            Reply::Stall {
+                body: body.clone(),
+                send: 50_000,
+            },
+            Reply::Ok(body.clone()),
+        ],
+    );
+    let cache = tempfile::tempdir().unwrap();
+    let r = format!("{}#sha256={}", server.url("/k"), sha(&body));
+    let mut child = repropack()
+        .args(["fetch", &r, "--timeout", "60", "--cache"])
+        .arg(cache.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the download is under way: a temp file holding bytes.
+    let temp = loop {
+        let tmp = files(cache.path())
+            .into_iter()
+            .find(|p| p.extension().is_some_and(|e| e == "tmp"));
+        if let Some(t) = tmp
+            && fs::metadata(cache.path().join(&t)).is_ok_and(|m| m.len() > 0)
+        {
+            break t;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "fetch ended early");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        cache.path().join(&temp).exists(),
+        "SIGKILL leaves the temp file"
+    );
+
+    let out = fetch(cache.path(), &r, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(server.count("/k"), 2);
+    assert_stored_only(cache.path(), &body);
 }

@@ -14,6 +14,13 @@ use repropack::digest::Sha256Digest;
 
 const BIN: &str = env!("CARGO_BIN_EXE_repropack");
 
+/// The binary, with proxies bypassed for the loopback servers.
+fn repropack() -> Command {
+    let mut c = Command::new(BIN);
+    c.env("NO_PROXY", "127.0.0.1").env("no_proxy", "127.0.0.1");
+    c
+}
+
 const SERVER: &str = r#"
 import functools, http.server, ssl, sys
 handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=sys.argv[1])
@@ -113,7 +120,7 @@ fn https_fetch_verifies_the_server_certificate() {
     );
 
     let cache = tempfile::tempdir().unwrap();
-    let out = Command::new(BIN)
+    let out = repropack()
         .args(["fetch", &r, "--cache"])
         .arg(cache.path())
         .env("SSL_CERT_FILE", &cert)
@@ -131,7 +138,7 @@ fn https_fetch_verifies_the_server_certificate() {
     let empty = dir.path().join("empty.pem");
     std::fs::write(&empty, "").unwrap();
     let cache = tempfile::tempdir().unwrap();
-    let out = Command::new(BIN)
+    let out = repropack()
         .args(["fetch", &r, "--retries", "3", "--cache"])
         .arg(cache.path())
         .env("SSL_CERT_FILE", &empty)
