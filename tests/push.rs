@@ -223,6 +223,7 @@ fn s3_missing_object_wrong_hash_and_bad_credentials_fail_cleanly() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    eprintln!("s3 missing: {}", stderr(&out));
     assert!(stderr(&out).contains("not found"), "{}", stderr(&out));
 
     let out = s3
@@ -233,6 +234,7 @@ fn s3_missing_object_wrong_hash_and_bad_credentials_fail_cleanly() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    eprintln!("s3 push, bad credentials: {}", stderr(&out));
     assert!(!s3.object_file("bkt", &format!("sha256/{hex}.tar")).exists());
 
     let out = s3

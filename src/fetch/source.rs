@@ -355,12 +355,12 @@ async fn s3_get(
 
     let path = super::s3::object_path(key).map_err(AttemptError::Permanent)?;
     let uri = format!("s3://{bucket}/{key}");
-    let res = store.get(&path).await.map_err(|e| classify_s3(&uri, e))?;
+    let res = store.get(&path).await.map_err(classify_s3)?;
     let size = res.meta.size;
     sink.start(&uri, Some(size));
     let mut stream = res.into_stream();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| classify_s3(&uri, e))?;
+        let chunk = chunk.map_err(classify_s3)?;
         sink.write(&chunk)?;
     }
     let got = sink.download.written();
@@ -372,12 +372,9 @@ async fn s3_get(
     Ok(())
 }
 
-fn classify_s3(uri: &str, e: object_store::Error) -> AttemptError {
-    let msg = match &e {
-        // object_store's message names bucket and key already.
-        object_store::Error::NotFound { .. } => format!("{uri}: {}", chain(&e)),
-        _ => chain(&e),
-    };
+fn classify_s3(e: object_store::Error) -> AttemptError {
+    // object_store's messages name the key and the request URL already.
+    let msg = chain(&e);
     match e {
         object_store::Error::NotFound { .. } => AttemptError::NotFound(msg),
         object_store::Error::PermissionDenied { .. }
