@@ -6,7 +6,8 @@
 //! The object name is `<prefix>/sha256/<hex><ext>`, where `<ext>` is the
 //! file's original extension (`.squashfs`, `.tar`, `.tar.gz`, …), so two
 //! pushes of the same bytes land on the same object. If an object is
-//! already there with the right size the upload is skipped.
+//! already there with the right size the upload is skipped (for a local
+//! directory only if its bytes also hash right; otherwise it is replaced).
 //!
 //! Verification after upload:
 //! - directory / `file://` destination: the bytes are copied to a temp file
@@ -206,13 +207,14 @@ fn push_local(
     };
     let parent = target.parent().unwrap_or(dir);
     fs::create_dir_all(parent).map_err(out_err(parent))?;
-    let uploaded = match fs::metadata(&target) {
-        Ok(m) if m.is_file() && m.len() == size => false,
-        _ => {
-            copy_verified(file, sha256, &target)?;
-            true
-        }
-    };
+    // Re-hashing a local object is cheap next to copying it, so a damaged
+    // object of the right size is replaced rather than kept.
+    let present = fs::metadata(&target).is_ok_and(|m| m.is_file() && m.len() == size)
+        && hash_file(&target).is_ok_and(|(d, _)| d == sha256);
+    if !present {
+        copy_verified(file, sha256, &target)?;
+    }
+    let uploaded = !present;
     let abs = fs::canonicalize(&target).map_err(out_err(&target))?;
     let uri = if as_file_uri {
         url::Url::from_file_path(&abs)

@@ -340,3 +340,25 @@ fn push_of_missing_file_is_input_error() {
     assert!(stderr(&out).contains("/nonexistent/a.tar"));
     assert_eq!(fs::read_dir(dest.path()).unwrap().count(), 0);
 }
+
+#[test]
+fn push_to_a_directory_replaces_a_damaged_object_of_the_right_size() {
+    let dest = tempfile::tempdir().unwrap();
+    let src = tempfile::tempdir().unwrap();
+    let body = artifact(5, 4096);
+    let file = src.path().join("x.tar");
+    fs::write(&file, &body).unwrap();
+    let hex = sha(&body);
+    let target = dest.path().join(format!("sha256/{hex}.tar"));
+    fs::create_dir_all(target.parent().unwrap()).unwrap();
+    fs::write(&target, artifact(6, 4096)).unwrap();
+    let out = Command::new(BIN)
+        .args(["push", "--json"])
+        .arg(&file)
+        .arg(dest.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(json(&out)["uploaded"], true);
+    assert_eq!(sha256sum(&target), hex);
+}
