@@ -316,3 +316,65 @@ fn remove_if_present(path: &Path) -> io::Result<()> {
         _ => Ok(()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn commit_refuses_a_download_of_other_bytes() {
+        let root = tempfile::tempdir().unwrap();
+        let cache = Cache::new(root.path().to_path_buf());
+        let want = Sha256Digest::of(b"abc");
+        let lock = cache.lock(want).unwrap();
+        let mut d = cache.begin(&lock).unwrap();
+        d.write(b"abd").unwrap();
+        assert!(cache.commit(&lock, d).is_err());
+        let hex = want.to_hex();
+        assert_eq!(names(&cache.shard_dir(want)), vec![format!("{hex}.lock")]);
+    }
+
+    #[test]
+    fn entry_without_record_is_rehashed_then_recorded() {
+        let root = tempfile::tempdir().unwrap();
+        let cache = Cache::new(root.path().to_path_buf());
+        let want = Sha256Digest::of(b"abc");
+        let lock = cache.lock(want).unwrap();
+        let mut d = cache.begin(&lock).unwrap();
+        d.write(b"ab").unwrap();
+        d.reset().unwrap();
+        d.write(b"abc").unwrap();
+        let path = cache.commit(&lock, d).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"abc");
+        fs::remove_file(cache.record_path(want)).unwrap();
+        assert_eq!(cache.lookup(&lock, false).unwrap(), Some((path.clone(), 3)));
+        assert!(cache.record_path(want).exists());
+        assert_eq!(cache.lookup(&lock, false).unwrap(), Some((path, 3)));
+    }
+
+    #[test]
+    fn lock_removes_temp_files_of_dead_holders_of_the_same_hash_only() {
+        let root = tempfile::tempdir().unwrap();
+        let cache = Cache::new(root.path().to_path_buf());
+        let a = Sha256Digest::of(b"a");
+        let b = Sha256Digest::of(b"b");
+        fs::create_dir_all(cache.shard_dir(a)).unwrap();
+        fs::create_dir_all(cache.shard_dir(b)).unwrap();
+        let stale_a = cache.shard_dir(a).join(format!(".{}.XYZ.tmp", a.to_hex()));
+        let other_b = cache.shard_dir(b).join(format!(".{}.XYZ.tmp", b.to_hex()));
+        fs::write(&stale_a, b"partial").unwrap();
+        fs::write(&other_b, b"in progress").unwrap();
+        let _lock = cache.lock(a).unwrap();
+        assert!(!stale_a.exists());
+        assert!(other_b.exists());
+    }
+}

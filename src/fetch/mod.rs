@@ -304,3 +304,44 @@ pub fn default_cache_dir() -> Option<PathBuf> {
     home.is_absolute()
         .then(|| home.join(".cache").join("repropack"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn threads_fetching_one_ref_store_it_once() {
+        let src = tempfile::tempdir().unwrap();
+        let file = src.path().join("a.bin");
+        let body: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+        std::fs::write(&file, &body).unwrap();
+        let r = ArtifactRef::new(file.to_str().unwrap(), Sha256Digest::of(&body));
+        let cache = tempfile::tempdir().unwrap();
+        let opts = FetchOptions::new(cache.path().to_path_buf());
+        let results: Vec<Fetched> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8).map(|_| s.spawn(|| fetch(&r, &[], &opts))).collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap().unwrap())
+                .collect()
+        });
+        assert_eq!(results.iter().filter(|f| !f.cache_hit).count(), 1);
+        for f in &results {
+            assert_eq!(std::fs::read(&f.path).unwrap(), body);
+        }
+    }
+
+    #[test]
+    fn unknown_mirror_scheme_is_refused_before_anything_is_fetched() {
+        let cache = tempfile::tempdir().unwrap();
+        let r = ArtifactRef::new("/nonexistent", Sha256Digest::of(b""));
+        let e = fetch(
+            &r,
+            &["gopher://x/y".to_string()],
+            &FetchOptions::new(cache.path().to_path_buf()),
+        )
+        .unwrap_err();
+        assert!(matches!(e, FetchError::BadSource { .. }), "{e}");
+        assert_eq!(std::fs::read_dir(cache.path()).unwrap().count(), 0);
+    }
+}
