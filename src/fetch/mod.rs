@@ -176,8 +176,8 @@ pub struct Attempt {
 /// Why [`fetch`] produced no path.
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
-    /// A mirror URI is not something we can fetch from.
-    #[error("mirror {uri:?}: {reason}")]
+    /// The ref's URI or a mirror is not something we can fetch from.
+    #[error("source {uri:?}: {reason}")]
     BadSource { uri: String, reason: String },
     /// The cache could not be read or written (includes a full disk while
     /// downloading). Nothing was published.
