@@ -815,3 +815,90 @@ fn a_killed_fetch_leaves_no_lock_held_and_its_temp_file_is_cleaned_up() {
     assert_eq!(server.count("/k"), 2);
     assert_stored_only(cache.path(), &body);
 }
+
+#[test]
+fn chunked_body_cut_before_its_last_chunk_is_retried() {
+    let server = Server::start();
+    let body = artifact(24, 30_000);
+    server.route(
+        "/chunked",
+        vec![
+            Reply::Chunked {
+                body: body.clone(),
+                complete: false,
+            },
+            Reply::Chunked {
+                body: body.clone(),
+                complete: true,
+            },
+        ],
+    );
+    let cache = tempfile::tempdir().unwrap();
+    let r = format!("{}#sha256={}", server.url("/chunked"), sha(&body));
+    let out = fetch(cache.path(), &r, &["--retries", "1"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(server.count("/chunked"), 2);
+    assert_stored_only(cache.path(), &body);
+}
+
+#[test]
+fn concurrent_fetch_extract_processes_extract_once() {
+    if !gnu_tar_present() {
+        return;
+    }
+    let src = tempfile::tempdir().unwrap();
+    fs::create_dir_all(src.path().join("tree/d")).unwrap();
+    for i in 0..50 {
+        fs::write(src.path().join(format!("tree/d/f{i}")), artifact(i, 5000)).unwrap();
+    }
+    let tarball = src.path().join("t.tar");
+    let made = Command::new("tar")
+        .arg("-C")
+        .arg(src.path().join("tree"))
+        .arg("-cf")
+        .arg(&tarball)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let body = fs::read(&tarball).unwrap();
+    let server = Server::start();
+    server.route("/t.tar", vec![Reply::Ok(body.clone())]);
+    let cache = tempfile::tempdir().unwrap();
+    let r = format!("{}#sha256={}", server.url("/t.tar"), sha(&body));
+    let children: Vec<_> = (0..8)
+        .map(|_| {
+            repropack()
+                .args(["fetch", &r, "--extract", "--json", "--cache"])
+                .arg(cache.path())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outs: Vec<Output> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    let mut extracted = 0;
+    let mut dirs = std::collections::BTreeSet::new();
+    for o in &outs {
+        assert!(o.status.success(), "{}", stderr(o));
+        let v: serde_json::Value = serde_json::from_str(&stdout(o)).unwrap();
+        if v["extract_reused"] == false {
+            extracted += 1;
+        }
+        dirs.insert(v["extracted"].as_str().unwrap().to_string());
+    }
+    assert_eq!(server.count("/t.tar"), 1);
+    assert_eq!(extracted, 1);
+    assert_eq!(dirs.len(), 1);
+    let dir = PathBuf::from(dirs.into_iter().next().unwrap());
+    for i in 0..50 {
+        assert_eq!(
+            fs::read(dir.join(format!("d/f{i}"))).unwrap(),
+            artifact(i, 5000)
+        );
+    }
+}

@@ -43,6 +43,9 @@ pub enum Reply {
     Stall { body: Vec<u8>, send: usize },
     /// 302 to `location`.
     Redirect(String),
+    /// `Transfer-Encoding: chunked` (no Content-Length): the body in one
+    /// chunk, then the terminating zero chunk only if `complete`, then FIN.
+    Chunked { body: Vec<u8>, complete: bool },
 }
 
 #[derive(Default)]
@@ -213,6 +216,15 @@ fn serve(conn: &mut TcpStream, reply: Reply, shared: &Shared) -> std::io::Result
             conn.flush()?;
             while !shared.stop.load(Ordering::SeqCst) {
                 thread::sleep(Duration::from_millis(50));
+            }
+        }
+        Reply::Chunked { body, complete } => {
+            conn.write_all(&head(200, None, "Transfer-Encoding: chunked\r\n"))?;
+            conn.write_all(format!("{:x}\r\n", body.len()).as_bytes())?;
+            conn.write_all(&body)?;
+            conn.write_all(b"\r\n")?;
+            if complete {
+                conn.write_all(b"0\r\n\r\n")?;
             }
         }
         Reply::Redirect(location) => {
