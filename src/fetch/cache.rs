@@ -24,7 +24,7 @@
 //!   hash found while holding the lock belong to a dead process and are
 //!   removed.
 //! - A hit is answered without re-hashing when the entry's size, inode,
-//!   mtime and ctime equal the [`Record`] written right after the rename (a
+//!   mtime and ctime equal the record written right after the rename (a
 //!   write, truncate, chmod or replacement of the entry changes ctime).
 //!   Otherwise (or with `verify`) the entry is re-hashed; a mismatch removes
 //!   it and the caller fetches again. A corrupted entry is never served.
