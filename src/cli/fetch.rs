@@ -140,6 +140,9 @@ pub(crate) fn options(args: &FetchArgs) -> Result<FetchOptions, Failure> {
             )
         })?,
     };
+    // Printed paths are absolute even for a relative --cache.
+    let cache = std::path::absolute(&cache)
+        .map_err(|e| Failure::new(exit::USAGE, format!("--cache {}: {e}", cache.display())))?;
     let timeout = Duration::try_from_secs_f64(args.timeout)
         .ok()
         .filter(|d| !d.is_zero())
