@@ -29,6 +29,10 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Fetch a ref into the content-addressed cache, verify it, print its path.
+    Fetch(cli::fetch::FetchArgs),
+    /// Store a file under its content address and print its ref.
+    Push(cli::push::PushArgs),
 }
 
 fn main() -> ExitCode {
@@ -36,6 +40,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Pack(args) => cli::pack::run(*args),
         Command::Hash { files } => cli::hash::run(&files),
+        Command::Fetch(args) => cli::fetch::run(args),
+        Command::Push(args) => cli::push::run(args),
         Command::Extract(args) => cli::extract::run(args),
     };
     match result {

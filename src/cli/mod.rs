@@ -3,8 +3,10 @@
 //! [`Failure`] carrying the exit code from [`repropack::exit`].
 
 pub mod extract;
+pub mod fetch;
 pub mod hash;
 pub mod pack;
+pub mod push;
 
 use repropack::exit;
 use repropack::pack::PackError;
