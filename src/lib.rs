@@ -15,11 +15,15 @@
 pub mod digest;
 pub mod exit;
 pub mod gzip;
+pub mod manifest;
 pub mod output;
 pub mod pack;
 pub mod refs;
+pub mod revision;
 pub mod stage;
 pub mod tar;
+pub mod tree;
+pub mod treediff;
 
 /// Version of the byte format repropack produces. Any change that moves a
 /// golden fixture hash bumps it (CONTRACT.md §5).

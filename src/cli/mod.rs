@@ -2,8 +2,10 @@
 //! arguments into library calls and prints the result; errors become a
 //! [`Failure`] carrying the exit code from [`repropack::exit`].
 
+pub mod flags;
 pub mod hash;
 pub mod pack;
+pub mod record;
 
 use repropack::exit;
 use repropack::pack::PackError;

@@ -7,65 +7,73 @@ use clap::Args;
 use repropack::exit;
 use repropack::pack::{Format, PackOptions, Packed, default_jobs, pack_to_path};
 use repropack::refs::ArtifactRef;
-use repropack::stage::{Owner, Source, StageOptions, epoch_from_env, stage};
+use repropack::stage::{Plan, Source, StageOptions, stage};
 
 use super::Failure;
+use super::flags::StageFlags;
+use super::record::{self, RecordFlags};
 
-#[derive(Args)]
+#[derive(Args, Clone)]
 pub struct PackArgs {
     /// Sources: `SRC` (a directory's contents go to the root, a file goes to
     /// the root under its name) or `SRC:DEST` (DEST = path in the archive).
     #[arg(required = true, value_name = "SRC[:DEST]")]
-    sources: Vec<OsString>,
+    pub sources: Vec<OsString>,
     /// Output file. Written atomically.
     #[arg(short, long)]
-    output: PathBuf,
+    pub output: PathBuf,
     /// tar or tar.gz; default: from the output's extension.
     #[arg(long)]
-    format: Option<String>,
-    /// Exclude archive paths matching GLOB (repeatable). A pattern without `/`
-    /// matches a name at any depth; `*` does not cross `/`, `**` does.
-    #[arg(long, value_name = "GLOB")]
-    exclude: Vec<String>,
-    /// Timestamp for every entry (seconds since 1970). Default:
-    /// SOURCE_DATE_EPOCH, else 315532800 (1980-01-01).
-    #[arg(long, value_name = "EPOCH")]
-    mtime: Option<String>,
-    /// Keep a source's mtime when it is older than the epoch.
-    #[arg(long)]
-    clamp_mtime: bool,
-    /// Owner of every entry.
-    #[arg(long, value_name = "UID:GID", default_value = "0:0")]
-    owner: String,
-    /// Keep permission bits as on disk (still no setuid/setgid/sticky).
-    #[arg(long)]
-    keep_modes: bool,
-    /// Keep setuid/setgid/sticky bits.
-    #[arg(long)]
-    keep_special_bits: bool,
-    /// Store what symlinks point to instead of the links.
-    #[arg(long)]
-    follow_symlinks: bool,
-    /// Include fifos and device nodes instead of refusing them.
-    #[arg(long)]
-    specials: bool,
+    pub format: Option<String>,
+    #[command(flatten)]
+    pub stage: StageFlags,
     /// Compression level (gzip: 0-9, default 6).
     #[arg(long)]
-    level: Option<u32>,
+    pub level: Option<u32>,
     /// Worker threads (default: all CPUs this process may use). Never
     /// changes the output.
     #[arg(long)]
-    jobs: Option<usize>,
+    pub jobs: Option<usize>,
     /// Print the ref under this base URI (`BASE/<output file name>`) instead
     /// of the output's absolute path.
     #[arg(long, value_name = "URI")]
-    ref_base: Option<String>,
+    pub ref_base: Option<String>,
     /// Print a JSON object instead of the bare ref.
     #[arg(long)]
-    json: bool,
+    pub json: bool,
+    #[command(flatten)]
+    pub record: RecordFlags,
 }
 
 pub fn run(args: PackArgs) -> Result<(), Failure> {
+    let (stage_opts, pack_opts) = resolve(&args)?;
+    let sources: Vec<Source> = args.sources.iter().map(Source::parse).collect();
+    let built = build(
+        &sources,
+        &stage_opts,
+        &pack_opts,
+        &args.output,
+        args.ref_base.as_deref(),
+    )?;
+    let record = record::record(&args.record, &sources, &built, args.json)?;
+    if args.json {
+        println!(
+            "{}",
+            pack_json(
+                &built.reference,
+                &built.packed,
+                &stage_opts,
+                record.as_ref()
+            )
+        );
+    } else {
+        println!("{}", built.reference);
+    }
+    Ok(())
+}
+
+/// The staging and packing options `args` ask for.
+pub fn resolve(args: &PackArgs) -> Result<(StageOptions, PackOptions), Failure> {
     let format = match &args.format {
         Some(name) => Format::parse(name).ok_or_else(|| {
             Failure::new(
@@ -83,21 +91,7 @@ pub fn run(args: PackArgs) -> Result<(), Failure> {
             )
         })?,
     };
-    let stage_opts = StageOptions {
-        epoch: epoch_from_env(args.mtime.as_deref())?,
-        clamp_mtime: args.clamp_mtime,
-        owner: Owner::parse(&args.owner)?,
-        keep_modes: args.keep_modes,
-        keep_special_bits: args.keep_special_bits,
-        follow_symlinks: args.follow_symlinks,
-        specials: args.specials,
-        excludes: args.exclude.clone(),
-    };
-    let sources: Vec<Source> = args.sources.iter().map(Source::parse).collect();
-    let plan = stage(&sources, &stage_opts)?;
-    for w in plan.warnings() {
-        eprintln!("repropack: warning: {w}");
-    }
+    let stage_opts = args.stage.options()?;
     let jobs = args.jobs.unwrap_or_else(default_jobs);
     if jobs == 0 {
         return Err(Failure::new(exit::USAGE, "--jobs must be at least 1"));
@@ -107,29 +101,58 @@ pub fn run(args: PackArgs) -> Result<(), Failure> {
         level: args.level,
         jobs,
     };
-    let packed = pack_to_path(&plan, &pack_opts, &args.output)?;
-    let uri = match &args.ref_base {
+    Ok((stage_opts, pack_opts))
+}
+
+/// A packed artifact and the plan it was made from.
+pub struct Built {
+    pub plan: Plan,
+    pub stage_opts: StageOptions,
+    pub jobs: usize,
+    pub packed: Packed,
+    pub reference: ArtifactRef,
+}
+
+/// Stages `sources` and packs them to `output`; warnings go to stderr.
+pub fn build(
+    sources: &[Source],
+    stage_opts: &StageOptions,
+    pack_opts: &PackOptions,
+    output: &Path,
+    ref_base: Option<&str>,
+) -> Result<Built, Failure> {
+    let plan = stage(sources, stage_opts)?;
+    for w in plan.warnings() {
+        eprintln!("repropack: warning: {w}");
+    }
+    let packed = pack_to_path(&plan, pack_opts, output)?;
+    let uri = match ref_base {
         Some(base) => {
-            let name = args
-                .output
+            let name = output
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
             format!("{}/{}", base.trim_end_matches('/'), name)
         }
-        None => absolute_uri(&args.output)?,
+        None => absolute_uri(output)?,
     };
-    let r = ArtifactRef::new(uri, packed.sha256);
-    if args.json {
-        println!("{}", pack_json(&r, &packed, &stage_opts));
-    } else {
-        println!("{r}");
-    }
-    Ok(())
+    let reference = ArtifactRef::new(uri, packed.sha256);
+    Ok(Built {
+        plan,
+        stage_opts: stage_opts.clone(),
+        jobs: pack_opts.jobs,
+        packed,
+        reference,
+    })
 }
 
-fn pack_json(r: &ArtifactRef, packed: &Packed, opts: &StageOptions) -> String {
-    let value = serde_json::json!({
+fn pack_json(
+    r: &ArtifactRef,
+    packed: &Packed,
+    opts: &StageOptions,
+    record: Option<&record::Recorded>,
+) -> String {
+    let mut value = serde_json::json!({
         "ref": r.to_string(),
         "sha256": packed.sha256.to_hex(),
         "size": packed.size,
@@ -147,6 +170,9 @@ fn pack_json(r: &ArtifactRef, packed: &Packed, opts: &StageOptions) -> String {
             "excludes": opts.excludes,
         },
     });
+    if let (Some(rec), Some(obj)) = (record, value.as_object_mut()) {
+        rec.add_to_json(obj);
+    }
     value.to_string()
 }
 
