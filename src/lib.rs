@@ -12,8 +12,10 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod archive;
 pub mod digest;
 pub mod exit;
+pub mod extract;
 pub mod gzip;
 pub mod manifest;
 pub mod output;

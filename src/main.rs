@@ -21,6 +21,8 @@ struct Cli {
 enum Command {
     /// Pack sources into an archive and print its ref `URI#sha256=HEX`.
     Pack(cli::pack::PackArgs),
+    /// Extract an artifact into a new directory, refusing unsafe archives.
+    Extract(cli::extract::ExtractArgs),
     /// Print refs for existing files.
     Hash {
         /// Files to hash.
@@ -34,6 +36,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Pack(args) => cli::pack::run(args),
         Command::Hash { files } => cli::hash::run(&files),
+        Command::Extract(args) => cli::extract::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -2,6 +2,7 @@
 //! arguments into library calls and prints the result; errors become a
 //! [`Failure`] carrying the exit code from [`repropack::exit`].
 
+pub mod extract;
 pub mod flags;
 pub mod hash;
 pub mod pack;
