@@ -13,13 +13,16 @@
 //! ```
 
 pub mod archive;
+pub mod artifact;
 pub mod digest;
 pub mod exit;
 pub mod extract;
 pub mod gzip;
 pub mod manifest;
+pub mod marker;
 pub mod output;
 pub mod pack;
+pub mod perturb;
 pub mod refs;
 pub mod revision;
 pub mod stage;

@@ -20,7 +20,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Pack sources into an archive and print its ref `URI#sha256=HEX`.
-    Pack(cli::pack::PackArgs),
+    Pack(Box<cli::pack::PackArgs>),
     /// Extract an artifact into a new directory, refusing unsafe archives.
     Extract(cli::extract::ExtractArgs),
     /// Print refs for existing files.
@@ -29,19 +29,36 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Print the tree digest of a directory (staged as `pack` would) or an artifact.
+    Digest(cli::digest::DigestArgs),
+    /// Check an artifact's sha256 and, with a manifest, every entry.
+    Verify(cli::verify::VerifyArgs),
+    /// Show what differs between two artifacts or directories (exit 0 identical, 1 different, 2 error).
+    Diff(cli::diff::DiffArgs),
+    /// Pack, rebuild under perturbation, compare; write OUT.verified or OUT.unverified.
+    Check(Box<cli::check::CheckArgs>),
+    /// Use-time check of an artifact's OUT.verified marker.
+    Gate(cli::gate::GateArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Pack(args) => cli::pack::run(args),
+        Command::Pack(args) => cli::pack::run(*args),
         Command::Hash { files } => cli::hash::run(&files),
         Command::Extract(args) => cli::extract::run(args),
+        Command::Digest(args) => cli::digest::run(args),
+        Command::Verify(args) => cli::verify::run(args),
+        Command::Diff(args) => cli::diff::run(args),
+        Command::Check(args) => cli::check::run(*args),
+        Command::Gate(args) => cli::gate::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
-            eprintln!("repropack: error: {}", f.message);
+            if !f.message.is_empty() {
+                eprintln!("repropack: error: {}", f.message);
+            }
             ExitCode::from(f.code as u8)
         }
     }

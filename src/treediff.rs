@@ -42,8 +42,42 @@ pub struct Side {
     /// The artifact file, when the side is one (not a directory).
     pub file: Option<PathBuf>,
     pub sha256: Option<Sha256Digest>,
-    /// Named byte ranges of the file, sorted by start.
-    pub regions: Vec<Region>,
+    /// How to name a byte offset of the file.
+    pub layout: Layout,
+}
+
+/// How the bytes of a container are laid out, for naming an offset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Layout {
+    /// Not a file, or nothing known.
+    Unknown,
+    /// A plain tar stream: 512-byte blocks.
+    TarBlocks,
+    /// Named byte ranges, sorted by start.
+    Regions(Vec<Region>),
+}
+
+impl Layout {
+    /// Names the region holding `offset`.
+    pub fn describe(&self, offset: u64) -> String {
+        match self {
+            Layout::Unknown => "no layout known".to_string(),
+            Layout::TarBlocks => tar_block(offset),
+            Layout::Regions(regions) => regions
+                .iter()
+                .find(|r| r.start <= offset && offset < r.end)
+                .map_or_else(
+                    || "past the end of the file".to_string(),
+                    |r| format!("{} [{}..{})", r.name, r.start, r.end),
+                ),
+        }
+    }
+}
+
+/// `tar block #k [start..end)` for an offset in a tar stream.
+pub fn tar_block(offset: u64) -> String {
+    let k = offset / 512;
+    format!("tar block #{k} [{}..{})", k * 512, k * 512 + 512)
 }
 
 /// A header/superblock fact that differs (absent on one side = `None`).
@@ -176,7 +210,12 @@ impl Report {
 /// differing byte; I/O errors name the file.
 pub fn compare(a: &Side, b: &Side) -> Result<Report, CompareError> {
     let byte_identical = matches!((a.sha256, b.sha256), (Some(x), Some(y)) if x == y);
-    let facts = compare_facts(&a.facts, &b.facts);
+    // Container facts only mean something between two containers.
+    let facts = if a.file.is_some() && b.file.is_some() {
+        compare_facts(&a.facts, &b.facts)
+    } else {
+        Vec::new()
+    };
     let index_b: HashMap<&[u8], &TreeEntry> = b
         .tree
         .entries()
@@ -233,7 +272,7 @@ pub fn compare(a: &Side, b: &Side) -> Result<Report, CompareError> {
         (Some(fa), Some(fb)) if !byte_identical => {
             first_difference(fa, fb)?.map(|offset| ByteDifference {
                 offset,
-                region: region_name(&a.regions, offset),
+                region: a.layout.describe(offset),
             })
         }
         _ => None,
@@ -328,16 +367,6 @@ fn entry_changes(
     push(metadata, "rdev", rdev(a), rdev(b));
 }
 
-fn region_name(regions: &[Region], offset: u64) -> String {
-    regions
-        .iter()
-        .find(|r| r.start <= offset && offset < r.end)
-        .map_or_else(
-            || "outside any known region".to_string(),
-            |r| format!("{} [{}..{})", r.name, r.start, r.end),
-        )
-}
-
 /// Offset of the first byte where the files differ (a shorter file differs
 /// at its length), or `None` when they are equal.
 pub fn first_difference(a: &Path, b: &Path) -> Result<Option<u64>, CompareError> {
@@ -350,18 +379,24 @@ pub fn first_difference(a: &Path, b: &Path) -> Result<Option<u64>, CompareError>
             })
     };
     let (mut ra, mut rb) = (open(a)?, open(b)?);
+    first_difference_readers(&mut ra, &mut rb).map_err(|(which, source)| CompareError {
+        path: if which == 0 { a } else { b }.to_path_buf(),
+        source,
+    })
+}
+
+/// Like [`first_difference`] for two readers; the error says which reader
+/// (0 or 1) failed.
+pub fn first_difference_readers(
+    a: &mut dyn Read,
+    b: &mut dyn Read,
+) -> Result<Option<u64>, (usize, io::Error)> {
     let mut ba = vec![0u8; 1 << 16];
     let mut bb = vec![0u8; 1 << 16];
     let mut offset = 0u64;
     loop {
-        let na = read_full(&mut ra, &mut ba).map_err(|source| CompareError {
-            path: a.to_path_buf(),
-            source,
-        })?;
-        let nb = read_full(&mut rb, &mut bb).map_err(|source| CompareError {
-            path: b.to_path_buf(),
-            source,
-        })?;
+        let na = read_full(a, &mut ba).map_err(|e| (0, e))?;
+        let nb = read_full(b, &mut bb).map_err(|e| (1, e))?;
         let n = na.min(nb);
         if let Some(i) = ba[..n].iter().zip(&bb[..n]).position(|(x, y)| x != y) {
             return Ok(Some(offset + i as u64));
@@ -376,7 +411,7 @@ pub fn first_difference(a: &Path, b: &Path) -> Result<Option<u64>, CompareError>
     }
 }
 
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
         match r.read(&mut buf[filled..]) {
