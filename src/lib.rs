@@ -25,6 +25,7 @@ pub mod pack;
 pub mod perturb;
 pub mod refs;
 pub mod revision;
+pub mod squashfs;
 pub mod stage;
 pub mod tar;
 pub mod tree;

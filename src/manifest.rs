@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::FORMAT_VERSION;
 use crate::digest::Sha256Digest;
 use crate::output::{AtomicFile, OutputError};
-use crate::pack::{Format, Packed};
+use crate::pack::{Format, PackOptions, Packed};
 use crate::refs::ArtifactRef;
 use crate::revision::SourceRevision;
 use crate::stage::{EntryKind, StageOptions};
@@ -143,11 +143,20 @@ pub struct ArtifactInfo {
 }
 
 impl ArtifactInfo {
-    /// Describes what [`pack_to_path`](crate::pack::pack_to_path) wrote.
-    pub fn from_packed(reference: &ArtifactRef, packed: &Packed) -> ArtifactInfo {
-        let compression = match packed.format {
-            Format::Tar => None,
-            Format::TarGz => Some("gzip".to_string()),
+    /// Describes what [`pack_to_path`](crate::pack::pack_to_path) wrote
+    /// with `opts`.
+    pub fn from_packed(
+        reference: &ArtifactRef,
+        packed: &Packed,
+        opts: &PackOptions,
+    ) -> ArtifactInfo {
+        let (compression, block_size) = match packed.format {
+            Format::Tar => (None, None),
+            Format::TarGz => (Some("gzip".to_string()), None),
+            Format::Squashfs => (
+                Some(opts.squashfs.compression.algorithm().name().to_string()),
+                Some(opts.squashfs.block_size),
+            ),
         };
         ArtifactInfo {
             reference: reference.to_string(),
@@ -156,7 +165,7 @@ impl ArtifactInfo {
             format: packed.format.name().to_string(),
             compression,
             level: packed.level,
-            block_size: None,
+            block_size,
         }
     }
 }

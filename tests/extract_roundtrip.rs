@@ -378,6 +378,14 @@ fn cache_extracts_once_reuses_and_refuses_wrong_bytes() {
     assert_eq!(err.class(), ErrorClass::HashMismatch);
     assert!(!repropack::extract::cache_dir_for(&cache, &wrong, &opts).exists());
 
+    // A staging dir left by a killed extraction is cleaned up by the next.
+    let final_dir = repropack::extract::cache_dir_for(&cache, &sha, &opts);
+    let stale = final_dir
+        .parent()
+        .unwrap()
+        .join(format!(".{}.extract-dead01", sha.to_hex()));
+    fs::create_dir_all(stale.join("half/written")).unwrap();
+
     // 8 concurrent callers: one extraction, one tree, same path for all.
     let results: Vec<_> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..8)
@@ -397,6 +405,7 @@ fn cache_extracts_once_reuses_and_refuses_wrong_bytes() {
         .collect();
     names.sort();
     assert_eq!(names, vec![sha.to_hex(), format!("{}.lock", sha.to_hex())]);
+    assert!(!stale.exists());
 
     // Reuse does not read the artifact: it may even be gone.
     fs::remove_file(&artifact).unwrap();
@@ -449,4 +458,34 @@ fn json_report_counts_what_was_made() {
     let a = fs::metadata(out_dir.join("d/f")).unwrap();
     let b = fs::metadata(out_dir.join("h")).unwrap();
     assert_eq!(a.ino(), b.ino());
+}
+
+#[test]
+fn sockets_and_their_hard_links_are_skipped_with_warnings() {
+    if !have_tool("mksquashfs") {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    fs::create_dir(&src).unwrap();
+    let _listener = std::os::unix::net::UnixListener::bind(src.join("sock")).unwrap();
+    fs::hard_link(src.join("sock"), src.join("sock2")).unwrap();
+    fs::write(src.join("file"), b"kept").unwrap();
+    let img = work.path().join("s.sqfs");
+    run_ok(Command::new("mksquashfs").arg(&src).arg(&img).args([
+        "-noappend",
+        "-no-xattrs",
+        "-quiet",
+        "-no-progress",
+    ]));
+    let out = work.path().join("out");
+    let report = extract(&img, &out, &ExtractOptions::default()).unwrap();
+    assert_eq!(report.warnings.len(), 2, "{:?}", report.warnings);
+    assert!(report.warnings[0].contains("skipped socket"));
+    assert!(report.warnings[1].contains("skipped hard link"));
+    let names: Vec<_> = fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, vec![std::ffi::OsString::from("file")]);
 }

@@ -13,7 +13,7 @@ use repropack::stage::Source;
 use repropack::treediff::compare;
 
 use super::Failure;
-use super::pack::{PackArgs, build, resolve};
+use super::pack::{Input, PackArgs, build, resolve};
 use super::record;
 use super::side::artifact_side;
 
@@ -32,9 +32,16 @@ pub struct CheckArgs {
 pub fn run(args: CheckArgs) -> Result<(), Failure> {
     let args = args.pack;
     let (stage_opts, pack_opts) = resolve(&args)?;
+    if args.from_tar.is_some() {
+        return Err(Failure::new(
+            exit::USAGE,
+            "check needs SRC paths to copy and rebuild; --from-tar is not supported",
+        ));
+    }
     let sources: Vec<Source> = args.sources.iter().map(Source::parse).collect();
+    let input = Input::Sources(sources.clone());
     let first = build(
-        &sources,
+        &input,
         &stage_opts,
         &pack_opts,
         &args.output,
@@ -72,7 +79,13 @@ pub fn run(args: CheckArgs) -> Result<(), Failure> {
     };
     let reference = first.reference.to_string();
     let sha = first.packed.sha256.to_hex();
-    let second = build(&perturbed.sources, &stage_opts, &pack2, &second_path, None);
+    let second = build(
+        &Input::Sources(perturbed.sources.clone()),
+        &stage_opts,
+        &pack2,
+        &second_path,
+        None,
+    );
     let (rebuilt_sha256, differences) = match &second {
         Ok(b) if b.packed.sha256 == first.packed.sha256 => (b.packed.sha256.to_hex(), Vec::new()),
         Ok(b) => (

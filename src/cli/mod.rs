@@ -51,6 +51,9 @@ impl From<PackError> for Failure {
             PackError::Tar(t) if is_output_side(&t.source) => exit::OUTPUT,
             PackError::Tar(_) => exit::INPUT,
             PackError::Option(_) => exit::USAGE,
+            PackError::Squashfs(s) if s.is_input() => exit::INPUT,
+            PackError::Squashfs(repropack::squashfs::SquashfsError::Option(_)) => exit::USAGE,
+            PackError::Squashfs(_) => exit::OUTPUT,
         };
         Failure::new(code, e)
     }

@@ -7,7 +7,8 @@ use clap::Args;
 use repropack::exit;
 use repropack::pack::{Format, PackOptions, Packed, default_jobs, pack_to_path};
 use repropack::refs::ArtifactRef;
-use repropack::stage::{Plan, Source, StageOptions, stage};
+use repropack::squashfs::{Compression, SquashfsOptions, parse_block_size};
+use repropack::stage::{Plan, Source, StageOptions, stage, stage_tar};
 
 use super::Failure;
 use super::flags::StageFlags;
@@ -17,19 +18,40 @@ use super::record::{self, RecordFlags};
 pub struct PackArgs {
     /// Sources: `SRC` (a directory's contents go to the root, a file goes to
     /// the root under its name) or `SRC:DEST` (DEST = path in the archive).
-    #[arg(required = true, value_name = "SRC[:DEST]")]
+    #[arg(
+        required_unless_present = "from_tar",
+        conflicts_with = "from_tar",
+        value_name = "SRC[:DEST]"
+    )]
     pub sources: Vec<OsString>,
+    /// Pack the members of a tar stream (`-` = stdin; may be gzipped)
+    /// instead of SRC paths, through the same staging rules.
+    #[arg(long, value_name = "FILE|-")]
+    pub from_tar: Option<PathBuf>,
     /// Output file. Written atomically.
     #[arg(short, long)]
     pub output: PathBuf,
-    /// tar or tar.gz; default: from the output's extension.
+    /// tar, tar.gz or squashfs; default: from the output's extension
+    /// (.tar, .tar.gz/.tgz, .squashfs/.sqfs/.sfs).
     #[arg(long)]
     pub format: Option<String>,
     #[command(flatten)]
     pub stage: StageFlags,
-    /// Compression level (gzip: 0-9, default 6).
+    /// Compression level (tar.gz: 0-9, default 6; squashfs: as for --comp).
     #[arg(long)]
     pub level: Option<u32>,
+    /// squashfs compressor: gzip (default, level 1-9, default 6), zstd
+    /// (1-22, default 15), xz (0-9, default 6), lz4 or none.
+    #[arg(long, value_name = "NAME[:LEVEL]")]
+    pub comp: Option<String>,
+    /// squashfs data block size: a power of two from 4K to 1M, as bytes or
+    /// with a K/M suffix (default 128K).
+    #[arg(long, value_name = "SIZE")]
+    pub block_size: Option<String>,
+    /// squashfs: store files with identical content separately instead of
+    /// once.
+    #[arg(long)]
+    pub no_dedup: bool,
     /// Worker threads (default: all CPUs this process may use). Never
     /// changes the output.
     #[arg(long)]
@@ -47,15 +69,15 @@ pub struct PackArgs {
 
 pub fn run(args: PackArgs) -> Result<(), Failure> {
     let (stage_opts, pack_opts) = resolve(&args)?;
-    let sources: Vec<Source> = args.sources.iter().map(Source::parse).collect();
+    let input = Input::of(&args);
     let built = build(
-        &sources,
+        &input,
         &stage_opts,
         &pack_opts,
         &args.output,
         args.ref_base.as_deref(),
     )?;
-    let record = record::record(&args.record, &sources, &built, args.json)?;
+    let record = record::record(&args.record, input.sources(), &built, args.json)?;
     if args.json {
         println!(
             "{}",
@@ -78,19 +100,20 @@ pub fn resolve(args: &PackArgs) -> Result<(StageOptions, PackOptions), Failure> 
         Some(name) => Format::parse(name).ok_or_else(|| {
             Failure::new(
                 exit::USAGE,
-                format!("unknown --format {name:?} (tar, tar.gz)"),
+                format!("unknown --format {name:?} (tar, tar.gz, squashfs)"),
             )
         })?,
         None => Format::from_path(&args.output).ok_or_else(|| {
             Failure::new(
                 exit::USAGE,
                 format!(
-                    "cannot tell the format from {}; name it *.tar or *.tar.gz, or pass --format",
+                    "cannot tell the format from {}; name it *.tar, *.tar.gz or *.squashfs, or pass --format",
                     args.output.display()
                 ),
             )
         })?,
     };
+    let squashfs = squashfs_options(args, format)?;
     let stage_opts = args.stage.options()?;
     let jobs = args.jobs.unwrap_or_else(default_jobs);
     if jobs == 0 {
@@ -98,30 +121,69 @@ pub fn resolve(args: &PackArgs) -> Result<(StageOptions, PackOptions), Failure> 
     }
     let pack_opts = PackOptions {
         format,
-        level: args.level,
+        level: if format == Format::Squashfs {
+            None
+        } else {
+            args.level
+        },
         jobs,
+        squashfs,
     };
     Ok((stage_opts, pack_opts))
+}
+
+/// What to stage: SRC paths or a tar stream.
+pub enum Input {
+    Sources(Vec<Source>),
+    /// `--from-tar FILE` (`-` = stdin).
+    Tar(PathBuf),
+}
+
+impl Input {
+    pub fn of(args: &PackArgs) -> Input {
+        match &args.from_tar {
+            Some(t) => Input::Tar(t.clone()),
+            None => Input::Sources(args.sources.iter().map(Source::parse).collect()),
+        }
+    }
+
+    /// The SRC paths (none for a tar stream).
+    pub fn sources(&self) -> &[Source] {
+        match self {
+            Input::Sources(s) => s,
+            Input::Tar(_) => &[],
+        }
+    }
 }
 
 /// A packed artifact and the plan it was made from.
 pub struct Built {
     pub plan: Plan,
     pub stage_opts: StageOptions,
-    pub jobs: usize,
+    pub pack_opts: PackOptions,
     pub packed: Packed,
     pub reference: ArtifactRef,
 }
 
-/// Stages `sources` and packs them to `output`; warnings go to stderr.
+/// Stages `input` and packs it to `output`; warnings go to stderr.
 pub fn build(
-    sources: &[Source],
+    input: &Input,
     stage_opts: &StageOptions,
     pack_opts: &PackOptions,
     output: &Path,
     ref_base: Option<&str>,
 ) -> Result<Built, Failure> {
-    let plan = stage(sources, stage_opts)?;
+    let plan = match input {
+        Input::Tar(tar) if tar.as_os_str() == "-" => {
+            stage_tar(std::io::stdin().lock(), "-", stage_opts)?
+        }
+        Input::Tar(tar) => {
+            let file = std::fs::File::open(tar)
+                .map_err(|e| Failure::new(exit::INPUT, format!("{}: {e}", tar.display())))?;
+            stage_tar(file, &tar.display().to_string(), stage_opts)?
+        }
+        Input::Sources(sources) => stage(sources, stage_opts)?,
+    };
     for w in plan.warnings() {
         eprintln!("repropack: warning: {w}");
     }
@@ -140,9 +202,58 @@ pub fn build(
     Ok(Built {
         plan,
         stage_opts: stage_opts.clone(),
-        jobs: pack_opts.jobs,
+        pack_opts: pack_opts.clone(),
         packed,
         reference,
+    })
+}
+
+/// Resolves `--comp`, `--level`, `--block-size` and `--no-dedup`; the
+/// squashfs-only ones are a usage error for tar formats.
+fn squashfs_options(args: &PackArgs, format: Format) -> Result<SquashfsOptions, Failure> {
+    let usage = |m: String| Failure::new(exit::USAGE, m);
+    if format != Format::Squashfs {
+        let given: Vec<&str> = [
+            (args.comp.is_some(), "--comp"),
+            (args.block_size.is_some(), "--block-size"),
+            (args.no_dedup, "--no-dedup"),
+        ]
+        .iter()
+        .filter(|(set, _)| *set)
+        .map(|(_, name)| *name)
+        .collect();
+        if !given.is_empty() {
+            return Err(usage(format!(
+                "{} only apply to --format squashfs, not {}",
+                given.join(", "),
+                format.name()
+            )));
+        }
+        return Ok(SquashfsOptions::default());
+    }
+    let mut compression = match &args.comp {
+        Some(c) => Compression::parse(c).map_err(|e| usage(format!("--comp: {e}")))?,
+        None => Compression::default(),
+    };
+    if let Some(level) = args.level {
+        let explicit = args.comp.as_deref().is_some_and(|c| c.contains(':'));
+        if explicit && compression.level() != Some(level) {
+            return Err(usage(format!(
+                "--level {level} contradicts --comp {}",
+                args.comp.as_deref().unwrap_or_default()
+            )));
+        }
+        compression = Compression::new(compression.algorithm(), Some(level))
+            .map_err(|e| usage(format!("--level: {e}")))?;
+    }
+    let block_size = match &args.block_size {
+        Some(b) => parse_block_size(b).map_err(|e| usage(format!("--block-size: {e}")))?,
+        None => repropack::squashfs::DEFAULT_BLOCK_SIZE,
+    };
+    Ok(SquashfsOptions {
+        compression,
+        block_size,
+        dedup: !args.no_dedup,
     })
 }
 

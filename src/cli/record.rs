@@ -79,8 +79,8 @@ pub fn manifest_for(
     sources: &[Source],
     built: &Built,
 ) -> Result<Manifest, Failure> {
-    let tree =
-        Tree::from_plan(&built.plan, built.jobs).map_err(|e| Failure::new(exit::INPUT, e))?;
+    let tree = Tree::from_plan(&built.plan, built.pack_opts.jobs)
+        .map_err(|e| Failure::new(exit::INPUT, e))?;
     let source = match &flags.source_revision {
         Some(rev) => Some(SourceRevision::from_flag(rev)),
         None => {
@@ -89,7 +89,7 @@ pub fn manifest_for(
         }
     };
     Ok(Manifest::new(
-        ArtifactInfo::from_packed(&built.reference, &built.packed),
+        ArtifactInfo::from_packed(&built.reference, &built.packed, &built.pack_opts),
         &built.stage_opts,
         &tree,
         source,

@@ -258,7 +258,6 @@ impl ExtractError {
     pub fn class(&self) -> ErrorClass {
         match self {
             ExtractError::Unsafe { .. } => ErrorClass::Unsafe,
-            ExtractError::Archive(ArchiveError::Io { .. }) => ErrorClass::Input,
             ExtractError::Archive(_) => ErrorClass::Input,
             ExtractError::Destination { .. } | ExtractError::Output { .. } => ErrorClass::Output,
             ExtractError::HashMismatch { .. } => ErrorClass::HashMismatch,

@@ -78,6 +78,30 @@ impl Drop for Staging {
     }
 }
 
+/// Removes staging directories that a killed extraction left beside
+/// `final_path` (names `.<final name>.extract-*`). Only safe while no other
+/// extraction into `final_path` can be running (the cache holds its lock).
+pub(crate) fn remove_stale_staging(final_path: &Path) {
+    let (Some(parent), Some(name)) = (final_path.parent(), final_path.file_name()) else {
+        return;
+    };
+    let mut prefix = std::ffi::OsString::from(".");
+    prefix.push(name);
+    prefix.push(".extract-");
+    let Ok(entries) = fs::read_dir(parent) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if e.file_name().as_bytes().starts_with(prefix.as_bytes()) {
+            let p = e.path();
+            if fs::remove_dir_all(&p).is_err() {
+                make_writable(&p);
+                let _ = fs::remove_dir_all(&p);
+            }
+        }
+    }
+}
+
 fn make_writable(dir: &Path) {
     let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o700));
     if let Ok(entries) = fs::read_dir(dir) {
@@ -126,6 +150,8 @@ pub(crate) struct Writer<'a> {
     dirs: Vec<DirMeta>,
     dir_index: HashMap<Vec<u8>, usize>,
     links: HashMap<Vec<u8>, Vec<u8>>,
+    /// Sockets skipped (a hard link to one is skipped too).
+    skipped: std::collections::HashSet<Vec<u8>>,
     link_order: Vec<Vec<u8>>,
     root_meta: Option<DirMeta>,
     /// The last parent directory opened, reused by the next entry.
@@ -183,6 +209,7 @@ impl<'a> Writer<'a> {
             dirs: Vec::new(),
             dir_index: HashMap::new(),
             links: HashMap::new(),
+            skipped: Default::default(),
             link_order: Vec::new(),
             root_meta: None,
             parent: None,
@@ -277,6 +304,7 @@ impl<'a> Writer<'a> {
                     "skipped socket {:?} (sockets cannot be extracted)",
                     e.display_path()
                 ));
+                self.skipped.insert(path);
                 Ok(())
             }
         }
@@ -533,6 +561,14 @@ impl<'a> Writer<'a> {
                 format!("target {shown:?}: {p}"),
             )
         })?;
+        if self.skipped.contains(&target) {
+            self.report.warnings.push(format!(
+                "skipped hard link {:?} to skipped socket {shown:?}",
+                e.display_path()
+            ));
+            self.skipped.insert(path.to_vec());
+            return Ok(());
+        }
         let kind = match self.made.get(&target) {
             _ if target.is_empty() => Made::Dir,
             Some(k) => *k,
