@@ -85,25 +85,14 @@ fn non_utf8_paths_are_written_as_hex_objects() {
     );
 }
 
-#[test]
-fn manifest_entries_match_python_tarfile_and_gnu_tar() {
-    if !have_tool("python3") || !have_tool("tar") || !have_tool("sha256sum") {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let src = dir.path().join("src");
-    sample_tree(&src);
-    let tar = dir.path().join("a.tar.gz");
-    let mpath = dir.path().join("m.json");
-    pack_with_manifest(&src, &tar, &mpath, &[]);
-    let m = Manifest::read(&mpath).unwrap();
-
-    // Python's tarfile: every field of every entry, in archive order.
+/// Python's tarfile listing of `tar` (every field of every entry, in
+/// archive order).
+fn python_entries(tar: &Path) -> Vec<serde_json::Value> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/manifest_common/tarlist.py");
     let py = Command::new("python3")
         .arg(&script)
         .arg("entries")
-        .arg(&tar)
+        .arg(tar)
         .output()
         .unwrap();
     assert!(
@@ -111,7 +100,10 @@ fn manifest_entries_match_python_tarfile_and_gnu_tar() {
         "{}",
         String::from_utf8_lossy(&py.stderr)
     );
-    let listed: Vec<serde_json::Value> = serde_json::from_slice(&py.stdout).unwrap();
+    serde_json::from_slice(&py.stdout).unwrap()
+}
+
+fn assert_same_entries(listed: &[serde_json::Value], m: &Manifest) {
     assert_eq!(listed.len(), m.entries.len());
     let hex = |b: &Bytes| b.0.iter().map(|x| format!("{x:02x}")).collect::<String>();
     for (py, ours) in listed.iter().zip(&m.entries) {
@@ -142,6 +134,21 @@ fn manifest_entries_match_python_tarfile_and_gnu_tar() {
         m.entries.iter().any(|e| e.hardlink.is_some()),
         "sample has a hard link"
     );
+}
+
+#[test]
+fn manifest_entries_match_python_tarfile_and_gnu_tar() {
+    if !have_tool("python3") || !have_tool("tar") || !have_tool("sha256sum") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    sample_tree(&src);
+    let tar = dir.path().join("a.tar.gz");
+    let mpath = dir.path().join("m.json");
+    pack_with_manifest(&src, &tar, &mpath, &[]);
+    let m = Manifest::read(&mpath).unwrap();
+    assert_same_entries(&python_entries(&tar), &m);
 
     // GNU tar extracts, sha256sum hashes every regular file.
     let x = dir.path().join("x");
@@ -166,6 +173,37 @@ fn manifest_entries_match_python_tarfile_and_gnu_tar() {
             e.path.display()
         );
     }
+}
+
+#[test]
+fn squashfs_manifest_entries_match_sqfs2tar_and_python() {
+    if !have_tool("python3") || !have_tool("sqfs2tar") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    sample_tree(&src);
+    let img = dir.path().join("a.squashfs");
+    let mpath = dir.path().join("m.json");
+    pack_with_manifest(
+        &src,
+        &img,
+        &mpath,
+        &["--comp", "zstd", "--block-size", "64K"],
+    );
+    let m = Manifest::read(&mpath).unwrap();
+    assert_eq!(m.artifact.format, "squashfs");
+    assert_eq!(m.artifact.compression.as_deref(), Some("zstd"));
+    assert_eq!(m.artifact.block_size, Some(65536));
+    let out = Command::new("sqfs2tar").arg(&img).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tar = dir.path().join("from-sqfs.tar");
+    std::fs::write(&tar, &out.stdout).unwrap();
+    assert_same_entries(&python_entries(&tar), &m);
 }
 
 fn git(dir: &Path, args: &[&str]) -> String {

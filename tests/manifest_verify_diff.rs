@@ -414,3 +414,72 @@ fn diff_reports_an_order_change_in_a_foreign_tar() {
     assert_eq!(c, 1);
     assert!(!j["order"].is_null(), "{j}");
 }
+
+#[test]
+fn verify_catches_a_flipped_byte_inside_a_squashfs_image() {
+    let f = Fixture::new();
+    let m = f.path("m.json").display().to_string();
+    // Uncompressed data blocks so the byte is findable and the image stays
+    // readable.
+    f.pack(&f.src, "a.squashfs", &["--manifest", &m, "--comp", "none"]);
+    assert_eq!(code(&f.verify("a.squashfs", &["--manifest", &m])), 0);
+    let mut bytes = std::fs::read(f.path("a.squashfs")).unwrap();
+    let at = bytes
+        .windows(14)
+        .position(|w| w == b"UNIQUE-CONTENT")
+        .unwrap();
+    bytes[at + 3] ^= 0x20;
+    std::fs::write(f.path("a.squashfs"), &bytes).unwrap();
+    let out = f.verify("a.squashfs", &["--manifest", &m]);
+    assert_eq!(code(&out), exit::HASH_MISMATCH, "{}", text(&out));
+    let t = text(&out);
+    assert!(t.contains("changed \"data/unique.bin\": sha256"), "{t}");
+    assert_eq!(t.matches("changed ").count(), 1, "{t}");
+}
+
+#[test]
+fn diff_of_squashfs_compressor_and_block_size_reports_superblock_fields() {
+    let f = Fixture::new();
+    f.pack(&f.src, "a.squashfs", &[]);
+    f.pack(&f.src, "z.squashfs", &["--comp", "zstd"]);
+    f.pack(&f.src, "b.squashfs", &["--block-size", "4K"]);
+    let (c, j) = f.diff_json(&f.path("a.squashfs"), &f.path("z.squashfs"));
+    assert_eq!(c, 1);
+    assert_eq!(j["entries_equal"], true, "{j}");
+    let facts: Vec<&str> = j["facts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["name"].as_str().unwrap())
+        .collect();
+    assert!(facts.contains(&"squashfs.compressor"), "{facts:?}");
+    assert!(!facts.contains(&"squashfs.block_size"), "{facts:?}");
+    let region = j["first_byte_difference"]["region"].as_str().unwrap();
+    assert!(region.starts_with("superblock"), "{region}");
+
+    let (c, j) = f.diff_json(&f.path("a.squashfs"), &f.path("b.squashfs"));
+    assert_eq!(c, 1);
+    assert_eq!(j["entries_equal"], true);
+    let facts: Vec<&str> = j["facts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        facts.contains(&"squashfs.block_size") && !facts.contains(&"squashfs.compressor"),
+        "{facts:?}"
+    );
+
+    // A content byte in squashfs is a content change, nothing else.
+    let v = f.variant("v");
+    write(&v, "data/unique.bin", b"UNIQUE-CONTENT-0123456788", 0o644);
+    f.pack(&v, "c.squashfs", &[]);
+    let (c, j) = f.diff_json(&f.path("a.squashfs"), &f.path("c.squashfs"));
+    assert_eq!(c, 1);
+    only_entry_changes(&j);
+    assert_eq!(
+        entries_changed(&j),
+        vec![("sha256".into(), "data/unique.bin".into())]
+    );
+}
