@@ -39,6 +39,10 @@ enum Command {
     Check(Box<cli::check::CheckArgs>),
     /// Use-time check of an artifact's OUT.verified marker.
     Gate(cli::gate::GateArgs),
+    /// Fetch a ref into the content-addressed cache, verify it, print its path.
+    Fetch(cli::fetch::FetchArgs),
+    /// Store a file under its content address and print its ref.
+    Push(cli::push::PushArgs),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +50,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Pack(args) => cli::pack::run(*args),
         Command::Hash { files } => cli::hash::run(&files),
+        Command::Fetch(args) => cli::fetch::run(args),
+        Command::Push(args) => cli::push::run(args),
         Command::Extract(args) => cli::extract::run(args),
         Command::Digest(args) => cli::digest::run(args),
         Command::Verify(args) => cli::verify::run(args),
