@@ -372,6 +372,7 @@ impl Manifest {
     /// Pretty JSON with a trailing newline; the same manifest always gives
     /// the same bytes.
     pub fn to_json(&self) -> Vec<u8> {
+        // Plain structs with string keys: serialization cannot fail.
         let mut out = serde_json::to_vec_pretty(self).unwrap_or_default();
         out.push(b'\n');
         out

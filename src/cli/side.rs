@@ -4,7 +4,6 @@
 use std::ffi::OsString;
 use std::path::Path;
 
-use repropack::archive::ArchiveError;
 use repropack::artifact::{ArtifactError, read_side};
 use repropack::exit;
 use repropack::pack::default_jobs;
@@ -20,14 +19,10 @@ pub fn artifact_side(path: &Path) -> Result<Side, Failure> {
     read_side(path, &path.display().to_string()).map_err(artifact_failure)
 }
 
-/// Maps an artifact read error to an exit code: unreadable or malformed
-/// input is [`exit::INPUT`].
+/// An artifact that cannot be read (missing, unreadable, malformed, not an
+/// archive) is bad input: [`exit::INPUT`].
 pub fn artifact_failure(e: ArtifactError) -> Failure {
-    let code = match &e {
-        ArtifactError::Archive(ArchiveError::Io { .. }) | ArtifactError::Io { .. } => exit::INPUT,
-        _ => exit::INPUT,
-    };
-    Failure::new(code, e)
+    Failure::new(exit::INPUT, e)
 }
 
 /// Stages `sources` with `flags` (exactly as `pack` would) and hashes every
