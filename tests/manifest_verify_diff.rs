@@ -483,3 +483,17 @@ fn diff_of_squashfs_compressor_and_block_size_reports_superblock_fields() {
         vec![("sha256".into(), "data/unique.bin".into())]
     );
 }
+
+#[test]
+fn verify_reports_a_hash_mismatch_even_when_the_corrupt_artifact_does_not_parse() {
+    let f = Fixture::new();
+    let m = f.path("m.json").display().to_string();
+    f.pack(&f.src, "a.tar.gz", &["--manifest", &m]);
+    let mut bytes = std::fs::read(f.path("a.tar.gz")).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(f.path("a.tar.gz"), &bytes).unwrap();
+    let out = f.verify("a.tar.gz", &["--manifest", &m]);
+    assert_eq!(code(&out), exit::HASH_MISMATCH, "{}", text(&out));
+    assert!(text(&out).contains("sha256 mismatch"));
+}

@@ -1,12 +1,13 @@
 //! `repropack verify`: is this artifact the one we expect?
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 use repropack::digest::{Sha256Digest, hash_file};
 use repropack::exit;
 use repropack::manifest::Manifest;
 use repropack::refs::ArtifactRef;
+use repropack::tree::Tree;
 use repropack::treediff::{Layout, Side, compare};
 
 use super::Failure;
@@ -82,56 +83,13 @@ pub fn run(args: VerifyArgs) -> Result<(), Failure> {
                 want_tree.digest()
             ));
         }
-        let got = artifact_side(&args.artifact)?;
-        let format = got
-            .facts
-            .iter()
-            .find(|(k, _)| k == "format")
-            .map(|(_, v)| v.as_str());
-        if format != Some(m.artifact.format.as_str()) {
-            problems.push(format!(
-                "format: manifest says {}, artifact is {}",
-                m.artifact.format,
-                format.unwrap_or("unknown")
-            ));
-        }
-        let want = Side {
-            label: mpath.display().to_string(),
-            tree: want_tree,
-            facts: Vec::new(),
-            file: None,
-            sha256: None,
-            layout: Layout::Unknown,
-        };
-        let got = Side {
-            facts: Vec::new(),
-            file: None,
-            sha256: None,
-            ..got
-        };
-        let report = compare(&want, &got).map_err(|e| Failure::new(exit::INPUT, e))?;
-        for p in &report.removed {
-            problems.push(format!("missing {:?}", p.display()));
-        }
-        for p in &report.added {
-            problems.push(format!("extra {:?}", p.display()));
-        }
-        for c in report.content.iter().chain(&report.metadata) {
-            problems.push(format!(
-                "changed {:?}: {} {} (manifest) -> {} (artifact)",
-                c.path.display(),
-                c.field,
-                c.a,
-                c.b
-            ));
-        }
-        if let Some(o) = &report.order {
-            problems.push(format!(
-                "order: at entry #{} manifest has {:?}, artifact has {:?}",
-                o.index,
-                o.a.display(),
-                o.b.display()
-            ));
+        match artifact_side(&args.artifact) {
+            Ok(got) => entry_problems(m, mpath, want_tree, got, &mut problems)?,
+            // Bytes that do not even parse: still report the hash mismatch.
+            Err(f) if !hash_problems.is_empty() => {
+                problems.push(format!("cannot read the entries: {}", f.message));
+            }
+            Err(f) => return Err(f),
         }
         if let Some(rev) = &args.expect_revision {
             match &m.source {
@@ -166,5 +124,66 @@ pub fn run(args: VerifyArgs) -> Result<(), Failure> {
         ));
     }
     println!("OK {name} sha256={actual}");
+    Ok(())
+}
+
+/// Compares the artifact's entries (`got`) with the manifest's.
+fn entry_problems(
+    m: &Manifest,
+    mpath: &Path,
+    want_tree: Tree,
+    got: Side,
+    problems: &mut Vec<String>,
+) -> Result<(), Failure> {
+    let format = got
+        .facts
+        .iter()
+        .find(|(k, _)| k == "format")
+        .map(|(_, v)| v.as_str());
+    if format != Some(m.artifact.format.as_str()) {
+        problems.push(format!(
+            "format: manifest says {}, artifact is {}",
+            m.artifact.format,
+            format.unwrap_or("unknown")
+        ));
+    }
+    let want = Side {
+        label: mpath.display().to_string(),
+        tree: want_tree,
+        facts: Vec::new(),
+        file: None,
+        sha256: None,
+        layout: Layout::Unknown,
+    };
+    let got = Side {
+        facts: Vec::new(),
+        file: None,
+        sha256: None,
+        ..got
+    };
+    let report = compare(&want, &got).map_err(|e| Failure::new(exit::INPUT, e))?;
+    for p in &report.removed {
+        problems.push(format!("missing {:?}", p.display()));
+    }
+    for p in &report.added {
+        problems.push(format!("extra {:?}", p.display()));
+    }
+    for c in report.content.iter().chain(&report.metadata) {
+        problems.push(format!(
+            "changed {:?}: {} {} (manifest) -> {} (artifact)",
+            c.path.display(),
+            c.field,
+            c.a,
+            c.b
+        ));
+    }
+    if let Some(o) = &report.order {
+        problems.push(format!(
+            "order: at entry #{} manifest has {:?}, artifact has {:?}",
+            o.index,
+            o.a.display(),
+            o.b.display()
+        ));
+    }
     Ok(())
 }
