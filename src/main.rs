@@ -29,6 +29,16 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Print the tree digest of a directory (staged as `pack` would) or an artifact.
+    Digest(cli::digest::DigestArgs),
+    /// Check an artifact's sha256 and, with a manifest, every entry.
+    Verify(cli::verify::VerifyArgs),
+    /// Show what differs between two artifacts or directories (exit 0 identical, 1 different, 2 error).
+    Diff(cli::diff::DiffArgs),
+    /// Pack, rebuild under perturbation, compare; write OUT.verified or OUT.unverified.
+    Check(Box<cli::check::CheckArgs>),
+    /// Use-time check of an artifact's OUT.verified marker.
+    Gate(cli::gate::GateArgs),
     /// Fetch a ref into the content-addressed cache, verify it, print its path.
     Fetch(cli::fetch::FetchArgs),
     /// Store a file under its content address and print its ref.
@@ -43,11 +53,18 @@ fn main() -> ExitCode {
         Command::Fetch(args) => cli::fetch::run(args),
         Command::Push(args) => cli::push::run(args),
         Command::Extract(args) => cli::extract::run(args),
+        Command::Digest(args) => cli::digest::run(args),
+        Command::Verify(args) => cli::verify::run(args),
+        Command::Diff(args) => cli::diff::run(args),
+        Command::Check(args) => cli::check::run(*args),
+        Command::Gate(args) => cli::gate::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
-            eprintln!("repropack: error: {}", f.message);
+            if !f.message.is_empty() {
+                eprintln!("repropack: error: {}", f.message);
+            }
             ExitCode::from(f.code as u8)
         }
     }

@@ -2,11 +2,19 @@
 //! arguments into library calls and prints the result; errors become a
 //! [`Failure`] carrying the exit code from [`repropack::exit`].
 
+pub mod check;
+pub mod diff;
+pub mod digest;
 pub mod extract;
 pub mod fetch;
+pub mod flags;
+pub mod gate;
 pub mod hash;
 pub mod pack;
 pub mod push;
+pub mod record;
+pub mod side;
+pub mod verify;
 
 use repropack::exit;
 use repropack::pack::PackError;
