@@ -161,7 +161,8 @@ pub fn run(args: PackArgs) -> Result<(), Failure> {
     };
     let r = ArtifactRef::new(uri, packed.sha256);
     if args.json {
-        println!("{}", pack_json(&r, &packed, &stage_opts));
+        let sq = (format == Format::Squashfs).then_some(&pack_opts.squashfs);
+        println!("{}", pack_json(&r, &packed, &stage_opts, sq));
     } else {
         println!("{r}");
     }
@@ -217,8 +218,13 @@ fn squashfs_options(args: &PackArgs, format: Format) -> Result<SquashfsOptions, 
     })
 }
 
-fn pack_json(r: &ArtifactRef, packed: &Packed, opts: &StageOptions) -> String {
-    let value = serde_json::json!({
+fn pack_json(
+    r: &ArtifactRef,
+    packed: &Packed,
+    opts: &StageOptions,
+    squashfs: Option<&SquashfsOptions>,
+) -> String {
+    let mut value = serde_json::json!({
         "ref": r.to_string(),
         "sha256": packed.sha256.to_hex(),
         "size": packed.size,
@@ -236,6 +242,14 @@ fn pack_json(r: &ArtifactRef, packed: &Packed, opts: &StageOptions) -> String {
             "excludes": opts.excludes,
         },
     });
+    if let (Some(sq), Some(options)) = (squashfs, value["options"].as_object_mut()) {
+        options.insert(
+            "compression".into(),
+            sq.compression.algorithm().name().into(),
+        );
+        options.insert("block_size".into(), sq.block_size.into());
+        options.insert("dedup".into(), sq.dedup.into());
+    }
     value.to_string()
 }
 
