@@ -323,6 +323,25 @@ fn squashfs_options_are_checked() {
         &img,
         &[src.to_str().unwrap(), "--comp", "zstd", "--level", "7"],
     );
+    let o = run(bin()
+        .arg("pack")
+        .arg(&src)
+        .args([
+            "--json",
+            "--comp",
+            "xz",
+            "--block-size",
+            "1M",
+            "--no-dedup",
+            "-o",
+        ])
+        .arg(dir.path().join("j.sqfs")));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["format"], "squashfs");
+    assert_eq!(v["options"]["compression"], "xz");
+    assert_eq!(v["options"]["level"], 6);
+    assert_eq!(v["options"]["block_size"], 1 << 20);
+    assert_eq!(v["options"]["dedup"], false);
     if let Some(unsquashfs) = tool("unsquashfs") {
         let s = run(Command::new(&unsquashfs).arg("-s").arg(&img));
         assert!(String::from_utf8_lossy(&s.stdout).contains("compression-level 7"));
