@@ -13,6 +13,7 @@
 
 use std::fs::File;
 use std::io;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use tempfile::NamedTempFile;
@@ -68,9 +69,12 @@ impl AtomicFile {
         let mut prefix = std::ffi::OsString::from(".");
         prefix.push(name);
         prefix.push(".");
+        // 0666 filtered by the umask, like any file a tool creates (tempfile
+        // defaults to 0600, which would publish private artifacts).
         let tmp = tempfile::Builder::new()
             .prefix(&prefix)
             .suffix(".tmp")
+            .permissions(std::fs::Permissions::from_mode(0o666))
             .tempfile_in(dir)
             .map_err(err)?;
         Ok(AtomicFile {

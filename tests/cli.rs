@@ -95,3 +95,33 @@ fn hash_of_a_missing_file_is_an_input_error() {
     assert_eq!(res.status.code(), Some(repropack::exit::INPUT));
     assert!(String::from_utf8_lossy(&res.stderr).contains("/nonexistent/file"));
 }
+
+/// Published artifacts get 0666 minus the umask, like any file a tool
+/// creates (not the 0600 of a private temp file).
+#[test]
+fn output_mode_follows_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let src = sample_tree(Build::default());
+    let out = tempfile::tempdir().unwrap();
+    for (umask, ext, want) in [
+        ("022", "tar", 0o644),
+        ("027", "tar.gz", 0o640),
+        ("002", "squashfs", 0o664),
+    ] {
+        let o = out.path().join(format!("o.{ext}"));
+        let st = Command::new("sh")
+            .arg("-c")
+            .arg(format!("umask {umask}; exec \"$@\""))
+            .arg("sh")
+            .arg(common::bin())
+            .arg("pack")
+            .arg(src.path())
+            .arg("-o")
+            .arg(&o)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let mode = std::fs::metadata(&o).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, want, "umask {umask} {ext}: {mode:o}");
+    }
+}

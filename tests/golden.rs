@@ -47,7 +47,11 @@ fn materialize(tree: &str, dst: &Path) {
         fs::create_dir(dst.join("empty-dir")).unwrap();
         fs::set_permissions(dst.join("empty-dir"), fs::Permissions::from_mode(0o755)).unwrap();
         fs::hard_link(dst.join("tool.sh"), dst.join("nested/hard-tool.sh")).unwrap();
-        fs::write(dst.join(OsStr::from_bytes(b"caf\xe9.txt")), b"latin-1 name\n").unwrap();
+        fs::write(
+            dst.join(OsStr::from_bytes(b"caf\xe9.txt")),
+            b"latin-1 name\n",
+        )
+        .unwrap();
     }
 }
 

@@ -228,6 +228,15 @@ fn from_tar_reads_stdin_and_refuses_devices() {
     h.set_size(0);
     h.set_cksum();
     builder.append(&h, &[][..]).unwrap();
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Char);
+    h.set_path("dev/tty9").unwrap();
+    h.set_mode(0o620);
+    h.set_size(0);
+    h.set_device_major(4).unwrap();
+    h.set_device_minor(300).unwrap();
+    h.set_cksum();
+    builder.append(&h, &[][..]).unwrap();
     let bytes = builder.into_inner().unwrap();
     let out = dir.path().join("x.sqfs");
     let mut child = bin()
@@ -259,7 +268,22 @@ fn from_tar_reads_stdin_and_refuses_devices() {
     assert!(child.wait_with_output().unwrap().status.success());
     if let Some(unsquashfs) = tool("unsquashfs") {
         let o = run(Command::new(&unsquashfs).arg("-lln").arg(&out));
-        assert!(String::from_utf8_lossy(&o.stdout).contains("prw-r--r-- 0/0"));
+        let listing = String::from_utf8_lossy(&o.stdout);
+        assert!(listing.contains("prw-r--r-- 0/0"), "{listing}");
+        assert!(
+            listing
+                .lines()
+                .any(|l| l.starts_with("crw-r--r-- 0/0") && l.ends_with("dev/tty9"))
+        );
+    }
+    // unsquashfs -lln prints minors above 255 the old 16-bit way; the
+    // kernel and rdsquashfs decode the 32-bit form the format specifies.
+    if let Some(rdsquashfs) = tool("rdsquashfs") {
+        let o = run(Command::new(&rdsquashfs)
+            .args(["-s", "/dev/tty9"])
+            .arg(&out));
+        let stat = String::from_utf8_lossy(&o.stdout);
+        assert!(stat.contains("Device number: 4:300"), "{stat}");
     }
 }
 
@@ -299,6 +323,25 @@ fn squashfs_options_are_checked() {
         &img,
         &[src.to_str().unwrap(), "--comp", "zstd", "--level", "7"],
     );
+    let o = run(bin()
+        .arg("pack")
+        .arg(&src)
+        .args([
+            "--json",
+            "--comp",
+            "xz",
+            "--block-size",
+            "1M",
+            "--no-dedup",
+            "-o",
+        ])
+        .arg(dir.path().join("j.sqfs")));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["format"], "squashfs");
+    assert_eq!(v["options"]["compression"], "xz");
+    assert_eq!(v["options"]["level"], 6);
+    assert_eq!(v["options"]["block_size"], 1 << 20);
+    assert_eq!(v["options"]["dedup"], false);
     if let Some(unsquashfs) = tool("unsquashfs") {
         let s = run(Command::new(&unsquashfs).arg("-s").arg(&img));
         assert!(String::from_utf8_lossy(&s.stdout).contains("compression-level 7"));

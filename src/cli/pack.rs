@@ -85,6 +85,7 @@ pub fn run(args: PackArgs) -> Result<(), Failure> {
                 &built.reference,
                 &built.packed,
                 &stage_opts,
+                (built.packed.format == Format::Squashfs).then_some(&pack_opts.squashfs),
                 record.as_ref()
             )
         );
@@ -261,6 +262,7 @@ fn pack_json(
     r: &ArtifactRef,
     packed: &Packed,
     opts: &StageOptions,
+    squashfs: Option<&SquashfsOptions>,
     record: Option<&record::Recorded>,
 ) -> String {
     let mut value = serde_json::json!({
@@ -281,6 +283,14 @@ fn pack_json(
             "excludes": opts.excludes,
         },
     });
+    if let (Some(sq), Some(options)) = (squashfs, value["options"].as_object_mut()) {
+        options.insert(
+            "compression".into(),
+            sq.compression.algorithm().name().into(),
+        );
+        options.insert("block_size".into(), sq.block_size.into());
+        options.insert("dedup".into(), sq.dedup.into());
+    }
     if let (Some(rec), Some(obj)) = (record, value.as_object_mut()) {
         rec.add_to_json(obj);
     }

@@ -18,7 +18,9 @@
 //!   each block to the workers and, in the same order, a handle to the
 //!   block's future result to the writer;
 //! - `jobs` **workers** compress blocks in whatever order they get them;
-//!   a block's bytes depend only on its input (see `compress`);
+//!   a block's bytes depend only on its input (see `compress`). With
+//!   `jobs == 1` there are no workers: the planner compresses each block
+//!   itself, so `--jobs 1` keeps to one CPU;
 //! - the **writer** takes handles in planner order, waits for each result
 //!   and appends it to the output, so placement never depends on which
 //!   worker finished first.
@@ -140,9 +142,17 @@ pub(crate) fn write_data(
     let (item_tx, item_rx) = mpsc::sync_channel::<Item>(2 * jobs + 4);
 
     std::thread::scope(|s| {
-        for _ in 0..jobs {
+        // With one job the planner compresses inline: `--jobs 1` uses one
+        // CPU for reading and compressing.
+        let workers = if jobs == 1 { 0 } else { jobs };
+        for _ in 0..workers {
             s.spawn(|| worker(&job_rx, &pool, opts));
         }
+        let inline = if workers == 0 {
+            Some(opts.compression.compressor(opts.block_size))
+        } else {
+            None
+        };
         let writer = s.spawn(|| write_items(file, start, item_rx, &pool));
         let mut planner = Planner {
             plan,
@@ -152,6 +162,7 @@ pub(crate) fn write_data(
             item_tx,
             frag: Vec::new(),
             frag_count: 0,
+            inline,
         };
         let planned = planner.run();
         // Closing both queues lets the workers and the writer finish.
@@ -239,29 +250,32 @@ fn worker(jobs: &Mutex<Receiver<Job>>, pool: &Pool, opts: &DataOptions) {
         let Ok(job) = job else { return };
         let result = match &mut compressor {
             Err(e) => Err(e.clone()),
-            Ok(c) => {
-                let mut out = pool.get();
-                match c.compress(&job.input, &mut out) {
-                    Ok(true) => {
-                        pool.put(job.input);
-                        Ok(Done {
-                            data: out,
-                            compressed: true,
-                        })
-                    }
-                    Ok(false) => {
-                        pool.put(out);
-                        Ok(Done {
-                            data: job.input,
-                            compressed: false,
-                        })
-                    }
-                    Err(e) => Err(e),
-                }
-            }
+            Ok(c) => compress_block(c, pool, job.input),
         };
         // The writer may have stopped after an error; nothing to do then.
         let _ = job.reply.send(result);
+    }
+}
+
+/// Compresses one block, keeping it uncompressed if that is not smaller.
+fn compress_block(
+    c: &mut super::compress::Compressor,
+    pool: &Pool,
+    input: Vec<u8>,
+) -> Result<Done, CompressError> {
+    let mut out = pool.get();
+    if c.compress(&input, &mut out)? {
+        pool.put(input);
+        Ok(Done {
+            data: out,
+            compressed: true,
+        })
+    } else {
+        pool.put(out);
+        Ok(Done {
+            data: input,
+            compressed: false,
+        })
     }
 }
 
@@ -271,7 +285,7 @@ fn write_items(
     items: Receiver<Item>,
     pool: &Pool,
 ) -> Result<Written, SquashfsError> {
-    let mut out = BufWriter::with_capacity(1 << 20, file);
+    let mut out = BufWriter::with_capacity(256 * 1024, file);
     let mut pos = start;
     let mut slots: Vec<(u64, Vec<u32>)> = Vec::new();
     let mut fragments = Vec::new();
@@ -338,6 +352,8 @@ struct Planner<'a> {
     frag: Vec<u8>,
     /// Fragment blocks sealed so far (= index of `frag`).
     frag_count: u32,
+    /// Compressor used on this thread when there are no workers.
+    inline: Option<Result<super::compress::Compressor, CompressError>>,
 }
 
 impl Planner<'_> {
@@ -345,15 +361,22 @@ impl Planner<'_> {
         let entries = self.plan.entries();
         let bs = u64::from(self.opts.block_size);
         // Only files whose size occurs more than once can be duplicates.
-        let mut size_count: HashMap<u64, u32> = HashMap::new();
+        // Sorted sizes: 8 bytes per file, less than a map.
+        let mut sizes: Vec<u64> = Vec::new();
         if self.opts.dedup {
-            for e in entries {
-                if owns_data(e) {
-                    *size_count.entry(e.size()).or_default() += 1;
-                }
-            }
+            sizes = entries
+                .iter()
+                .filter(|e| owns_data(e))
+                .map(|e| e.size())
+                .collect();
+            sizes.sort_unstable();
         }
-        let mut seen: HashMap<(u64, [u8; 32]), usize> = HashMap::new();
+        let shared_size = |size: u64| {
+            let first = sizes.partition_point(|&s| s < size);
+            sizes.get(first + 1) == Some(&size)
+        };
+        // (size, first 128 bits of the SHA-256) -> first entry with them.
+        let mut seen: HashMap<(u64, [u8; 16]), u32> = HashMap::new();
         let mut files: Vec<Option<PlannedFile>> = Vec::with_capacity(entries.len());
         let mut slots = 0usize;
         let mut deduplicated = false;
@@ -373,7 +396,7 @@ impl Planner<'_> {
             // Duplicate detection: hash candidates before writing anything.
             let mut expect_hash = None;
             let mut small: Option<Vec<u8>> = None;
-            if size_count.get(&size).copied().unwrap_or(0) > 1 {
+            if shared_size(size) {
                 let mut reader = content.reader().map_err(SquashfsError::Stage)?;
                 let digest = if size <= bs {
                     let mut buf = Vec::with_capacity(size as usize);
@@ -384,12 +407,16 @@ impl Planner<'_> {
                 } else {
                     hash_reader(&mut reader, self.pool).map_err(in_err)?
                 };
-                if let Some(&orig) = seen.get(&(size, digest)) {
-                    files.push(Some(PlannedFile::DupOf(orig)));
+                let mut key = [0u8; 16];
+                key.copy_from_slice(&digest[..16]);
+                if let Some(&orig) = seen.get(&(size, key)) {
+                    files.push(Some(PlannedFile::DupOf(orig as usize)));
                     deduplicated = true;
                     continue;
                 }
-                seen.insert((size, digest), idx);
+                let idx32 = u32::try_from(idx)
+                    .map_err(|_| SquashfsError::Limit("more than 2^32 entries".into()))?;
+                seen.insert((size, key), idx32);
                 expect_hash = Some(digest);
             }
             let full_blocks = size / bs;
@@ -519,6 +546,15 @@ impl Planner<'_> {
         input: Vec<u8>,
     ) -> Result<Receiver<Result<Done, CompressError>>, SquashfsError> {
         let (reply, rx) = mpsc::sync_channel(1);
+        if let Some(compressor) = &mut self.inline {
+            let result = match compressor {
+                Ok(c) => compress_block(c, self.pool, input),
+                Err(e) => Err(e.clone()),
+            };
+            // The channel has room for this one result.
+            let _ = reply.send(result);
+            return Ok(rx);
+        }
         self.job_tx
             .send(Job { input, reply })
             .map_err(|_| SquashfsError::Internal("compression workers stopped"))?;
