@@ -18,7 +18,9 @@
 //!   each block to the workers and, in the same order, a handle to the
 //!   block's future result to the writer;
 //! - `jobs` **workers** compress blocks in whatever order they get them;
-//!   a block's bytes depend only on its input (see `compress`);
+//!   a block's bytes depend only on its input (see `compress`). With
+//!   `jobs == 1` there are no workers: the planner compresses each block
+//!   itself, so `--jobs 1` keeps to one CPU;
 //! - the **writer** takes handles in planner order, waits for each result
 //!   and appends it to the output, so placement never depends on which
 //!   worker finished first.
@@ -140,9 +142,17 @@ pub(crate) fn write_data(
     let (item_tx, item_rx) = mpsc::sync_channel::<Item>(2 * jobs + 4);
 
     std::thread::scope(|s| {
-        for _ in 0..jobs {
+        // With one job the planner compresses inline: `--jobs 1` uses one
+        // CPU for reading and compressing.
+        let workers = if jobs == 1 { 0 } else { jobs };
+        for _ in 0..workers {
             s.spawn(|| worker(&job_rx, &pool, opts));
         }
+        let inline = if workers == 0 {
+            Some(opts.compression.compressor(opts.block_size))
+        } else {
+            None
+        };
         let writer = s.spawn(|| write_items(file, start, item_rx, &pool));
         let mut planner = Planner {
             plan,
@@ -152,6 +162,7 @@ pub(crate) fn write_data(
             item_tx,
             frag: Vec::new(),
             frag_count: 0,
+            inline,
         };
         let planned = planner.run();
         // Closing both queues lets the workers and the writer finish.
@@ -239,29 +250,32 @@ fn worker(jobs: &Mutex<Receiver<Job>>, pool: &Pool, opts: &DataOptions) {
         let Ok(job) = job else { return };
         let result = match &mut compressor {
             Err(e) => Err(e.clone()),
-            Ok(c) => {
-                let mut out = pool.get();
-                match c.compress(&job.input, &mut out) {
-                    Ok(true) => {
-                        pool.put(job.input);
-                        Ok(Done {
-                            data: out,
-                            compressed: true,
-                        })
-                    }
-                    Ok(false) => {
-                        pool.put(out);
-                        Ok(Done {
-                            data: job.input,
-                            compressed: false,
-                        })
-                    }
-                    Err(e) => Err(e),
-                }
-            }
+            Ok(c) => compress_block(c, pool, job.input),
         };
         // The writer may have stopped after an error; nothing to do then.
         let _ = job.reply.send(result);
+    }
+}
+
+/// Compresses one block, keeping it uncompressed if that is not smaller.
+fn compress_block(
+    c: &mut super::compress::Compressor,
+    pool: &Pool,
+    input: Vec<u8>,
+) -> Result<Done, CompressError> {
+    let mut out = pool.get();
+    if c.compress(&input, &mut out)? {
+        pool.put(input);
+        Ok(Done {
+            data: out,
+            compressed: true,
+        })
+    } else {
+        pool.put(out);
+        Ok(Done {
+            data: input,
+            compressed: false,
+        })
     }
 }
 
@@ -338,6 +352,8 @@ struct Planner<'a> {
     frag: Vec<u8>,
     /// Fragment blocks sealed so far (= index of `frag`).
     frag_count: u32,
+    /// Compressor used on this thread when there are no workers.
+    inline: Option<Result<super::compress::Compressor, CompressError>>,
 }
 
 impl Planner<'_> {
@@ -519,6 +535,15 @@ impl Planner<'_> {
         input: Vec<u8>,
     ) -> Result<Receiver<Result<Done, CompressError>>, SquashfsError> {
         let (reply, rx) = mpsc::sync_channel(1);
+        if let Some(compressor) = &mut self.inline {
+            let result = match compressor {
+                Ok(c) => compress_block(c, self.pool, input),
+                Err(e) => Err(e.clone()),
+            };
+            // The channel has room for this one result.
+            let _ = reply.send(result);
+            return Ok(rx);
+        }
         self.job_tx
             .send(Job { input, reply })
             .map_err(|_| SquashfsError::Internal("compression workers stopped"))?;

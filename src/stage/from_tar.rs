@@ -247,7 +247,7 @@ pub fn stage_tar(input: impl Read, name: &str, opts: &StageOptions) -> Result<Pl
     }
     spool_out.flush().map_err(io_err)?;
     drop(spool_out);
-    Ok(finish_plan(&root, opts, Vec::new()))
+    Ok(finish_plan(root, opts, Vec::new()))
 }
 
 /// Archive path of a tar member: components joined by `/`, without empty

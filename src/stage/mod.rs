@@ -893,12 +893,14 @@ pub fn stage(sources: &[Source], opts: &StageOptions) -> Result<Plan, StageError
             stager.insert_tree(&mut root, &archive, &src.path, &meta, &mut ancestors)?;
         }
     }
-    Ok(finish_plan(&root, opts, stager.warnings))
+    Ok(finish_plan(root, opts, stager.warnings))
 }
 
 /// Turns the assembled tree into the ordered plan (shared by [`stage`] and
 /// [`stage_tar`]).
-fn finish_plan(root: &Node, opts: &StageOptions, warnings: Vec<String>) -> Plan {
+/// The tree is consumed as it is flattened, so its nodes and the entries
+/// are not both in memory at the peak.
+fn finish_plan(root: Node, opts: &StageOptions, warnings: Vec<String>) -> Plan {
     let mut flat = Vec::new();
     flatten(root, &[], opts, &mut flat);
     let entries = group_hardlinks(flat);
@@ -921,10 +923,11 @@ struct Flat {
     inode: Option<(u64, u64)>,
 }
 
-fn flatten(node: &Node, prefix: &[u8], opts: &StageOptions, out: &mut Vec<Flat>) {
-    for (name, child) in &node.children {
-        let path = join(prefix, name);
-        let entry = match &child.staged {
+fn flatten(node: Node, prefix: &[u8], opts: &StageOptions, out: &mut Vec<Flat>) {
+    for (name, child) in node.children {
+        let path = join(prefix, &name);
+        let Node { staged, children } = child;
+        let entry = match staged {
             Some(s) => Flat {
                 entry: Entry {
                     path: path.clone(),
@@ -933,12 +936,12 @@ fn flatten(node: &Node, prefix: &[u8], opts: &StageOptions, out: &mut Vec<Flat>)
                     uid: opts.owner.uid,
                     gid: opts.owner.gid,
                     mtime: s.mtime,
-                    content: s.content.clone(),
-                    symlink_target: s.symlink_target.clone(),
+                    content: s.content,
+                    symlink_target: s.symlink_target,
                     hardlink_of: None,
                     links: 1,
                     rdev: s.rdev,
-                    source: s.source.clone(),
+                    source: s.source,
                 },
                 inode: s.inode,
             },
@@ -961,11 +964,15 @@ fn flatten(node: &Node, prefix: &[u8], opts: &StageOptions, out: &mut Vec<Flat>)
             },
         };
         out.push(entry);
+        let child = Node {
+            staged: None,
+            children,
+        };
         flatten(child, &path, opts, out);
     }
 }
 
-fn group_hardlinks(flat: Vec<Flat>) -> Vec<Entry> {
+fn group_hardlinks(mut flat: Vec<Flat>) -> Vec<Entry> {
     let mut first: HashMap<(u64, u64), usize> = HashMap::new();
     let mut counts: HashMap<(u64, u64), u32> = HashMap::new();
     for f in flat.iter() {
@@ -973,19 +980,17 @@ fn group_hardlinks(flat: Vec<Flat>) -> Vec<Entry> {
             *counts.entry(k).or_default() += 1;
         }
     }
-    let mut out = Vec::with_capacity(flat.len());
-    for (i, f) in flat.into_iter().enumerate() {
-        let mut e = f.entry;
+    for (i, f) in flat.iter_mut().enumerate() {
         if let Some(k) = f.inode {
-            e.links = counts[&k];
+            f.entry.links = counts[&k];
             match first.get(&k) {
-                Some(&t) => e.hardlink_of = Some(t),
+                Some(&t) => f.entry.hardlink_of = Some(t),
                 None => {
                     first.insert(k, i);
                 }
             }
         }
-        out.push(e);
     }
-    out
+    // Collected in place: no second full-size vector at the peak.
+    flat.into_iter().map(|f| f.entry).collect()
 }
