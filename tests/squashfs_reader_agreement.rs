@@ -348,6 +348,7 @@ fn superblock_and_readers_agree_for_each_compressor_and_block_size() {
         ("zstd", Some(64 * 1024)),
         ("xz", None),
         ("lz4", Some(8192)),
+        ("none", None),
     ] {
         let mut spec = PackSpec::new(EPOCH);
         spec.comp = comp.to_string();
