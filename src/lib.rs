@@ -12,11 +12,15 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod archive;
 pub mod digest;
 pub mod exit;
+pub mod extract;
+pub mod fetch;
 pub mod gzip;
 pub mod output;
 pub mod pack;
+pub mod push;
 pub mod refs;
 pub mod squashfs;
 pub mod stage;

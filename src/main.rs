@@ -21,12 +21,18 @@ struct Cli {
 enum Command {
     /// Pack sources into an archive and print its ref `URI#sha256=HEX`.
     Pack(Box<cli::pack::PackArgs>),
+    /// Extract an artifact into a new directory, refusing unsafe archives.
+    Extract(cli::extract::ExtractArgs),
     /// Print refs for existing files.
     Hash {
         /// Files to hash.
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Fetch a ref into the content-addressed cache, verify it, print its path.
+    Fetch(cli::fetch::FetchArgs),
+    /// Store a file under its content address and print its ref.
+    Push(cli::push::PushArgs),
 }
 
 fn main() -> ExitCode {
@@ -34,6 +40,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Pack(args) => cli::pack::run(*args),
         Command::Hash { files } => cli::hash::run(&files),
+        Command::Fetch(args) => cli::fetch::run(args),
+        Command::Push(args) => cli::push::run(args),
+        Command::Extract(args) => cli::extract::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

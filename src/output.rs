@@ -8,7 +8,7 @@
 //! let mut out = repropack::output::AtomicFile::create("out.bin".as_ref())?;
 //! out.file_mut().write_all(b"data")?;
 //! out.commit()?;
-//! # Ok::<(), repropack::output::OutputError>(())
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 use std::fs::File;

@@ -228,6 +228,15 @@ fn from_tar_reads_stdin_and_refuses_devices() {
     h.set_size(0);
     h.set_cksum();
     builder.append(&h, &[][..]).unwrap();
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Char);
+    h.set_path("dev/tty9").unwrap();
+    h.set_mode(0o620);
+    h.set_size(0);
+    h.set_device_major(4).unwrap();
+    h.set_device_minor(300).unwrap();
+    h.set_cksum();
+    builder.append(&h, &[][..]).unwrap();
     let bytes = builder.into_inner().unwrap();
     let out = dir.path().join("x.sqfs");
     let mut child = bin()
@@ -259,7 +268,22 @@ fn from_tar_reads_stdin_and_refuses_devices() {
     assert!(child.wait_with_output().unwrap().status.success());
     if let Some(unsquashfs) = tool("unsquashfs") {
         let o = run(Command::new(&unsquashfs).arg("-lln").arg(&out));
-        assert!(String::from_utf8_lossy(&o.stdout).contains("prw-r--r-- 0/0"));
+        let listing = String::from_utf8_lossy(&o.stdout);
+        assert!(listing.contains("prw-r--r-- 0/0"), "{listing}");
+        assert!(
+            listing
+                .lines()
+                .any(|l| l.starts_with("crw-r--r-- 0/0") && l.ends_with("dev/tty9"))
+        );
+    }
+    // unsquashfs -lln prints minors above 255 the old 16-bit way; the
+    // kernel and rdsquashfs decode the 32-bit form the format specifies.
+    if let Some(rdsquashfs) = tool("rdsquashfs") {
+        let o = run(Command::new(&rdsquashfs)
+            .args(["-s", "/dev/tty9"])
+            .arg(&out));
+        let stat = String::from_utf8_lossy(&o.stdout);
+        assert!(stat.contains("Device number: 4:300"), "{stat}");
     }
 }
 

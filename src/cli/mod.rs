@@ -2,8 +2,11 @@
 //! arguments into library calls and prints the result; errors become a
 //! [`Failure`] carrying the exit code from [`repropack::exit`].
 
+pub mod extract;
+pub mod fetch;
 pub mod hash;
 pub mod pack;
+pub mod push;
 
 use repropack::exit;
 use repropack::pack::PackError;

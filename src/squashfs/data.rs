@@ -285,7 +285,7 @@ fn write_items(
     items: Receiver<Item>,
     pool: &Pool,
 ) -> Result<Written, SquashfsError> {
-    let mut out = BufWriter::with_capacity(1 << 20, file);
+    let mut out = BufWriter::with_capacity(256 * 1024, file);
     let mut pos = start;
     let mut slots: Vec<(u64, Vec<u32>)> = Vec::new();
     let mut fragments = Vec::new();
@@ -361,15 +361,22 @@ impl Planner<'_> {
         let entries = self.plan.entries();
         let bs = u64::from(self.opts.block_size);
         // Only files whose size occurs more than once can be duplicates.
-        let mut size_count: HashMap<u64, u32> = HashMap::new();
+        // Sorted sizes: 8 bytes per file, less than a map.
+        let mut sizes: Vec<u64> = Vec::new();
         if self.opts.dedup {
-            for e in entries {
-                if owns_data(e) {
-                    *size_count.entry(e.size()).or_default() += 1;
-                }
-            }
+            sizes = entries
+                .iter()
+                .filter(|e| owns_data(e))
+                .map(|e| e.size())
+                .collect();
+            sizes.sort_unstable();
         }
-        let mut seen: HashMap<(u64, [u8; 32]), usize> = HashMap::new();
+        let shared_size = |size: u64| {
+            let first = sizes.partition_point(|&s| s < size);
+            sizes.get(first + 1) == Some(&size)
+        };
+        // (size, first 128 bits of the SHA-256) -> first entry with them.
+        let mut seen: HashMap<(u64, [u8; 16]), u32> = HashMap::new();
         let mut files: Vec<Option<PlannedFile>> = Vec::with_capacity(entries.len());
         let mut slots = 0usize;
         let mut deduplicated = false;
@@ -389,7 +396,7 @@ impl Planner<'_> {
             // Duplicate detection: hash candidates before writing anything.
             let mut expect_hash = None;
             let mut small: Option<Vec<u8>> = None;
-            if size_count.get(&size).copied().unwrap_or(0) > 1 {
+            if shared_size(size) {
                 let mut reader = content.reader().map_err(SquashfsError::Stage)?;
                 let digest = if size <= bs {
                     let mut buf = Vec::with_capacity(size as usize);
@@ -400,12 +407,16 @@ impl Planner<'_> {
                 } else {
                     hash_reader(&mut reader, self.pool).map_err(in_err)?
                 };
-                if let Some(&orig) = seen.get(&(size, digest)) {
-                    files.push(Some(PlannedFile::DupOf(orig)));
+                let mut key = [0u8; 16];
+                key.copy_from_slice(&digest[..16]);
+                if let Some(&orig) = seen.get(&(size, key)) {
+                    files.push(Some(PlannedFile::DupOf(orig as usize)));
                     deduplicated = true;
                     continue;
                 }
-                seen.insert((size, digest), idx);
+                let idx32 = u32::try_from(idx)
+                    .map_err(|_| SquashfsError::Limit("more than 2^32 entries".into()))?;
+                seen.insert((size, key), idx32);
                 expect_hash = Some(digest);
             }
             let full_blocks = size / bs;

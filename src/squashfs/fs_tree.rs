@@ -71,16 +71,41 @@ impl Ids {
     }
 }
 
-/// Node 0 is the root; node i + 1 is plan entry i.
+/// "No node" in the sibling links.
+const NONE: u32 = u32::MAX;
+
+/// Node 0 is the root; node i + 1 is plan entry i. Children are kept as
+/// sibling links (in plan order, which is name order), 12 bytes per node.
 struct Tree {
-    children: Vec<Vec<usize>>,
-    parent: Vec<usize>,
+    first_child: Vec<u32>,
+    next_sibling: Vec<u32>,
+    parent: Vec<u32>,
+}
+
+impl Tree {
+    fn children(&self, dir: usize) -> impl Iterator<Item = usize> + '_ {
+        let mut next = self.first_child[dir];
+        std::iter::from_fn(move || {
+            (next != NONE).then(|| {
+                let n = next as usize;
+                next = self.next_sibling[n];
+                n
+            })
+        })
+    }
 }
 
 fn build_tree(plan: &Plan) -> Result<Tree, SquashfsError> {
     let entries = plan.entries();
-    let mut children = vec![Vec::new(); entries.len() + 1];
-    let mut parent = vec![0usize; entries.len() + 1];
+    let nodes = u32::try_from(entries.len() + 1)
+        .ok()
+        .filter(|&n| n != NONE)
+        .ok_or_else(|| SquashfsError::Limit("more than 2^32 - 2 entries".into()))?;
+    let nodes = nodes as usize;
+    let mut first_child = vec![NONE; nodes];
+    let mut last_child = vec![NONE; nodes];
+    let mut next_sibling = vec![NONE; nodes];
+    let mut parent = vec![0u32; nodes];
     let mut open = vec![0usize];
     for (i, e) in entries.iter().enumerate() {
         let name = e.name();
@@ -97,13 +122,23 @@ fn build_tree(plan: &Plan) -> Result<Tree, SquashfsError> {
         }
         open.truncate(depth);
         let p = open[depth - 1];
-        children[p].push(i + 1);
-        parent[i + 1] = p;
+        // Node ids fit u32: checked above.
+        let node = (i + 1) as u32;
+        match last_child[p] {
+            NONE => first_child[p] = node,
+            last => next_sibling[last as usize] = node,
+        }
+        last_child[p] = node;
+        parent[i + 1] = p as u32;
         if e.kind() == EntryKind::Dir {
             open.push(i + 1);
         }
     }
-    Ok(Tree { children, parent })
+    Ok(Tree {
+        first_child,
+        next_sibling,
+        parent,
+    })
 }
 
 /// The node whose inode entry `node` uses (its hard-link group's first
@@ -120,30 +155,34 @@ fn is_dir(entries: &[Entry], node: usize) -> bool {
 }
 
 /// Inode owners in write order (see module docs).
-fn write_order(entries: &[Entry], tree: &Tree) -> Vec<usize> {
-    let mut order = Vec::new();
+fn write_order(entries: &[Entry], tree: &Tree) -> Vec<u32> {
+    let mut order = Vec::with_capacity(entries.len() + 1);
     let mut placed = vec![false; entries.len() + 1];
-    // (directory node, next child position to look at for subdirectories)
-    let mut stack: Vec<(usize, usize)> = vec![(0, 0)];
+    // (directory node, next child to look at for subdirectories)
+    let mut stack: Vec<(usize, u32)> = vec![(0, tree.first_child[0])];
     while let Some(top) = stack.last_mut() {
-        let (d, k) = *top;
-        let kids = &tree.children[d];
-        if let Some(pos) = (k..kids.len()).find(|&j| is_dir(entries, kids[j])) {
-            top.1 = pos + 1;
-            stack.push((kids[pos], 0));
+        let d = top.0;
+        let mut next = top.1;
+        while next != NONE && !is_dir(entries, next as usize) {
+            next = tree.next_sibling[next as usize];
+        }
+        if next != NONE {
+            let sub = next as usize;
+            top.1 = tree.next_sibling[sub];
+            stack.push((sub, tree.first_child[sub]));
             continue;
         }
-        for &c in kids {
+        for c in tree.children(d) {
             if is_dir(entries, c) {
                 continue;
             }
             let o = owner(entries, c);
             if !placed[o] {
                 placed[o] = true;
-                order.push(o);
+                order.push(o as u32);
             }
         }
-        order.push(d);
+        order.push(d as u32);
         stack.pop();
     }
     order
@@ -162,10 +201,13 @@ pub(crate) fn write_tables(
     let order = write_order(entries, &tree);
     let mut number = vec![0u32; entries.len() + 1];
     for (i, &node) in order.iter().enumerate() {
-        number[node] = u32::try_from(i + 1)
-            .map_err(|_| SquashfsError::Limit("more than 2^32 inodes".into()))?;
+        // At most 2^32 - 1 nodes (checked by build_tree).
+        number[node as usize] = i as u32 + 1;
     }
-    let mut refs: Vec<Option<(MetaPos, u16)>> = vec![None; entries.len() + 1];
+    // Inode reference (block << 16 | offset) and basic type per owner node;
+    // type 0 = not written yet.
+    let mut refs = vec![0u64; entries.len() + 1];
+    let mut types = vec![0u8; entries.len() + 1];
     let mut inodes = MetadataWriter::new(inode_comp);
     let mut dirs = MetadataWriter::new(dir_comp);
     let mut buf = Vec::new();
@@ -177,25 +219,30 @@ pub(crate) fn write_tables(
         })
     };
     for &node in &order {
+        let node = node as usize;
         buf.clear();
         let pos = inodes.pos();
         let basic_type = if is_dir(entries, node) {
-            let kids = &tree.children[node];
-            let mut listing_entries = Vec::with_capacity(kids.len());
-            for &c in kids {
+            let mut listing_entries = Vec::new();
+            let mut subdirs = 0usize;
+            for c in tree.children(node) {
                 let o = owner(entries, c);
-                let (inode, basic_type) =
-                    refs[o].ok_or(SquashfsError::Internal("child inode not yet written"))?;
+                if types[o] == 0 {
+                    return Err(SquashfsError::Internal("child inode not yet written"));
+                }
+                subdirs += usize::from(is_dir(entries, c));
                 listing_entries.push(DirEntry {
                     name: entries[c - 1].name(),
                     inode_number: number[o],
-                    inode,
-                    basic_type,
+                    inode: MetaPos {
+                        block: refs[o] >> 16,
+                        offset: refs[o] as u16,
+                    },
+                    basic_type: u16::from(types[o]),
                 });
             }
             let listing = write_listing(&mut dirs, &listing_entries)
                 .map_err(|e| SquashfsError::Limit(format!("directory listing: {e}")))?;
-            let subdirs = kids.iter().filter(|&&c| is_dir(entries, c)).count();
             let (mode, uid, gid, mtime, what) = if node == 0 {
                 let r = plan.root();
                 (r.mode, r.uid, r.gid, r.mtime, "<root>".to_string())
@@ -225,7 +272,7 @@ pub(crate) fn write_tables(
                 parent_inode: if node == 0 {
                     0
                 } else {
-                    number[tree.parent[node]]
+                    number[tree.parent[node] as usize]
                 },
                 index: &listing.index,
             };
@@ -273,16 +320,15 @@ pub(crate) fn write_tables(
             inode::encode(&header, &body, &mut buf)
         };
         inodes.write(&buf)?;
-        refs[node] = Some((pos, basic_type));
+        refs[node] = pos.reference();
+        // Basic types are 1-7.
+        types[node] = basic_type as u8;
     }
-    let root_ref = refs[0]
-        .ok_or(SquashfsError::Internal("root inode not written"))?
-        .0
-        .reference();
-    let export = order
-        .iter()
-        .map(|&n| refs[n].map_or(0, |(p, _)| p.reference()))
-        .collect();
+    if types[0] == 0 {
+        return Err(SquashfsError::Internal("root inode not written"));
+    }
+    let root_ref = refs[0];
+    let export = order.iter().map(|&n| refs[n as usize]).collect();
     let (inode_table, _) = inodes.finish()?;
     let (dir_table, _) = dirs.finish()?;
     Ok(MetaTables {

@@ -211,33 +211,36 @@ pub fn write_squashfs(
     let mut c2 = comp.compressor(bs)?;
     let meta = fs_tree::write_tables(plan, &data, &ids, &mut c1, &mut c2)?;
 
-    // Tables, in the order the kernel checks them (§2).
+    // Tables, in the order the kernel checks them (§2), each written at its
+    // offset as soon as it is laid out.
+    let put = |bytes: &[u8], at: u64| -> Result<u64, SquashfsError> {
+        file.write_all_at(bytes, at)
+            .map_err(SquashfsError::Output)?;
+        Ok(at + bytes.len() as u64)
+    };
     let inode_table_start = data.end;
-    let directory_table_start = inode_table_start + meta.inode_table.len() as u64;
-    let mut tail = meta.inode_table;
-    tail.extend_from_slice(&meta.dir_table);
-    let frag_blocks_at = inode_table_start + tail.len() as u64;
+    let directory_table_start = put(&meta.inode_table, inode_table_start)?;
+    let frag_blocks_at = put(&meta.dir_table, directory_table_start)?;
+    drop(meta.inode_table);
+    drop(meta.dir_table);
     let (frag, fragment_table_start) = metadata::lookup_table(
         &mut c1,
         &table::fragment_entries(&data.fragments),
         frag_blocks_at,
     )?;
-    tail.extend_from_slice(&frag);
+    let export_blocks_at = put(&frag, frag_blocks_at)?;
     let (export, export_table_start) = metadata::lookup_table(
         &mut c1,
         &table::export_entries(&meta.export),
-        inode_table_start + tail.len() as u64,
+        export_blocks_at,
     )?;
-    tail.extend_from_slice(&export);
-    let (id, id_table_start) = metadata::lookup_table(
-        &mut c1,
-        &table::id_entries(ids.ids()),
-        inode_table_start + tail.len() as u64,
-    )?;
-    tail.extend_from_slice(&id);
-    let bytes_used = inode_table_start + tail.len() as u64;
+    let id_blocks_at = put(&export, export_blocks_at)?;
+    let (id, id_table_start) =
+        metadata::lookup_table(&mut c1, &table::id_entries(ids.ids()), id_blocks_at)?;
+    let bytes_used = put(&id, id_blocks_at)?;
     let padded = bytes_used.div_ceil(DEVICE_BLOCK) * DEVICE_BLOCK;
-    tail.resize((padded - inode_table_start) as usize, 0);
+    let padding = vec![0u8; (padded - bytes_used) as usize];
+    put(&padding, bytes_used)?;
 
     let mut sb_flags = flags::NO_XATTRS | flags::EXPORTABLE | flags::ALWAYS_FRAGMENTS;
     if data.deduplicated {
@@ -275,8 +278,6 @@ pub fn write_squashfs(
     if let Some(b) = &options_block {
         head.extend_from_slice(b);
     }
-    file.write_all_at(&tail, inode_table_start)
-        .map_err(SquashfsError::Output)?;
     file.write_all_at(&head, 0).map_err(SquashfsError::Output)?;
     file.set_len(padded).map_err(SquashfsError::Output)?;
     let digest = hash_image(file, padded).map_err(SquashfsError::Output)?;
@@ -286,7 +287,7 @@ pub fn write_squashfs(
 /// SHA-256 of the first `len` bytes of `file`, read back from the start.
 fn hash_image(file: &File, len: u64) -> io::Result<Sha256Digest> {
     let mut hasher = Hasher::new();
-    let mut buf = vec![0u8; 1 << 20];
+    let mut buf = vec![0u8; 256 * 1024];
     let mut at = 0u64;
     while at < len {
         let want = buf.len().min((len - at) as usize);

@@ -13,7 +13,7 @@
 //! The writer never touches the filesystem except through
 //! [`Content::reader`](crate::stage::Content::reader).
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 
 use tar::{EntryType, Header};
 
@@ -45,8 +45,9 @@ pub fn write_tar<W: Write>(plan: &Plan, out: W) -> Result<W, TarError> {
         count: 0,
     };
     let entries = plan.entries();
+    let mut buf = vec![0u8; 256 * 1024];
     for entry in entries {
-        write_entry(&mut out, entry, entries).map_err(|source| TarError {
+        write_entry(&mut out, entry, entries, &mut buf).map_err(|source| TarError {
             entry: entry.display_path(),
             source,
         })?;
@@ -87,6 +88,7 @@ fn write_entry<W: Write>(
     out: &mut CountingWriter<W>,
     entry: &Entry,
     all: &[Entry],
+    buf: &mut [u8],
 ) -> io::Result<()> {
     let mut name = entry.path().to_vec();
     if entry.kind() == EntryKind::Dir {
@@ -127,7 +129,9 @@ fn write_entry<W: Write>(
             body.len() as u64,
         )?;
         h.set_mode(0o644);
-        h.set_cksum();
+        // GNU tar leaves devmajor/devminor empty in extended headers.
+        h.as_mut_bytes()[329..345].fill(0);
+        set_checksum(&mut h);
         out.write_all(h.as_bytes())?;
         out.write_all(&body)?;
         pad(out, body.len() as u64)?;
@@ -142,7 +146,17 @@ fn write_entry<W: Write>(
         let mut reader = content
             .reader()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-        let copied = io::copy(&mut reader, out)?;
+        let mut copied = 0u64;
+        loop {
+            let n = match reader.read(buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            out.write_all(&buf[..n])?;
+            copied += n as u64;
+        }
         if copied != size {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -182,8 +196,18 @@ fn base_header(
     let (major, minor) = entry.rdev();
     h.set_device_major(major)?;
     h.set_device_minor(minor)?;
-    h.set_cksum();
+    set_checksum(&mut h);
     Ok(h)
+}
+
+/// ustar `chksum`: the sum of all header bytes with the field itself read as
+/// spaces, written as six octal digits, NUL, space (as GNU tar writes it).
+fn set_checksum(h: &mut Header) {
+    let bytes = h.as_mut_bytes();
+    bytes[148..156].fill(b' ');
+    let sum: u32 = bytes.iter().map(|&b| u32::from(b)).sum();
+    let field = format!("{sum:06o}\0 ");
+    bytes[148..156].copy_from_slice(field.as_bytes());
 }
 
 /// Encodes pax records `"<len> <key>=<value>\n"`, where `<len>` counts the

@@ -711,7 +711,10 @@ pub fn read_backhand(img: &Path, want: &Expect) -> (Tree, Vec<String>) {
             );
         }
     };
-    let comp = format!("{:?}", fs.compressor).to_lowercase();
+    let comp = match &fs.compressor {
+        Some(c) => format!("{c:?}").to_lowercase(),
+        None => "none recorded".to_string(),
+    };
     if comp != want.compressor {
         errs.push(format!(
             "backhand: compressor {comp}, expected {}",

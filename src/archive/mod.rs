@@ -1,0 +1,404 @@
+//! Reading artifacts: tar, tar.gz and SquashFS 4.0, behind one entry model.
+//!
+//! The model: [`open`] looks at the first bytes of a file (never at its name)
+//! to decide the [`Format`], reads what the container says about itself
+//! ([`ContainerInfo`]: gzip header, first tar header, SquashFS superblock), and
+//! returns an [`Archive`]. [`Archive::for_each_entry`] then drives a single
+//! pass over the entries **in archive order** and pushes each one to the
+//! caller's closure as an [`Entry`] (metadata) plus a [`Read`] over the
+//! entry's content. The caller reads as much content as it wants; whatever it
+//! leaves unread is skipped before the next entry. The closure's error stops
+//! the pass and is returned as is.
+//!
+//! - **tar / tar.gz** (POSIX ustar and pax, GNU long names): read with the
+//!   `tar` crate's header type, one 512-byte block at a time, see
+//!   [`tar`](self::tar). Pax `path`, `linkpath`, `size`, `uid`, `gid` and
+//!   `mtime` records and GNU `L`/`K` long names override the header fields.
+//!   gzip may have several members (as `pigz` or `cat a.gz b.gz` produce).
+//! - **SquashFS 4.0** (little endian): superblock, inode, id and fragment
+//!   tables are read by `backhand`, which also decompresses file content (its
+//!   `parallel` feature). The directory table is walked here, see
+//!   [`squashfs`](self::squashfs), so that raw names and inode numbers are
+//!   seen. The root directory comes first with the path `.`; then a
+//!   depth-first walk in directory-table order (sorted by name, as the format
+//!   requires). **Hard links**: a non-directory inode reached through several
+//!   directory entries is yielded with its own kind the first time and as
+//!   [`EntryKind::HardLink`] to that first path every later time, exactly like
+//!   a tar hard link; [`Entry::inode`] carries the inode number on every
+//!   occurrence, so callers can also group by it.
+//!
+//! Paths are raw bytes **as stored** (a tar may say `./a/b/` for a directory);
+//! [`normalize_path`] turns them into the canonical relative form used to
+//! compare archives and to extract.
+//!
+//! ```no_run
+//! use std::io::Read;
+//! let archive = repropack::archive::open("demo.tar.gz".as_ref())?;
+//! println!("format: {}", archive.format().name());
+//! archive.for_each_entry(|entry, content| {
+//!     let mut bytes = Vec::new();
+//!     content.read_to_end(&mut bytes).map_err(|e| repropack::archive::ArchiveError::content(entry, e))?;
+//!     println!("{} {} {}", entry.kind().name(), entry.display_path(), bytes.len());
+//!     Ok::<(), repropack::archive::ArchiveError>(())
+//! })?;
+//! # Ok::<(), repropack::archive::ArchiveError>(())
+//! ```
+
+mod detect;
+pub mod squashfs;
+pub mod tar;
+
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use flate2::bufread::MultiGzDecoder;
+
+pub use detect::GzipInfo;
+pub use squashfs::SquashfsInfo;
+pub use tar::TarInfo;
+
+/// Container format, decided from the bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    /// A plain tar stream (ustar magic at offset 257, or a header with a
+    /// valid checksum).
+    Tar,
+    /// gzip (magic `1f 8b`) around a tar stream.
+    TarGz,
+    /// SquashFS 4.0, little endian (magic `hsqs` at offset 0).
+    SquashFs,
+}
+
+impl Format {
+    /// `tar`, `tar.gz` or `squashfs`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Tar => "tar",
+            Format::TarGz => "tar.gz",
+            Format::SquashFs => "squashfs",
+        }
+    }
+}
+
+/// What the container says about itself, for `diff` and `--json` output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContainerInfo {
+    Tar(TarInfo),
+    TarGz { gzip: GzipInfo, tar: TarInfo },
+    SquashFs(SquashfsInfo),
+}
+
+/// What an entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum EntryKind {
+    Dir,
+    File,
+    Symlink,
+    /// Another name for an earlier entry; [`Entry::link_target`] is that
+    /// entry's path as stored.
+    HardLink,
+    Fifo,
+    CharDevice,
+    BlockDevice,
+    /// Only SquashFS can hold sockets.
+    Socket,
+}
+
+impl EntryKind {
+    /// A short lowercase name, as in manifests and messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            EntryKind::Dir => "dir",
+            EntryKind::File => "file",
+            EntryKind::Symlink => "symlink",
+            EntryKind::HardLink => "hardlink",
+            EntryKind::Fifo => "fifo",
+            EntryKind::CharDevice => "char",
+            EntryKind::BlockDevice => "block",
+            EntryKind::Socket => "socket",
+        }
+    }
+}
+
+/// One entry's metadata, as stored in the archive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub(crate) index: u64,
+    pub(crate) path: Vec<u8>,
+    pub(crate) kind: EntryKind,
+    pub(crate) mode: u32,
+    pub(crate) uid: u64,
+    pub(crate) gid: u64,
+    pub(crate) mtime: i64,
+    pub(crate) size: u64,
+    pub(crate) link_target: Option<Vec<u8>>,
+    pub(crate) device: Option<(u32, u32)>,
+    pub(crate) inode: Option<u32>,
+}
+
+impl Entry {
+    /// Position in archive order, from 0 (extension headers do not count).
+    pub fn index(&self) -> u64 {
+        self.index
+    }
+    /// The path as stored: raw bytes, not normalized (see [`normalize_path`]).
+    pub fn path(&self) -> &[u8] {
+        &self.path
+    }
+    /// The path for messages (lossy UTF-8).
+    pub fn display_path(&self) -> String {
+        String::from_utf8_lossy(&self.path).into_owned()
+    }
+    pub fn kind(&self) -> EntryKind {
+        self.kind
+    }
+    /// Permission bits including setuid/setgid/sticky (`mode & 0o7777`).
+    pub fn mode(&self) -> u32 {
+        self.mode
+    }
+    pub fn uid(&self) -> u64 {
+        self.uid
+    }
+    pub fn gid(&self) -> u64 {
+        self.gid
+    }
+    /// Modification time in seconds since 1970 (fractions dropped).
+    pub fn mtime(&self) -> i64 {
+        self.mtime
+    }
+    /// Content length in bytes; 0 for everything but regular files.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+    /// Symlink target, or the stored path of a hard link's target.
+    pub fn link_target(&self) -> Option<&[u8]> {
+        self.link_target.as_deref()
+    }
+    /// `(major, minor)` of a character or block device.
+    pub fn device(&self) -> Option<(u32, u32)> {
+        self.device
+    }
+    /// SquashFS inode number (the same on every hard link of one inode);
+    /// `None` for tar.
+    pub fn inode(&self) -> Option<u32> {
+        self.inode
+    }
+}
+
+/// Limits applied while reading (the extractor passes its own).
+#[derive(Debug, Clone)]
+pub struct ReadOptions {
+    /// Stop with [`ArchiveError::TooManyEntries`] past this many entries.
+    /// For SquashFS the superblock's inode count is checked before any table
+    /// is read.
+    pub max_entries: u64,
+}
+
+impl Default for ReadOptions {
+    fn default() -> ReadOptions {
+        ReadOptions {
+            max_entries: u64::MAX,
+        }
+    }
+}
+
+/// A failure to read an archive. Each variant names the archive file and,
+/// where known, the entry or offset.
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{path}: not an archive repropack can read: {what}")]
+    UnknownFormat { path: PathBuf, what: String },
+    #[error("{path}: malformed {format} at {location}: {reason}")]
+    Malformed {
+        path: PathBuf,
+        format: &'static str,
+        location: String,
+        reason: String,
+    },
+    #[error("{path}: more than {limit} entries")]
+    TooManyEntries { path: PathBuf, limit: u64 },
+    #[error("entry {entry:?}: reading content: {source}")]
+    Content {
+        entry: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl ArchiveError {
+    /// Wraps an error met while reading `entry`'s content.
+    pub fn content(entry: &Entry, source: io::Error) -> ArchiveError {
+        ArchiveError::Content {
+            entry: entry.display_path(),
+            source,
+        }
+    }
+}
+
+/// An opened artifact, ready for one pass over its entries.
+pub struct Archive {
+    path: PathBuf,
+    format: Format,
+    info: ContainerInfo,
+    options: ReadOptions,
+    inner: Inner,
+}
+
+enum Inner {
+    Tar(BufReader<File>),
+    TarGz(Box<BufReader<MultiGzDecoder<BufReader<File>>>>),
+    SquashFs(Box<squashfs::SquashfsArchive>),
+}
+
+/// Opens `path` with default [`ReadOptions`]; see [`open_with`].
+pub fn open(path: &Path) -> Result<Archive, ArchiveError> {
+    open_with(path, &ReadOptions::default())
+}
+
+/// Opens `path`, detects its format from the first bytes and reads the
+/// container facts (for SquashFS: all metadata tables).
+pub fn open_with(path: &Path, options: &ReadOptions) -> Result<Archive, ArchiveError> {
+    let io_err = |source| ArchiveError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = File::open(path).map_err(io_err)?;
+    let detected = detect::detect(path, &mut file)?;
+    let (format, info, inner) = match detected {
+        detect::Detected::Tar(tar) => {
+            let reader = BufReader::with_capacity(1 << 16, file);
+            (Format::Tar, ContainerInfo::Tar(tar), Inner::Tar(reader))
+        }
+        detect::Detected::TarGz(gzip, tar) => {
+            let decoder = MultiGzDecoder::new(BufReader::with_capacity(1 << 16, file));
+            let reader = BufReader::with_capacity(1 << 16, decoder);
+            (
+                Format::TarGz,
+                ContainerInfo::TarGz { gzip, tar },
+                Inner::TarGz(Box::new(reader)),
+            )
+        }
+        detect::Detected::SquashFs => {
+            let sq = squashfs::SquashfsArchive::open(path, file, options)?;
+            let info = ContainerInfo::SquashFs(sq.info().clone());
+            (Format::SquashFs, info, Inner::SquashFs(Box::new(sq)))
+        }
+    };
+    Ok(Archive {
+        path: path.to_path_buf(),
+        format,
+        info,
+        options: options.clone(),
+        inner,
+    })
+}
+
+impl Archive {
+    /// The format detected from the bytes.
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    /// Container facts (gzip header, first tar header, SquashFS superblock).
+    pub fn info(&self) -> &ContainerInfo {
+        &self.info
+    }
+
+    /// The archive file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Calls `f` once per entry, in archive order, with the entry and a
+    /// reader over its content (empty for anything but a regular file).
+    ///
+    /// Returns `Ok(())` after the last entry, the first error `f` returns, or
+    /// an [`ArchiveError`] (converted with `From`) when the archive is
+    /// malformed or unreadable. Errors while `f` reads content come out of
+    /// the reader as `io::Error`s; wrap them with [`ArchiveError::content`].
+    pub fn for_each_entry<E, F>(self, f: F) -> Result<(), E>
+    where
+        E: From<ArchiveError>,
+        F: FnMut(&Entry, &mut dyn Read) -> Result<(), E>,
+    {
+        let max = self.options.max_entries;
+        match self.inner {
+            Inner::Tar(reader) => tar::visit(&self.path, Format::Tar, reader, max, f),
+            Inner::TarGz(reader) => tar::visit(&self.path, Format::TarGz, reader, max, f),
+            Inner::SquashFs(sq) => sq.visit(f),
+        }
+    }
+
+    /// Reads every entry's metadata (content is skipped).
+    pub fn list(self) -> Result<Vec<Entry>, ArchiveError> {
+        let mut out = Vec::new();
+        self.for_each_entry(|e, _| {
+            out.push(e.clone());
+            Ok::<(), ArchiveError>(())
+        })?;
+        Ok(out)
+    }
+}
+
+/// Why a stored path cannot be used as a relative path inside a tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathProblem {
+    /// Starts with `/`.
+    Absolute,
+    /// Has a `..` component.
+    DotDot,
+    /// Contains a NUL byte.
+    Nul,
+}
+
+impl std::fmt::Display for PathProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PathProblem::Absolute => "absolute path",
+            PathProblem::DotDot => "`..` component",
+            PathProblem::Nul => "NUL byte in path",
+        })
+    }
+}
+
+/// The canonical relative form of a stored path: components joined by a
+/// single `/`, with empty and `.` components dropped (so `./a//b/` becomes
+/// `a/b`, and `.` or `./` becomes the empty path, the root). Absolute paths,
+/// `..` components and NUL bytes are refused, never rewritten.
+///
+/// ```
+/// use repropack::archive::{normalize_path, PathProblem};
+/// assert_eq!(normalize_path(b"./usr//bin/").unwrap(), b"usr/bin");
+/// assert_eq!(normalize_path(b".").unwrap(), b"");
+/// assert_eq!(normalize_path(b"/etc/passwd"), Err(PathProblem::Absolute));
+/// assert_eq!(normalize_path(b"a/../../x"), Err(PathProblem::DotDot));
+/// ```
+pub fn normalize_path(raw: &[u8]) -> Result<Vec<u8>, PathProblem> {
+    if raw.first() == Some(&b'/') {
+        return Err(PathProblem::Absolute);
+    }
+    if raw.contains(&0) {
+        return Err(PathProblem::Nul);
+    }
+    let mut out = Vec::with_capacity(raw.len());
+    for comp in raw.split(|&b| b == b'/') {
+        match comp {
+            b"" | b"." => {}
+            b".." => return Err(PathProblem::DotDot),
+            c => {
+                if !out.is_empty() {
+                    out.push(b'/');
+                }
+                out.extend_from_slice(c);
+            }
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,450 @@
+//! tar reading: one 512-byte header block at a time, parsed with the `tar`
+//! crate's [`Header`], extension headers handled here.
+//!
+//! Why not `tar::Archive::entries`: it reads pax (`x`) and GNU long-name
+//! (`L`/`K`) headers into memory whatever their declared size, so a small
+//! tar.gz could declare an 8 GiB pax header and exhaust memory. Here every
+//! extension header is capped at [`MAX_EXTENSION_HEADER`] bytes.
+//!
+//! Layout followed (POSIX.1-2001 `pax` utility, "ustar Interchange Format"
+//! and "pax Interchange Format"; GNU tar manual, "Basic Tar Format"):
+//! a header block, then the content padded to 512 bytes, repeated; the end
+//! is the first all-zero block (or end of file at a block boundary).
+//! - `x`: pax records for the next entry (`path`, `linkpath`, `size`, `uid`,
+//!   `gid`, `mtime` are applied; others ignored).
+//! - `g`: pax global records, ignored (git archive stores its commit there).
+//! - `L` / `K`: GNU long name / long link target for the next entry.
+//! - `V`: GNU volume label, skipped.
+//! - `S` (GNU sparse), `M` (multi-volume), `N` (old GNU long names) and
+//!   other letters are refused as unsupported.
+//! - `0`, NUL, `7`: regular file (a pre-POSIX header whose name ends in `/`
+//!   is a directory); `1` hard link; `2` symlink; `3`/`4` character/block
+//!   device; `5` directory (GNU `D` dump directory too); `6` fifo.
+
+use std::io::{self, Read};
+use std::path::Path;
+
+use tar::Header;
+
+use super::detect::checksum_ok;
+use super::{ArchiveError, Entry, EntryKind, Format};
+
+/// Largest pax or GNU long-name extension header accepted, in bytes.
+pub const MAX_EXTENSION_HEADER: u64 = 1 << 20;
+
+const BLOCK: u64 = 512;
+
+/// Which header flavour the first header of a tar stream has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeaderFlavor {
+    /// POSIX ustar (`ustar\0` + version `00`), as repropack and pax write.
+    Ustar,
+    /// GNU (`ustar  \0`), as GNU tar writes by default.
+    Gnu,
+    /// Pre-POSIX (v7), no magic.
+    Old,
+}
+
+/// Facts from the first header of a tar stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TarInfo {
+    pub first_header: HeaderFlavor,
+    /// The first header's typeflag byte (`x` when it starts with a pax
+    /// header, `g` for a global header, `5` for a directory, …); 0 for an
+    /// empty archive.
+    pub first_typeflag: u8,
+}
+
+pub(crate) fn info_from_block(block: &[u8]) -> TarInfo {
+    if block.len() < 512 || block.iter().all(|&b| b == 0) {
+        return TarInfo {
+            first_header: HeaderFlavor::Ustar,
+            first_typeflag: 0,
+        };
+    }
+    let first_header = match &block[257..265] {
+        b"ustar\x0000" => HeaderFlavor::Ustar,
+        b"ustar  \x00" => HeaderFlavor::Gnu,
+        m if m.starts_with(b"ustar") => HeaderFlavor::Ustar,
+        _ => HeaderFlavor::Old,
+    };
+    TarInfo {
+        first_header,
+        first_typeflag: block[156],
+    }
+}
+
+/// Extension data waiting for the entry it describes.
+#[derive(Default)]
+struct Pending {
+    pax: Option<Vec<u8>>,
+    long_name: Option<Vec<u8>>,
+    long_link: Option<Vec<u8>>,
+}
+
+impl Pending {
+    fn any(&self) -> bool {
+        self.pax.is_some() || self.long_name.is_some() || self.long_link.is_some()
+    }
+}
+
+#[derive(Default)]
+struct PaxFields {
+    path: Option<Vec<u8>>,
+    linkpath: Option<Vec<u8>>,
+    size: Option<u64>,
+    uid: Option<u64>,
+    gid: Option<u64>,
+    mtime: Option<i64>,
+}
+
+struct Ctx<'a> {
+    path: &'a Path,
+    format: Format,
+}
+
+impl Ctx<'_> {
+    fn malformed(&self, offset: u64, reason: impl Into<String>) -> ArchiveError {
+        ArchiveError::Malformed {
+            path: self.path.to_path_buf(),
+            format: self.format.name(),
+            location: format!("header at byte {offset} of the tar stream"),
+            reason: reason.into(),
+        }
+    }
+
+    /// A read failure: truncation and decompression errors are malformed
+    /// input, anything else is an I/O error on the archive file.
+    fn read_error(&self, offset: u64, e: io::Error) -> ArchiveError {
+        match e.kind() {
+            io::ErrorKind::UnexpectedEof => self.malformed(offset, "truncated archive"),
+            io::ErrorKind::InvalidData | io::ErrorKind::InvalidInput => {
+                self.malformed(offset, format!("{} stream: {e}", self.format.name()))
+            }
+            _ => ArchiveError::Io {
+                path: self.path.to_path_buf(),
+                source: e,
+            },
+        }
+    }
+}
+
+/// Reads one block; `Ok(false)` at a clean end of file.
+fn read_block<R: Read>(r: &mut R, block: &mut [u8; 512]) -> io::Result<bool> {
+    let mut filled = 0;
+    while filled < block.len() {
+        match r.read(&mut block[filled..]) {
+            Ok(0) if filled == 0 => return Ok(false),
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
+}
+
+fn skip<R: Read>(r: &mut R, n: u64) -> io::Result<()> {
+    let copied = io::copy(&mut r.take(n), &mut io::sink())?;
+    if copied < n {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
+    Ok(())
+}
+
+fn padding(size: u64) -> u64 {
+    (BLOCK - size % BLOCK) % BLOCK
+}
+
+pub(crate) fn visit<R, E, F>(
+    path: &Path,
+    format: Format,
+    mut reader: R,
+    max_entries: u64,
+    mut f: F,
+) -> Result<(), E>
+where
+    R: Read,
+    E: From<ArchiveError>,
+    F: FnMut(&Entry, &mut dyn Read) -> Result<(), E>,
+{
+    let ctx = Ctx { path, format };
+    let mut pos: u64 = 0;
+    let mut pending = Pending::default();
+    let mut index: u64 = 0;
+    loop {
+        let header_pos = pos;
+        let mut block = [0u8; 512];
+        let more =
+            read_block(&mut reader, &mut block).map_err(|e| ctx.read_error(header_pos, e))?;
+        if !more || block.iter().all(|&b| b == 0) {
+            if pending.any() {
+                return Err(ctx
+                    .malformed(
+                        header_pos,
+                        "extension header without the entry it describes",
+                    )
+                    .into());
+            }
+            return Ok(());
+        }
+        pos += BLOCK;
+        if !checksum_ok(&block) {
+            return Err(ctx.malformed(header_pos, "header checksum mismatch").into());
+        }
+        let header = Header::from_byte_slice(&block);
+        let header_size = header
+            .entry_size()
+            .map_err(|e| ctx.malformed(header_pos, format!("size field: {e}")))?;
+        let typeflag = block[156];
+
+        if matches!(typeflag, b'x' | b'g' | b'L' | b'K' | b'V') {
+            if header_size > MAX_EXTENSION_HEADER {
+                return Err(ctx
+                    .malformed(
+                        header_pos,
+                        format!(
+                            "extension header '{}' of {header_size} bytes (limit {MAX_EXTENSION_HEADER})",
+                            typeflag as char
+                        ),
+                    )
+                    .into());
+            }
+            let mut data = Vec::with_capacity(header_size as usize);
+            let n = (&mut reader)
+                .take(header_size)
+                .read_to_end(&mut data)
+                .map_err(|e| ctx.read_error(header_pos, e))?;
+            if (n as u64) < header_size {
+                return Err(ctx.malformed(header_pos, "truncated archive").into());
+            }
+            skip(&mut reader, padding(header_size)).map_err(|e| ctx.read_error(header_pos, e))?;
+            pos += header_size + padding(header_size);
+            let slot = match typeflag {
+                b'x' => &mut pending.pax,
+                b'L' => &mut pending.long_name,
+                b'K' => &mut pending.long_link,
+                _ => continue, // 'g' and 'V': nothing to apply
+            };
+            if slot.is_some() {
+                return Err(ctx
+                    .malformed(
+                        header_pos,
+                        format!("two '{}' extension headers for one entry", typeflag as char),
+                    )
+                    .into());
+            }
+            if typeflag != b'x' {
+                while data.last() == Some(&0) {
+                    data.pop();
+                }
+            }
+            *slot = Some(data);
+            continue;
+        }
+
+        let pax = match pending.pax.take() {
+            Some(data) => parse_pax(&data).map_err(|r| ctx.malformed(header_pos, r))?,
+            None => PaxFields::default(),
+        };
+        let long_name = pending.long_name.take();
+        let long_link = pending.long_link.take();
+
+        let entry_path = match (pax.path, long_name) {
+            (Some(p), _) => p,
+            (None, Some(p)) => p,
+            (None, None) => header.path_bytes().into_owned(),
+        };
+        let link = match (pax.linkpath, long_link) {
+            (Some(l), _) => Some(l),
+            (None, Some(l)) => Some(l),
+            (None, None) => header.link_name_bytes().map(|l| l.into_owned()),
+        };
+        let size = pax.size.unwrap_or(header_size);
+        let kind = match typeflag {
+            b'0' | 0 | b'7' if entry_path.ends_with(b"/") => EntryKind::Dir,
+            b'0' | 0 | b'7' => EntryKind::File,
+            b'1' => EntryKind::HardLink,
+            b'2' => EntryKind::Symlink,
+            b'3' => EntryKind::CharDevice,
+            b'4' => EntryKind::BlockDevice,
+            b'5' | b'D' => EntryKind::Dir,
+            b'6' => EntryKind::Fifo,
+            b'S' => {
+                return Err(ctx
+                    .malformed(header_pos, "GNU sparse entries are not supported")
+                    .into());
+            }
+            other => {
+                return Err(ctx
+                    .malformed(
+                        header_pos,
+                        format!("unsupported entry type {:?}", other as char),
+                    )
+                    .into());
+            }
+        };
+        if index >= max_entries {
+            return Err(ArchiveError::TooManyEntries {
+                path: path.to_path_buf(),
+                limit: max_entries,
+            }
+            .into());
+        }
+        let bad = |field: &str, e: io::Error| ctx.malformed(header_pos, format!("{field}: {e}"));
+        let mode = header.mode().map_err(|e| bad("mode", e))? & 0o7777;
+        let uid = match pax.uid {
+            Some(u) => u,
+            None => header.uid().map_err(|e| bad("uid", e))?,
+        };
+        let gid = match pax.gid {
+            Some(g) => g,
+            None => header.gid().map_err(|e| bad("gid", e))?,
+        };
+        let mtime = match pax.mtime {
+            Some(m) => m,
+            None => i64::try_from(header.mtime().map_err(|e| bad("mtime", e))?)
+                .map_err(|_| ctx.malformed(header_pos, "mtime out of range"))?,
+        };
+        let device = match kind {
+            EntryKind::CharDevice | EntryKind::BlockDevice => Some((
+                header
+                    .device_major()
+                    .map_err(|e| bad("devmajor", e))?
+                    .unwrap_or(0),
+                header
+                    .device_minor()
+                    .map_err(|e| bad("devminor", e))?
+                    .unwrap_or(0),
+            )),
+            _ => None,
+        };
+        let link_target = match kind {
+            EntryKind::HardLink | EntryKind::Symlink => Some(link.unwrap_or_default()),
+            _ => None,
+        };
+        let entry = Entry {
+            index,
+            path: entry_path,
+            kind,
+            mode,
+            uid,
+            gid,
+            mtime,
+            size: if kind == EntryKind::File { size } else { 0 },
+            link_target,
+            device,
+            inode: None,
+        };
+
+        let mut content = ExactReader {
+            inner: (&mut reader).take(size),
+        };
+        if kind == EntryKind::File {
+            f(&entry, &mut content)?;
+        } else {
+            f(&entry, &mut io::empty())?;
+        }
+        io::copy(&mut content, &mut io::sink()).map_err(|e| ctx.read_error(header_pos, e))?;
+        skip(&mut reader, padding(size)).map_err(|e| ctx.read_error(header_pos, e))?;
+        pos += size + padding(size);
+        index += 1;
+    }
+}
+
+/// Yields exactly the declared number of bytes, or fails with
+/// `UnexpectedEof` when the stream ends first.
+struct ExactReader<R> {
+    inner: io::Take<R>,
+}
+
+impl<R: Read> Read for ExactReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() || self.inner.limit() == 0 {
+            return Ok(0);
+        }
+        let n = self.inner.read(buf)?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!(
+                    "archive ends {} bytes before the end of this entry",
+                    self.inner.limit()
+                ),
+            ));
+        }
+        Ok(n)
+    }
+}
+
+/// Parses pax records `"<len> <key>=<value>\n"` (POSIX pax, "pax Extended
+/// Header"). An empty value cancels the field.
+fn parse_pax(data: &[u8]) -> Result<PaxFields, String> {
+    let mut out = PaxFields::default();
+    for record in tar::PaxExtensions::new(data) {
+        let record = record.map_err(|e| format!("pax record: {e}"))?;
+        let key = record.key_bytes();
+        let value = record.value_bytes();
+        let number = |what: &str| -> Result<Option<u64>, String> {
+            if value.is_empty() {
+                return Ok(None);
+            }
+            std::str::from_utf8(value)
+                .ok()
+                .and_then(|s| s.parse::<u64>().ok())
+                .map(Some)
+                .ok_or_else(|| {
+                    format!(
+                        "pax {what} {:?} is not a number",
+                        String::from_utf8_lossy(value)
+                    )
+                })
+        };
+        match key {
+            b"path" => out.path = (!value.is_empty()).then(|| value.to_vec()),
+            b"linkpath" => out.linkpath = (!value.is_empty()).then(|| value.to_vec()),
+            b"size" => out.size = number("size")?,
+            b"uid" => out.uid = number("uid")?,
+            b"gid" => out.gid = number("gid")?,
+            b"mtime" => {
+                if value.is_empty() {
+                    out.mtime = None;
+                    continue;
+                }
+                let text =
+                    std::str::from_utf8(value).map_err(|_| "pax mtime is not text".to_string())?;
+                let whole = text.split('.').next().unwrap_or("");
+                let parsed = match whole {
+                    "" | "-" => Some(0),
+                    w => w.parse::<i64>().ok(),
+                };
+                out.mtime =
+                    Some(parsed.ok_or_else(|| format!("pax mtime {text:?} is not a number"))?);
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_pax;
+
+    #[test]
+    fn pax_mtime_keeps_whole_seconds_and_sign() {
+        let f = parse_pax(b"30 mtime=1700000000.123456789\n").unwrap();
+        assert_eq!(f.mtime, Some(1_700_000_000));
+        let f = parse_pax(b"15 mtime=-12.5\n").unwrap();
+        assert_eq!(f.mtime, Some(-12));
+    }
+
+    #[test]
+    fn pax_size_must_be_a_number() {
+        assert!(parse_pax(b"13 size=12x4\n").is_err());
+        assert_eq!(
+            parse_pax(b"16 size=1234567\n").unwrap().size,
+            Some(1_234_567)
+        );
+    }
+}

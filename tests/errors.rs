@@ -1,0 +1,229 @@
+//! Bad input gets a clear error naming the path, a documented exit code,
+//! and leaves nothing behind: no file at the output path, no temp litter.
+
+mod common;
+
+use std::ffi::OsStr;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::repropack;
+use repropack::exit;
+
+fn pack(args: &[&OsStr]) -> Output {
+    repropack().arg("pack").args(args).output().unwrap()
+}
+
+/// The output dir holds nothing at all: no final file, no temp file.
+fn assert_empty_dir(dir: &Path) {
+    let left: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+fn assert_fails(out: &Output, code: i32, needles: &[&str]) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "stderr: {err}");
+    for n in needles {
+        assert!(err.contains(n), "stderr {err:?} should mention {n:?}");
+    }
+    assert!(out.stdout.is_empty(), "no ref may be printed on failure");
+}
+
+#[test]
+fn missing_source_is_an_input_error_naming_it() {
+    let out_dir = tempfile::tempdir().unwrap();
+    let missing = out_dir.path().join("no-such-dir");
+    let o = out_dir.path().join("o.tar");
+    let res = pack(&[missing.as_os_str(), "-o".as_ref(), o.as_os_str()]);
+    assert_fails(&res, exit::INPUT, &["no-such-dir", "does not exist"]);
+    assert_empty_dir(out_dir.path());
+}
+
+#[test]
+fn output_in_missing_directory_is_an_output_error() {
+    let src = common::sample_tree(common::Build::default());
+    let o = src.path().join("nope/deeper/o.tar.gz");
+    let res = pack(&[src.path().as_os_str(), "-o".as_ref(), o.as_os_str()]);
+    assert_fails(&res, exit::OUTPUT, &["nope/deeper", "does not exist"]);
+    assert!(!o.exists());
+}
+
+#[test]
+fn colliding_destinations_name_both_sources() {
+    let src = tempfile::tempdir().unwrap();
+    fs::write(src.path().join("one.txt"), b"1").unwrap();
+    fs::write(src.path().join("two.txt"), b"2").unwrap();
+    let out_dir = tempfile::tempdir().unwrap();
+    let o = out_dir.path().join("o.tar");
+    let a = format!("{}:etc/x", src.path().join("one.txt").display());
+    let b = format!("{}:etc/x", src.path().join("two.txt").display());
+    let res = pack(&[a.as_ref(), b.as_ref(), "-o".as_ref(), o.as_os_str()]);
+    assert_fails(&res, exit::INPUT, &["etc/x", "one.txt", "two.txt"]);
+    assert_empty_dir(out_dir.path());
+}
+
+#[test]
+fn fifo_and_device_nodes_are_refused_unless_asked_for() {
+    let src = tempfile::tempdir().unwrap();
+    fs::write(src.path().join("ok.txt"), b"fine").unwrap();
+    let fifo = src.path().join("pipe");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out_dir = tempfile::tempdir().unwrap();
+    let o = out_dir.path().join("o.tar");
+    let res = pack(&[src.path().as_os_str(), "-o".as_ref(), o.as_os_str()]);
+    assert_fails(&res, exit::INPUT, &["pipe", "fifo", "--specials"]);
+    assert_empty_dir(out_dir.path());
+
+    // A character device needs root to create; CI runs as root.
+    let is_root = unsafe { libc::geteuid() } == 0;
+    if is_root {
+        let dev = src.path().join("null-dev");
+        assert!(
+            Command::new("mknod")
+                .arg(&dev)
+                .args(["c", "1", "3"])
+                .status()
+                .unwrap()
+                .success()
+        );
+        fs::remove_file(&fifo).unwrap();
+        let res = pack(&[src.path().as_os_str(), "-o".as_ref(), o.as_os_str()]);
+        assert_fails(&res, exit::INPUT, &["null-dev", "character device"]);
+        assert_empty_dir(out_dir.path());
+        let ok = pack(&[
+            src.path().as_os_str(),
+            "-o".as_ref(),
+            o.as_os_str(),
+            "--specials".as_ref(),
+        ]);
+        assert!(
+            ok.status.success(),
+            "{}",
+            String::from_utf8_lossy(&ok.stderr)
+        );
+        let listing = Command::new("tar").arg("-tvf").arg(&o).output().unwrap();
+        let text = String::from_utf8_lossy(&listing.stdout);
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with('c') && l.contains("1,3") && l.ends_with("null-dev")),
+            "{text}"
+        );
+    } else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run as root to test device nodes"
+        );
+        eprintln!("not root: device-node case skipped");
+    }
+}
+
+#[test]
+fn sockets_are_skipped_with_a_warning() {
+    let src = tempfile::tempdir().unwrap();
+    fs::write(src.path().join("ok.txt"), b"fine").unwrap();
+    let _sock = std::os::unix::net::UnixListener::bind(src.path().join("sock")).unwrap();
+    let out_dir = tempfile::tempdir().unwrap();
+    let o = out_dir.path().join("o.tar");
+    let res = pack(&[src.path().as_os_str(), "-o".as_ref(), o.as_os_str()]);
+    assert!(res.status.success());
+    assert!(String::from_utf8_lossy(&res.stderr).contains("sock: socket skipped"));
+    let listing = Command::new("tar").arg("-tf").arg(&o).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&listing.stdout), "ok.txt\n");
+}
+
+#[test]
+fn unreadable_file_is_an_input_error_and_leaves_nothing() {
+    let src = tempfile::tempdir().unwrap();
+    fs::set_permissions(src.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    fs::write(src.path().join("a-readable.txt"), b"fine").unwrap();
+    let secret = src.path().join("secret.txt");
+    fs::write(&secret, b"no").unwrap();
+    fs::set_permissions(&secret, fs::Permissions::from_mode(0o000)).unwrap();
+    let out_dir = tempfile::tempdir().unwrap();
+    fs::set_permissions(out_dir.path(), fs::Permissions::from_mode(0o777)).unwrap();
+    let o = out_dir.path().join("o.tar");
+    // Root reads anything: drop to `nobody` so the permission check applies.
+    let mut cmd = if unsafe { libc::geteuid() } == 0 {
+        let mut c = Command::new("setpriv");
+        c.args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            common::bin(),
+        ]);
+        c
+    } else {
+        Command::new(common::bin())
+    };
+    let res = cmd
+        .env_remove("SOURCE_DATE_EPOCH")
+        .arg("pack")
+        .arg(src.path())
+        .arg("-o")
+        .arg(&o)
+        .output()
+        .unwrap();
+    assert_fails(&res, exit::INPUT, &["secret.txt", "ermission denied"]);
+    assert_empty_dir(out_dir.path());
+}
+
+#[test]
+fn invalid_epoch_names_the_variable() {
+    let src = common::sample_tree(common::Build::default());
+    let out_dir = tempfile::tempdir().unwrap();
+    let o = out_dir.path().join("o.tar");
+    let res = repropack()
+        .env("SOURCE_DATE_EPOCH", "yesterday")
+        .arg("pack")
+        .arg(src.path())
+        .arg("-o")
+        .arg(&o)
+        .output()
+        .unwrap();
+    assert_fails(&res, exit::USAGE, &["SOURCE_DATE_EPOCH", "yesterday"]);
+    assert_empty_dir(out_dir.path());
+}
+
+/// A file that changes between staging and reading makes the pack fail with
+/// an error naming it; nothing is published.
+#[test]
+fn file_changed_while_packing_is_an_error() {
+    use repropack::pack::{Format, PackError, PackOptions, pack_to_path};
+    use repropack::stage::{Source, StageOptions, stage};
+    for change in ["grow", "shrink", "touch"] {
+        let src = tempfile::tempdir().unwrap();
+        let f = src.path().join("moving.txt");
+        fs::write(&f, b"0123456789").unwrap();
+        let plan = stage(&[Source::parse(src.path())], &StageOptions::default()).unwrap();
+        match change {
+            "grow" => fs::write(&f, b"0123456789abcdef").unwrap(),
+            "shrink" => fs::write(&f, b"0123").unwrap(),
+            _ => {
+                filetime::set_file_mtime(&f, filetime::FileTime::from_unix_time(12345, 0)).unwrap()
+            }
+        }
+        let out_dir = tempfile::tempdir().unwrap();
+        for format in [Format::Tar, Format::TarGz] {
+            let err = pack_to_path(&plan, &PackOptions::new(format), &out_dir.path().join("o"))
+                .unwrap_err();
+            let msg = err.to_string();
+            assert!(matches!(err, PackError::Tar(_)), "{change}: {msg}");
+            assert!(
+                msg.contains("moving.txt") && msg.contains("not stable"),
+                "{change}: {msg}"
+            );
+            assert_empty_dir(out_dir.path());
+        }
+    }
+}

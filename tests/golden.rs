@@ -1,0 +1,326 @@
+//! CONTRACT.md §5: golden fixtures. `fixtures/golden.tsv` holds the sha256
+//! each format produces from a fixture tree with given options. A moved hash
+//! is a format change: bump FORMAT_VERSION on purpose, never "update the
+//! goldens" to make this pass.
+//!
+//! The expected tar bytes are checked independently: for the same tree GNU
+//! tar (`--format=posix --sort=name`, deterministic options) writes the very
+//! same bytes, and gzip -d of our tar.gz gives our tar.
+
+mod common;
+
+use std::ffi::{OsStr, OsString};
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{have_tool, repropack, sha256_file};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+/// Copies a fixture tree (as checked out by git) into `dst` with normalized
+/// permissions, then adds what git cannot hold: an empty directory, a hard
+/// link and (if `non_utf8`) a non-UTF-8 name.
+fn materialize(tree: &str, dst: &Path, non_utf8: bool) {
+    let src = fixtures().join("trees").join(tree);
+    for e in walkdir::WalkDir::new(&src).min_depth(1).sort_by_file_name() {
+        let e = e.unwrap();
+        let to = dst.join(e.path().strip_prefix(&src).unwrap());
+        let ft = e.file_type();
+        if ft.is_dir() {
+            fs::create_dir(&to).unwrap();
+            fs::set_permissions(&to, fs::Permissions::from_mode(0o755)).unwrap();
+        } else if ft.is_symlink() {
+            symlink(fs::read_link(e.path()).unwrap(), &to).unwrap();
+        } else {
+            fs::copy(e.path(), &to).unwrap();
+            let exec = e.metadata().unwrap().permissions().mode() & 0o111 != 0;
+            let mode = if exec { 0o755 } else { 0o644 };
+            fs::set_permissions(&to, fs::Permissions::from_mode(mode)).unwrap();
+        }
+    }
+    if tree == "basic" {
+        fs::create_dir(dst.join("empty-dir")).unwrap();
+        fs::set_permissions(dst.join("empty-dir"), fs::Permissions::from_mode(0o755)).unwrap();
+        fs::hard_link(dst.join("tool.sh"), dst.join("nested/hard-tool.sh")).unwrap();
+        if non_utf8 {
+            fs::write(
+                dst.join(OsStr::from_bytes(b"caf\xe9.txt")),
+                b"latin-1 name\n",
+            )
+            .unwrap();
+        }
+    }
+}
+
+struct Golden {
+    tree: String,
+    options: Vec<String>,
+    sha256: String,
+}
+
+fn goldens() -> Vec<Golden> {
+    let text = fs::read_to_string(fixtures().join("golden.tsv")).unwrap();
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| {
+            let cols: Vec<&str> = l.split('\t').collect();
+            assert_eq!(cols.len(), 3, "bad golden line {l:?}");
+            Golden {
+                tree: cols[0].to_string(),
+                options: cols[1].split_whitespace().map(str::to_string).collect(),
+                sha256: cols[2].to_string(),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn golden_hashes_match() {
+    let all = goldens();
+    assert!(all.len() >= 4);
+    let mut failures = Vec::new();
+    for g in &all {
+        let src = tempfile::tempdir().unwrap();
+        materialize(&g.tree, src.path(), true);
+        let out = tempfile::tempdir().unwrap();
+        let file = out.path().join("golden.out");
+        let mut args: Vec<OsString> = vec![
+            "pack".into(),
+            src.path().into(),
+            "-o".into(),
+            file.clone().into(),
+        ];
+        args.extend(g.options.iter().map(OsString::from));
+        let res = repropack().args(&args).output().unwrap();
+        assert!(
+            res.status.success(),
+            "{}",
+            String::from_utf8_lossy(&res.stderr)
+        );
+        let got = sha256_file(&file);
+        if got != g.sha256 {
+            failures.push(format!(
+                "{} {:?}: expected {} got {}",
+                g.tree, g.options, g.sha256, got
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "golden hashes moved (a format change?):\n{}",
+        failures.join("\n")
+    );
+}
+
+/// Our tar of the basic tree (without the non-UTF-8 name, which GNU tar
+/// encodes differently: it omits `hdrcharset=BINARY`) equals GNU tar's
+/// byte for byte.
+#[test]
+fn tar_output_matches_gnu_tar_byte_for_byte() {
+    if !have_tool("tar") {
+        return;
+    }
+    let src = tempfile::tempdir().unwrap();
+    materialize("basic", src.path(), false);
+    let out = tempfile::tempdir().unwrap();
+    let ours = out.path().join("ours.tar");
+    let gnu = out.path().join("gnu.tar");
+    let res = repropack()
+        .arg("pack")
+        .arg(src.path())
+        .arg("-o")
+        .arg(&ours)
+        .output()
+        .unwrap();
+    assert!(res.status.success());
+    let mut names: Vec<OsString> = fs::read_dir(src.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+    let st = Command::new("tar")
+        .env("LC_ALL", "C")
+        .current_dir(src.path())
+        .args([
+            "--format=posix",
+            "--pax-option=exthdr.name=././@PaxHeader,delete=atime,delete=ctime",
+            "--sort=name",
+            "--mtime=@315532800",
+            "--owner=0",
+            "--group=0",
+            "--numeric-owner",
+            "-cf",
+        ])
+        .arg(&gnu)
+        .args(&names)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let (a, b) = (fs::read(&ours).unwrap(), fs::read(&gnu).unwrap());
+    let first_diff = a.iter().zip(&b).position(|(x, y)| x != y);
+    assert!(
+        a == b,
+        "differ: len {} vs {}, first differing byte {:?}",
+        a.len(),
+        b.len(),
+        first_diff
+    );
+}
+
+/// The tar.gz goldens decompress (with gzip, not our code) to the tar golden.
+#[test]
+fn tar_gz_decompresses_to_the_tar_golden() {
+    if !have_tool("gzip") {
+        return;
+    }
+    let all = goldens();
+    let tar = all
+        .iter()
+        .find(|g| g.tree == "basic" && g.options == ["--format", "tar"])
+        .unwrap();
+    for g in all.iter().filter(|g| {
+        g.tree == "basic"
+            && g.options.starts_with(&["--format".into(), "tar.gz".into()])
+            && !g.options.iter().any(|o| o == "--mtime")
+    }) {
+        let src = tempfile::tempdir().unwrap();
+        materialize("basic", src.path(), true);
+        let out = tempfile::tempdir().unwrap();
+        let file = out.path().join("x.tar.gz");
+        let st = repropack()
+            .arg("pack")
+            .arg(src.path())
+            .arg("-o")
+            .arg(&file)
+            .args(&g.options)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let plain = Command::new("gzip").arg("-dc").arg(&file).output().unwrap();
+        assert!(plain.status.success());
+        assert_eq!(
+            repropack::digest::Sha256Digest::of(&plain.stdout).to_hex(),
+            tar.sha256,
+            "{:?}",
+            g.options
+        );
+    }
+}
+
+/// Kind, normalized mode and content (or link target) of every path under
+/// `root`, read with std only.
+fn snapshot(root: &Path) -> Vec<(Vec<u8>, String, u32, Vec<u8>)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut v = Vec::new();
+    for e in walkdir::WalkDir::new(root).min_depth(1).sort_by_file_name() {
+        let e = e.unwrap();
+        let rel = e
+            .path()
+            .strip_prefix(root)
+            .unwrap()
+            .as_os_str()
+            .as_bytes()
+            .to_vec();
+        let m = e.path().symlink_metadata().unwrap();
+        let (kind, data) = if m.is_dir() {
+            ("dir", Vec::new())
+        } else if m.file_type().is_symlink() {
+            (
+                "symlink",
+                fs::read_link(e.path())
+                    .unwrap()
+                    .as_os_str()
+                    .as_bytes()
+                    .to_vec(),
+            )
+        } else {
+            ("file", fs::read(e.path()).unwrap())
+        };
+        let mode = if kind == "symlink" {
+            0o777
+        } else {
+            m.mode() & 0o7777
+        };
+        v.push((rel, kind.to_string(), mode, data));
+    }
+    v
+}
+
+/// The squashfs goldens are checked by readers that are not ours:
+/// `unsquashfs -s` reports the compressor and block size, `unsquashfs -d`
+/// extracts exactly the fixture tree, and `unsquashfs -lln` shows owners 0/0
+/// and the epoch.
+#[test]
+fn squashfs_goldens_are_the_fixture_tree_for_unsquashfs() {
+    if !have_tool("unsquashfs") {
+        return;
+    }
+    let src = tempfile::tempdir().unwrap();
+    materialize("basic", src.path(), true);
+    let want = snapshot(src.path());
+    for g in goldens()
+        .iter()
+        .filter(|g| g.tree == "basic" && g.options.iter().any(|o| o == "squashfs"))
+    {
+        let out = tempfile::tempdir().unwrap();
+        let img = out.path().join("g.sqfs");
+        let st = repropack()
+            .arg("pack")
+            .arg(src.path())
+            .arg("-o")
+            .arg(&img)
+            .args(&g.options)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        assert_eq!(sha256_file(&img), g.sha256, "{:?}", g.options);
+        let comp = if g.options.iter().any(|o| o.starts_with("zstd")) {
+            "zstd"
+        } else {
+            "gzip"
+        };
+        let block = if g.options.iter().any(|o| o == "4K") {
+            4096
+        } else {
+            131_072
+        };
+        let info = Command::new("unsquashfs")
+            .arg("-s")
+            .arg(&img)
+            .output()
+            .unwrap();
+        let info = String::from_utf8_lossy(&info.stdout);
+        assert!(info.contains(&format!("Compression {comp}")), "{info}");
+        assert!(info.contains(&format!("Block size {block}")), "{info}");
+        let dest = out.path().join("x");
+        let st = Command::new("unsquashfs")
+            .arg("-q")
+            .arg("-n")
+            .arg("-d")
+            .arg(&dest)
+            .arg(&img)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        assert_eq!(snapshot(&dest), want, "{:?}", g.options);
+        let ll = Command::new("unsquashfs")
+            .args(["-lln", "-UTC"])
+            .arg(&img)
+            .output()
+            .unwrap();
+        let ll = String::from_utf8_lossy(&ll.stdout);
+        let rows: Vec<&str> = ll.lines().filter(|l| l.contains("squashfs-root")).collect();
+        assert_eq!(rows.len(), want.len() + 1, "{ll}");
+        for row in rows {
+            assert!(
+                row.contains(" 0/0 ") && row.contains("1980-01-01 00:00"),
+                "{row}"
+            );
+        }
+    }
+}
