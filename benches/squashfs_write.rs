@@ -1,6 +1,6 @@
 //! Throughput of the SquashFS writer through the library API on a generated
 //! tree: 3 000 files of mixed sizes (mostly small, some multi-block),
-//! compressible text-like data, about 60 MiB in total. Staging happens once,
+//! compressible text-like data, about 85 MiB in total. Staging happens once,
 //! outside the measurement; each iteration writes one image.
 //!
 //! `cargo bench --bench squashfs_write`. Never asserts a time.
@@ -52,8 +52,8 @@ fn generate(root: &Path) -> u64 {
     let mut total = 0;
     for i in 0..3000u64 {
         let size = match i % 10 {
-            0 => 128 * 1024 + rng.next() % (1 << 20),
-            1 | 2 => 16 * 1024 + rng.next() % (64 * 1024),
+            0 => 128 * 1024 + rng.next() % (128 * 1024),
+            1 | 2 => 16 * 1024 + rng.next() % (32 * 1024),
             _ => rng.next() % 12_000,
         } as usize;
         let mut data = String::with_capacity(size + 16);

@@ -348,6 +348,7 @@ fn superblock_and_readers_agree_for_each_compressor_and_block_size() {
         ("zstd", Some(64 * 1024)),
         ("xz", None),
         ("lz4", Some(8192)),
+        ("none", None),
     ] {
         let mut spec = PackSpec::new(EPOCH);
         spec.comp = comp.to_string();
@@ -587,5 +588,68 @@ fn duplicate_files_share_data_unless_no_dedup() {
         "deduplicated image ({}) is not smaller than the --no-dedup one ({})",
         sizes[0],
         sizes[1]
+    );
+}
+
+#[test]
+fn from_tar_of_the_hostile_corpus_gives_the_same_image_as_the_directory() {
+    // GNU tar (pax format) carries the same logical tree: long and
+    // non-UTF-8 names, deep paths, hard links, long symlink targets.
+    if !all_tools_available() || !tool_available("tar") {
+        return;
+    }
+    let src = scratch();
+    hostile_corpus(src.path());
+    let out = scratch();
+    let tarball = out.path().join("corpus.tar");
+    let status = std::process::Command::new("tar")
+        .args(["--format=pax", "-cf"])
+        .arg(&tarball)
+        .arg("-C")
+        .arg(src.path())
+        .arg(".")
+        .status()
+        .expect("run tar");
+    assert!(status.success(), "tar -c failed");
+    let spec = PackSpec::new(EPOCH);
+    let from_dir = pack(
+        PRODUCER,
+        src.path(),
+        &out.path().join("dir.squashfs"),
+        &spec,
+    );
+    let img = out.path().join("tar.squashfs");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_repropack"))
+        .arg("pack")
+        .arg("--from-tar")
+        .arg(&tarball)
+        .arg("-o")
+        .arg(&img)
+        .args(["--mtime", &EPOCH.to_string()])
+        .env_remove("SOURCE_DATE_EPOCH")
+        .output()
+        .expect("run repropack");
+    assert!(
+        run.status.success(),
+        "repropack pack --from-tar failed: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    // Whatever the bytes, the image must hold the tree.
+    assert_clean(
+        "--from-tar image",
+        check_image(
+            &img,
+            &expected_tree(src.path(), EPOCH),
+            &spec.expect(),
+            Readers {
+                rdsquashfs_extract: false,
+                ..Readers::ALL
+            },
+        ),
+    );
+    assert_eq!(
+        sqfs_check::sha256_file(&img),
+        from_dir,
+        "--from-tar gives other bytes than packing the directory"
     );
 }

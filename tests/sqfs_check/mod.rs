@@ -1012,7 +1012,11 @@ impl PackSpec {
 
     pub fn expect(&self) -> Expect {
         Expect {
-            compressor: self.comp.split(':').next().unwrap_or("gzip").to_string(),
+            // `none` stores every block uncompressed under a gzip superblock.
+            compressor: match self.comp.split(':').next() {
+                Some("none") | None => "gzip".to_string(),
+                Some(name) => name.to_string(),
+            },
             block_size: self.block_size.unwrap_or(128 * 1024),
             epoch: self.epoch,
         }

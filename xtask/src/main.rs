@@ -256,8 +256,8 @@ fn table(rows: &[Row], size_ref: &str) -> String {
             .map(|p| p.wall)
             .min();
         let size_peer = rows.iter().find(|p| p.tool == size_ref && p.jobs == r.jobs);
-        let ratio = |a: f64, b: Option<f64>| match b {
-            Some(b) if b > 0.0 => format!("{:.2}×", a / b),
+        let ratio = |a: f64, b: Option<f64>, digits: usize| match b {
+            Some(b) if b > 0.0 => format!("{:.digits$}×", a / b),
             _ => "–".to_string(),
         };
         s.push_str(&format!(
@@ -267,8 +267,8 @@ fn table(rows: &[Row], size_ref: &str) -> String {
             r.wall.as_secs_f64(),
             r.rss_kib as f64 / 1024.0,
             r.size as f64 / (1 << 20) as f64,
-            ratio(r.wall.as_secs_f64(), peer.map(|d| d.as_secs_f64())),
-            ratio(r.size as f64, size_peer.map(|p| p.size as f64)),
+            ratio(r.wall.as_secs_f64(), peer.map(|d| d.as_secs_f64()), 2),
+            ratio(r.size as f64, size_peer.map(|p| p.size as f64), 3),
         ));
     }
     s
@@ -417,7 +417,9 @@ fn bench(args: BenchArgs) -> Result<()> {
         bytes as f64 / (1 << 20) as f64,
         args.runs
     );
+    let load_before = loadavg();
     let rows = run_cases(&cases, args.runs, &out_dir)?;
+    let load_after = loadavg();
 
     let mut report = format!(
         "Corpus: `{}` copied to `{}` ({files} files, {:.1} MiB of file data); \
@@ -427,6 +429,10 @@ fn bench(args: BenchArgs) -> Result<()> {
         bytes as f64 / (1 << 20) as f64,
         args.runs
     );
+    report.push_str(&format!(
+        "Load average (1/5/15 min) before: {load_before}; after: {load_after}. \
+         Other processes on the machine skew wall times.\n\n"
+    ));
     report.push_str("### SquashFS, gzip level 6, 128 KiB blocks\n\n");
     report.push_str(&table(&rows, "mksquashfs"));
     report.push('\n');
@@ -439,7 +445,7 @@ fn bench(args: BenchArgs) -> Result<()> {
         report.push_str("\n### tar.gz, gzip level 6\n\n");
         let (tar_rows, tar_notes) =
             tar_bench(&repropack, &corpus, &out_dir, &peer_jobs, args.runs)?;
-        report.push_str(&table(&tar_rows, "tar|gzip"));
+        report.push_str(&table(&tar_rows, "tar+gzip"));
         report.push('\n');
         report.push_str(&speedups(&tar_rows));
         for n in tar_notes {
@@ -452,6 +458,13 @@ fn bench(args: BenchArgs) -> Result<()> {
     }
     println!("{report}");
     Ok(())
+}
+
+/// `/proc/loadavg`'s first three fields, or `?` where there is none.
+fn loadavg() -> String {
+    fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
 }
 
 /// repropack's tar.gz against `tar --sort=name … | gzip -6` (one job) and
@@ -487,7 +500,7 @@ fn tar_bench(
                --format=pax --pax-option=delete=atime,delete=ctime -cf - -C \"$1\" .";
     let c = corpus.to_path_buf();
     cases.push(Case {
-        tool: "tar|gzip",
+        tool: "tar+gzip",
         jobs: 1,
         ours: false,
         make: Box::new(move |out| {
@@ -504,7 +517,7 @@ fn tar_bench(
         for &j in peer_jobs {
             let c = corpus.to_path_buf();
             cases.push(Case {
-                tool: "tar|pigz",
+                tool: "tar+pigz",
                 jobs: j,
                 ours: false,
                 make: Box::new(move |out| {
