@@ -96,7 +96,7 @@ pub(crate) struct SquashfsArchive {
 /// fragment blocks of 1 MiB), the content reader is rebuilt from the image
 /// once the distinct fragment blocks read since the last rebuild could hold
 /// more than this many bytes.
-pub(crate) const FRAGMENT_CACHE_LIMIT: u64 = 256 << 20;
+pub(crate) const FRAGMENT_CACHE_LIMIT: u64 = 64 << 20;
 
 const NO_FRAGMENT: usize = 0xffff_ffff;
 
