@@ -2,7 +2,9 @@
 
 /// Success (for `diff`: byte-identical).
 pub const OK: i32 = 0;
-/// `diff`/`verify`: the artifacts or entries differ.
+/// `diff`/`verify`: the artifacts or entries differ (for `verify` also: the
+/// manifest's source revision is not the expected one). `check`: the
+/// perturbed rebuild differs (the artifact is unverified).
 pub const DIFFERENT: i32 = 1;
 /// Bad command line or another error not listed below.
 pub const USAGE: i32 = 2;

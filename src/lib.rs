@@ -13,16 +13,26 @@
 //! ```
 
 pub mod archive;
+pub mod artifact;
 pub mod digest;
 pub mod exit;
 pub mod extract;
+pub mod fetch;
 pub mod gzip;
+pub mod manifest;
+pub mod marker;
 pub mod output;
 pub mod pack;
+pub mod perturb;
+pub mod push;
 pub mod refs;
+pub mod revision;
+pub mod squashfs;
 pub mod stage;
 pub mod tar;
+pub mod tree;
+pub mod treediff;
 
 /// Version of the byte format repropack produces. Any change that moves a
 /// golden fixture hash bumps it (CONTRACT.md §5).
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (format 1)");
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (format 2)");
 
 #[derive(Parser)]
 #[command(name = "repropack", version = VERSION, about = "Deterministic SquashFS/tar packer")]
@@ -20,7 +20,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Pack sources into an archive and print its ref `URI#sha256=HEX`.
-    Pack(cli::pack::PackArgs),
+    Pack(Box<cli::pack::PackArgs>),
     /// Extract an artifact into a new directory, refusing unsafe archives.
     Extract(cli::extract::ExtractArgs),
     /// Print refs for existing files.
@@ -29,19 +29,42 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Print the tree digest of a directory (staged as `pack` would) or an artifact.
+    Digest(cli::digest::DigestArgs),
+    /// Check an artifact's sha256 and, with a manifest, every entry.
+    Verify(cli::verify::VerifyArgs),
+    /// Show what differs between two artifacts or directories (exit 0 identical, 1 different, 2 error).
+    Diff(cli::diff::DiffArgs),
+    /// Pack, rebuild under perturbation, compare; write OUT.verified or OUT.unverified.
+    Check(Box<cli::check::CheckArgs>),
+    /// Use-time check of an artifact's OUT.verified marker.
+    Gate(cli::gate::GateArgs),
+    /// Fetch a ref into the content-addressed cache, verify it, print its path.
+    Fetch(cli::fetch::FetchArgs),
+    /// Store a file under its content address and print its ref.
+    Push(cli::push::PushArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Pack(args) => cli::pack::run(args),
+        Command::Pack(args) => cli::pack::run(*args),
         Command::Hash { files } => cli::hash::run(&files),
+        Command::Fetch(args) => cli::fetch::run(args),
+        Command::Push(args) => cli::push::run(args),
         Command::Extract(args) => cli::extract::run(args),
+        Command::Digest(args) => cli::digest::run(args),
+        Command::Verify(args) => cli::verify::run(args),
+        Command::Diff(args) => cli::diff::run(args),
+        Command::Check(args) => cli::check::run(*args),
+        Command::Gate(args) => cli::gate::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
-            eprintln!("repropack: error: {}", f.message);
+            if !f.message.is_empty() {
+                eprintln!("repropack: error: {}", f.message);
+            }
             ExitCode::from(f.code as u8)
         }
     }

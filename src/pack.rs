@@ -19,6 +19,7 @@ use std::path::Path;
 use crate::digest::{HashingWriter, Sha256Digest};
 use crate::gzip::ParallelGzip;
 use crate::output::{AtomicFile, OutputError};
+use crate::squashfs::{Compression, SquashfsError, SquashfsOptions, write_squashfs};
 use crate::stage::Plan;
 use crate::tar::{TarError, write_tar};
 
@@ -27,6 +28,8 @@ use crate::tar::{TarError, write_tar};
 pub enum Format {
     Tar,
     TarGz,
+    /// SquashFS 4.0 (see [`crate::squashfs`]).
+    Squashfs,
 }
 
 impl Format {
@@ -35,6 +38,7 @@ impl Format {
         match self {
             Format::Tar => "tar",
             Format::TarGz => "tar.gz",
+            Format::Squashfs => "squashfs",
         }
     }
 
@@ -43,6 +47,7 @@ impl Format {
         match s {
             "tar" => Some(Format::Tar),
             "tar.gz" | "tgz" => Some(Format::TarGz),
+            "squashfs" | "sqfs" => Some(Format::Squashfs),
             _ => None,
         }
     }
@@ -54,6 +59,8 @@ impl Format {
             Some(Format::TarGz)
         } else if name.ends_with(".tar") {
             Some(Format::Tar)
+        } else if name.ends_with(".squashfs") || name.ends_with(".sqfs") || name.ends_with(".sfs") {
+            Some(Format::Squashfs)
         } else {
             None
         }
@@ -69,6 +76,9 @@ pub struct PackOptions {
     pub level: Option<u32>,
     /// Worker threads; output never depends on it.
     pub jobs: usize,
+    /// SquashFS settings (compressor, block size, dedup); only used by
+    /// [`Format::Squashfs`]. A `level` above overrides the compressor's.
+    pub squashfs: SquashfsOptions,
 }
 
 impl PackOptions {
@@ -78,6 +88,7 @@ impl PackOptions {
             format,
             level: None,
             jobs: default_jobs(),
+            squashfs: SquashfsOptions::default(),
         }
     }
 }
@@ -107,12 +118,23 @@ pub enum PackError {
     Output(#[from] OutputError),
     #[error(transparent)]
     Tar(#[from] TarError),
+    #[error(transparent)]
+    Squashfs(#[from] SquashfsError),
     #[error("invalid option: {0}")]
     Option(String),
 }
 
 /// Writes `plan` to `path` in the chosen format.
 pub fn pack_to_path(plan: &Plan, opts: &PackOptions, path: &Path) -> Result<Packed, PackError> {
+    if opts.format == Format::Squashfs {
+        return pack_squashfs(plan, opts, path);
+    }
+    if opts.squashfs != SquashfsOptions::default() {
+        return Err(PackError::Option(format!(
+            "compressor, block size and dedup settings only apply to squashfs, not {}",
+            opts.format.name()
+        )));
+    }
     let level = match opts.format {
         Format::Tar => {
             if opts.level.is_some() {
@@ -123,6 +145,7 @@ pub fn pack_to_path(plan: &Plan, opts: &PackOptions, path: &Path) -> Result<Pack
             None
         }
         Format::TarGz => Some(opts.level.unwrap_or(DEFAULT_GZIP_LEVEL)),
+        Format::Squashfs => None,
     };
     if let Some(l) = level
         && l > 9
@@ -136,6 +159,10 @@ pub fn pack_to_path(plan: &Plan, opts: &PackOptions, path: &Path) -> Result<Pack
     let result: Result<_, PackError> = (|| {
         let hashing = match opts.format {
             Format::Tar => write_tar(plan, hashing)?,
+            // pack_to_path hands squashfs to pack_squashfs before this.
+            Format::Squashfs => {
+                return Err(PackError::Option("squashfs needs pack_squashfs".into()));
+            }
             Format::TarGz => {
                 let gz = ParallelGzip::new(hashing, level.unwrap_or(DEFAULT_GZIP_LEVEL), opts.jobs)
                     .map_err(|e| gzip_error(path, e))?;
@@ -156,6 +183,26 @@ pub fn pack_to_path(plan: &Plan, opts: &PackOptions, path: &Path) -> Result<Pack
         entries: plan.entries().len(),
         format: opts.format,
         level,
+    })
+}
+
+/// SquashFS needs a seekable file (its superblock is written last), so it
+/// writes straight into the temp file and hashes it afterwards.
+fn pack_squashfs(plan: &Plan, opts: &PackOptions, path: &Path) -> Result<Packed, PackError> {
+    let mut sq = opts.squashfs.clone();
+    if let Some(level) = opts.level {
+        sq.compression =
+            Compression::new(sq.compression.algorithm(), Some(level)).map_err(PackError::Option)?;
+    }
+    let mut out = AtomicFile::create(path)?;
+    let (sha256, size) = write_squashfs(plan, &sq, opts.jobs, out.file_mut())?;
+    out.commit()?;
+    Ok(Packed {
+        sha256,
+        size,
+        entries: plan.entries().len(),
+        format: Format::Squashfs,
+        level: sq.compression.level(),
     })
 }
 

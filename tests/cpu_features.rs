@@ -96,6 +96,10 @@ fn compressed_output_is_the_same_without_simd_extensions() {
         ("tar.gz", &["--level", "1"]),
         ("tar.gz", &["--level", "6", "--jobs", "2"]),
         ("tar.gz", &["--level", "9"]),
+        ("squashfs", &["--comp", "gzip", "--jobs", "2"]),
+        ("squashfs", &["--comp", "zstd:19"]),
+        ("squashfs", &["--comp", "xz"]),
+        ("squashfs", &["--comp", "lz4"]),
     ];
     for (i, (ext, extra)) in cases.iter().enumerate() {
         let native = pack(

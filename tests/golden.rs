@@ -24,8 +24,8 @@ fn fixtures() -> PathBuf {
 
 /// Copies a fixture tree (as checked out by git) into `dst` with normalized
 /// permissions, then adds what git cannot hold: an empty directory, a hard
-/// link and (if `non_utf8`) a non-UTF-8 name.
-fn materialize(tree: &str, dst: &Path, non_utf8: bool) {
+/// link and a non-UTF-8 name.
+fn materialize(tree: &str, dst: &Path) {
     let src = fixtures().join("trees").join(tree);
     for e in walkdir::WalkDir::new(&src).min_depth(1).sort_by_file_name() {
         let e = e.unwrap();
@@ -47,13 +47,7 @@ fn materialize(tree: &str, dst: &Path, non_utf8: bool) {
         fs::create_dir(dst.join("empty-dir")).unwrap();
         fs::set_permissions(dst.join("empty-dir"), fs::Permissions::from_mode(0o755)).unwrap();
         fs::hard_link(dst.join("tool.sh"), dst.join("nested/hard-tool.sh")).unwrap();
-        if non_utf8 {
-            fs::write(
-                dst.join(OsStr::from_bytes(b"caf\xe9.txt")),
-                b"latin-1 name\n",
-            )
-            .unwrap();
-        }
+        fs::write(dst.join(OsStr::from_bytes(b"caf\xe9.txt")), b"latin-1 name\n").unwrap();
     }
 }
 
@@ -86,7 +80,7 @@ fn golden_hashes_match() {
     let mut failures = Vec::new();
     for g in &all {
         let src = tempfile::tempdir().unwrap();
-        materialize(&g.tree, src.path(), true);
+        materialize(&g.tree, src.path());
         let out = tempfile::tempdir().unwrap();
         let file = out.path().join("golden.out");
         let mut args: Vec<OsString> = vec![
@@ -117,16 +111,16 @@ fn golden_hashes_match() {
     );
 }
 
-/// Our tar of the basic tree (without the non-UTF-8 name, which GNU tar
-/// encodes differently: it omits `hdrcharset=BINARY`) equals GNU tar's
-/// byte for byte.
+/// Our tar of the basic tree (long, non-ASCII and non-UTF-8 names, long and
+/// non-ASCII link targets, a hard link, an empty dir) equals GNU tar's byte
+/// for byte.
 #[test]
 fn tar_output_matches_gnu_tar_byte_for_byte() {
     if !have_tool("tar") {
         return;
     }
     let src = tempfile::tempdir().unwrap();
-    materialize("basic", src.path(), false);
+    materialize("basic", src.path());
     let out = tempfile::tempdir().unwrap();
     let ours = out.path().join("ours.tar");
     let gnu = out.path().join("gnu.tar");
@@ -189,7 +183,7 @@ fn tar_gz_decompresses_to_the_tar_golden() {
             && !g.options.iter().any(|o| o == "--mtime")
     }) {
         let src = tempfile::tempdir().unwrap();
-        materialize("basic", src.path(), true);
+        materialize("basic", src.path());
         let out = tempfile::tempdir().unwrap();
         let file = out.path().join("x.tar.gz");
         let st = repropack()
@@ -209,5 +203,118 @@ fn tar_gz_decompresses_to_the_tar_golden() {
             "{:?}",
             g.options
         );
+    }
+}
+
+/// Kind, normalized mode and content (or link target) of every path under
+/// `root`, read with std only.
+fn snapshot(root: &Path) -> Vec<(Vec<u8>, String, u32, Vec<u8>)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut v = Vec::new();
+    for e in walkdir::WalkDir::new(root).min_depth(1).sort_by_file_name() {
+        let e = e.unwrap();
+        let rel = e
+            .path()
+            .strip_prefix(root)
+            .unwrap()
+            .as_os_str()
+            .as_bytes()
+            .to_vec();
+        let m = e.path().symlink_metadata().unwrap();
+        let (kind, data) = if m.is_dir() {
+            ("dir", Vec::new())
+        } else if m.file_type().is_symlink() {
+            (
+                "symlink",
+                fs::read_link(e.path())
+                    .unwrap()
+                    .as_os_str()
+                    .as_bytes()
+                    .to_vec(),
+            )
+        } else {
+            ("file", fs::read(e.path()).unwrap())
+        };
+        let mode = if kind == "symlink" {
+            0o777
+        } else {
+            m.mode() & 0o7777
+        };
+        v.push((rel, kind.to_string(), mode, data));
+    }
+    v
+}
+
+/// The squashfs goldens are checked by readers that are not ours:
+/// `unsquashfs -s` reports the compressor and block size, `unsquashfs -d`
+/// extracts exactly the fixture tree, and `unsquashfs -lln` shows owners 0/0
+/// and the epoch.
+#[test]
+fn squashfs_goldens_are_the_fixture_tree_for_unsquashfs() {
+    if !have_tool("unsquashfs") {
+        return;
+    }
+    let src = tempfile::tempdir().unwrap();
+    materialize("basic", src.path());
+    let want = snapshot(src.path());
+    for g in goldens()
+        .iter()
+        .filter(|g| g.tree == "basic" && g.options.iter().any(|o| o == "squashfs"))
+    {
+        let out = tempfile::tempdir().unwrap();
+        let img = out.path().join("g.sqfs");
+        let st = repropack()
+            .arg("pack")
+            .arg(src.path())
+            .arg("-o")
+            .arg(&img)
+            .args(&g.options)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        assert_eq!(sha256_file(&img), g.sha256, "{:?}", g.options);
+        let comp = if g.options.iter().any(|o| o.starts_with("zstd")) {
+            "zstd"
+        } else {
+            "gzip"
+        };
+        let block = if g.options.iter().any(|o| o == "4K") {
+            4096
+        } else {
+            131_072
+        };
+        let info = Command::new("unsquashfs")
+            .arg("-s")
+            .arg(&img)
+            .output()
+            .unwrap();
+        let info = String::from_utf8_lossy(&info.stdout);
+        assert!(info.contains(&format!("Compression {comp}")), "{info}");
+        assert!(info.contains(&format!("Block size {block}")), "{info}");
+        let dest = out.path().join("x");
+        let st = Command::new("unsquashfs")
+            .arg("-q")
+            .arg("-n")
+            .arg("-d")
+            .arg(&dest)
+            .arg(&img)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        assert_eq!(snapshot(&dest), want, "{:?}", g.options);
+        let ll = Command::new("unsquashfs")
+            .args(["-lln", "-UTC"])
+            .arg(&img)
+            .output()
+            .unwrap();
+        let ll = String::from_utf8_lossy(&ll.stdout);
+        let rows: Vec<&str> = ll.lines().filter(|l| l.contains("squashfs-root")).collect();
+        assert_eq!(rows.len(), want.len() + 1, "{ll}");
+        for row in rows {
+            assert!(
+                row.contains(" 0/0 ") && row.contains("1980-01-01 00:00"),
+                "{row}"
+            );
+        }
     }
 }

@@ -2,9 +2,19 @@
 //! arguments into library calls and prints the result; errors become a
 //! [`Failure`] carrying the exit code from [`repropack::exit`].
 
+pub mod check;
+pub mod diff;
+pub mod digest;
 pub mod extract;
+pub mod fetch;
+pub mod flags;
+pub mod gate;
 pub mod hash;
 pub mod pack;
+pub mod push;
+pub mod record;
+pub mod side;
+pub mod verify;
 
 use repropack::exit;
 use repropack::pack::PackError;
@@ -43,6 +53,9 @@ impl From<PackError> for Failure {
             PackError::Tar(t) if is_output_side(&t.source) => exit::OUTPUT,
             PackError::Tar(_) => exit::INPUT,
             PackError::Option(_) => exit::USAGE,
+            PackError::Squashfs(s) if s.is_input() => exit::INPUT,
+            PackError::Squashfs(repropack::squashfs::SquashfsError::Option(_)) => exit::USAGE,
+            PackError::Squashfs(_) => exit::OUTPUT,
         };
         Failure::new(code, e)
     }

@@ -30,6 +30,9 @@ use std::sync::Arc;
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
+pub mod from_tar;
+pub use from_tar::stage_tar;
+
 /// Timestamp used for every entry when neither `--mtime` nor
 /// `SOURCE_DATE_EPOCH` is given: 1980-01-01T00:00:00Z.
 pub const DEFAULT_EPOCH: u64 = 315_532_800;
@@ -71,6 +74,12 @@ pub enum StageError {
     },
     #[error("{path}: input not stable, {what} changed while packing")]
     Unstable { path: PathBuf, what: &'static str },
+    #[error("tar {input}: entry {entry:?}: {reason}")]
+    Tar {
+        input: String,
+        entry: String,
+        reason: String,
+    },
 }
 
 /// What an entry is. Fifos and devices appear only when the user asked for
@@ -588,6 +597,39 @@ impl Excludes {
     }
 }
 
+/// Normalized permission bits for an entry of `kind` whose source had
+/// `raw_mode` (st_mode or a tar header's mode; type bits are ignored).
+fn normalize_mode(opts: &StageOptions, kind: EntryKind, raw_mode: u32) -> u32 {
+    let perm = raw_mode & 0o777;
+    let special = raw_mode & 0o7000;
+    let base = if kind == EntryKind::Symlink {
+        0o777
+    } else if opts.keep_modes {
+        perm
+    } else {
+        match kind {
+            EntryKind::Dir => 0o755,
+            EntryKind::File if perm & 0o111 != 0 => 0o755,
+            _ => 0o644,
+        }
+    };
+    if opts.keep_special_bits && kind != EntryKind::Symlink {
+        base | special
+    } else {
+        base
+    }
+}
+
+/// The entry mtime for a source mtime of `src` seconds: the epoch, or with
+/// `clamp_mtime` the older of the two.
+fn normalize_mtime(opts: &StageOptions, src: i64) -> u64 {
+    if opts.clamp_mtime {
+        u64::try_from(src).unwrap_or(0).min(opts.epoch)
+    } else {
+        opts.epoch
+    }
+}
+
 fn join(prefix: &[u8], name: &[u8]) -> Vec<u8> {
     if prefix.is_empty() {
         name.to_vec()
@@ -615,33 +657,11 @@ impl Stager<'_> {
     /// Normalized permission bits for an entry of `kind` whose source had
     /// `raw_mode` (st_mode, with type bits).
     fn mode_for(&self, kind: EntryKind, raw_mode: u32) -> u32 {
-        let perm = raw_mode & 0o777;
-        let special = raw_mode & 0o7000;
-        let base = if kind == EntryKind::Symlink {
-            0o777
-        } else if self.opts.keep_modes {
-            perm
-        } else {
-            match kind {
-                EntryKind::Dir => 0o755,
-                EntryKind::File if perm & 0o111 != 0 => 0o755,
-                _ => 0o644,
-            }
-        };
-        if self.opts.keep_special_bits && kind != EntryKind::Symlink {
-            base | special
-        } else {
-            base
-        }
+        normalize_mode(self.opts, kind, raw_mode)
     }
 
     fn mtime_for(&self, meta: &fs::Metadata) -> u64 {
-        if self.opts.clamp_mtime {
-            let src = u64::try_from(meta.mtime()).unwrap_or(0);
-            src.min(self.opts.epoch)
-        } else {
-            self.opts.epoch
-        }
+        normalize_mtime(self.opts, meta.mtime())
     }
 
     /// Stages one filesystem object (not recursing). Returns None for
@@ -873,10 +893,18 @@ pub fn stage(sources: &[Source], opts: &StageOptions) -> Result<Plan, StageError
             stager.insert_tree(&mut root, &archive, &src.path, &meta, &mut ancestors)?;
         }
     }
+    Ok(finish_plan(root, opts, stager.warnings))
+}
+
+/// Turns the assembled tree into the ordered plan (shared by [`stage`] and
+/// [`stage_tar`]).
+/// The tree is consumed as it is flattened, so its nodes and the entries
+/// are not both in memory at the peak.
+fn finish_plan(root: Node, opts: &StageOptions, warnings: Vec<String>) -> Plan {
     let mut flat = Vec::new();
-    flatten(&root, &[], opts, &mut flat);
+    flatten(root, &[], opts, &mut flat);
     let entries = group_hardlinks(flat);
-    Ok(Plan {
+    Plan {
         root: RootMeta {
             mode: 0o755,
             uid: opts.owner.uid,
@@ -884,9 +912,9 @@ pub fn stage(sources: &[Source], opts: &StageOptions) -> Result<Plan, StageError
             mtime: opts.epoch,
         },
         entries,
-        warnings: stager.warnings,
+        warnings,
         epoch: opts.epoch,
-    })
+    }
 }
 
 /// Intermediate entry carrying the inode key until hard links are grouped.
@@ -895,10 +923,11 @@ struct Flat {
     inode: Option<(u64, u64)>,
 }
 
-fn flatten(node: &Node, prefix: &[u8], opts: &StageOptions, out: &mut Vec<Flat>) {
-    for (name, child) in &node.children {
-        let path = join(prefix, name);
-        let entry = match &child.staged {
+fn flatten(node: Node, prefix: &[u8], opts: &StageOptions, out: &mut Vec<Flat>) {
+    for (name, child) in node.children {
+        let path = join(prefix, &name);
+        let Node { staged, children } = child;
+        let entry = match staged {
             Some(s) => Flat {
                 entry: Entry {
                     path: path.clone(),
@@ -907,12 +936,12 @@ fn flatten(node: &Node, prefix: &[u8], opts: &StageOptions, out: &mut Vec<Flat>)
                     uid: opts.owner.uid,
                     gid: opts.owner.gid,
                     mtime: s.mtime,
-                    content: s.content.clone(),
-                    symlink_target: s.symlink_target.clone(),
+                    content: s.content,
+                    symlink_target: s.symlink_target,
                     hardlink_of: None,
                     links: 1,
                     rdev: s.rdev,
-                    source: s.source.clone(),
+                    source: s.source,
                 },
                 inode: s.inode,
             },
@@ -935,11 +964,15 @@ fn flatten(node: &Node, prefix: &[u8], opts: &StageOptions, out: &mut Vec<Flat>)
             },
         };
         out.push(entry);
+        let child = Node {
+            staged: None,
+            children,
+        };
         flatten(child, &path, opts, out);
     }
 }
 
-fn group_hardlinks(flat: Vec<Flat>) -> Vec<Entry> {
+fn group_hardlinks(mut flat: Vec<Flat>) -> Vec<Entry> {
     let mut first: HashMap<(u64, u64), usize> = HashMap::new();
     let mut counts: HashMap<(u64, u64), u32> = HashMap::new();
     for f in flat.iter() {
@@ -947,19 +980,17 @@ fn group_hardlinks(flat: Vec<Flat>) -> Vec<Entry> {
             *counts.entry(k).or_default() += 1;
         }
     }
-    let mut out = Vec::with_capacity(flat.len());
-    for (i, f) in flat.into_iter().enumerate() {
-        let mut e = f.entry;
+    for (i, f) in flat.iter_mut().enumerate() {
         if let Some(k) = f.inode {
-            e.links = counts[&k];
+            f.entry.links = counts[&k];
             match first.get(&k) {
-                Some(&t) => e.hardlink_of = Some(t),
+                Some(&t) => f.entry.hardlink_of = Some(t),
                 None => {
                     first.insert(k, i);
                 }
             }
         }
-        out.push(e);
     }
-    out
+    // Collected in place: no second full-size vector at the peak.
+    flat.into_iter().map(|f| f.entry).collect()
 }

@@ -1,1 +1,526 @@
-fn main() {}
+//! `cargo xtask` — project chores that are not part of the product.
+//!
+//! `cargo xtask bench [--corpus DIR] [--runs N] [--jobs N] [--tar] [--keep]`
+//!
+//! Builds repropack in release, copies a real tree (default: the Python
+//! standard library of `python3`) into `target/bench/corpus`, then packs it
+//! with repropack, mksquashfs and gensquashfs at `--jobs 1` and at all CPUs,
+//! each `--runs` times, measuring wall time, peak RSS of the child
+//! (`ru_maxrss` from `wait4`) and image size. Prints a markdown table of
+//! medians with ratios against the faster peer at the same job count.
+//! A peer that is not installed is skipped, and the output says so.
+//! Nothing here asserts a time: this is a measurement, not a test.
+
+use std::ffi::OsString;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+fn main() -> Result<()> {
+    let mut args = std::env::args_os().skip(1);
+    match args.next().and_then(|a| a.into_string().ok()).as_deref() {
+        Some("bench") => bench(BenchArgs::parse(args)?),
+        _ => {
+            eprintln!(
+                "usage: cargo xtask bench [--corpus DIR] [--runs N] [--jobs N] [--tar] [--keep]"
+            );
+            std::process::exit(2);
+        }
+    }
+}
+
+struct BenchArgs {
+    corpus: Option<PathBuf>,
+    runs: usize,
+    jobs_all: usize,
+    tar: bool,
+    keep: bool,
+}
+
+impl BenchArgs {
+    fn parse(mut args: impl Iterator<Item = OsString>) -> Result<BenchArgs> {
+        let mut b = BenchArgs {
+            corpus: None,
+            runs: 3,
+            jobs_all: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            tar: false,
+            keep: false,
+        };
+        while let Some(a) = args.next() {
+            let mut value =
+                |name: &str| args.next().with_context(|| format!("{name} needs a value"));
+            match a.to_str() {
+                Some("--corpus") => b.corpus = Some(PathBuf::from(value("--corpus")?)),
+                Some("--runs") => {
+                    b.runs = value("--runs")?
+                        .to_str()
+                        .and_then(|s| s.parse().ok())
+                        .filter(|&n| n > 0)
+                        .context("--runs wants a positive number")?
+                }
+                Some("--jobs") => {
+                    b.jobs_all = value("--jobs")?
+                        .to_str()
+                        .and_then(|s| s.parse().ok())
+                        .filter(|&n| n > 0)
+                        .context("--jobs wants a positive number")?
+                }
+                Some("--tar") => b.tar = true,
+                Some("--keep") => b.keep = true,
+                _ => bail!("unknown argument {a:?}"),
+            }
+        }
+        Ok(b)
+    }
+}
+
+/// One measured run of a child process.
+#[derive(Clone, Copy)]
+struct Sample {
+    wall: Duration,
+    /// Peak resident set size in KiB (`ru_maxrss` on Linux).
+    max_rss_kib: u64,
+}
+
+/// Runs `cmd` to completion and measures it. The child is reaped with
+/// `wait4`, whose rusage covers the child and the descendants it waited for
+/// (so for a `sh -c` pipeline, the largest process of it).
+fn measure(cmd: &mut Command) -> Result<Sample> {
+    let start = Instant::now();
+    let child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("spawn {cmd:?}"))?;
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: rusage is plain data; wait4 fills it for our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let wall = start.elapsed();
+    if r != pid {
+        bail!("wait4 on {cmd:?}: {}", std::io::Error::last_os_error());
+    }
+    if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
+        let mut err = String::new();
+        if let Some(mut e) = child.stderr {
+            use std::io::Read;
+            let _ = e.read_to_string(&mut err);
+        }
+        bail!("{cmd:?} failed (status {status:#x}): {err}");
+    }
+    Ok(Sample {
+        wall,
+        max_rss_kib: usage.ru_maxrss as u64,
+    })
+}
+
+fn root_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace root")
+        .to_path_buf()
+}
+
+fn installed(tool: &str) -> bool {
+    Command::new(tool)
+        .arg("--help")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+}
+
+fn default_corpus() -> Result<PathBuf> {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import sysconfig;print(sysconfig.get_paths()['stdlib'])",
+        ])
+        .output()
+        .context("run python3 to find its standard library (or pass --corpus DIR)")?;
+    if !out.status.success() {
+        bail!("python3 failed to print its stdlib path; pass --corpus DIR");
+    }
+    Ok(PathBuf::from(String::from_utf8(out.stdout)?.trim()))
+}
+
+/// Files and bytes of regular files under `dir`.
+fn tree_size(dir: &Path) -> Result<(u64, u64)> {
+    let (mut files, mut bytes) = (0, 0);
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).with_context(|| format!("read {}", d.display()))? {
+            let e = e?;
+            let t = e.file_type()?;
+            if t.is_dir() {
+                stack.push(e.path());
+            } else if t.is_file() {
+                files += 1;
+                bytes += e.metadata()?.len();
+            }
+        }
+    }
+    Ok((files, bytes))
+}
+
+/// One tool at one job count.
+struct Case {
+    tool: &'static str,
+    jobs: usize,
+    /// Builds the command writing to the given output path.
+    make: Box<dyn Fn(&Path) -> Command>,
+    /// True for the product; false for the peers it is compared against.
+    ours: bool,
+}
+
+struct Row {
+    tool: &'static str,
+    jobs: usize,
+    ours: bool,
+    wall: Duration,
+    rss_kib: u64,
+    size: u64,
+    runs: Vec<Duration>,
+}
+
+fn median<T: Copy + Ord>(v: &[T]) -> T {
+    let mut s = v.to_vec();
+    s.sort();
+    s[s.len() / 2]
+}
+
+fn run_cases(cases: &[Case], runs: usize, out_dir: &Path) -> Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    for case in cases {
+        let out = out_dir.join(format!(
+            "{}-j{}.img",
+            case.tool.replace(' ', "_"),
+            case.jobs
+        ));
+        let mut samples = Vec::new();
+        let mut size = 0;
+        for _ in 0..runs {
+            let _ = fs::remove_file(&out);
+            samples.push(measure(&mut (case.make)(&out))?);
+            size = fs::metadata(&out)
+                .with_context(|| format!("{} wrote no {}", case.tool, out.display()))?
+                .len();
+        }
+        let walls: Vec<Duration> = samples.iter().map(|s| s.wall).collect();
+        let rss: Vec<u64> = samples.iter().map(|s| s.max_rss_kib).collect();
+        let row = Row {
+            tool: case.tool,
+            jobs: case.jobs,
+            ours: case.ours,
+            wall: median(&walls),
+            rss_kib: median(&rss),
+            size,
+            runs: walls,
+        };
+        eprintln!(
+            "  {:<12} jobs {:>2}: {:>7.2} s (runs {}), {:>6.1} MiB RSS, {:>8.2} MiB",
+            row.tool,
+            row.jobs,
+            row.wall.as_secs_f64(),
+            row.runs
+                .iter()
+                .map(|d| format!("{:.2}", d.as_secs_f64()))
+                .collect::<Vec<_>>()
+                .join("/"),
+            row.rss_kib as f64 / 1024.0,
+            row.size as f64 / (1 << 20) as f64
+        );
+        let _ = fs::remove_file(&out);
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
+/// Markdown table; each row's wall time is compared with the fastest peer
+/// (a tool that is not ours) at the same job count, its size with the
+/// reference peer's (`size_ref`) at the same job count.
+fn table(rows: &[Row], size_ref: &str) -> String {
+    let mut s = String::from(
+        "| tool | jobs | wall s (median) | peak RSS MiB | output MiB | wall / fastest peer | size / ",
+    );
+    s.push_str(size_ref);
+    s.push_str(" |\n|---|---:|---:|---:|---:|---:|---:|\n");
+    for r in rows {
+        let peer = rows
+            .iter()
+            .filter(|p| !p.ours && p.jobs == r.jobs)
+            .map(|p| p.wall)
+            .min();
+        let size_peer = rows.iter().find(|p| p.tool == size_ref && p.jobs == r.jobs);
+        let ratio = |a: f64, b: Option<f64>| match b {
+            Some(b) if b > 0.0 => format!("{:.2}×", a / b),
+            _ => "–".to_string(),
+        };
+        s.push_str(&format!(
+            "| {} | {} | {:.2} | {:.1} | {:.2} | {} | {} |\n",
+            r.tool,
+            r.jobs,
+            r.wall.as_secs_f64(),
+            r.rss_kib as f64 / 1024.0,
+            r.size as f64 / (1 << 20) as f64,
+            ratio(r.wall.as_secs_f64(), peer.map(|d| d.as_secs_f64())),
+            ratio(r.size as f64, size_peer.map(|p| p.size as f64)),
+        ));
+    }
+    s
+}
+
+fn speedups(rows: &[Row]) -> String {
+    let mut s = String::new();
+    let mut tools: Vec<&str> = rows.iter().map(|r| r.tool).collect();
+    tools.dedup();
+    for t in tools {
+        let at = |j: usize| rows.iter().find(|r| r.tool == t && r.jobs == j);
+        let Some(one) = at(1) else { continue };
+        let mut others: Vec<&Row> = rows.iter().filter(|r| r.tool == t && r.jobs > 1).collect();
+        others.dedup_by_key(|r| r.jobs);
+        for r in others {
+            s.push_str(&format!(
+                "- {t}: jobs {} vs 1 speedup {:.2}×\n",
+                r.jobs,
+                one.wall.as_secs_f64() / r.wall.as_secs_f64()
+            ));
+        }
+    }
+    s
+}
+
+fn bench(args: BenchArgs) -> Result<()> {
+    let root = root_dir();
+    eprintln!("building repropack (release)…");
+    let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .args(["build", "--release", "--quiet", "--bin", "repropack"])
+        .current_dir(&root)
+        .status()
+        .context("run cargo build")?;
+    if !status.success() {
+        bail!("cargo build --release failed");
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let repropack = target.join("release/repropack");
+
+    let source = match &args.corpus {
+        Some(c) => c.clone(),
+        None => default_corpus()?,
+    };
+    let work = target.join("bench");
+    let corpus = work.join("corpus");
+    let out_dir = work.join("out");
+    let _ = fs::remove_dir_all(&work);
+    fs::create_dir_all(&out_dir)?;
+    eprintln!("copying {} into {}…", source.display(), corpus.display());
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(&source)
+        .arg(&corpus)
+        .status()
+        .context("run cp -a")?;
+    if !status.success() {
+        bail!("cp -a {} failed", source.display());
+    }
+    let (files, bytes) = tree_size(&corpus)?;
+
+    let n = args.jobs_all;
+    let mut job_counts = vec![1, 2, n];
+    job_counts.sort();
+    job_counts.dedup();
+    job_counts.retain(|&j| j <= n.max(1));
+    let peer_jobs: Vec<usize> = if n > 1 { vec![1, n] } else { vec![1] };
+
+    let mut notes = Vec::new();
+    let mut cases = Vec::new();
+    for &j in &job_counts {
+        let (bin, c) = (repropack.clone(), corpus.clone());
+        cases.push(Case {
+            tool: "repropack",
+            jobs: j,
+            ours: true,
+            make: Box::new(move |out| {
+                let mut cmd = Command::new(&bin);
+                cmd.arg("pack")
+                    .arg(&c)
+                    .arg("-o")
+                    .arg(out)
+                    .args(["--format", "squashfs", "--comp", "gzip:6", "--mtime", "0"])
+                    .args(["--jobs", &j.to_string()]);
+                cmd
+            }),
+        });
+    }
+    if installed("mksquashfs") {
+        for &j in &peer_jobs {
+            let c = corpus.clone();
+            cases.push(Case {
+                tool: "mksquashfs",
+                jobs: j,
+                ours: false,
+                make: Box::new(move |out| {
+                    let mut cmd = Command::new("mksquashfs");
+                    cmd.arg(&c).arg(out).args([
+                        "-comp",
+                        "gzip",
+                        "-Xcompression-level",
+                        "6",
+                        "-processors",
+                        &j.to_string(),
+                        "-all-root",
+                        "-no-xattrs",
+                        "-mkfs-time",
+                        "0",
+                        "-all-time",
+                        "0",
+                        "-noappend",
+                        "-quiet",
+                        "-no-progress",
+                    ]);
+                    cmd
+                }),
+            });
+        }
+    } else {
+        notes.push("mksquashfs is not installed: skipped".to_string());
+    }
+    if installed("gensquashfs") {
+        for &j in &peer_jobs {
+            let c = corpus.clone();
+            cases.push(Case {
+                tool: "gensquashfs",
+                jobs: j,
+                ours: false,
+                make: Box::new(move |out| {
+                    let mut cmd = Command::new("gensquashfs");
+                    cmd.args(["-c", "gzip", "-X", "level=6", "-j", &j.to_string()])
+                        .args(["--all-root", "-q", "-f", "-D"])
+                        .arg(&c)
+                        .arg(out);
+                    cmd
+                }),
+            });
+        }
+    } else {
+        notes.push("gensquashfs is not installed: skipped".to_string());
+    }
+
+    eprintln!(
+        "corpus: {files} files, {:.1} MiB; {} runs each; all CPUs = {n}",
+        bytes as f64 / (1 << 20) as f64,
+        args.runs
+    );
+    let rows = run_cases(&cases, args.runs, &out_dir)?;
+
+    let mut report = format!(
+        "Corpus: `{}` copied to `{}` ({files} files, {:.1} MiB of file data); \
+         median of {} runs; all CPUs = {n}.\n\n",
+        source.display(),
+        corpus.display(),
+        bytes as f64 / (1 << 20) as f64,
+        args.runs
+    );
+    report.push_str("### SquashFS, gzip level 6, 128 KiB blocks\n\n");
+    report.push_str(&table(&rows, "mksquashfs"));
+    report.push('\n');
+    report.push_str(&speedups(&rows));
+    for n in &notes {
+        report.push_str(&format!("- {n}\n"));
+    }
+
+    if args.tar {
+        report.push_str("\n### tar.gz, gzip level 6\n\n");
+        let (tar_rows, tar_notes) =
+            tar_bench(&repropack, &corpus, &out_dir, &peer_jobs, args.runs)?;
+        report.push_str(&table(&tar_rows, "tar|gzip"));
+        report.push('\n');
+        report.push_str(&speedups(&tar_rows));
+        for n in tar_notes {
+            report.push_str(&format!("- {n}\n"));
+        }
+    }
+
+    if !args.keep {
+        let _ = fs::remove_dir_all(&work);
+    }
+    println!("{report}");
+    Ok(())
+}
+
+/// repropack's tar.gz against `tar --sort=name … | gzip -6` (one job) and
+/// `| pigz -6 -p N` (all CPUs, when pigz is installed).
+fn tar_bench(
+    repropack: &Path,
+    corpus: &Path,
+    out_dir: &Path,
+    peer_jobs: &[usize],
+    runs: usize,
+) -> Result<(Vec<Row>, Vec<String>)> {
+    let mut notes = Vec::new();
+    let mut cases = Vec::new();
+    for &j in peer_jobs {
+        let (bin, c) = (repropack.to_path_buf(), corpus.to_path_buf());
+        cases.push(Case {
+            tool: "repropack",
+            jobs: j,
+            ours: true,
+            make: Box::new(move |out| {
+                let mut cmd = Command::new(&bin);
+                cmd.arg("pack")
+                    .arg(&c)
+                    .arg("-o")
+                    .arg(out)
+                    .args(["--format", "tar.gz", "--level", "6", "--mtime", "0"])
+                    .args(["--jobs", &j.to_string()]);
+                cmd
+            }),
+        });
+    }
+    let tar = "tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 \
+               --format=pax --pax-option=delete=atime,delete=ctime -cf - -C \"$1\" .";
+    let c = corpus.to_path_buf();
+    cases.push(Case {
+        tool: "tar|gzip",
+        jobs: 1,
+        ours: false,
+        make: Box::new(move |out| {
+            let mut cmd = Command::new("sh");
+            cmd.arg("-c")
+                .arg(format!("{tar} | gzip -6 -n > \"$2\""))
+                .arg("sh")
+                .arg(&c)
+                .arg(out);
+            cmd
+        }),
+    });
+    if installed("pigz") {
+        for &j in peer_jobs {
+            let c = corpus.to_path_buf();
+            cases.push(Case {
+                tool: "tar|pigz",
+                jobs: j,
+                ours: false,
+                make: Box::new(move |out| {
+                    let mut cmd = Command::new("sh");
+                    cmd.arg("-c")
+                        .arg(format!("{tar} | pigz -6 -n -p {j} > \"$2\""))
+                        .arg("sh")
+                        .arg(&c)
+                        .arg(out);
+                    cmd
+                }),
+            });
+        }
+    } else {
+        notes.push("pigz is not installed: parallel tar|pigz skipped".to_string());
+    }
+    notes.push("peak RSS of a `sh -c` pipeline is its largest process".to_string());
+    Ok((run_cases(&cases, runs, out_dir)?, notes))
+}

@@ -1,0 +1,43 @@
+//! `repropack gate`: the use-time reproducibility check.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use repropack::exit;
+use repropack::marker::{GateStatus, gate_status};
+
+use super::Failure;
+
+#[derive(Args)]
+pub struct GateArgs {
+    /// The artifact; its markers are ARTIFACT.verified / ARTIFACT.unverified.
+    artifact: PathBuf,
+    /// Fail (exit 8) unless the artifact is verified. Also set by
+    /// REPROPACK_REQUIRE_VERIFIED=1 (or true/yes/on).
+    #[arg(long, env = "REPROPACK_REQUIRE_VERIFIED", value_parser = clap::builder::FalseyValueParser::new(), default_value = "false", num_args = 0, default_missing_value = "true")]
+    require_verified: bool,
+}
+
+pub fn run(args: GateArgs) -> Result<(), Failure> {
+    let status = gate_status(&args.artifact).map_err(|e| Failure::new(exit::INPUT, e))?;
+    let problem = match status {
+        GateStatus::Verified => return Ok(()),
+        GateStatus::Unverified(diffs) => {
+            let mut msg = format!(
+                "{} is UNVERIFIED: two builds of its sources gave different bytes",
+                args.artifact.display()
+            );
+            for d in diffs.iter().take(20) {
+                msg.push_str(&format!("\n  {d}"));
+            }
+            msg
+        }
+        GateStatus::NoMarker(why) => format!("{} is not verified: {why}", args.artifact.display()),
+    };
+    if args.require_verified {
+        Err(Failure::new(exit::UNVERIFIED, problem))
+    } else {
+        eprintln!("repropack: warning: {problem}");
+        Ok(())
+    }
+}

@@ -1,0 +1,189 @@
+//! `repropack verify`: is this artifact the one we expect?
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use repropack::digest::{Sha256Digest, hash_file};
+use repropack::exit;
+use repropack::manifest::Manifest;
+use repropack::refs::ArtifactRef;
+use repropack::tree::Tree;
+use repropack::treediff::{Layout, Side, compare};
+
+use super::Failure;
+use super::side::artifact_side;
+
+#[derive(Args)]
+pub struct VerifyArgs {
+    /// The artifact file.
+    artifact: PathBuf,
+    /// Expected ref `URI#sha256=HEX` (only the sha256 is checked).
+    #[arg(long = "ref", value_name = "REF", conflicts_with = "sha256")]
+    reference: Option<String>,
+    /// Expected sha256 (64 lowercase hex digits).
+    #[arg(long, value_name = "HEX")]
+    sha256: Option<String>,
+    /// Manifest written by `pack --manifest`: its sha256 is expected too, and
+    /// every entry of the artifact is checked against it.
+    #[arg(long, value_name = "FILE")]
+    manifest: Option<PathBuf>,
+    /// Fail unless the manifest records exactly this source revision (and
+    /// the source was not dirty). Needs --manifest.
+    #[arg(long, value_name = "REV", requires = "manifest")]
+    expect_revision: Option<String>,
+}
+
+pub fn run(args: VerifyArgs) -> Result<(), Failure> {
+    let mut expected: Vec<(String, Sha256Digest)> = Vec::new();
+    if let Some(r) = &args.reference {
+        let r: ArtifactRef = r.parse().map_err(|e| Failure::new(exit::INPUT, e))?;
+        expected.push(("--ref".to_string(), r.sha256()));
+    }
+    if let Some(h) = &args.sha256 {
+        let d = Sha256Digest::from_hex(h)
+            .map_err(|e| Failure::new(exit::INPUT, format!("--sha256 {h:?}: {e}")))?;
+        expected.push(("--sha256".to_string(), d));
+    }
+    let manifest = match &args.manifest {
+        Some(p) => Some(Manifest::read(p).map_err(|e| Failure::new(exit::INPUT, e))?),
+        None => None,
+    };
+    if let (Some(m), Some(p)) = (&manifest, &args.manifest) {
+        let d = Sha256Digest::from_hex(&m.artifact.sha256).map_err(|e| {
+            Failure::new(
+                exit::INPUT,
+                format!("manifest {}: artifact.sha256: {e}", p.display()),
+            )
+        })?;
+        expected.push((format!("manifest {}", p.display()), d));
+    }
+    if expected.is_empty() {
+        return Err(Failure::new(
+            exit::USAGE,
+            "nothing to verify against: pass --ref, --sha256 or --manifest",
+        ));
+    }
+    let (actual, _) = hash_file(&args.artifact)
+        .map_err(|e| Failure::new(exit::INPUT, format!("{}: {e}", args.artifact.display())))?;
+    let mut hash_problems = Vec::new();
+    for (what, want) in &expected {
+        if *want != actual {
+            hash_problems.push(format!(
+                "sha256 mismatch: {what} expects {want}, artifact has {actual}"
+            ));
+        }
+    }
+    let mut problems = Vec::new();
+    if let (Some(m), Some(mpath)) = (&manifest, &args.manifest) {
+        let want_tree = m.tree(mpath).map_err(|e| Failure::new(exit::INPUT, e))?;
+        if want_tree.digest().to_hex() != m.tree_digest {
+            problems.push(format!(
+                "manifest tree_digest {} does not match its own entries ({})",
+                m.tree_digest,
+                want_tree.digest()
+            ));
+        }
+        match artifact_side(&args.artifact) {
+            Ok(got) => entry_problems(m, mpath, want_tree, got, &mut problems)?,
+            // Bytes that do not even parse: still report the hash mismatch.
+            Err(f) if !hash_problems.is_empty() => {
+                problems.push(format!("cannot read the entries: {}", f.message));
+            }
+            Err(f) => return Err(f),
+        }
+        if let Some(rev) = &args.expect_revision {
+            match &m.source {
+                None => problems.push(format!(
+                    "revision: manifest records no source revision, expected {rev}"
+                )),
+                Some(s) if s.matches(rev) => {}
+                Some(s) if s.revision == *rev => problems.push(format!(
+                    "revision: manifest records {rev} but the source was dirty (uncommitted changes)"
+                )),
+                Some(s) => problems.push(format!(
+                    "revision: manifest records {}, expected {rev}",
+                    s.revision
+                )),
+            }
+        }
+    }
+    for p in hash_problems.iter().chain(&problems) {
+        println!("{p}");
+    }
+    let name = args.artifact.display();
+    if !hash_problems.is_empty() {
+        return Err(Failure::new(
+            exit::HASH_MISMATCH,
+            format!("{name}: sha256 mismatch"),
+        ));
+    }
+    if !problems.is_empty() {
+        return Err(Failure::new(
+            exit::DIFFERENT,
+            format!("{name}: {} problem(s) against the manifest", problems.len()),
+        ));
+    }
+    println!("OK {name} sha256={actual}");
+    Ok(())
+}
+
+/// Compares the artifact's entries (`got`) with the manifest's.
+fn entry_problems(
+    m: &Manifest,
+    mpath: &Path,
+    want_tree: Tree,
+    got: Side,
+    problems: &mut Vec<String>,
+) -> Result<(), Failure> {
+    let format = got
+        .facts
+        .iter()
+        .find(|(k, _)| k == "format")
+        .map(|(_, v)| v.as_str());
+    if format != Some(m.artifact.format.as_str()) {
+        problems.push(format!(
+            "format: manifest says {}, artifact is {}",
+            m.artifact.format,
+            format.unwrap_or("unknown")
+        ));
+    }
+    let want = Side {
+        label: mpath.display().to_string(),
+        tree: want_tree,
+        facts: Vec::new(),
+        file: None,
+        sha256: None,
+        layout: Layout::Unknown,
+    };
+    let got = Side {
+        facts: Vec::new(),
+        file: None,
+        sha256: None,
+        ..got
+    };
+    let report = compare(&want, &got).map_err(|e| Failure::new(exit::INPUT, e))?;
+    for p in &report.removed {
+        problems.push(format!("missing {:?}", p.display()));
+    }
+    for p in &report.added {
+        problems.push(format!("extra {:?}", p.display()));
+    }
+    for c in report.content.iter().chain(&report.metadata) {
+        problems.push(format!(
+            "changed {:?}: {} {} (manifest) -> {} (artifact)",
+            c.path.display(),
+            c.field,
+            c.a,
+            c.b
+        ));
+    }
+    if let Some(o) = &report.order {
+        problems.push(format!(
+            "order: at entry #{} manifest has {:?}, artifact has {:?}",
+            o.index,
+            o.a.display(),
+            o.b.display()
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,347 @@
+//! Fetch-and-verify: turn an [`ArtifactRef`] into a local path whose bytes
+//! are known to have the ref's sha256 (CONTRACT.md §4, §6).
+//!
+//! # Model
+//!
+//! The caller hands over a ref and an ordered list of mirrors. [`fetch`]
+//! takes the per-hash lock of the [`Cache`], and answers from the cache if
+//! the entry is there and unchanged since it was stored. Otherwise it tries
+//! the ref's own URI and then each mirror in order; for each source the bytes
+//! stream into a temp file in the cache while they are hashed, transient
+//! failures (5xx, resets, short bodies, timeouts) are retried with
+//! exponential backoff, and the first source whose bytes hash to the ref's
+//! sha256 is fsynced and renamed into place. A source that delivers other
+//! bytes is a failure like any other: its temp file is deleted, nothing is
+//! stored, and the next mirror is tried against the same hash. There is no
+//! other fallback.
+//!
+//! The transports ([`source`]) only move bytes into a [`cache::Download`];
+//! they never decide whether bytes are good. The cache never talks to the
+//! network. Fetch knows nothing about packing or formats.
+//!
+//! An async runtime (tokio, current-thread) is created inside [`fetch`] only
+//! when an `http(s)://` or `s3://` source is actually tried; the rest of the
+//! library stays synchronous.
+//!
+//! ```no_run
+//! use repropack::fetch::{fetch, FetchOptions};
+//! let r = "https://example.com/a.tar#sha256=\
+//!     ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad".parse()?;
+//! let got = fetch(&r, &[], &FetchOptions::new("/tmp/cache".into()))?;
+//! println!("{} (cache hit: {})", got.path.display(), got.cache_hit);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub mod cache;
+pub(crate) mod s3;
+pub mod source;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::digest::Sha256Digest;
+use crate::refs::ArtifactRef;
+
+pub use cache::{Cache, CacheError};
+pub use source::Source;
+
+/// Receives progress of a download. The CLI draws a bar with it on a TTY;
+/// the library itself never prints.
+pub trait Progress: Send + Sync {
+    /// A download from `source` starts (again, after a retry); `total` is the
+    /// announced size if the server sent one.
+    fn start(&self, source: &str, total: Option<u64>);
+    /// `bytes` more bytes were written to the cache's temp file.
+    fn advance(&self, bytes: u64);
+    /// The download ended (successfully or not).
+    fn finish(&self);
+}
+
+/// Timeouts and retries of network sources.
+#[derive(Debug, Clone)]
+pub struct NetOptions {
+    /// Connect timeout, and the longest wait for any single read.
+    pub timeout: Duration,
+    /// Retries per source after the first attempt, for transient failures only.
+    pub retries: u32,
+    /// Wait before the first retry; doubled for each further retry.
+    pub backoff: Duration,
+    /// Most HTTP redirects followed per request.
+    pub max_redirects: usize,
+}
+
+impl Default for NetOptions {
+    fn default() -> NetOptions {
+        NetOptions {
+            timeout: Duration::from_secs(30),
+            retries: 3,
+            backoff: Duration::from_millis(500),
+            max_redirects: 10,
+        }
+    }
+}
+
+impl NetOptions {
+    /// Wait before retry number `retry` (1-based): backoff · 2^(retry-1),
+    /// capped at 30 s.
+    pub fn delay(&self, retry: u32) -> Duration {
+        let factor = 1u32 << retry.saturating_sub(1).min(16);
+        self.backoff
+            .saturating_mul(factor)
+            .min(Duration::from_secs(30))
+    }
+}
+
+/// Options of [`fetch`].
+#[derive(Clone)]
+pub struct FetchOptions {
+    /// Root of the content-addressed cache.
+    pub cache_dir: PathBuf,
+    /// Re-hash a cached entry before answering from it.
+    pub verify_cache: bool,
+    pub net: NetOptions,
+    pub progress: Option<Arc<dyn Progress>>,
+}
+
+impl FetchOptions {
+    pub fn new(cache_dir: PathBuf) -> FetchOptions {
+        FetchOptions {
+            cache_dir,
+            verify_cache: false,
+            net: NetOptions::default(),
+            progress: None,
+        }
+    }
+}
+
+/// A verified artifact in the cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fetched {
+    /// The cache entry; its bytes hash to `sha256`.
+    pub path: PathBuf,
+    pub sha256: Sha256Digest,
+    pub size: u64,
+    /// The URI the bytes came from; `None` on a cache hit.
+    pub source: Option<String>,
+    pub cache_hit: bool,
+}
+
+/// Why one source did not deliver the artifact.
+#[derive(Debug)]
+pub enum SourceFailure {
+    /// The source delivered bytes with another sha256.
+    Mismatch {
+        expected: Sha256Digest,
+        actual: Sha256Digest,
+        size: u64,
+    },
+    /// The object does not exist there (404, missing file, S3 NoSuchKey).
+    NotFound(String),
+    /// A transport error; `attempts` tries were made.
+    Transport { message: String, attempts: u32 },
+}
+
+impl fmt::Display for SourceFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SourceFailure::Mismatch {
+                expected,
+                actual,
+                size,
+            } => write!(
+                f,
+                "sha256 mismatch: expected {expected}, got {actual} ({size} bytes); nothing stored"
+            ),
+            SourceFailure::NotFound(m) => write!(f, "not found: {m}"),
+            SourceFailure::Transport { message, attempts } => {
+                write!(f, "{message} (after {attempts} attempt")?;
+                if *attempts != 1 {
+                    f.write_str("s")?;
+                }
+                f.write_str(")")
+            }
+        }
+    }
+}
+
+/// One source and why it failed.
+#[derive(Debug)]
+pub struct Attempt {
+    pub uri: String,
+    pub failure: SourceFailure,
+}
+
+/// Why [`fetch`] produced no path.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// The ref's URI or a mirror is not something we can fetch from.
+    #[error("source {uri:?}: {reason}")]
+    BadSource { uri: String, reason: String },
+    /// The cache could not be read or written (includes a full disk while
+    /// downloading). Nothing was published.
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    /// Every source failed; each is listed in order.
+    #[error("{}", all_failed_message(.sha256, .attempts))]
+    AllFailed {
+        sha256: Sha256Digest,
+        attempts: Vec<Attempt>,
+    },
+}
+
+fn all_failed_message(sha256: &Sha256Digest, attempts: &[Attempt]) -> String {
+    let mut s = format!("no source delivered sha256 {sha256}:");
+    for a in attempts {
+        s.push_str(&format!("\n  {}: {}", a.uri, a.failure));
+    }
+    s
+}
+
+impl FetchError {
+    /// True if some source delivered bytes with the wrong hash.
+    pub fn has_mismatch(&self) -> bool {
+        match self {
+            FetchError::AllFailed { attempts, .. } => attempts
+                .iter()
+                .any(|a| matches!(a.failure, SourceFailure::Mismatch { .. })),
+            _ => false,
+        }
+    }
+}
+
+/// Fetches `r` into the cache, trying `r`'s URI and then each of `mirrors`
+/// in order, and returns the verified entry.
+///
+/// Every source is checked against `r.sha256()`. The per-hash cache lock is
+/// held for the whole call, so concurrent fetches of the same hash (threads
+/// or processes) download it once.
+pub fn fetch(
+    r: &ArtifactRef,
+    mirrors: &[String],
+    opts: &FetchOptions,
+) -> Result<Fetched, FetchError> {
+    let mut sources = vec![
+        Source::parse(r.uri()).map_err(|reason| FetchError::BadSource {
+            uri: r.uri().to_string(),
+            reason,
+        })?,
+    ];
+    for m in mirrors {
+        sources.push(Source::parse(m).map_err(|reason| FetchError::BadSource {
+            uri: m.clone(),
+            reason,
+        })?);
+    }
+    let sha256 = r.sha256();
+    let cache = Cache::new(opts.cache_dir.clone());
+    let lock = cache.lock(sha256)?;
+    if let Some((path, size)) = cache.lookup(&lock, opts.verify_cache)? {
+        return Ok(Fetched {
+            path,
+            sha256,
+            size,
+            source: None,
+            cache_hit: true,
+        });
+    }
+    let mut runtime = source::Runtime::default();
+    let mut attempts = Vec::new();
+    for src in &sources {
+        let mut download = cache.begin(&lock)?;
+        match src.fetch_into(
+            &mut download,
+            &opts.net,
+            opts.progress.as_deref(),
+            &mut runtime,
+        ) {
+            Ok(()) => {}
+            Err(source::Error::Sink(e)) => return Err(cache.download_error(&download, e).into()),
+            Err(source::Error::Failed(failure)) => {
+                attempts.push(Attempt {
+                    uri: src.uri().to_string(),
+                    failure,
+                });
+                continue;
+            }
+        }
+        let (actual, size) = download.digest();
+        if actual != sha256 {
+            drop(download);
+            attempts.push(Attempt {
+                uri: src.uri().to_string(),
+                failure: SourceFailure::Mismatch {
+                    expected: sha256,
+                    actual,
+                    size,
+                },
+            });
+            continue;
+        }
+        let path = cache.commit(&lock, download)?;
+        return Ok(Fetched {
+            path,
+            sha256,
+            size,
+            source: Some(src.uri().to_string()),
+            cache_hit: false,
+        });
+    }
+    Err(FetchError::AllFailed { sha256, attempts })
+}
+
+/// The default cache root: `$XDG_CACHE_HOME/repropack` if that variable is
+/// an absolute path, else `$HOME/.cache/repropack`.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    if let Some(x) = std::env::var_os("XDG_CACHE_HOME") {
+        let p = PathBuf::from(x);
+        if p.is_absolute() {
+            return Some(p.join("repropack"));
+        }
+    }
+    let home = PathBuf::from(std::env::var_os("HOME")?);
+    home.is_absolute()
+        .then(|| home.join(".cache").join("repropack"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn threads_fetching_one_ref_store_it_once() {
+        let src = tempfile::tempdir().unwrap();
+        let file = src.path().join("a.bin");
+        let body: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+        std::fs::write(&file, &body).unwrap();
+        let r = ArtifactRef::new(file.to_str().unwrap(), Sha256Digest::of(&body));
+        let cache = tempfile::tempdir().unwrap();
+        let opts = FetchOptions::new(cache.path().to_path_buf());
+        let results: Vec<Fetched> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8).map(|_| s.spawn(|| fetch(&r, &[], &opts))).collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap().unwrap())
+                .collect()
+        });
+        assert_eq!(results.iter().filter(|f| !f.cache_hit).count(), 1);
+        for f in &results {
+            assert_eq!(std::fs::read(&f.path).unwrap(), body);
+        }
+    }
+
+    #[test]
+    fn unknown_mirror_scheme_is_refused_before_anything_is_fetched() {
+        let cache = tempfile::tempdir().unwrap();
+        let r = ArtifactRef::new("/nonexistent", Sha256Digest::of(b""));
+        let e = fetch(
+            &r,
+            &["gopher://x/y".to_string()],
+            &FetchOptions::new(cache.path().to_path_buf()),
+        )
+        .unwrap_err();
+        assert!(matches!(e, FetchError::BadSource { .. }), "{e}");
+        assert_eq!(std::fs::read_dir(cache.path()).unwrap().count(), 0);
+    }
+}

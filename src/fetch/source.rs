@@ -1,0 +1,445 @@
+//! Where bytes come from: local paths / `file://`, `http(s)://` and `s3://`.
+//!
+//! A [`Source`] moves bytes into a [`Download`] and classifies failures as
+//! transient (retried with backoff: HTTP 5xx/408/429, connection resets,
+//! bodies shorter than announced, timeouts) or permanent (404 and other
+//! 4xx, a missing file, too many redirects). It never judges the bytes: the
+//! caller compares the digest.
+
+use std::io::{self, Read};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::cache::Download;
+use super::{NetOptions, Progress, SourceFailure};
+
+/// A place to fetch an artifact from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A plain path or a `file://` URI.
+    Local { uri: String, path: PathBuf },
+    /// `http://` or `https://`.
+    Http { uri: String },
+    /// `s3://bucket/key`.
+    S3 {
+        uri: String,
+        bucket: String,
+        key: String,
+    },
+}
+
+/// Why one source produced no bytes.
+#[derive(Debug)]
+pub(crate) enum Error {
+    /// Writing to the cache failed (full disk, …): stop, don't try mirrors.
+    Sink(io::Error),
+    /// This source failed; the next one may be tried.
+    Failed(SourceFailure),
+}
+
+/// Outcome of one attempt, before retries are decided.
+enum AttemptError {
+    Sink(io::Error),
+    Transient(String),
+    Permanent(String),
+    NotFound(String),
+}
+
+impl Source {
+    /// Parses a URI the way refs do: a plain path, `file://`, `http(s)://`
+    /// or `s3://bucket/key`.
+    pub fn parse(uri: &str) -> Result<Source, String> {
+        let owned = uri.to_string();
+        match uri.split_once("://") {
+            None => {
+                if uri.is_empty() {
+                    return Err("empty path".into());
+                }
+                Ok(Source::Local {
+                    uri: owned,
+                    path: PathBuf::from(uri),
+                })
+            }
+            Some(("file", _)) => {
+                let url = url::Url::parse(uri).map_err(|e| format!("bad file URI: {e}"))?;
+                let path = url
+                    .to_file_path()
+                    .map_err(|()| "file URI must be file:///absolute/path".to_string())?;
+                Ok(Source::Local { uri: owned, path })
+            }
+            Some(("http" | "https", _)) => {
+                url::Url::parse(uri).map_err(|e| format!("bad URL: {e}"))?;
+                Ok(Source::Http { uri: owned })
+            }
+            Some(("s3", rest)) => match rest.split_once('/') {
+                Some((bucket, key)) if !bucket.is_empty() && !key.is_empty() => Ok(Source::S3 {
+                    bucket: bucket.to_string(),
+                    key: key.to_string(),
+                    uri: owned,
+                }),
+                _ => Err("s3 URI must be s3://bucket/key".into()),
+            },
+            Some((scheme, _)) => Err(format!(
+                "unsupported scheme {scheme:?} (use a path, file://, http://, https:// or s3://)"
+            )),
+        }
+    }
+
+    /// The URI as given.
+    pub fn uri(&self) -> &str {
+        match self {
+            Source::Local { uri, .. } | Source::Http { uri } | Source::S3 { uri, .. } => uri,
+        }
+    }
+
+    /// Streams the bytes into `download`, retrying transient failures of
+    /// network sources `net.retries` times with exponential backoff.
+    pub(crate) fn fetch_into(
+        &self,
+        download: &mut Download,
+        net: &NetOptions,
+        progress: Option<&dyn Progress>,
+        rt: &mut Runtime,
+    ) -> Result<(), Error> {
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            if attempt > 1 {
+                download.reset().map_err(Error::Sink)?;
+            }
+            let mut sink = Sink { download, progress };
+            let result = match self {
+                Source::Local { path, .. } => copy_local(path, &mut sink),
+                Source::Http { uri } => rt.http(net, &mut sink, uri),
+                Source::S3 { bucket, key, .. } => rt.s3(net, &mut sink, bucket, key),
+            };
+            if let Some(p) = progress {
+                p.finish();
+            }
+            match result {
+                Ok(()) => return Ok(()),
+                Err(AttemptError::Sink(e)) => return Err(Error::Sink(e)),
+                Err(AttemptError::NotFound(m)) => {
+                    return Err(Error::Failed(SourceFailure::NotFound(m)));
+                }
+                Err(AttemptError::Permanent(message)) => {
+                    return Err(Error::Failed(SourceFailure::Transport {
+                        message,
+                        attempts: attempt,
+                    }));
+                }
+                Err(AttemptError::Transient(message)) => {
+                    if attempt > net.retries || matches!(self, Source::Local { .. }) {
+                        return Err(Error::Failed(SourceFailure::Transport {
+                            message,
+                            attempts: attempt,
+                        }));
+                    }
+                    std::thread::sleep(net.delay(attempt));
+                }
+            }
+        }
+    }
+}
+
+/// The write side of one attempt: the download plus progress reporting.
+struct Sink<'a> {
+    download: &'a mut Download,
+    progress: Option<&'a dyn Progress>,
+}
+
+impl Sink<'_> {
+    fn start(&self, source: &str, total: Option<u64>) {
+        if let Some(p) = self.progress {
+            p.start(source, total);
+        }
+    }
+    fn write(&mut self, bytes: &[u8]) -> Result<(), AttemptError> {
+        self.download.write(bytes).map_err(AttemptError::Sink)?;
+        if let Some(p) = self.progress {
+            p.advance(bytes.len() as u64);
+        }
+        Ok(())
+    }
+}
+
+fn copy_local(path: &std::path::Path, sink: &mut Sink<'_>) -> Result<(), AttemptError> {
+    let name = path.display();
+    let mut file = std::fs::File::open(path).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => AttemptError::NotFound(format!("{name}: {e}")),
+        _ => AttemptError::Permanent(format!("{name}: {e}")),
+    })?;
+    let total = file.metadata().ok().map(|m| m.len());
+    sink.start(&name.to_string(), total);
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(AttemptError::Permanent(format!("read {name}: {e}"))),
+        };
+        sink.write(&buf[..n])?;
+    }
+}
+
+/// The tokio runtime and HTTP client, created on first use and shared by
+/// all network attempts of one fetch.
+#[derive(Default)]
+pub(crate) struct Runtime {
+    inner: Option<(tokio::runtime::Runtime, reqwest::Client)>,
+}
+
+impl Runtime {
+    fn get(
+        &mut self,
+        net: &NetOptions,
+    ) -> Result<&(tokio::runtime::Runtime, reqwest::Client), AttemptError> {
+        if self.inner.is_none() {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| AttemptError::Permanent(format!("cannot start tokio: {e}")))?;
+            let client = http_client(net).map_err(AttemptError::Permanent)?;
+            self.inner = Some((rt, client));
+        }
+        self.inner
+            .as_ref()
+            .ok_or_else(|| AttemptError::Permanent("runtime missing".into()))
+    }
+
+    fn http(
+        &mut self,
+        net: &NetOptions,
+        sink: &mut Sink<'_>,
+        uri: &str,
+    ) -> Result<(), AttemptError> {
+        let (rt, client) = self.get(net)?;
+        rt.block_on(http_get(client, uri, sink, net.timeout))
+    }
+
+    fn s3(
+        &mut self,
+        net: &NetOptions,
+        sink: &mut Sink<'_>,
+        bucket: &str,
+        key: &str,
+    ) -> Result<(), AttemptError> {
+        let (rt, _) = self.get(net)?;
+        rt.block_on(async {
+            let store = super::s3::store(bucket, net, super::s3::Retries::Caller)
+                .map_err(AttemptError::Permanent)?;
+            s3_get(&store, bucket, key, sink).await
+        })
+    }
+}
+
+/// Installs rustls' ring provider as the process default (once; later
+/// calls are no-ops).
+pub(crate) fn install_crypto_provider() {
+    // Err means a provider is already installed, which is what we want.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+fn http_client(net: &NetOptions) -> Result<reqwest::Client, String> {
+    install_crypto_provider();
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::limited(net.max_redirects))
+        .connect_timeout(net.timeout)
+        .read_timeout(net.timeout)
+        .user_agent(concat!("repropack/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| format!("cannot build HTTP client: {}", chain(&e)))
+}
+
+/// An error and its sources, joined by `: `.
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let m = c.to_string();
+        if !s.contains(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
+        }
+        cur = c.source();
+    }
+    s
+}
+
+fn classify_reqwest(e: &reqwest::Error, timeout: Duration) -> AttemptError {
+    let msg = chain(e);
+    if e.is_redirect() || e.is_builder() || is_tls_error(e) {
+        AttemptError::Permanent(msg)
+    } else if e.is_timeout() {
+        AttemptError::Transient(format!("timed out (no progress for {timeout:?}): {msg}"))
+    } else {
+        AttemptError::Transient(msg)
+    }
+}
+
+/// True if a TLS error (e.g. an untrusted certificate) is in the chain:
+/// retrying cannot fix it.
+fn is_tls_error(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(c) = cur {
+        // io::Error::source skips its payload, and rustls errors arrive
+        // wrapped in (nested) io::Errors: unwrap those payloads too.
+        let mut payload = c;
+        loop {
+            if payload.is::<rustls::Error>() {
+                return true;
+            }
+            match payload
+                .downcast_ref::<io::Error>()
+                .and_then(|io| io.get_ref())
+            {
+                Some(inner) => payload = inner,
+                None => break,
+            }
+        }
+        cur = c.source();
+    }
+    false
+}
+
+async fn http_get(
+    client: &reqwest::Client,
+    uri: &str,
+    sink: &mut Sink<'_>,
+    timeout: Duration,
+) -> Result<(), AttemptError> {
+    // No total timeout (artifacts may be large); connect and every read
+    // are bounded by `timeout`.
+    let mut resp = client
+        .get(uri)
+        .send()
+        .await
+        .map_err(|e| classify_reqwest(&e, timeout))?;
+    let status = resp.status();
+    if !status.is_success() {
+        let msg = format!("HTTP {status} from {}", resp.url());
+        return Err(match status.as_u16() {
+            404 | 410 => AttemptError::NotFound(msg),
+            408 | 429 => AttemptError::Transient(msg),
+            s if s >= 500 => AttemptError::Transient(msg),
+            _ => AttemptError::Permanent(msg),
+        });
+    }
+    let announced = resp.content_length();
+    sink.start(uri, announced);
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| classify_reqwest(&e, timeout))?
+    {
+        sink.write(&chunk)?;
+    }
+    let got = sink.download.written();
+    match announced {
+        Some(n) if n != got => Err(AttemptError::Transient(format!(
+            "body has {got} bytes, Content-Length said {n}"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+async fn s3_get(
+    store: &object_store::aws::AmazonS3,
+    bucket: &str,
+    key: &str,
+    sink: &mut Sink<'_>,
+) -> Result<(), AttemptError> {
+    use futures_util::StreamExt;
+    use object_store::ObjectStoreExt;
+
+    let path = super::s3::object_path(key).map_err(AttemptError::Permanent)?;
+    let uri = format!("s3://{bucket}/{key}");
+    let res = store.get(&path).await.map_err(classify_s3)?;
+    let size = res.meta.size;
+    sink.start(&uri, Some(size));
+    let mut stream = res.into_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(classify_s3)?;
+        sink.write(&chunk)?;
+    }
+    let got = sink.download.written();
+    if got != size {
+        return Err(AttemptError::Transient(format!(
+            "{uri}: got {got} bytes, object size is {size}"
+        )));
+    }
+    Ok(())
+}
+
+fn classify_s3(e: object_store::Error) -> AttemptError {
+    // object_store's messages name the key and the request URL already.
+    let msg = chain(&e);
+    match e {
+        object_store::Error::NotFound { .. } => AttemptError::NotFound(msg),
+        object_store::Error::PermissionDenied { .. }
+        | object_store::Error::Unauthenticated { .. }
+        | object_store::Error::InvalidPath { .. }
+        | object_store::Error::NotSupported { .. }
+        | object_store::Error::NotImplemented { .. }
+        | object_store::Error::UnknownConfigurationKey { .. } => AttemptError::Permanent(msg),
+        _ => AttemptError::Transient(msg),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_each_kind_of_uri() {
+        assert_eq!(
+            Source::parse("/a/b.tar").unwrap(),
+            Source::Local {
+                uri: "/a/b.tar".into(),
+                path: "/a/b.tar".into()
+            }
+        );
+        assert_eq!(
+            Source::parse("file:///a/b%20c.tar").unwrap(),
+            Source::Local {
+                uri: "file:///a/b%20c.tar".into(),
+                path: "/a/b c.tar".into()
+            }
+        );
+        assert_eq!(
+            Source::parse("s3://bkt/k/x.sqfs").unwrap(),
+            Source::S3 {
+                uri: "s3://bkt/k/x.sqfs".into(),
+                bucket: "bkt".into(),
+                key: "k/x.sqfs".into()
+            }
+        );
+        assert!(matches!(
+            Source::parse("https://h/x").unwrap(),
+            Source::Http { .. }
+        ));
+        for bad in [
+            "",
+            "ftp://h/x",
+            "s3://bkt",
+            "s3:///k",
+            "file://host/x",
+            "http://",
+        ] {
+            assert!(Source::parse(bad).is_err(), "accepted {bad:?}");
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let net = NetOptions {
+            backoff: Duration::from_millis(500),
+            ..NetOptions::default()
+        };
+        assert_eq!(net.delay(1), Duration::from_millis(500));
+        assert_eq!(net.delay(2), Duration::from_secs(1));
+        assert_eq!(net.delay(3), Duration::from_secs(2));
+        assert_eq!(net.delay(40), Duration::from_secs(30));
+    }
+}

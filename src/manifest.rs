@@ -1,0 +1,415 @@
+//! Manifests: a JSON record of what an artifact is and holds
+//! (`"schema": "repropack.manifest/1"`).
+//!
+//! A manifest names the artifact (ref, sha256, size, format, compression,
+//! level, block size), the options that shaped it (epoch, owner and mode
+//! policy, excludes), the tool (name, version, [`FORMAT_VERSION`]), the source
+//! revision when known, the tree digest ([`Tree::digest`]) and every entry in
+//! container order. It is a pure function of those inputs: keys are written in
+//! a fixed order (struct field order), no wall-clock time is recorded, and the
+//! file is written through [`AtomicFile`].
+//!
+//! Paths and link targets are raw bytes in the archive. In JSON such a value
+//! is a plain string when the bytes are valid UTF-8, and an object
+//! `{"hex": "<lowercase hex of the bytes>"}` otherwise ([`Bytes`]).
+//!
+//! ```
+//! use repropack::manifest::Bytes;
+//! assert_eq!(serde_json::to_string(&Bytes(b"a/b".to_vec())).unwrap(), r#""a/b""#);
+//! assert_eq!(serde_json::to_string(&Bytes(b"a\xff".to_vec())).unwrap(), r#"{"hex":"61ff"}"#);
+//! ```
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::FORMAT_VERSION;
+use crate::digest::Sha256Digest;
+use crate::output::{AtomicFile, OutputError};
+use crate::pack::{Format, PackOptions, Packed};
+use crate::refs::ArtifactRef;
+use crate::revision::SourceRevision;
+use crate::stage::{EntryKind, StageOptions};
+use crate::tree::{Tree, TreeEntry};
+
+/// Value of the `schema` key.
+pub const SCHEMA: &str = "repropack.manifest/1";
+
+/// Raw bytes, serialized as a string when UTF-8 and as `{"hex": …}` otherwise.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Bytes(pub Vec<u8>);
+
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum BytesRepr {
+    Text(String),
+    Hex { hex: String },
+}
+
+impl Serialize for Bytes {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match std::str::from_utf8(&self.0) {
+            Ok(t) => BytesRepr::Text(t.to_string()).serialize(s),
+            Err(_) => BytesRepr::Hex {
+                hex: self.0.iter().map(|b| format!("{b:02x}")).collect(),
+            }
+            .serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Bytes {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Bytes, D::Error> {
+        match BytesRepr::deserialize(d)? {
+            BytesRepr::Text(t) => Ok(Bytes(t.into_bytes())),
+            BytesRepr::Hex { hex } => {
+                if hex.len() % 2 != 0 {
+                    return Err(serde::de::Error::custom("odd number of hex digits"));
+                }
+                (0..hex.len())
+                    .step_by(2)
+                    .map(|i| {
+                        hex.get(i..i + 2)
+                            .and_then(|h| u8::from_str_radix(h, 16).ok())
+                            .ok_or_else(|| serde::de::Error::custom(format!("bad hex {hex:?}")))
+                    })
+                    .collect::<Result<Vec<u8>, _>>()
+                    .map(Bytes)
+            }
+        }
+    }
+}
+
+impl Bytes {
+    /// Text for messages (lossy for non-UTF-8).
+    pub fn display(&self) -> String {
+        String::from_utf8_lossy(&self.0).into_owned()
+    }
+}
+
+/// The whole manifest. Field order here is the key order in the file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub schema: String,
+    pub tool: Tool,
+    pub artifact: ArtifactInfo,
+    pub tree_digest: String,
+    pub options: ManifestOptions,
+    /// Source revision: `--source-revision`, else the git commit of the
+    /// first source inside a git worktree; absent when neither is known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceRevision>,
+    pub entries: Vec<ManifestEntry>,
+}
+
+/// The program that wrote the artifact.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tool {
+    pub name: String,
+    pub version: String,
+    pub format_version: u32,
+}
+
+impl Tool {
+    /// This build of repropack.
+    pub fn current() -> Tool {
+        Tool {
+            name: "repropack".to_string(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            format_version: FORMAT_VERSION,
+        }
+    }
+}
+
+/// The artifact file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArtifactInfo {
+    /// `URI#sha256=HEX` as printed by `pack`.
+    #[serde(rename = "ref")]
+    pub reference: String,
+    pub sha256: String,
+    pub size: u64,
+    /// `tar`, `tar.gz`, `squashfs`.
+    pub format: String,
+    /// Compressor name (`gzip`, …); absent for plain tar.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<u32>,
+    /// SquashFS data block size in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub block_size: Option<u32>,
+}
+
+impl ArtifactInfo {
+    /// Describes what [`pack_to_path`](crate::pack::pack_to_path) wrote
+    /// with `opts`.
+    pub fn from_packed(
+        reference: &ArtifactRef,
+        packed: &Packed,
+        opts: &PackOptions,
+    ) -> ArtifactInfo {
+        let (compression, block_size) = match packed.format {
+            Format::Tar => (None, None),
+            Format::TarGz => (Some("gzip".to_string()), None),
+            Format::Squashfs => (
+                Some(opts.squashfs.compression.algorithm().name().to_string()),
+                Some(opts.squashfs.block_size),
+            ),
+        };
+        ArtifactInfo {
+            reference: reference.to_string(),
+            sha256: packed.sha256.to_hex(),
+            size: packed.size,
+            format: packed.format.name().to_string(),
+            compression,
+            level: packed.level,
+            block_size,
+        }
+    }
+}
+
+/// The staging options that shaped the tree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestOptions {
+    pub epoch: u64,
+    pub clamp_mtime: bool,
+    pub owner: OwnerPolicy,
+    pub mode_policy: ModePolicy,
+    pub follow_symlinks: bool,
+    pub specials: bool,
+    pub excludes: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnerPolicy {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModePolicy {
+    /// `normalized` (0755/0644 by execute bit) or `keep` (`--keep-modes`).
+    pub permissions: String,
+    pub keep_special_bits: bool,
+}
+
+impl ManifestOptions {
+    pub fn from_stage(opts: &StageOptions) -> ManifestOptions {
+        ManifestOptions {
+            epoch: opts.epoch,
+            clamp_mtime: opts.clamp_mtime,
+            owner: OwnerPolicy {
+                uid: opts.owner.uid,
+                gid: opts.owner.gid,
+            },
+            mode_policy: ModePolicy {
+                permissions: if opts.keep_modes {
+                    "keep"
+                } else {
+                    "normalized"
+                }
+                .to_string(),
+                keep_special_bits: opts.keep_special_bits,
+            },
+            follow_symlinks: opts.follow_symlinks,
+            specials: opts.specials,
+            excludes: opts.excludes.clone(),
+        }
+    }
+}
+
+/// One entry. `mode` is 4 octal digits; `sha256`/`size` are set for regular
+/// files (hard-link members too), `symlink` for symlinks, `hardlink` for a
+/// hard-link member other than its group's first, `rdev` for devices.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestEntry {
+    pub path: Bytes,
+    pub kind: String,
+    pub mode: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub mtime: u64,
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub symlink: Option<Bytes>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hardlink: Option<Bytes>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rdev: Option<[u32; 2]>,
+}
+
+/// A manifest that could not be read or used.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("manifest {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("manifest {path}: not a repropack manifest: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("manifest {path}: schema {found:?} is not {SCHEMA:?}")]
+    Schema { path: PathBuf, found: String },
+    #[error("manifest {path}: entry {index}: {message}")]
+    Entry {
+        path: PathBuf,
+        index: usize,
+        message: String,
+    },
+    #[error(transparent)]
+    Output(#[from] OutputError),
+}
+
+impl ManifestEntry {
+    pub fn from_tree(e: &TreeEntry) -> ManifestEntry {
+        ManifestEntry {
+            path: Bytes(e.path.clone()),
+            kind: e.kind.name().to_string(),
+            mode: format!("{:04o}", e.mode),
+            uid: e.uid,
+            gid: e.gid,
+            mtime: e.mtime,
+            size: e.size,
+            sha256: e.sha256.map(|d| d.to_hex()),
+            symlink: (e.kind == EntryKind::Symlink).then(|| Bytes(e.symlink_target.clone())),
+            hardlink: e.hardlink_target.clone().map(Bytes),
+            rdev: matches!(e.kind, EntryKind::CharDevice | EntryKind::BlockDevice)
+                .then_some([e.rdev.0, e.rdev.1]),
+        }
+    }
+
+    /// Back to a tree entry; `Err` names the bad field.
+    pub fn to_tree(&self) -> Result<TreeEntry, String> {
+        let kind =
+            kind_from_name(&self.kind).ok_or_else(|| format!("unknown kind {:?}", self.kind))?;
+        let mode = u32::from_str_radix(&self.mode, 8)
+            .ok()
+            .filter(|m| *m <= 0o7777)
+            .ok_or_else(|| format!("mode {:?} is not 4 octal digits", self.mode))?;
+        let sha256 = match &self.sha256 {
+            Some(h) => Some(Sha256Digest::from_hex(h).map_err(|e| format!("sha256: {e}"))?),
+            None => None,
+        };
+        Ok(TreeEntry {
+            path: self.path.0.clone(),
+            kind,
+            mode,
+            uid: self.uid,
+            gid: self.gid,
+            mtime: self.mtime,
+            size: self.size,
+            sha256,
+            symlink_target: self.symlink.clone().map(|b| b.0).unwrap_or_default(),
+            hardlink_target: self.hardlink.clone().map(|b| b.0),
+            rdev: self.rdev.map_or((0, 0), |[a, b]| (a, b)),
+        })
+    }
+}
+
+/// Inverse of [`EntryKind::name`].
+pub fn kind_from_name(name: &str) -> Option<EntryKind> {
+    [
+        EntryKind::Dir,
+        EntryKind::File,
+        EntryKind::Symlink,
+        EntryKind::Fifo,
+        EntryKind::CharDevice,
+        EntryKind::BlockDevice,
+    ]
+    .into_iter()
+    .find(|k| k.name() == name)
+}
+
+impl Manifest {
+    /// Assembles a manifest for `artifact` holding `tree`.
+    pub fn new(
+        artifact: ArtifactInfo,
+        opts: &StageOptions,
+        tree: &Tree,
+        source: Option<SourceRevision>,
+    ) -> Manifest {
+        Manifest {
+            schema: SCHEMA.to_string(),
+            tool: Tool::current(),
+            artifact,
+            tree_digest: tree.digest().to_hex(),
+            options: ManifestOptions::from_stage(opts),
+            source,
+            entries: tree
+                .entries()
+                .iter()
+                .map(ManifestEntry::from_tree)
+                .collect(),
+        }
+    }
+
+    /// The entries as a [`Tree`] (container order kept).
+    pub fn tree(&self, path: &Path) -> Result<Tree, ManifestError> {
+        let entries = self
+            .entries
+            .iter()
+            .enumerate()
+            .map(|(index, e)| {
+                e.to_tree().map_err(|message| ManifestError::Entry {
+                    path: path.to_path_buf(),
+                    index,
+                    message,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Tree::new(entries).map_err(|e| ManifestError::Entry {
+            path: path.to_path_buf(),
+            index: 0,
+            message: e.to_string(),
+        })
+    }
+
+    /// Pretty JSON with a trailing newline; the same manifest always gives
+    /// the same bytes.
+    pub fn to_json(&self) -> Vec<u8> {
+        // Plain structs with string keys: serialization cannot fail.
+        let mut out = serde_json::to_vec_pretty(self).unwrap_or_default();
+        out.push(b'\n');
+        out
+    }
+
+    /// Writes the manifest atomically to `path`.
+    pub fn write(&self, path: &Path) -> Result<(), ManifestError> {
+        let mut out = AtomicFile::create(path)?;
+        let bytes = self.to_json();
+        out.file_mut()
+            .write_all(&bytes)
+            .map_err(|e| ManifestError::Output(out.error(e)))?;
+        out.commit()?;
+        Ok(())
+    }
+
+    /// Reads and checks the schema of a manifest file.
+    pub fn read(path: &Path) -> Result<Manifest, ManifestError> {
+        let bytes = std::fs::read(path).map_err(|source| ManifestError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let value: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| ManifestError::Parse {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
+        let schema = value.get("schema").and_then(|s| s.as_str()).unwrap_or("");
+        if schema != SCHEMA {
+            return Err(ManifestError::Schema {
+                path: path.to_path_buf(),
+                found: schema.to_string(),
+            });
+        }
+        serde_json::from_value(value).map_err(|e| ManifestError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
+    }
+}

@@ -1,0 +1,589 @@
+//! Data and fragment blocks: the parallel part of the writer.
+//!
+//! Format: SquashFS 4.0 description (squashfs-tools-ng `doc/format.adoc`),
+//! §4 "Data and Fragment Blocks". A file's full blocks are stored back to
+//! back, each compressed on its own (bit 24 of its size marks a block stored
+//! uncompressed, size 0 an all-zero "sparse" block that takes no space);
+//! its tail end (the last `size % block_size` bytes, or the whole file if
+//! smaller than a block) is packed into a shared fragment block.
+//!
+//! # Execution model
+//!
+//! Three roles run at once:
+//! - the **planner** (the calling thread) walks the plan in order and makes
+//!   every decision that affects bytes: which files are duplicates of an
+//!   earlier file (same size and SHA-256; the first in plan order is kept),
+//!   which blocks are all zeros, which fragment block each tail goes to and
+//!   at which offset, and the order of all blocks. It reads content, hands
+//!   each block to the workers and, in the same order, a handle to the
+//!   block's future result to the writer;
+//! - `jobs` **workers** compress blocks in whatever order they get them;
+//!   a block's bytes depend only on its input (see `compress`);
+//! - the **writer** takes handles in planner order, waits for each result
+//!   and appends it to the output, so placement never depends on which
+//!   worker finished first.
+//!
+//! The planner→writer queue is bounded, so at most about `2 × jobs + 8`
+//! blocks are in memory at any time, whatever the input size. Buffers are
+//! recycled through a small pool.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Write};
+use std::sync::Mutex;
+use std::sync::mpsc::{self, Receiver, SyncSender};
+
+use sha2::{Digest, Sha256};
+
+use super::SquashfsError;
+use super::compress::{CompressError, Compression};
+use crate::stage::{EntryKind, Plan};
+
+/// Bit 24 of a block size: the block is stored uncompressed.
+pub(crate) const BLOCK_UNCOMPRESSED: u32 = 1 << 24;
+
+/// Where a regular file's data went.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct FileLayout {
+    pub blocks_start: u64,
+    /// On-disk size of each full block (0 = sparse).
+    pub block_sizes: Vec<u32>,
+    /// (fragment index, offset in the uncompressed fragment block).
+    pub fragment: Option<(u32, u32)>,
+    /// Bytes of the file held by sparse blocks.
+    pub sparse: u64,
+}
+
+/// One fragment-table record (§7).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FragmentEntry {
+    pub start: u64,
+    /// On-disk size, bit 24 set if uncompressed.
+    pub size: u32,
+}
+
+/// Result of the data phase.
+pub(crate) struct DataLayout {
+    /// Per plan entry: the layout of regular files that own data (for
+    /// hard-link members, look at the group's first member).
+    pub files: Vec<Option<FileLayout>>,
+    pub fragments: Vec<FragmentEntry>,
+    /// Offset just past the last data or fragment block.
+    pub end: u64,
+    /// Whether any file was stored as a duplicate of another.
+    pub deduplicated: bool,
+}
+
+/// A compressed (or kept) block on its way to the writer.
+struct Done {
+    data: Vec<u8>,
+    compressed: bool,
+}
+
+struct Job {
+    input: Vec<u8>,
+    reply: SyncSender<Result<Done, CompressError>>,
+}
+
+enum Item {
+    /// The next blocks belong to a new file; remember the position.
+    FileStart,
+    Block(Receiver<Result<Done, CompressError>>),
+    Sparse,
+    Fragment(Receiver<Result<Done, CompressError>>),
+}
+
+/// Recycled block buffers.
+struct Pool {
+    free: Mutex<Vec<Vec<u8>>>,
+    capacity: usize,
+}
+
+impl Pool {
+    fn get(&self) -> Vec<u8> {
+        let recycled = self.free.lock().ok().and_then(|mut f| f.pop());
+        recycled.unwrap_or_else(|| Vec::with_capacity(self.capacity))
+    }
+    fn put(&self, mut buf: Vec<u8>) {
+        buf.clear();
+        if let Ok(mut f) = self.free.lock()
+            && f.len() < 64
+        {
+            f.push(buf);
+        }
+    }
+}
+
+/// Settings of the data phase.
+pub(crate) struct DataOptions {
+    pub compression: Compression,
+    pub block_size: u32,
+    pub dedup: bool,
+    pub jobs: usize,
+}
+
+/// Writes all data and fragment blocks of `plan` to `file`, starting at
+/// its current position, which must be `start`.
+pub(crate) fn write_data(
+    plan: &Plan,
+    opts: &DataOptions,
+    file: &File,
+    start: u64,
+) -> Result<DataLayout, SquashfsError> {
+    let jobs = opts.jobs.max(1);
+    let pool = Pool {
+        free: Mutex::new(Vec::new()),
+        capacity: opts.block_size as usize,
+    };
+    let (job_tx, job_rx) = mpsc::channel::<Job>();
+    let job_rx = Mutex::new(job_rx);
+    let (item_tx, item_rx) = mpsc::sync_channel::<Item>(2 * jobs + 4);
+
+    std::thread::scope(|s| {
+        for _ in 0..jobs {
+            s.spawn(|| worker(&job_rx, &pool, opts));
+        }
+        let writer = s.spawn(|| write_items(file, start, item_rx, &pool));
+        let mut planner = Planner {
+            plan,
+            opts,
+            pool: &pool,
+            job_tx,
+            item_tx,
+            frag: Vec::new(),
+            frag_count: 0,
+        };
+        let planned = planner.run();
+        // Closing both queues lets the workers and the writer finish.
+        drop(planner);
+        let written = writer
+            .join()
+            .unwrap_or(Err(SquashfsError::Internal("data writer thread panicked")));
+        match (planned, written) {
+            (Ok(planned), Ok(written)) => Ok(merge(planned, written)),
+            // The writer failing makes the planner fail too (its queue
+            // closes): report the writer's cause.
+            (Err(SquashfsError::WriterGone), Err(e)) => Err(e),
+            (Err(e), _) => Err(e),
+            (Ok(_), Err(e)) => Err(e),
+        }
+    })
+}
+
+/// What the planner decided.
+struct Planned {
+    /// Per entry: Unique(file slot in writer order, fragment, sparse) etc.
+    files: Vec<Option<PlannedFile>>,
+    deduplicated: bool,
+}
+
+enum PlannedFile {
+    /// Owns data. `slot`: index among files with full blocks (writer order).
+    Own {
+        slot: Option<usize>,
+        fragment: Option<(u32, u32)>,
+        sparse: u64,
+    },
+    /// Same content as the earlier entry.
+    DupOf(usize),
+}
+
+/// What the writer saw: per slot, start and block sizes; fragments.
+struct Written {
+    slots: Vec<(u64, Vec<u32>)>,
+    fragments: Vec<FragmentEntry>,
+    end: u64,
+}
+
+fn merge(planned: Planned, mut written: Written) -> DataLayout {
+    let mut files: Vec<Option<FileLayout>> = Vec::with_capacity(planned.files.len());
+    for p in &planned.files {
+        let layout = match p {
+            None => None,
+            Some(PlannedFile::Own {
+                slot,
+                fragment,
+                sparse,
+            }) => {
+                let (blocks_start, block_sizes) = match slot {
+                    Some(i) => std::mem::take(&mut written.slots[*i]),
+                    None => (0, Vec::new()),
+                };
+                Some(FileLayout {
+                    blocks_start,
+                    block_sizes,
+                    fragment: *fragment,
+                    sparse: *sparse,
+                })
+            }
+            // Duplicates point at an earlier entry, already filled in.
+            Some(PlannedFile::DupOf(i)) => files[*i].clone(),
+        };
+        files.push(layout);
+    }
+    DataLayout {
+        files,
+        fragments: written.fragments,
+        end: written.end,
+        deduplicated: planned.deduplicated,
+    }
+}
+
+fn worker(jobs: &Mutex<Receiver<Job>>, pool: &Pool, opts: &DataOptions) {
+    let mut compressor = opts.compression.compressor(opts.block_size);
+    loop {
+        let job = match jobs.lock() {
+            Ok(rx) => rx.recv(),
+            Err(_) => return,
+        };
+        let Ok(job) = job else { return };
+        let result = match &mut compressor {
+            Err(e) => Err(e.clone()),
+            Ok(c) => {
+                let mut out = pool.get();
+                match c.compress(&job.input, &mut out) {
+                    Ok(true) => {
+                        pool.put(job.input);
+                        Ok(Done {
+                            data: out,
+                            compressed: true,
+                        })
+                    }
+                    Ok(false) => {
+                        pool.put(out);
+                        Ok(Done {
+                            data: job.input,
+                            compressed: false,
+                        })
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+        };
+        // The writer may have stopped after an error; nothing to do then.
+        let _ = job.reply.send(result);
+    }
+}
+
+fn write_items(
+    file: &File,
+    start: u64,
+    items: Receiver<Item>,
+    pool: &Pool,
+) -> Result<Written, SquashfsError> {
+    let mut out = BufWriter::with_capacity(1 << 20, file);
+    let mut pos = start;
+    let mut slots: Vec<(u64, Vec<u32>)> = Vec::new();
+    let mut fragments = Vec::new();
+    let receive = |rx: Receiver<Result<Done, CompressError>>| -> Result<Done, SquashfsError> {
+        match rx.recv() {
+            Ok(r) => Ok(r?),
+            Err(_) => Err(SquashfsError::Internal("compression worker stopped")),
+        }
+    };
+    for item in items {
+        match item {
+            Item::FileStart => slots.push((pos, Vec::new())),
+            Item::Sparse => {
+                let slot = slots
+                    .last_mut()
+                    .ok_or(SquashfsError::Internal("block before file"))?;
+                slot.1.push(0);
+            }
+            Item::Block(rx) => {
+                let done = receive(rx)?;
+                let size = write_block(&mut out, &done)?;
+                let slot = slots
+                    .last_mut()
+                    .ok_or(SquashfsError::Internal("block before file"))?;
+                slot.1.push(size);
+                pos += done.data.len() as u64;
+                pool.put(done.data);
+            }
+            Item::Fragment(rx) => {
+                let done = receive(rx)?;
+                let size = write_block(&mut out, &done)?;
+                fragments.push(FragmentEntry { start: pos, size });
+                pos += done.data.len() as u64;
+                pool.put(done.data);
+            }
+        }
+    }
+    out.flush().map_err(SquashfsError::Output)?;
+    Ok(Written {
+        slots,
+        fragments,
+        end: pos,
+    })
+}
+
+fn write_block(out: &mut impl Write, done: &Done) -> Result<u32, SquashfsError> {
+    out.write_all(&done.data).map_err(SquashfsError::Output)?;
+    // Blocks are at most 1 MiB, so the size fits below bit 24.
+    let len = done.data.len() as u32;
+    Ok(if done.compressed {
+        len
+    } else {
+        len | BLOCK_UNCOMPRESSED
+    })
+}
+
+struct Planner<'a> {
+    plan: &'a Plan,
+    opts: &'a DataOptions,
+    pool: &'a Pool,
+    job_tx: mpsc::Sender<Job>,
+    item_tx: SyncSender<Item>,
+    /// The fragment block being filled.
+    frag: Vec<u8>,
+    /// Fragment blocks sealed so far (= index of `frag`).
+    frag_count: u32,
+}
+
+impl Planner<'_> {
+    fn run(&mut self) -> Result<Planned, SquashfsError> {
+        let entries = self.plan.entries();
+        let bs = u64::from(self.opts.block_size);
+        // Only files whose size occurs more than once can be duplicates.
+        let mut size_count: HashMap<u64, u32> = HashMap::new();
+        if self.opts.dedup {
+            for e in entries {
+                if owns_data(e) {
+                    *size_count.entry(e.size()).or_default() += 1;
+                }
+            }
+        }
+        let mut seen: HashMap<(u64, [u8; 32]), usize> = HashMap::new();
+        let mut files: Vec<Option<PlannedFile>> = Vec::with_capacity(entries.len());
+        let mut slots = 0usize;
+        let mut deduplicated = false;
+        for (idx, e) in entries.iter().enumerate() {
+            if !owns_data(e) {
+                files.push(None);
+                continue;
+            }
+            let size = e.size();
+            let content = e
+                .content()
+                .ok_or(SquashfsError::Internal("regular file without content"))?;
+            let in_err = |source: io::Error| SquashfsError::Input {
+                entry: e.display_path(),
+                source,
+            };
+            // Duplicate detection: hash candidates before writing anything.
+            let mut expect_hash = None;
+            let mut small: Option<Vec<u8>> = None;
+            if size_count.get(&size).copied().unwrap_or(0) > 1 {
+                let mut reader = content.reader().map_err(SquashfsError::Stage)?;
+                let digest = if size <= bs {
+                    let mut buf = Vec::with_capacity(size as usize);
+                    read_to_end_exact(&mut reader, &mut buf, size).map_err(in_err)?;
+                    let d: [u8; 32] = Sha256::digest(&buf).into();
+                    small = Some(buf);
+                    d
+                } else {
+                    hash_reader(&mut reader, self.pool).map_err(in_err)?
+                };
+                if let Some(&orig) = seen.get(&(size, digest)) {
+                    files.push(Some(PlannedFile::DupOf(orig)));
+                    deduplicated = true;
+                    continue;
+                }
+                seen.insert((size, digest), idx);
+                expect_hash = Some(digest);
+            }
+            let full_blocks = size / bs;
+            let slot = (full_blocks > 0).then(|| {
+                slots += 1;
+                slots - 1
+            });
+            let (fragment, sparse) = match small {
+                Some(buf) => self.emit_blocks(&mut &buf[..], size, None, e)?,
+                None => {
+                    let mut reader = content.reader().map_err(SquashfsError::Stage)?;
+                    let mut hasher = expect_hash.map(|_| Sha256::new());
+                    let r = self.emit_blocks(&mut reader, size, hasher.as_mut(), e)?;
+                    if let (Some(h), Some(want)) = (hasher, expect_hash) {
+                        let got: [u8; 32] = h.finalize().into();
+                        if got != want {
+                            return Err(SquashfsError::Stage(crate::stage::StageError::Unstable {
+                                path: content.describe(),
+                                what: "content",
+                            }));
+                        }
+                    }
+                    r
+                }
+            };
+            files.push(Some(PlannedFile::Own {
+                slot,
+                fragment,
+                sparse,
+            }));
+        }
+        if !self.frag.is_empty() {
+            self.seal_fragment()?;
+        }
+        Ok(Planned {
+            files,
+            deduplicated,
+        })
+    }
+
+    /// Emits the full blocks and the tail of a file read from `reader`;
+    /// returns its fragment position and sparse byte count.
+    fn emit_blocks(
+        &mut self,
+        reader: &mut dyn Read,
+        size: u64,
+        mut hasher: Option<&mut Sha256>,
+        entry: &crate::stage::Entry,
+    ) -> Result<(Option<(u32, u32)>, u64), SquashfsError> {
+        let in_err = |source: io::Error| SquashfsError::Input {
+            entry: entry.display_path(),
+            source,
+        };
+        let bs = self.opts.block_size as usize;
+        let full_blocks = size / bs as u64;
+        let mut sparse = 0u64;
+        if full_blocks > 0 {
+            self.send(Item::FileStart)?;
+        }
+        for _ in 0..full_blocks {
+            let mut buf = self.pool.get();
+            buf.resize(bs, 0);
+            read_exact(reader, &mut buf).map_err(in_err)?;
+            if let Some(h) = hasher.as_deref_mut() {
+                h.update(&buf);
+            }
+            if is_zero(&buf) {
+                self.pool.put(buf);
+                sparse += bs as u64;
+                self.send(Item::Sparse)?;
+            } else {
+                let rx = self.compress(buf)?;
+                self.send(Item::Block(rx))?;
+            }
+        }
+        let tail = (size % bs as u64) as usize;
+        let mut fragment = None;
+        if tail > 0 {
+            let mut buf = self.pool.get();
+            buf.resize(tail, 0);
+            read_exact(reader, &mut buf).map_err(in_err)?;
+            if let Some(h) = hasher {
+                h.update(&buf);
+            }
+            fragment = Some(self.add_fragment(&buf)?);
+            self.pool.put(buf);
+        }
+        // One more read: must hit EOF, which also re-checks the source.
+        let mut probe = [0u8; 1];
+        match reader.read(&mut probe) {
+            Ok(0) => {}
+            Ok(_) => {
+                return Err(in_err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "file grew while packing",
+                )));
+            }
+            Err(e) => return Err(in_err(e)),
+        }
+        Ok((fragment, sparse))
+    }
+
+    fn add_fragment(&mut self, tail: &[u8]) -> Result<(u32, u32), SquashfsError> {
+        if self.frag.len() + tail.len() > self.opts.block_size as usize {
+            self.seal_fragment()?;
+        }
+        if self.frag.capacity() == 0 {
+            self.frag = self.pool.get();
+        }
+        let offset = self.frag.len() as u32;
+        self.frag.extend_from_slice(tail);
+        Ok((self.frag_count, offset))
+    }
+
+    fn seal_fragment(&mut self) -> Result<(), SquashfsError> {
+        let block = std::mem::take(&mut self.frag);
+        let rx = self.compress(block)?;
+        self.send(Item::Fragment(rx))?;
+        self.frag_count = self.frag_count.checked_add(1).ok_or(SquashfsError::Limit(
+            "more than 2^32 fragment blocks".into(),
+        ))?;
+        Ok(())
+    }
+
+    fn compress(
+        &mut self,
+        input: Vec<u8>,
+    ) -> Result<Receiver<Result<Done, CompressError>>, SquashfsError> {
+        let (reply, rx) = mpsc::sync_channel(1);
+        self.job_tx
+            .send(Job { input, reply })
+            .map_err(|_| SquashfsError::Internal("compression workers stopped"))?;
+        Ok(rx)
+    }
+
+    fn send(&mut self, item: Item) -> Result<(), SquashfsError> {
+        self.item_tx
+            .send(item)
+            .map_err(|_| SquashfsError::WriterGone)
+    }
+}
+
+fn owns_data(e: &crate::stage::Entry) -> bool {
+    e.kind() == EntryKind::File && e.hardlink_of().is_none() && e.size() > 0
+}
+
+fn read_exact(reader: &mut dyn Read, buf: &mut [u8]) -> io::Result<()> {
+    reader.read_exact(buf).map_err(|e| {
+        if e.kind() == io::ErrorKind::UnexpectedEof {
+            io::Error::new(io::ErrorKind::InvalidData, "file shrank while packing")
+        } else {
+            e
+        }
+    })
+}
+
+fn read_to_end_exact(reader: &mut dyn Read, buf: &mut Vec<u8>, size: u64) -> io::Result<()> {
+    buf.resize(size as usize, 0);
+    read_exact(reader, buf)?;
+    let mut probe = [0u8; 1];
+    if reader.read(&mut probe)? != 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "file grew while packing",
+        ));
+    }
+    Ok(())
+}
+
+fn hash_reader(reader: &mut dyn Read, pool: &Pool) -> io::Result<[u8; 32]> {
+    let mut h = Sha256::new();
+    let mut buf = pool.get();
+    buf.resize(buf.capacity().max(64 * 1024), 0);
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        h.update(&buf[..n]);
+    }
+    pool.put(buf);
+    Ok(h.finalize().into())
+}
+
+/// True if every byte is zero (checked 64 bytes at a time so non-zero data
+/// exits early).
+fn is_zero(buf: &[u8]) -> bool {
+    let mut chunks = buf.chunks_exact(64);
+    for c in &mut chunks {
+        if c.iter().fold(0u8, |a, &b| a | b) != 0 {
+            return false;
+        }
+    }
+    chunks.remainder().iter().all(|&b| b == 0)
+}

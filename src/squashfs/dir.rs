@@ -1,0 +1,192 @@
+//! Directory listings and directory indexes.
+//!
+//! Format: SquashFS 4.0 description (squashfs-tools-ng `doc/format.adoc`),
+//! §6 "Directory Table" and §6.2 "Directory Index".
+//!
+//! A listing is a run of headers, each followed by 1-256 entries. An entry
+//! stores its inode as an offset inside one inode-table metadata block and
+//! an i16 difference to the header's inode number, so a new header starts
+//! whenever
+//! - 256 entries follow the current one,
+//! - the next entry's inode lies in another inode-table block,
+//! - its inode number is not within i16 of the header's, or
+//! - the listing has crossed into a new directory-table metadata block
+//!   (§6.2: then every header starts in the block an index record points
+//!   to, so a lookup reads one block).
+//!
+//! Every header that starts in a later metadata block than the header
+//! before it gets a directory-index record; a directory with any index
+//! record uses the extended inode.
+
+use super::compress::CompressError;
+use super::inode::DirIndex;
+use super::metadata::{METADATA_SIZE, MetaPos, MetadataWriter};
+
+/// At most this many entries follow one header.
+const MAX_ENTRIES_PER_HEADER: usize = 256;
+const HEADER_SIZE: u64 = 12;
+const ENTRY_FIXED_SIZE: u64 = 8;
+
+/// One child as the listing needs it.
+pub(crate) struct DirEntry<'a> {
+    pub name: &'a [u8],
+    pub inode_number: u32,
+    pub inode: MetaPos,
+    /// Basic inode type (§6: extended types are stored as basic).
+    pub basic_type: u16,
+}
+
+/// Where a listing went.
+pub(crate) struct Listing {
+    pub start: MetaPos,
+    /// Bytes of headers and entries (the inode stores this + 3).
+    pub size: u64,
+    pub index: Vec<DirIndex>,
+}
+
+/// Why a listing cannot be written.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum DirError {
+    #[error(transparent)]
+    Compress(#[from] CompressError),
+    #[error("inode table grew beyond 4 GiB")]
+    InodeTableTooLarge,
+    #[error("directory table grew beyond 4 GiB")]
+    DirTableTooLarge,
+}
+
+/// Writes the listing of `entries` (sorted by name) to `w`.
+pub(crate) fn write_listing(
+    w: &mut MetadataWriter<'_>,
+    entries: &[DirEntry<'_>],
+) -> Result<Listing, DirError> {
+    let start = w.pos();
+    let first_byte = w.uncompressed_len();
+    let mut index = Vec::new();
+    let mut prev_header_block: Option<u64> = None;
+    let mut i = 0;
+    while i < entries.len() {
+        let header_at = w.uncompressed_len();
+        let header_block = header_at / METADATA_SIZE as u64;
+        let first = &entries[i];
+        // Choose the run that follows this header.
+        let mut end = i + 1;
+        let mut next_at = header_at + HEADER_SIZE + entry_size(first);
+        while end < entries.len()
+            && end - i < MAX_ENTRIES_PER_HEADER
+            && entries[end].inode.block == first.inode.block
+            && i16::try_from(i64::from(entries[end].inode_number) - i64::from(first.inode_number))
+                .is_ok()
+            && next_at / METADATA_SIZE as u64 == header_block
+        {
+            next_at += entry_size(&entries[end]);
+            end += 1;
+        }
+        if let Some(prev) = prev_header_block
+            && prev != header_block
+        {
+            let pos = w.pos();
+            index.push(DirIndex {
+                index: u32::try_from(header_at - first_byte)
+                    .map_err(|_| DirError::DirTableTooLarge)?,
+                start: u32::try_from(pos.block).map_err(|_| DirError::DirTableTooLarge)?,
+                name: first.name.to_vec(),
+            });
+        }
+        prev_header_block = Some(header_block);
+        // Header: u32 count - 1, u32 inode block start, u32 inode number.
+        let mut buf = Vec::with_capacity(((next_at - header_at) as usize).min(1 << 16));
+        buf.extend_from_slice(&((end - i - 1) as u32).to_le_bytes());
+        let block = u32::try_from(first.inode.block).map_err(|_| DirError::InodeTableTooLarge)?;
+        buf.extend_from_slice(&block.to_le_bytes());
+        buf.extend_from_slice(&first.inode_number.to_le_bytes());
+        for e in &entries[i..end] {
+            // Entry: u16 offset, s16 inode delta, u16 type, u16 name size - 1.
+            let delta = (i64::from(e.inode_number) - i64::from(first.inode_number)) as i16;
+            buf.extend_from_slice(&e.inode.offset.to_le_bytes());
+            buf.extend_from_slice(&delta.to_le_bytes());
+            buf.extend_from_slice(&e.basic_type.to_le_bytes());
+            // Names are 1..=256 bytes (checked when the tree is built).
+            buf.extend_from_slice(&((e.name.len() - 1) as u16).to_le_bytes());
+            buf.extend_from_slice(e.name);
+        }
+        w.write(&buf)?;
+        i = end;
+    }
+    Ok(Listing {
+        start,
+        size: w.uncompressed_len() - first_byte,
+        index,
+    })
+}
+
+fn entry_size(e: &DirEntry<'_>) -> u64 {
+    ENTRY_FIXED_SIZE + e.name.len() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::squashfs::Compression;
+
+    fn names(n: usize) -> Vec<Vec<u8>> {
+        (0..n).map(|i| format!("file{i:06}").into_bytes()).collect()
+    }
+
+    #[test]
+    fn headers_split_at_256_entries_and_other_inode_blocks() {
+        let mut c = Compression::default().compressor(131072).unwrap();
+        let mut w = MetadataWriter::new(&mut c);
+        let ns = names(300);
+        let entries: Vec<DirEntry> = ns
+            .iter()
+            .enumerate()
+            .map(|(i, n)| DirEntry {
+                name: n,
+                inode_number: i as u32 + 1,
+                inode: MetaPos {
+                    block: if i < 280 { 0 } else { 500 },
+                    offset: (i * 10) as u16,
+                },
+                basic_type: 2,
+            })
+            .collect();
+        let l = write_listing(&mut w, &entries).unwrap();
+        // 3 headers: 256, 24 (same inode block), 20 (other block).
+        assert_eq!(l.size, 3 * 12 + 300 * (8 + 10));
+        assert!(l.index.is_empty());
+    }
+
+    #[test]
+    fn large_listing_gets_index_at_block_crossings() {
+        let mut c = Compression::default().compressor(131072).unwrap();
+        let mut w = MetadataWriter::new(&mut c);
+        let ns: Vec<Vec<u8>> = (0..2000)
+            .map(|i| format!("file{i:036}").into_bytes())
+            .collect();
+        let entries: Vec<DirEntry> = ns
+            .iter()
+            .enumerate()
+            .map(|(i, n)| DirEntry {
+                name: n,
+                inode_number: i as u32 + 1,
+                inode: MetaPos {
+                    block: 0,
+                    offset: 0,
+                },
+                basic_type: 2,
+            })
+            .collect();
+        let l = write_listing(&mut w, &entries).unwrap();
+        // 48 bytes per entry: fewer than 256 per block, so headers split
+        // only at block crossings.
+        assert_eq!(l.index.len() as u64, (l.size - 1) / 8192);
+        assert_eq!(l.index.len(), 11);
+        for (k, ix) in l.index.iter().enumerate() {
+            // Each indexed header starts in the next metadata block.
+            assert_eq!(u64::from(ix.index) / 8192, k as u64 + 1);
+            let n: usize = std::str::from_utf8(&ix.name[4..]).unwrap().parse().unwrap();
+            assert_eq!(u64::from(ix.index), 12 * (k as u64 + 1) + 48 * n as u64);
+        }
+    }
+}

@@ -1,0 +1,365 @@
+//! The logical tree of an artifact or a staged plan, and its tree digest.
+//!
+//! A [`Tree`] is the list of entries a container holds, in container order,
+//! with every regular file's content reduced to its size and SHA-256. It is
+//! built either from a staged [`Plan`] ([`Tree::from_plan`], which reads each
+//! file once through [`Content::reader`](crate::stage::Content::reader)) or
+//! from an artifact ([`crate::artifact`]). Manifests, `verify`, `diff` and
+//! `check` all compare trees; none of them knows how a container is laid out.
+//!
+//! The **tree digest** ([`Tree::digest`]) is one SHA-256 over a canonical text
+//! serialization of the *logical tree* of CONTRACT.md §1: path, kind,
+//! normalized mode, content (size + sha256), symlink target, hard-link
+//! grouping and device numbers. It deliberately leaves out what the contract
+//! calls options or container details — uid/gid (owner policy), mtime
+//! (epoch), entry order inside the container, the root directory's metadata,
+//! compression and block size — so tar, tar.gz and SquashFS of the same tree
+//! share it. The serialization is specified in notes/ARCH-manifest.md and
+//! produced by [`Tree::canonical_text`]:
+//!
+//! ```text
+//! repropack.tree/1\n
+//! path=<esc> kind=<kind> mode=<4 octal digits>[ size=<dec> sha256=<hex>][ symlink=<esc>][ hardlink=<esc>][ rdev=<major>,<minor>]\n
+//! ```
+//!
+//! one line per entry, entries in canonical order (paths compared component
+//! by component, each component as raw bytes), where `<esc>` writes every byte
+//! outside `0x21..=0x7e` and every `%` as `%XX` (uppercase hex).
+//!
+//! ```
+//! use repropack::tree::escape;
+//! assert_eq!(escape(b"a b%\xff"), "a%20b%25%FF");
+//! ```
+
+use std::cmp::Ordering;
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::io;
+use std::path::PathBuf;
+
+use rayon::prelude::*;
+
+use crate::digest::{Sha256Digest, hash_reader};
+use crate::stage::{EntryKind, Plan, StageError};
+
+/// First line of the canonical serialization; names its version.
+pub const TREE_DIGEST_HEADER: &str = "repropack.tree/1\n";
+
+/// One entry of a logical tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeEntry {
+    /// Path inside the archive: raw bytes, components joined by `/`, no
+    /// leading `./` or `/`, no trailing `/`.
+    pub path: Vec<u8>,
+    pub kind: EntryKind,
+    /// Permission bits (`0o7777` at most), no file-type bits.
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// Seconds since 1970.
+    pub mtime: u64,
+    /// Content size of a regular file (hard-link members too); 0 otherwise.
+    pub size: u64,
+    /// SHA-256 of a regular file's content (hard-link members too).
+    pub sha256: Option<Sha256Digest>,
+    /// Target of a symlink (raw bytes); empty otherwise.
+    pub symlink_target: Vec<u8>,
+    /// For a hard-link member other than the group's first (in canonical
+    /// order): the first member's path.
+    pub hardlink_target: Option<Vec<u8>>,
+    /// (major, minor) of a device node; (0, 0) otherwise.
+    pub rdev: (u32, u32),
+}
+
+/// Why a tree could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum TreeError {
+    #[error(transparent)]
+    Stage(#[from] StageError),
+    #[error("reading content of {path:?} from {source_path}: {source}")]
+    Read {
+        path: String,
+        source_path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("hard link {path:?} points to {target:?}, which is not a regular file in the tree")]
+    DanglingHardlink { path: String, target: String },
+    #[error("entry {path:?} appears twice")]
+    Duplicate { path: String },
+    #[error("worker pool: {0}")]
+    Pool(String),
+}
+
+/// Entries in container order.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Tree {
+    entries: Vec<TreeEntry>,
+}
+
+impl Tree {
+    /// Builds a tree from entries in container order. Hard-link targets are
+    /// normalized: each group (a first member plus the entries naming it as
+    /// `hardlink_target`) gets its canonically first member as the target of
+    /// all others, and every member gets the group's size and sha256.
+    pub fn new(entries: Vec<TreeEntry>) -> Result<Tree, TreeError> {
+        let mut tree = Tree { entries };
+        tree.normalize_hardlinks()?;
+        Ok(tree)
+    }
+
+    /// Reads every regular file of `plan` once (through
+    /// [`Content::reader`](crate::stage::Content::reader), which refuses
+    /// files that changed since staging) on `jobs` threads and returns the
+    /// tree in plan order.
+    pub fn from_plan(plan: &Plan, jobs: usize) -> Result<Tree, TreeError> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(jobs.max(1))
+            .build()
+            .map_err(|e| TreeError::Pool(e.to_string()))?;
+        let entries = plan.entries();
+        let hashes: Vec<Option<(Sha256Digest, u64)>> = pool.install(|| {
+            entries
+                .par_iter()
+                .map(|e| match (e.content(), e.hardlink_of()) {
+                    (Some(content), None) => {
+                        let read_err = |source| TreeError::Read {
+                            path: e.display_path(),
+                            source_path: content.describe(),
+                            source,
+                        };
+                        let reader = content.reader()?;
+                        let (digest, size) = hash_reader(reader).map_err(read_err)?;
+                        Ok(Some((digest, size)))
+                    }
+                    _ => Ok(None),
+                })
+                .collect::<Result<_, TreeError>>()
+        })?;
+        let mut out = Vec::with_capacity(entries.len());
+        for (i, e) in entries.iter().enumerate() {
+            let (sha256, size) = match (hashes[i], e.hardlink_of()) {
+                (Some((d, n)), _) => (Some(d), n),
+                (None, Some(t)) => match hashes.get(t).copied().flatten() {
+                    Some((d, n)) => (Some(d), n),
+                    None => {
+                        return Err(TreeError::DanglingHardlink {
+                            path: e.display_path(),
+                            target: entries.get(t).map(|t| t.display_path()).unwrap_or_default(),
+                        });
+                    }
+                },
+                (None, None) => (None, 0),
+            };
+            out.push(TreeEntry {
+                path: e.path().to_vec(),
+                kind: e.kind(),
+                mode: e.mode(),
+                uid: e.uid(),
+                gid: e.gid(),
+                mtime: e.mtime(),
+                size,
+                sha256,
+                symlink_target: e.symlink_target().to_vec(),
+                hardlink_target: e
+                    .hardlink_of()
+                    .and_then(|t| entries.get(t))
+                    .map(|t| t.path().to_vec()),
+                rdev: e.rdev(),
+            });
+        }
+        Tree::new(out)
+    }
+
+    /// Entries in container order.
+    pub fn entries(&self) -> &[TreeEntry] {
+        &self.entries
+    }
+
+    /// Entries in canonical order (see [`canonical_cmp`]).
+    pub fn canonical_entries(&self) -> Vec<&TreeEntry> {
+        let mut v: Vec<&TreeEntry> = self.entries.iter().collect();
+        v.sort_by(|a, b| canonical_cmp(&a.path, &b.path));
+        v
+    }
+
+    /// The canonical serialization the tree digest hashes (module docs).
+    pub fn canonical_text(&self) -> Vec<u8> {
+        let mut out = String::from(TREE_DIGEST_HEADER);
+        for e in self.canonical_entries() {
+            canonical_line(e, &mut out);
+        }
+        out.into_bytes()
+    }
+
+    /// SHA-256 of [`Tree::canonical_text`].
+    pub fn digest(&self) -> Sha256Digest {
+        Sha256Digest::of(&self.canonical_text())
+    }
+
+    fn normalize_hardlinks(&mut self) -> Result<(), TreeError> {
+        let mut index: HashMap<Vec<u8>, usize> = HashMap::with_capacity(self.entries.len());
+        for (i, e) in self.entries.iter().enumerate() {
+            if index.insert(e.path.clone(), i).is_some() {
+                return Err(TreeError::Duplicate {
+                    path: String::from_utf8_lossy(&e.path).into_owned(),
+                });
+            }
+        }
+        // Group members by the root of their link chain.
+        let mut groups: HashMap<usize, Vec<usize>> = HashMap::new();
+        for (i, e) in self.entries.iter().enumerate() {
+            let Some(target) = &e.hardlink_target else {
+                continue;
+            };
+            let mut root = i;
+            let mut next = Some(target.clone());
+            let mut steps = 0;
+            while let Some(t) = next {
+                let dangling = || TreeError::DanglingHardlink {
+                    path: String::from_utf8_lossy(&e.path).into_owned(),
+                    target: String::from_utf8_lossy(&t).into_owned(),
+                };
+                let &j = index.get(&t).ok_or_else(dangling)?;
+                if self.entries[j].kind != EntryKind::File || steps > self.entries.len() {
+                    return Err(dangling());
+                }
+                root = j;
+                next = self.entries[j].hardlink_target.clone();
+                steps += 1;
+            }
+            groups.entry(root).or_insert_with(|| vec![root]).push(i);
+        }
+        for (root, members) in groups {
+            let (sha256, size) = (self.entries[root].sha256, self.entries[root].size);
+            let first = members
+                .iter()
+                .copied()
+                .min_by(|&a, &b| canonical_cmp(&self.entries[a].path, &self.entries[b].path))
+                .unwrap_or(root);
+            let first_path = self.entries[first].path.clone();
+            for m in members {
+                let e = &mut self.entries[m];
+                e.kind = EntryKind::File;
+                e.sha256 = sha256;
+                e.size = size;
+                e.hardlink_target = (m != first).then(|| first_path.clone());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Canonical order of archive paths: component by component, each component
+/// compared as raw bytes; a path sorts before its descendants. This is the
+/// order repropack writes (parents first, siblings sorted by name).
+pub fn canonical_cmp(a: &[u8], b: &[u8]) -> Ordering {
+    a.split(|&c| c == b'/').cmp(b.split(|&c| c == b'/'))
+}
+
+/// Escapes raw bytes for the canonical serialization: bytes outside
+/// `0x21..=0x7e` and `%` become `%XX` (uppercase hex).
+pub fn escape(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len());
+    for &b in bytes {
+        if (0x21..=0x7e).contains(&b) && b != b'%' {
+            s.push(b as char);
+        } else {
+            let _ = write!(s, "%{b:02X}");
+        }
+    }
+    s
+}
+
+fn canonical_line(e: &TreeEntry, out: &mut String) {
+    let _ = write!(
+        out,
+        "path={} kind={} mode={:04o}",
+        escape(&e.path),
+        e.kind.name(),
+        e.mode
+    );
+    if e.kind == EntryKind::File {
+        let sha = e.sha256.map(|d| d.to_hex()).unwrap_or_default();
+        let _ = write!(out, " size={} sha256={sha}", e.size);
+    }
+    if e.kind == EntryKind::Symlink {
+        let _ = write!(out, " symlink={}", escape(&e.symlink_target));
+    }
+    if let Some(t) = &e.hardlink_target {
+        let _ = write!(out, " hardlink={}", escape(t));
+    }
+    if matches!(e.kind, EntryKind::CharDevice | EntryKind::BlockDevice) {
+        let _ = write!(out, " rdev={},{}", e.rdev.0, e.rdev.1);
+    }
+    out.push('\n');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(path: &str, content: &[u8]) -> TreeEntry {
+        TreeEntry {
+            path: path.as_bytes().to_vec(),
+            kind: EntryKind::File,
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            mtime: 1,
+            size: content.len() as u64,
+            sha256: Some(Sha256Digest::of(content)),
+            symlink_target: Vec::new(),
+            hardlink_target: None,
+            rdev: (0, 0),
+        }
+    }
+
+    #[test]
+    fn canonical_order_puts_children_right_after_their_parent() {
+        let mut v = vec![b"a-c".as_slice(), b"a/b", b"a"];
+        v.sort_by(|a, b| canonical_cmp(a, b));
+        assert_eq!(v, vec![b"a".as_slice(), b"a/b", b"a-c"]);
+    }
+
+    #[test]
+    fn canonical_line_matches_the_spec() {
+        let mut link = file("dir/lnk", b"");
+        link.path = b"dir/l\xffnk".to_vec();
+        link.hardlink_target = Some(b"a b".to_vec());
+        let tree = Tree::new(vec![file("a b", b"abc"), link]).unwrap();
+        let text = String::from_utf8(tree.canonical_text()).unwrap();
+        let abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        assert_eq!(
+            text,
+            format!(
+                "repropack.tree/1\npath=a%20b kind=file mode=0644 size=3 sha256={abc}\n\
+                 path=dir/l%FFnk kind=file mode=0644 size=3 sha256={abc} hardlink=a%20b\n"
+            )
+        );
+    }
+
+    #[test]
+    fn digest_ignores_owner_mtime_and_container_order() {
+        let a = Tree::new(vec![file("x", b"1"), file("y", b"2")]).unwrap();
+        let mut y = file("y", b"2");
+        y.uid = 7;
+        y.mtime = 99;
+        let b = Tree::new(vec![y, file("x", b"1")]).unwrap();
+        assert_eq!(a.digest(), b.digest());
+        let c = Tree::new(vec![file("x", b"1"), file("y", b"3")]).unwrap();
+        assert_ne!(a.digest(), c.digest());
+    }
+
+    #[test]
+    fn hardlink_groups_get_their_canonically_first_member_as_target() {
+        // A container that named the later path as the target.
+        let mut first = file("b", b"");
+        first.hardlink_target = Some(b"c".to_vec());
+        let tree = Tree::new(vec![file("c", b"data"), first]).unwrap();
+        let b = &tree.entries()[1];
+        assert_eq!(b.hardlink_target, None);
+        assert_eq!(b.sha256, Some(Sha256Digest::of(b"data")));
+        assert_eq!(tree.entries()[0].hardlink_target, Some(b"b".to_vec()));
+    }
+}

@@ -1,0 +1,364 @@
+//! `repropack push` to a directory and to a real S3-speaking server on
+//! 127.0.0.1 (`s3s-fs`, run in-process: an S3 implementation from
+//! crates.io, with SigV4 authentication, storing objects as plain files),
+//! then `repropack fetch` of the printed ref. Objects are checked on the
+//! server's disk with coreutils `sha256sum`.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use repropack::digest::Sha256Digest;
+
+const BIN: &str = env!("CARGO_BIN_EXE_repropack");
+const KEY_ID: &str = "AKIDREPROPACKTEST";
+const SECRET: &str = "repropack-test-secret-key";
+
+fn artifact(seed: u8, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u32).wrapping_mul(2246822519).to_le_bytes()[1] ^ seed)
+        .collect()
+}
+
+fn sha(bytes: &[u8]) -> String {
+    Sha256Digest::of(bytes).to_hex()
+}
+
+fn sha256sum(path: &Path) -> String {
+    let out = Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .expect("run sha256sum");
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap()[..64].to_string()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).trim_end().to_string()
+}
+
+/// An s3s-fs server on 127.0.0.1 serving `root` (each bucket is a
+/// directory), on its own tokio runtime thread. Stops with the test process.
+struct S3 {
+    root: tempfile::TempDir,
+    endpoint: String,
+}
+
+impl S3 {
+    fn start(buckets: &[&str]) -> S3 {
+        let root = tempfile::tempdir().unwrap();
+        for b in buckets {
+            fs::create_dir(root.path().join(b)).unwrap();
+        }
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        std_listener.set_nonblocking(true).unwrap();
+        let endpoint = format!("http://{}", std_listener.local_addr().unwrap());
+        let fs_root = root.path().to_path_buf();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(serve(std_listener, fs_root));
+        });
+        S3 { root, endpoint }
+    }
+
+    /// Where s3s-fs keeps the object `bucket/key` on disk.
+    fn object_file(&self, bucket: &str, key: &str) -> PathBuf {
+        self.root.path().join(bucket).join(key)
+    }
+
+    /// A `repropack` command with only this server's AWS settings.
+    fn cmd(&self, secret: &str) -> Command {
+        let mut c = Command::new(BIN);
+        c.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("AWS_ACCESS_KEY_ID", KEY_ID)
+            .env("AWS_SECRET_ACCESS_KEY", secret)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ENDPOINT_URL", &self.endpoint)
+            .stdin(Stdio::null());
+        c
+    }
+}
+
+async fn serve(listener: std::net::TcpListener, root: PathBuf) {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use hyper_util::server::conn::auto::Builder;
+
+    let fs = s3s_fs::FileSystem::new(root).unwrap();
+    let mut b = s3s::service::S3ServiceBuilder::new(fs);
+    b.set_auth(s3s::auth::SimpleAuth::from_single(KEY_ID, SECRET));
+    let service = b.build();
+    let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+    loop {
+        let Ok((socket, _)) = listener.accept().await else {
+            continue;
+        };
+        let service = service.clone();
+        tokio::spawn(async move {
+            let _ = Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(socket), service)
+                .await;
+        });
+    }
+}
+
+fn json(o: &Output) -> serde_json::Value {
+    serde_json::from_str(&stdout(o)).unwrap_or_else(|e| panic!("{e}: {}", stdout(o)))
+}
+
+#[test]
+fn push_to_s3_then_fetch_round_trips() {
+    let s3 = S3::start(&["artifacts"]);
+    let src = tempfile::tempdir().unwrap();
+    let body = artifact(1, 700_000);
+    let file = src.path().join("app.squashfs");
+    fs::write(&file, &body).unwrap();
+    let hex = sha(&body);
+
+    let out = s3
+        .cmd(SECRET)
+        .args(["push", "--json"])
+        .arg(&file)
+        .arg("s3://artifacts/team/x/")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v = json(&out);
+    let expected_ref = format!("s3://artifacts/team/x/sha256/{hex}.squashfs#sha256={hex}");
+    assert_eq!(v["ref"], expected_ref);
+    assert_eq!(v["uploaded"], true);
+    assert_eq!(v["size"], body.len());
+    let stored = s3.object_file("artifacts", &format!("team/x/sha256/{hex}.squashfs"));
+    assert_eq!(sha256sum(&stored), hex);
+
+    // Same bytes again: the object exists with the right size, no upload.
+    let out = s3
+        .cmd(SECRET)
+        .args(["push", "--json"])
+        .arg(&file)
+        .arg("s3://artifacts/team/x")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(json(&out)["uploaded"], false);
+    assert_eq!(json(&out)["ref"], expected_ref);
+
+    let cache = tempfile::tempdir().unwrap();
+    let out = s3
+        .cmd(SECRET)
+        .args(["fetch", "--json", &expected_ref, "--cache"])
+        .arg(cache.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v = json(&out);
+    assert_eq!(v["cache_hit"], false);
+    assert_eq!(
+        v["source"],
+        format!("s3://artifacts/team/x/sha256/{hex}.squashfs")
+    );
+    let path = PathBuf::from(v["path"].as_str().unwrap());
+    assert_eq!(path, cache.path().join("sha256").join(&hex[..2]).join(&hex));
+    assert_eq!(sha256sum(&path), hex);
+    assert_eq!(fs::read(&path).unwrap(), body);
+}
+
+#[test]
+fn large_push_uses_multipart_and_round_trips() {
+    let s3 = S3::start(&["big"]);
+    let src = tempfile::tempdir().unwrap();
+    // Above object_store's 10 MiB BufWriter capacity: a multipart upload.
+    let body = artifact(2, 13 * 1024 * 1024);
+    let file = src.path().join("rootfs.tar.gz");
+    fs::write(&file, &body).unwrap();
+    let hex = sha(&body);
+    let out = s3
+        .cmd(SECRET)
+        .arg("push")
+        .arg(&file)
+        .arg("s3://big")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r = stdout(&out);
+    assert_eq!(r, format!("s3://big/sha256/{hex}.tar.gz#sha256={hex}"));
+    assert_eq!(
+        sha256sum(&s3.object_file("big", &format!("sha256/{hex}.tar.gz"))),
+        hex
+    );
+    let cache = tempfile::tempdir().unwrap();
+    let out = s3
+        .cmd(SECRET)
+        .args(["fetch", &r, "--cache"])
+        .arg(cache.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(sha256sum(Path::new(&stdout(&out))), hex);
+}
+
+#[test]
+fn s3_missing_object_wrong_hash_and_bad_credentials_fail_cleanly() {
+    let s3 = S3::start(&["bkt"]);
+    let src = tempfile::tempdir().unwrap();
+    let body = artifact(3, 10_000);
+    let file = src.path().join("a.tar");
+    fs::write(&file, &body).unwrap();
+    let hex = sha(&body);
+    let cache = tempfile::tempdir().unwrap();
+
+    let missing = format!("s3://bkt/sha256/{hex}.tar#sha256={hex}");
+    let out = s3
+        .cmd(SECRET)
+        .args(["fetch", &missing, "--cache"])
+        .arg(cache.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    eprintln!("s3 missing: {}", stderr(&out));
+    assert!(stderr(&out).contains("not found"), "{}", stderr(&out));
+
+    let out = s3
+        .cmd("wrong-secret")
+        .arg("push")
+        .arg(&file)
+        .arg("s3://bkt")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    eprintln!("s3 push, bad credentials: {}", stderr(&out));
+    assert!(!s3.object_file("bkt", &format!("sha256/{hex}.tar")).exists());
+
+    let out = s3
+        .cmd(SECRET)
+        .arg("push")
+        .arg(&file)
+        .arg("s3://bkt")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let wrong = format!("s3://bkt/sha256/{hex}.tar#sha256={}", sha(b"other"));
+    let out = s3
+        .cmd(SECRET)
+        .args(["fetch", &wrong, "--cache"])
+        .arg(cache.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    assert!(stderr(&out).contains(&hex), "{}", stderr(&out));
+
+    let out = s3
+        .cmd("wrong-secret")
+        .args(["fetch", &missing, "--retries", "0", "--cache"])
+        .arg(cache.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+
+    let left: Vec<_> = walkdir::WalkDir::new(cache.path())
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .filter(|e| e.path().extension().is_none_or(|x| x != "lock"))
+        .map(|e| e.path().to_path_buf())
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn push_to_a_directory_stores_by_content_and_fetch_reads_it_back() {
+    let dest = tempfile::tempdir().unwrap();
+    let src = tempfile::tempdir().unwrap();
+    let body = artifact(4, 50_000);
+    let file = src.path().join("img.squashfs");
+    fs::write(&file, &body).unwrap();
+    let hex = sha(&body);
+
+    let out = Command::new(BIN)
+        .args(["push", "--json"])
+        .arg(&file)
+        .arg(dest.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v = json(&out);
+    let target = fs::canonicalize(dest.path())
+        .unwrap()
+        .join(format!("sha256/{hex}.squashfs"));
+    assert_eq!(
+        v["ref"],
+        format!("{}#sha256={hex}", target.to_str().unwrap())
+    );
+    assert_eq!(v["uploaded"], true);
+    assert_eq!(sha256sum(&target), hex);
+    let names: Vec<_> = fs::read_dir(dest.path().join("sha256"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names, vec![format!("{hex}.squashfs")], "no temp litter");
+
+    let uri = format!("file://{}", dest.path().display());
+    let out = Command::new(BIN)
+        .args(["push", "--json"])
+        .arg(&file)
+        .arg(&uri)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v = json(&out);
+    assert_eq!(v["uploaded"], false);
+    let r = v["ref"].as_str().unwrap().to_string();
+    assert!(r.starts_with("file:///"), "{r}");
+
+    let cache = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args(["fetch", &r, "--cache"])
+        .arg(cache.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(sha256sum(Path::new(&stdout(&out))), hex);
+}
+
+#[test]
+fn push_of_missing_file_is_input_error() {
+    let dest = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args(["push", "/nonexistent/a.tar"])
+        .arg(dest.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("/nonexistent/a.tar"));
+    assert_eq!(fs::read_dir(dest.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn push_to_a_directory_replaces_a_damaged_object_of_the_right_size() {
+    let dest = tempfile::tempdir().unwrap();
+    let src = tempfile::tempdir().unwrap();
+    let body = artifact(5, 4096);
+    let file = src.path().join("x.tar");
+    fs::write(&file, &body).unwrap();
+    let hex = sha(&body);
+    let target = dest.path().join(format!("sha256/{hex}.tar"));
+    fs::create_dir_all(target.parent().unwrap()).unwrap();
+    fs::write(&target, artifact(6, 4096)).unwrap();
+    let out = Command::new(BIN)
+        .args(["push", "--json"])
+        .arg(&file)
+        .arg(dest.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(json(&out)["uploaded"], true);
+    assert_eq!(sha256sum(&target), hex);
+}
