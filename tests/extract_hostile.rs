@@ -511,6 +511,25 @@ fn tar_corpus(outside: &[u8]) -> Vec<Case> {
             Input,
         ),
         case(
+            "gzip-crc-mismatch",
+            {
+                let mut g = gzip(&RawTar::new().file("f", b"payload").finish());
+                let n = g.len();
+                g[n - 8] ^= 0xff; // CRC-32 of the member trailer
+                g
+            },
+            Input,
+        ),
+        case(
+            "gzip-trailing-zero-bomb",
+            {
+                let mut t = RawTar::new().file("f", b"payload").finish();
+                t.resize(t.len() + (32 << 20), 0);
+                gzip(&t)
+            },
+            Input,
+        ),
+        case(
             "truncated-gzip",
             {
                 let mut g = gzip(&RawTar::new().file("f", &[3u8; 100_000]).finish());

@@ -489,3 +489,30 @@ fn sockets_and_their_hard_links_are_skipped_with_warnings() {
         .collect();
     assert_eq!(names, vec![std::ffi::OsString::from("file")]);
 }
+
+#[test]
+fn mixed_zero_and_data_runs_round_trip_byte_for_byte() {
+    let work = tempfile::tempdir().unwrap();
+    let mut patterns: Vec<Vec<u8>> = Vec::new();
+    let mut p = vec![7u8; 100];
+    p.extend(vec![0u8; 10_000]);
+    p.extend((0..5000u32).map(|i| (i % 251) as u8 + 1));
+    p.extend(vec![0u8; 8192]);
+    patterns.push(p);
+    patterns.push(vec![0u8; 4096 * 3]); // all hole
+    patterns.push(vec![0u8; 4095]); // shorter than a chunk: written
+    let mut q = vec![0u8; 300_000];
+    q[150_000] = 1;
+    patterns.push(q);
+    let mut t = RawTar::new();
+    for (i, p) in patterns.iter().enumerate() {
+        t.file(&format!("f{i}"), p);
+    }
+    let artifact = work.path().join("m.tar");
+    fs::write(&artifact, t.finish()).unwrap();
+    let out = work.path().join("out");
+    extract(&artifact, &out, &ExtractOptions::default()).unwrap();
+    for (i, p) in patterns.iter().enumerate() {
+        assert_eq!(&fs::read(out.join(format!("f{i}"))).unwrap(), p, "f{i}");
+    }
+}

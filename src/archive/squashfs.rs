@@ -88,6 +88,62 @@ pub(crate) struct SquashfsArchive {
     entries: Vec<Entry>,
     /// For each entry, the file inode to read content from.
     files: Vec<Option<SquashfsFileReader>>,
+    fragment_cache_limit: u64,
+}
+
+/// backhand keeps every fragment block it decompresses for the life of its
+/// reader. To bound memory (a small image can reference a million
+/// fragment blocks of 1 MiB), the content reader is rebuilt from the image
+/// once the distinct fragment blocks read since the last rebuild could hold
+/// more than this many bytes.
+pub(crate) const FRAGMENT_CACHE_LIMIT: u64 = 64 << 20;
+
+const NO_FRAGMENT: usize = 0xffff_ffff;
+
+/// Turns a parsed image into a reader used only for file content: the
+/// root handed to backhand has an empty listing so that it does not walk
+/// (and judge) the tree itself.
+fn content_reader(
+    path: &Path,
+    mut sq: Squashfs<'static>,
+) -> Result<FilesystemReader<'static>, ArchiveError> {
+    let malformed = |location: &str, reason: String| ArchiveError::Malformed {
+        path: path.to_path_buf(),
+        format: "squashfs",
+        location: location.to_string(),
+        reason,
+    };
+    sq.inodes.clear();
+    sq.dir_blocks.1.clear();
+    match &mut sq.root_inode.inner {
+        InodeInner::BasicDirectory(d) => d.file_size = 3,
+        InodeInner::ExtendedDirectory(d) => d.file_size = 3,
+        _ => {
+            return Err(malformed(
+                "root inode",
+                "root is not a directory".to_string(),
+            ));
+        }
+    }
+    sq.into_filesystem_reader()
+        .map_err(|e| malformed("tables", e.to_string()))
+}
+
+/// Parses the image again for a fresh content reader (see
+/// [`FRAGMENT_CACHE_LIMIT`]).
+fn reopen_content_reader(path: &Path) -> Result<FilesystemReader<'static>, ArchiveError> {
+    let file = File::open(path).map_err(|source| ArchiveError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let sq = Squashfs::from_reader_with_offset(BufReader::with_capacity(1 << 16, file), 0)
+        .map_err(|e| ArchiveError::Malformed {
+            path: path.to_path_buf(),
+            format: "squashfs",
+            location: "tables".to_string(),
+            reason: e.to_string(),
+        })?;
+    content_reader(path, sq)
 }
 
 struct RawDirEntry {
@@ -148,19 +204,7 @@ impl SquashfsArchive {
         let (offsets, dir_data) = std::mem::take(&mut sq.dir_blocks);
         let dir_offsets: HashMap<u64, u64> = offsets.into_iter().collect();
         let root = sq.root_inode.clone();
-        match &mut sq.root_inode.inner {
-            InodeInner::BasicDirectory(d) => d.file_size = 3,
-            InodeInner::ExtendedDirectory(d) => d.file_size = 3,
-            _ => {
-                return Err(malformed(
-                    "root inode",
-                    "root is not a directory".to_string(),
-                ));
-            }
-        }
-        let fs = sq
-            .into_filesystem_reader()
-            .map_err(|e| malformed("tables", e.to_string()))?;
+        let fs = content_reader(path, sq)?;
 
         let walker = Walker {
             path,
@@ -177,6 +221,7 @@ impl SquashfsArchive {
             fs,
             entries,
             files,
+            fragment_cache_limit: FRAGMENT_CACHE_LIMIT,
         })
     }
 
@@ -189,17 +234,30 @@ impl SquashfsArchive {
         E: From<ArchiveError>,
         F: FnMut(&Entry, &mut dyn Read) -> Result<(), E>,
     {
+        let mut fs = self.fs;
+        let mut fragments_read: HashSet<usize> = HashSet::new();
+        let block_size = u64::from(self.info.block_size);
         for (entry, file) in self.entries.iter().zip(&self.files) {
             match file {
                 Some(inode) => {
-                    let mut reader = self.fs.file(inode).reader_checked().map_err(|e| {
-                        ArchiveError::Malformed {
-                            path: self.path.clone(),
-                            format: "squashfs",
-                            location: format!("inode of {:?}", entry.display_path()),
-                            reason: e.to_string(),
-                        }
-                    })?;
+                    let frag = inode.frag_index();
+                    if frag != NO_FRAGMENT
+                        && fragments_read.insert(frag)
+                        && fragments_read.len() as u64 * block_size > self.fragment_cache_limit
+                    {
+                        fs = reopen_content_reader(&self.path)?;
+                        fragments_read.clear();
+                        fragments_read.insert(frag);
+                    }
+                    let mut reader =
+                        fs.file(inode)
+                            .reader_checked()
+                            .map_err(|e| ArchiveError::Malformed {
+                                path: self.path.clone(),
+                                format: "squashfs",
+                                location: format!("inode of {:?}", entry.display_path()),
+                                reason: e.to_string(),
+                            })?;
                     f(entry, &mut reader)?;
                 }
                 None => f(entry, &mut io::empty())?,
@@ -480,5 +538,68 @@ fn compressor_name(id: u16) -> &'static str {
         5 => "lz4",
         6 => "zstd",
         _ => "unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// With a limit of one fragment block, the content reader is rebuilt
+    /// before almost every file, and every file still reads back intact.
+    #[test]
+    fn content_survives_fragment_cache_rebuilds() {
+        let found = std::process::Command::new("mksquashfs")
+            .arg("-version")
+            .output()
+            .is_ok();
+        if !found {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "mksquashfs is required under CI"
+            );
+            eprintln!("skipping: mksquashfs is not installed");
+            return;
+        }
+        let work = tempfile::tempdir().unwrap();
+        let src = work.path().join("src");
+        std::fs::create_dir(&src).unwrap();
+        let content =
+            |i: u32| -> Vec<u8> { (0..3000u32).map(|j| ((i * 7 + j) % 253) as u8).collect() };
+        for i in 0..20 {
+            std::fs::write(src.join(format!("f{i:02}")), content(i)).unwrap();
+        }
+        let img = work.path().join("i.sqfs");
+        let st = std::process::Command::new("mksquashfs")
+            .arg(&src)
+            .arg(&img)
+            .args([
+                "-noappend",
+                "-no-xattrs",
+                "-quiet",
+                "-no-progress",
+                "-b",
+                "4096",
+            ])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let file = File::open(&img).unwrap();
+        let mut sq = SquashfsArchive::open(&img, file, &ReadOptions::default()).unwrap();
+        assert!(sq.info.fragment_count >= 10, "{:?}", sq.info);
+        sq.fragment_cache_limit = 4096;
+        let mut seen = 0;
+        sq.visit(|e, r| {
+            let mut got = Vec::new();
+            r.read_to_end(&mut got).unwrap();
+            if e.kind() == EntryKind::File {
+                let i: u32 = e.display_path()[1..].parse().unwrap();
+                assert_eq!(got, content(i), "{}", e.display_path());
+                seen += 1;
+            }
+            Ok::<(), ArchiveError>(())
+        })
+        .unwrap();
+        assert_eq!(seen, 20);
     }
 }

@@ -9,7 +9,9 @@
 //! Layout followed (POSIX.1-2001 `pax` utility, "ustar Interchange Format"
 //! and "pax Interchange Format"; GNU tar manual, "Basic Tar Format"):
 //! a header block, then the content padded to 512 bytes, repeated; the end
-//! is the first all-zero block (or end of file at a block boundary).
+//! is the first all-zero block (or end of file at a block boundary). For
+//! tar.gz the rest of the gzip stream is then read (at most
+//! [`MAX_TRAILING`] bytes) so that every member's CRC is verified.
 //! - `x`: pax records for the next entry (`path`, `linkpath`, `size`, `uid`,
 //!   `gid`, `mtime` are applied; others ignored).
 //! - `g`: pax global records, ignored (git archive stores its commit there).
@@ -31,6 +33,10 @@ use super::{ArchiveError, Entry, EntryKind, Format};
 
 /// Largest pax or GNU long-name extension header accepted, in bytes.
 pub const MAX_EXTENSION_HEADER: u64 = 1 << 20;
+
+/// Most decompressed bytes accepted after the end-of-archive blocks of a
+/// tar.gz (record padding; GNU tar's largest blocking factor is far below).
+pub const MAX_TRAILING: u64 = 16 << 20;
 
 const BLOCK: u64 = 512;
 
@@ -185,6 +191,21 @@ where
                         "extension header without the entry it describes",
                     )
                     .into());
+            }
+            if format == Format::TarGz {
+                // Read to the end of the gzip stream so that every member's
+                // CRC-32 and size trailer (RFC 1952 §2.3.1) is checked; the
+                // padding after the end-of-archive blocks is bounded.
+                let rest = io::copy(&mut (&mut reader).take(MAX_TRAILING + 1), &mut io::sink())
+                    .map_err(|e| ctx.read_error(header_pos, e))?;
+                if rest > MAX_TRAILING {
+                    return Err(ctx
+                        .malformed(
+                            header_pos,
+                            format!("more than {MAX_TRAILING} bytes after the end of the archive"),
+                        )
+                        .into());
+                }
             }
             return Ok(());
         }

@@ -439,7 +439,7 @@ impl<'a> Writer<'a> {
         );
         self.put_parent(parent, fd);
         let mut file = File::from(created.map_err(|err| self.out_err(path, err.into()))?);
-        let written = self.copy_sparse(e, path, content, &mut file)?;
+        let (written, ends_in_hole) = self.copy_sparse(e, path, content, &mut file)?;
         if written != size {
             return Err(ArchiveError::content(
                 e,
@@ -451,7 +451,9 @@ impl<'a> Writer<'a> {
             .into());
         }
         let finish = || -> io::Result<()> {
-            file.set_len(size)?;
+            if ends_in_hole {
+                file.set_len(size)?;
+            }
             if let Some((uid, gid)) = self.owner_of(e) {
                 let (u, g) = owner_ids(uid, gid)?;
                 rustix::fs::fchown(&file, Some(u), Some(g))?;
@@ -467,17 +469,25 @@ impl<'a> Writer<'a> {
         Ok(())
     }
 
-    /// Copies content, turning aligned all-zero chunks into holes. Read
-    /// errors are the archive's, write errors the destination's.
+    /// Copies content, turning all-zero 4 KiB chunks into holes (seeking
+    /// over them) and writing each run of other chunks with one call.
+    /// Returns the bytes read and whether the file ends in a hole (then
+    /// its length must still be set). Read errors are the archive's, write
+    /// errors the destination's.
     fn copy_sparse(
         &mut self,
         e: &Entry,
         path: &[u8],
         content: &mut dyn Read,
         file: &mut File,
-    ) -> Result<u64, ExtractError> {
+    ) -> Result<(u64, bool), ExtractError> {
         let mut written: u64 = 0;
         let mut hole: u64 = 0;
+        let dest = &self.dest;
+        let out = |err| ExtractError::Output {
+            path: dest.join(os(path)),
+            source: err,
+        };
         loop {
             let n = match content.read(&mut self.buf) {
                 Ok(0) => break,
@@ -489,25 +499,26 @@ impl<'a> Writer<'a> {
             if written > e.size() {
                 break;
             }
-            for chunk in self.buf[..n].chunks(HOLE_CHUNK) {
-                if chunk.len() == HOLE_CHUNK && chunk.iter().all(|&b| b == 0) {
-                    hole += HOLE_CHUNK as u64;
-                    continue;
-                }
-                let mut w = || -> io::Result<()> {
-                    if hole > 0 {
-                        file.seek(SeekFrom::Current(hole as i64))?;
+            let data = &self.buf[..n];
+            let mut run_start = 0;
+            let mut pos = 0;
+            while pos < n {
+                let end = (pos + HOLE_CHUNK).min(n);
+                let zero = end - pos == HOLE_CHUNK && data[pos..end].iter().all(|&b| b == 0);
+                if zero {
+                    if run_start < pos {
+                        write_run(file, &mut hole, &data[run_start..pos]).map_err(out)?;
                     }
-                    file.write_all(chunk)
-                };
-                w().map_err(|err| ExtractError::Output {
-                    path: self.dest.join(os(path)),
-                    source: err,
-                })?;
-                hole = 0;
+                    hole += HOLE_CHUNK as u64;
+                    run_start = end;
+                }
+                pos = end;
+            }
+            if run_start < n {
+                write_run(file, &mut hole, &data[run_start..n]).map_err(out)?;
             }
         }
-        Ok(written)
+        Ok((written, hole > 0))
     }
 
     fn symlink(
@@ -690,6 +701,15 @@ impl<'a> Writer<'a> {
         }
         Ok((self.report, self.staging))
     }
+}
+
+/// Seeks over a pending hole, then writes `data`.
+fn write_run(file: &mut File, hole: &mut u64, data: &[u8]) -> io::Result<()> {
+    if *hole > 0 {
+        file.seek(SeekFrom::Current(*hole as i64))?;
+        *hole = 0;
+    }
+    file.write_all(data)
 }
 
 fn owner_ids(uid: u64, gid: u64) -> io::Result<(Uid, Gid)> {
