@@ -227,3 +227,36 @@ fn file_changed_while_packing_is_an_error() {
         }
     }
 }
+
+/// A file that grows or is touched after it was opened for packing (while
+/// being read) fails at the end of its content, not silently.
+#[test]
+fn file_changed_during_the_read_is_an_error() {
+    use repropack::stage::{Source, StageOptions, stage};
+    use std::io::{Read, Write};
+    for change in ["grow", "touch"] {
+        let src = tempfile::tempdir().unwrap();
+        let f = src.path().join("live.log");
+        fs::write(&f, b"0123456789").unwrap();
+        let plan = stage(&[Source::parse(src.path())], &StageOptions::default()).unwrap();
+        let mut reader = plan.entries()[0].content().unwrap().reader().unwrap();
+        let mut first = [0u8; 4];
+        reader.read_exact(&mut first).unwrap();
+        if change == "grow" {
+            fs::OpenOptions::new()
+                .append(true)
+                .open(&f)
+                .unwrap()
+                .write_all(b"more")
+                .unwrap();
+        } else {
+            filetime::set_file_mtime(&f, filetime::FileTime::from_unix_time(12345, 0)).unwrap();
+        }
+        let mut rest = Vec::new();
+        let err = reader.read_to_end(&mut rest).unwrap_err();
+        assert!(
+            err.to_string().contains("live.log") && err.to_string().contains("not stable"),
+            "{change}: {err}"
+        );
+    }
+}

@@ -220,20 +220,19 @@ impl ContentReader {
     /// Called once all expected bytes were read: the file must be at EOF and
     /// unchanged.
     fn check_end(&mut self) -> io::Result<()> {
-        if let ReaderInner::File(file) = &mut self.inner {
-            let mut probe = [0u8; 1];
-            if file.read(&mut probe)? != 0 {
-                return Err(self.unstable("size"));
-            }
-            let ReaderInner::File(file) = &self.inner else {
-                unreachable!()
-            };
-            let meta = file.metadata()?;
-            if Some(mtime_ns_of(&meta)) != self.mtime_ns {
-                return Err(self.unstable("mtime"));
-            }
+        let ReaderInner::File(file) = &mut self.inner else {
+            return Ok(());
+        };
+        let mut probe = [0u8; 1];
+        let grew = file.read(&mut probe)? != 0;
+        let mtime = mtime_ns_of(&file.metadata()?);
+        if grew {
+            Err(self.unstable("size"))
+        } else if Some(mtime) != self.mtime_ns {
+            Err(self.unstable("mtime"))
+        } else {
+            Ok(())
         }
-        Ok(())
     }
 }
 
