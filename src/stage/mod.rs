@@ -279,7 +279,6 @@ pub struct Entry {
     hardlink_of: Option<usize>,
     links: u32,
     rdev: (u32, u32),
-    source: String,
 }
 
 impl Entry {
@@ -341,10 +340,6 @@ impl Entry {
     /// (major, minor) of a device node; (0, 0) otherwise.
     pub fn rdev(&self) -> (u32, u32) {
         self.rdev
-    }
-    /// Where the entry came from, for messages.
-    pub fn source(&self) -> &str {
-        &self.source
     }
     /// Path as text for messages (lossy for non-UTF-8 bytes).
     pub fn display_path(&self) -> String {
@@ -940,7 +935,6 @@ fn flatten(node: Node, prefix: &[u8], opts: &StageOptions, out: &mut Vec<Flat>) 
                     hardlink_of: None,
                     links: 1,
                     rdev: s.rdev,
-                    source: s.source,
                 },
                 inode: s.inode,
             },
@@ -957,7 +951,6 @@ fn flatten(node: Node, prefix: &[u8], opts: &StageOptions, out: &mut Vec<Flat>) 
                     hardlink_of: None,
                     links: 1,
                     rdev: (0, 0),
-                    source: "<implicit parent>".to_string(),
                 },
                 inode: None,
             },
