@@ -147,11 +147,16 @@ impl<W: Write> Write for HashingWriter<W> {
 }
 
 /// Hashes everything `reader` yields.
-pub fn hash_reader(mut reader: impl Read) -> io::Result<(Sha256Digest, u64)> {
+pub fn hash_reader(reader: impl Read) -> io::Result<(Sha256Digest, u64)> {
+    hash_reader_with(reader, &mut vec![0u8; 256 * 1024])
+}
+
+/// Hashes everything `reader` yields, reading through the caller's `buf`
+/// (for callers that hash many small inputs and reuse one buffer).
+pub fn hash_reader_with(mut reader: impl Read, buf: &mut [u8]) -> io::Result<(Sha256Digest, u64)> {
     let mut hasher = Hasher::new();
-    let mut buf = vec![0u8; 256 * 1024];
     loop {
-        let n = match reader.read(&mut buf) {
+        let n = match reader.read(buf) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

@@ -596,20 +596,11 @@ fn read_to_end_exact(reader: &mut dyn Read, buf: &mut Vec<u8>, size: u64) -> io:
 }
 
 fn hash_reader(reader: &mut dyn Read, pool: &Pool) -> io::Result<[u8; 32]> {
-    let mut h = Sha256::new();
     let mut buf = pool.get();
     buf.resize(buf.capacity().max(64 * 1024), 0);
-    loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        h.update(&buf[..n]);
-    }
+    let result = crate::digest::hash_reader_with(reader, &mut buf);
     pool.put(buf);
-    Ok(h.finalize().into())
+    Ok(*result?.0.as_bytes())
 }
 
 /// True if every byte is zero (checked 64 bytes at a time so non-zero data
