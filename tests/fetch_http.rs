@@ -3,8 +3,11 @@
 //! checked with coreutils `sha256sum` and against the bytes the server was
 //! given, and the server's request counts prove retries and cache hits.
 
+mod common;
 #[path = "common/http_server.rs"]
 mod http_server;
+
+use common::sha256sum;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -31,16 +34,6 @@ fn artifact(seed: u8, len: usize) -> Vec<u8> {
 
 fn sha(bytes: &[u8]) -> String {
     Sha256Digest::of(bytes).to_hex()
-}
-
-/// Independent hash of a file: `sha256sum` from coreutils.
-fn sha256sum(path: &Path) -> String {
-    let out = Command::new("sha256sum")
-        .arg(path)
-        .output()
-        .expect("run sha256sum");
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap()[..64].to_string()
 }
 
 fn fetch(cache: &Path, reference: &str, extra: &[&str]) -> Output {

@@ -4,6 +4,9 @@
 //! then `repropack fetch` of the printed ref. Objects are checked on the
 //! server's disk with coreutils `sha256sum`.
 
+mod common;
+
+use common::sha256sum;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -22,15 +25,6 @@ fn artifact(seed: u8, len: usize) -> Vec<u8> {
 
 fn sha(bytes: &[u8]) -> String {
     Sha256Digest::of(bytes).to_hex()
-}
-
-fn sha256sum(path: &Path) -> String {
-    let out = Command::new("sha256sum")
-        .arg(path)
-        .output()
-        .expect("run sha256sum");
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap()[..64].to_string()
 }
 
 fn stderr(o: &Output) -> String {

@@ -37,6 +37,16 @@ pub fn sha256_file(path: &Path) -> String {
     repropack::digest::hash_file(path).expect("hash").0.to_hex()
 }
 
+/// Independent hash of a file: `sha256sum` from coreutils.
+pub fn sha256sum(path: &Path) -> String {
+    let out = Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .expect("run sha256sum");
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap()[..64].to_string()
+}
+
 /// True if `tool` is on PATH. When it is missing: panics under CI (tests
 /// must not silently skip there), else prints a note and returns false.
 pub fn have_tool(tool: &str) -> bool {

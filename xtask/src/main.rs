@@ -187,6 +187,26 @@ struct Row {
     runs: Vec<Duration>,
 }
 
+/// A `repropack pack CORPUS -o OUT <format args> --mtime 0 --jobs N` case.
+fn repropack_case(bin: &Path, corpus: &Path, jobs: usize, format: &[&'static str]) -> Case {
+    let (bin, corpus, format) = (bin.to_path_buf(), corpus.to_path_buf(), format.to_vec());
+    Case {
+        tool: "repropack",
+        jobs,
+        ours: true,
+        make: Box::new(move |out| {
+            let mut cmd = Command::new(&bin);
+            cmd.arg("pack")
+                .arg(&corpus)
+                .arg("-o")
+                .arg(out)
+                .args(&format)
+                .args(["--mtime", "0", "--jobs", &jobs.to_string()]);
+            cmd
+        }),
+    }
+}
+
 fn median<T: Copy + Ord>(v: &[T]) -> T {
     let mut s = v.to_vec();
     s.sort();
@@ -341,22 +361,12 @@ fn bench(args: BenchArgs) -> Result<()> {
     let mut notes = Vec::new();
     let mut cases = Vec::new();
     for &j in &job_counts {
-        let (bin, c) = (repropack.clone(), corpus.clone());
-        cases.push(Case {
-            tool: "repropack",
-            jobs: j,
-            ours: true,
-            make: Box::new(move |out| {
-                let mut cmd = Command::new(&bin);
-                cmd.arg("pack")
-                    .arg(&c)
-                    .arg("-o")
-                    .arg(out)
-                    .args(["--format", "squashfs", "--comp", "gzip:6", "--mtime", "0"])
-                    .args(["--jobs", &j.to_string()]);
-                cmd
-            }),
-        });
+        cases.push(repropack_case(
+            &repropack,
+            &corpus,
+            j,
+            &["--format", "squashfs", "--comp", "gzip:6"],
+        ));
     }
     if installed("mksquashfs") {
         for &j in &peer_jobs {
@@ -479,22 +489,12 @@ fn tar_bench(
     let mut notes = Vec::new();
     let mut cases = Vec::new();
     for &j in peer_jobs {
-        let (bin, c) = (repropack.to_path_buf(), corpus.to_path_buf());
-        cases.push(Case {
-            tool: "repropack",
-            jobs: j,
-            ours: true,
-            make: Box::new(move |out| {
-                let mut cmd = Command::new(&bin);
-                cmd.arg("pack")
-                    .arg(&c)
-                    .arg("-o")
-                    .arg(out)
-                    .args(["--format", "tar.gz", "--level", "6", "--mtime", "0"])
-                    .args(["--jobs", &j.to_string()]);
-                cmd
-            }),
-        });
+        cases.push(repropack_case(
+            repropack,
+            corpus,
+            j,
+            &["--format", "tar.gz", "--level", "6"],
+        ));
     }
     let tar = "tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 \
                --format=pax --pax-option=delete=atime,delete=ctime -cf - -C \"$1\" .";
