@@ -35,4 +35,4 @@ pub mod treediff;
 
 /// Version of the byte format repropack produces. Any change that moves a
 /// golden fixture hash bumps it (CONTRACT.md §5).
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (format 2)");
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (format 3)");
 
 #[derive(Parser)]
 #[command(name = "repropack", version = VERSION, about = "Deterministic SquashFS/tar packer")]
