@@ -260,3 +260,86 @@ fn file_changed_during_the_read_is_an_error() {
         );
     }
 }
+
+/// A tree of 40 directories scanned on several threads, with something
+/// odd in two of them.
+fn wide_tree_with(odd: impl FnOnce(&Path)) -> tempfile::TempDir {
+    let src = tempfile::tempdir().unwrap();
+    for d in 0..40 {
+        let dir = src.path().join(format!("d{d:02}"));
+        fs::create_dir(&dir).unwrap();
+        for f in 0..20 {
+            fs::write(dir.join(format!("f{f}")), b"x").unwrap();
+        }
+    }
+    odd(src.path());
+    src
+}
+
+#[test]
+fn first_refused_entry_in_name_order_is_reported_whatever_the_jobs() {
+    let src = wide_tree_with(|root| {
+        for d in ["d31", "d05"] {
+            let st = Command::new("mkfifo")
+                .arg(root.join(d).join("pipe"))
+                .status()
+                .unwrap();
+            assert!(st.success());
+        }
+    });
+    let out_dir = tempfile::tempdir().unwrap();
+    let o = out_dir.path().join("o.squashfs");
+    for jobs in ["1", "2", "8", "8", "8"] {
+        let res = pack(&[
+            src.path().as_os_str(),
+            "-o".as_ref(),
+            o.as_os_str(),
+            "--jobs".as_ref(),
+            jobs.as_ref(),
+        ]);
+        assert_fails(&res, exit::INPUT, &["d05/pipe", "fifo"]);
+        assert!(
+            !String::from_utf8_lossy(&res.stderr).contains("d31"),
+            "jobs {jobs}: {}",
+            String::from_utf8_lossy(&res.stderr)
+        );
+        assert_empty_dir(out_dir.path());
+    }
+}
+
+#[test]
+fn skip_warnings_come_in_name_order_whatever_the_jobs() {
+    let mut socks = Vec::new();
+    let src = wide_tree_with(|root| {
+        for d in ["d33", "d02", "d17"] {
+            socks.push(std::os::unix::net::UnixListener::bind(root.join(d).join("sock")).unwrap());
+        }
+    });
+    let out_dir = tempfile::tempdir().unwrap();
+    let o = out_dir.path().join("o.tar");
+    for jobs in ["1", "2", "8"] {
+        let res = pack(&[
+            src.path().as_os_str(),
+            "-o".as_ref(),
+            o.as_os_str(),
+            "--jobs".as_ref(),
+            jobs.as_ref(),
+        ]);
+        assert!(res.status.success());
+        let err = String::from_utf8_lossy(&res.stderr);
+        let order: Vec<&str> = err
+            .lines()
+            .filter(|l| l.contains("socket skipped"))
+            .map(|l| {
+                if l.contains("d02") {
+                    "d02"
+                } else if l.contains("d17") {
+                    "d17"
+                } else {
+                    "d33"
+                }
+            })
+            .collect();
+        assert_eq!(order, ["d02", "d17", "d33"], "jobs {jobs}: {err}");
+    }
+}

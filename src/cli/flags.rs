@@ -49,6 +49,7 @@ impl StageFlags {
             follow_symlinks: self.follow_symlinks,
             specials: self.specials,
             excludes: self.exclude.clone(),
+            ..StageOptions::default()
         })
     }
 }

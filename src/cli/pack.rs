@@ -115,11 +115,12 @@ pub fn resolve(args: &PackArgs) -> Result<(StageOptions, PackOptions), Failure> 
         })?,
     };
     let squashfs = squashfs_options(args, format)?;
-    let stage_opts = args.stage.options()?;
+    let mut stage_opts = args.stage.options()?;
     let jobs = args.jobs.unwrap_or_else(default_jobs);
     if jobs == 0 {
         return Err(Failure::new(exit::USAGE, "--jobs must be at least 1"));
     }
+    stage_opts.jobs = jobs;
     let pack_opts = PackOptions {
         format,
         level: if format == Format::Squashfs {

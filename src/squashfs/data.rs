@@ -25,7 +25,7 @@
 //!   and appends it to the output, so placement never depends on which
 //!   worker finished first.
 //!
-//! The planner→writer queue is bounded, so at most about `2 × jobs + 8`
+//! The planner→writer queue is bounded, so at most about `4 × jobs + 8`
 //! blocks are in memory at any time, whatever the input size. Buffers are
 //! recycled through a small pool.
 
@@ -40,6 +40,11 @@ use sha2::{Digest, Sha256};
 use super::SquashfsError;
 use super::compress::{CompressError, Compression};
 use crate::stage::{EntryKind, Plan};
+
+/// Blocks in flight per job, beyond 8 shared: enough read-ahead that a
+/// worker rarely waits for the planner while the writer waits for a slow
+/// block, yet memory stays a few blocks per job.
+const QUEUE_PER_JOB: usize = 4;
 
 /// Bit 24 of a block size: the block is stored uncompressed.
 pub(crate) const BLOCK_UNCOMPRESSED: u32 = 1 << 24;
@@ -139,7 +144,7 @@ pub(crate) fn write_data(
     };
     let (job_tx, job_rx) = mpsc::channel::<Job>();
     let job_rx = Mutex::new(job_rx);
-    let (item_tx, item_rx) = mpsc::sync_channel::<Item>(2 * jobs + 4);
+    let (item_tx, item_rx) = mpsc::sync_channel::<Item>(QUEUE_PER_JOB * jobs + 8);
 
     std::thread::scope(|s| {
         // With one job the planner compresses inline: `--jobs 1` uses one

@@ -280,7 +280,19 @@ pub fn write_squashfs(
     }
     file.write_all_at(&head, 0).map_err(SquashfsError::Output)?;
     file.set_len(padded).map_err(SquashfsError::Output)?;
-    let digest = hash_image(file, padded).map_err(SquashfsError::Output)?;
+    // The caller fsyncs the image before publishing it. Starting that
+    // here, while the image is read back from the page cache and hashed,
+    // overlaps the disk wait with the hashing instead of adding them.
+    let (digest, synced) = std::thread::scope(|s| {
+        let sync = s.spawn(|| file.sync_data());
+        let digest = hash_image(file, padded);
+        let synced = sync
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("fsync thread panicked")));
+        (digest, synced)
+    });
+    synced.map_err(SquashfsError::Output)?;
+    let digest = digest.map_err(SquashfsError::Output)?;
     Ok((digest, padded))
 }
 

@@ -137,7 +137,7 @@ pub fn stage_tar(input: impl Read, name: &str, opts: &StageOptions) -> Result<Pl
                 symlink_target: Vec::new(),
                 rdev: (0, 0),
                 inode: Some(key),
-                source,
+                origin: source.clone().into_boxed_str(),
             }
         } else if typ.is_hard_link() {
             let raw_target = member
@@ -153,7 +153,7 @@ pub fn stage_tar(input: impl Read, name: &str, opts: &StageOptions) -> Result<Pl
                     symlink_target: Vec::new(),
                     rdev: (0, 0),
                     inode: Some(f.key),
-                    source,
+                    origin: source.clone().into_boxed_str(),
                 }
             } else if let Some(t) = symlinks.get(&target) {
                 // A hard link to a symlink is stored as another symlink.
@@ -165,7 +165,7 @@ pub fn stage_tar(input: impl Read, name: &str, opts: &StageOptions) -> Result<Pl
                     symlink_target: t.clone(),
                     rdev: (0, 0),
                     inode: None,
-                    source,
+                    origin: source.clone().into_boxed_str(),
                 }
             } else {
                 return Err(bad(format!(
@@ -187,7 +187,7 @@ pub fn stage_tar(input: impl Read, name: &str, opts: &StageOptions) -> Result<Pl
                 symlink_target: target,
                 rdev: (0, 0),
                 inode: None,
-                source,
+                origin: source.clone().into_boxed_str(),
             }
         } else if typ.is_dir() {
             Staged {
@@ -198,7 +198,7 @@ pub fn stage_tar(input: impl Read, name: &str, opts: &StageOptions) -> Result<Pl
                 symlink_target: Vec::new(),
                 rdev: (0, 0),
                 inode: None,
-                source,
+                origin: source.clone().into_boxed_str(),
             }
         } else if typ.is_fifo() || typ.is_character_special() || typ.is_block_special() {
             let (kind, what) = if typ.is_fifo() {
@@ -232,7 +232,7 @@ pub fn stage_tar(input: impl Read, name: &str, opts: &StageOptions) -> Result<Pl
                 symlink_target: Vec::new(),
                 rdev,
                 inode: None,
-                source,
+                origin: source.clone().into_boxed_str(),
             }
         } else {
             return Err(bad(format!(
@@ -247,7 +247,7 @@ pub fn stage_tar(input: impl Read, name: &str, opts: &StageOptions) -> Result<Pl
     }
     spool_out.flush().map_err(io_err)?;
     drop(spool_out);
-    Ok(finish_plan(root, opts, Vec::new()))
+    finish_plan(root, opts, Vec::new())
 }
 
 /// Archive path of a tar member: components joined by `/`, without empty

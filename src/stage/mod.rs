@@ -19,16 +19,17 @@
 //! # Ok::<(), repropack::stage::StageError>(())
 //! ```
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, btree_map};
 use std::ffi::OsStr;
 use std::fs::{self, File};
 use std::io::{self, Read};
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use rayon::prelude::*;
 
 pub mod from_tar;
 pub use from_tar::stage_tar;
@@ -74,6 +75,8 @@ pub enum StageError {
     },
     #[error("{path}: input not stable, {what} changed while packing")]
     Unstable { path: PathBuf, what: &'static str },
+    #[error("{count} entries staged; a plan holds at most 2^32 - 1")]
+    TooManyEntries { count: usize },
     #[error("tar {input}: entry {entry:?}: {reason}")]
     Tar {
         input: String,
@@ -115,7 +118,7 @@ pub enum Content {
     Path {
         path: PathBuf,
         size: u64,
-        mtime_ns: i128,
+        mtime_ns: MtimeNs,
     },
     /// A byte range of an already-open spool file (e.g. a tar stream copied
     /// to a temp file).
@@ -203,7 +206,7 @@ pub struct ContentReader {
     path: PathBuf,
     remaining: u64,
     offset: u64,
-    mtime_ns: Option<i128>,
+    mtime_ns: Option<MtimeNs>,
 }
 
 impl ContentReader {
@@ -261,22 +264,31 @@ impl Read for ContentReader {
     }
 }
 
-fn mtime_ns_of(meta: &fs::Metadata) -> i128 {
-    i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec())
+/// A source file's mtime as (seconds, nanoseconds): exact, and 16 bytes
+/// with 8-byte alignment where an i128 would pad every plan entry.
+type MtimeNs = (i64, u32);
+
+fn mtime_ns_of(meta: &fs::Metadata) -> MtimeNs {
+    // st_mtime_nsec is always 0..1e9.
+    (meta.mtime(), meta.mtime_nsec() as u32)
 }
 
 /// One entry of the plan.
 #[derive(Debug, Clone)]
 pub struct Entry {
-    path: Vec<u8>,
+    // Boxed slices, not Vecs: a plan holds one entry per staged object,
+    // and the capacity word is never used after staging.
+    path: Box<[u8]>,
     kind: EntryKind,
     mode: u32,
     uid: u32,
     gid: u32,
     mtime: u64,
     content: Option<Content>,
-    symlink_target: Vec<u8>,
-    hardlink_of: Option<usize>,
+    symlink_target: Box<[u8]>,
+    /// Index of the group's first member; u32 keeps the entry small (a
+    /// plan is capped at 2^32 entries anyway by the inode numbers).
+    hardlink_of: Option<u32>,
     links: u32,
     rdev: (u32, u32),
 }
@@ -330,7 +342,7 @@ impl Entry {
     /// For the second and later members of a hard-link group: the index in
     /// [`Plan::entries`] of the group's first member (its target).
     pub fn hardlink_of(&self) -> Option<usize> {
-        self.hardlink_of
+        self.hardlink_of.map(|i| i as usize)
     }
     /// Number of archive paths sharing this entry's content through hard
     /// links (1 for an ordinary file; same value on every group member).
@@ -419,6 +431,9 @@ pub struct StageOptions {
     pub follow_symlinks: bool,
     pub specials: bool,
     pub excludes: Vec<String>,
+    /// Threads that read directories and metadata (at least 1). Never
+    /// changes the plan.
+    pub jobs: usize,
 }
 
 impl Default for StageOptions {
@@ -432,6 +447,7 @@ impl Default for StageOptions {
             follow_symlinks: false,
             specials: false,
             excludes: Vec::new(),
+            jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
         }
     }
 }
@@ -516,7 +532,9 @@ fn normalize_dest(dest: &[u8]) -> Result<Vec<Vec<u8>>, StageError> {
 struct Node {
     /// None for a directory synthesized as a parent of a DEST or the root.
     staged: Option<Staged>,
-    children: BTreeMap<Vec<u8>, Node>,
+    /// Boxed: a B-tree leaf holds 11 values inline, and most directories
+    /// have few children, so inline nodes would waste most of each leaf.
+    children: BTreeMap<Box<[u8]>, Box<Node>>,
 }
 
 #[derive(Debug)]
@@ -529,12 +547,40 @@ struct Staged {
     rdev: (u32, u32),
     /// (dev, ino) of a regular file with more than one link, for grouping.
     inode: Option<(u64, u64)>,
-    source: String,
+    /// Where the entry came from, for messages. Empty when `content` is a
+    /// [`Content::Path`]: that path says it, and is not stored twice.
+    origin: Box<str>,
 }
 
+impl Staged {
+    fn source(&self) -> String {
+        match &self.content {
+            Some(Content::Path { path, .. }) if self.origin.is_empty() => {
+                path.display().to_string()
+            }
+            _ => self.origin.to_string(),
+        }
+    }
+}
+
+/// Walks sources. Shared by the staging threads (`&self` only): what one
+/// directory scan finds is returned, never written to shared state.
 struct Stager<'a> {
     opts: &'a StageOptions,
     excludes: Excludes,
+}
+
+/// What staging one filesystem object found.
+enum Found {
+    Staged(Staged),
+    /// Skipped, with the warning to print.
+    Skipped(String),
+}
+
+/// A staged object with everything below it, and the warnings raised there
+/// in name order.
+struct Scanned {
+    node: Option<Node>,
     warnings: Vec<String>,
 }
 
@@ -658,16 +704,9 @@ impl Stager<'_> {
         normalize_mtime(self.opts, meta.mtime())
     }
 
-    /// Stages one filesystem object (not recursing). Returns None for
-    /// things skipped with a warning.
-    fn stage_one(
-        &mut self,
-        path: &Path,
-        meta: &fs::Metadata,
-        archive: &[u8],
-    ) -> Result<Option<Staged>, StageError> {
+    /// Stages one filesystem object (not recursing).
+    fn stage_one(&self, path: &Path, meta: &fs::Metadata) -> Result<Found, StageError> {
         let ft = meta.file_type();
-        let source = path.display().to_string();
         let (kind, content, target, rdev) = if ft.is_dir() {
             (EntryKind::Dir, None, Vec::new(), (0, 0))
         } else if ft.is_file() {
@@ -686,9 +725,10 @@ impl Stager<'_> {
                 (0, 0),
             )
         } else if ft.is_socket() {
-            self.warnings
-                .push(format!("{}: socket skipped", path.display()));
-            return Ok(None);
+            return Ok(Found::Skipped(format!(
+                "{}: socket skipped",
+                path.display()
+            )));
         } else {
             let kind = if ft.is_fifo() {
                 EntryKind::Fifo
@@ -715,9 +755,13 @@ impl Stager<'_> {
             };
             (kind, None, Vec::new(), dev)
         };
-        let _ = archive;
         let inode = (kind == EntryKind::File && meta.nlink() > 1).then(|| (meta.dev(), meta.ino()));
-        Ok(Some(Staged {
+        let origin = if content.is_some() {
+            Box::default()
+        } else {
+            path.display().to_string().into_boxed_str()
+        };
+        Ok(Found::Staged(Staged {
             kind,
             mode: self.mode_for(kind, meta.mode()),
             mtime: self.mtime_for(meta),
@@ -725,7 +769,7 @@ impl Stager<'_> {
             symlink_target: target,
             rdev,
             inode,
-            source,
+            origin,
         }))
     }
 
@@ -751,23 +795,54 @@ impl Stager<'_> {
         })
     }
 
-    /// Inserts `path` (already staged as `staged`) at archive path `archive`
-    /// and, for directories, its whole subtree.
-    fn insert_tree(
-        &mut self,
-        root: &mut Node,
-        archive: &[u8],
+    /// Metadata of a directory entry found at `path`. Without
+    /// `--follow-symlinks` this is an `fstatat` relative to the open
+    /// directory, which spares the kernel a walk of the whole path (a
+    /// quarter of staging time on a deep tree).
+    fn child_metadata(
+        &self,
+        dirent: &fs::DirEntry,
         path: &Path,
+    ) -> Result<fs::Metadata, StageError> {
+        if self.opts.follow_symlinks {
+            return self.metadata(path, false);
+        }
+        dirent.metadata().map_err(|e| {
+            if e.kind() == io::ErrorKind::NotFound {
+                StageError::Missing(path.to_path_buf())
+            } else {
+                Self::io(path, e)
+            }
+        })
+    }
+
+    /// Stages `path` (archive path `archive`, metadata `meta`) and, for a
+    /// directory, everything below it. `ancestors` holds the (dev, ino) of
+    /// the directories above, to catch loops through followed symlinks.
+    fn scan(
+        &self,
+        path: &Path,
+        archive: &[u8],
         meta: &fs::Metadata,
-        ancestors: &mut Vec<(u64, u64)>,
-    ) -> Result<(), StageError> {
-        let Some(staged) = self.stage_one(path, meta, archive)? else {
-            return Ok(());
+        ancestors: &[(u64, u64)],
+    ) -> Result<Scanned, StageError> {
+        let staged = match self.stage_one(path, meta)? {
+            Found::Staged(s) => s,
+            Found::Skipped(warning) => {
+                return Ok(Scanned {
+                    node: None,
+                    warnings: vec![warning],
+                });
+            }
         };
-        let is_dir = staged.kind == EntryKind::Dir;
-        place(root, archive, staged)?;
-        if !is_dir {
-            return Ok(());
+        if staged.kind != EntryKind::Dir {
+            return Ok(Scanned {
+                node: Some(Node {
+                    staged: Some(staged),
+                    children: BTreeMap::new(),
+                }),
+                warnings: Vec::new(),
+            });
         }
         let key = (meta.dev(), meta.ino());
         if ancestors.contains(&key) {
@@ -776,101 +851,190 @@ impl Stager<'_> {
                 source: io::Error::other("directory loop through a followed symlink"),
             });
         }
-        ancestors.push(key);
+        let mut chain = ancestors.to_vec();
+        chain.push(key);
+        let (children, warnings) = self.scan_dir(path, archive, &chain)?;
+        Ok(Scanned {
+            node: Some(Node {
+                staged: Some(staged),
+                children,
+            }),
+            warnings,
+        })
+    }
+
+    /// Stages the contents of directory `path` (archive path `archive`).
+    /// Children are scanned in parallel on the current rayon pool; results
+    /// are combined in name order, so the tree, the warnings and which of
+    /// several errors is reported never depend on thread timing or on the
+    /// order the OS lists names in.
+    #[allow(clippy::type_complexity)]
+    fn scan_dir(
+        &self,
+        path: &Path,
+        archive: &[u8],
+        ancestors: &[(u64, u64)],
+    ) -> Result<(BTreeMap<Box<[u8]>, Box<Node>>, Vec<String>), StageError> {
+        let mut items = Vec::new();
         let rd = fs::read_dir(path).map_err(|e| Self::io(path, e))?;
         for dirent in rd {
             let dirent = dirent.map_err(|e| Self::io(path, e))?;
-            let name = dirent.file_name();
-            let child_archive = join(archive, name.as_bytes());
+            let name = dirent.file_name().into_vec().into_boxed_slice();
+            let child_archive = join(archive, &name);
             if self.excludes.is_excluded(&child_archive) {
                 continue;
             }
             let child = dirent.path();
-            let child_meta = self.metadata(&child, false)?;
-            self.insert_tree(root, &child_archive, &child, &child_meta, ancestors)?;
+            let meta = self.child_metadata(&dirent, &child);
+            items.push((name, child, child_archive, meta));
         }
-        ancestors.pop();
-        Ok(())
+        items.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let results: Vec<Result<Scanned, StageError>> = items
+            .par_iter()
+            .map(|(_, child, child_archive, meta)| match meta {
+                Ok(meta) => self.scan(child, child_archive, meta, ancestors),
+                Err(_) => Ok(Scanned {
+                    node: None,
+                    warnings: Vec::new(),
+                }),
+            })
+            .collect();
+        let mut children = BTreeMap::new();
+        let mut warnings = Vec::new();
+        for ((name, _, _, meta), result) in items.into_iter().zip(results) {
+            meta?;
+            let scanned = result?;
+            warnings.extend(scanned.warnings);
+            if let Some(node) = scanned.node {
+                children.insert(name, Box::new(node));
+            }
+        }
+        Ok((children, warnings))
     }
 }
 
 /// Places `staged` at `archive` in the tree, creating implicit parents.
 fn place(root: &mut Node, archive: &[u8], staged: Staged) -> Result<(), StageError> {
-    let mut node = root;
+    let node = Node {
+        staged: Some(staged),
+        children: BTreeMap::new(),
+    };
+    place_node(root, archive, node)
+}
+
+/// Places `node` (with its subtree) at `archive` in the tree, creating
+/// implicit parents and merging with what earlier sources put there.
+fn place_node(root: &mut Node, archive: &[u8], node: Node) -> Result<(), StageError> {
+    let mut at = root;
     let comps: Vec<&[u8]> = archive.split(|&b| b == b'/').collect();
     let (last, parents) = comps.split_last().expect("split yields at least one item");
     let mut walked: Vec<u8> = Vec::new();
     for comp in parents {
         walked = join(&walked, comp);
-        node = node.children.entry(comp.to_vec()).or_insert_with(|| Node {
-            staged: None,
-            children: BTreeMap::new(),
+        at = at.children.entry(Box::from(*comp)).or_insert_with(|| {
+            Box::new(Node {
+                staged: None,
+                children: BTreeMap::new(),
+            })
         });
-        if let Some(s) = &node.staged
+        if let Some(s) = &at.staged
             && s.kind != EntryKind::Dir
         {
             return Err(StageError::NotADirectory {
                 archive: lossy(&walked),
-                source_path: s.source.clone(),
+                source_path: s.source(),
             });
         }
     }
-    let slot = node.children.entry(last.to_vec()).or_insert_with(|| Node {
-        staged: None,
-        children: BTreeMap::new(),
-    });
-    if let Some(existing) = &slot.staged {
-        return Err(StageError::Collision {
-            archive: lossy(archive),
-            first: existing.source.clone(),
-            second: staged.source,
-        });
+    match at.children.entry(Box::from(*last)) {
+        btree_map::Entry::Vacant(v) => {
+            v.insert(Box::new(node));
+            Ok(())
+        }
+        btree_map::Entry::Occupied(mut o) => merge(o.get_mut(), archive, node),
     }
-    if staged.kind != EntryKind::Dir && !slot.children.is_empty() {
+}
+
+/// Merges `new` into `slot`, the node already at `archive`: an object may
+/// land on an implicit directory (one only created as a parent), never on
+/// another object, and only directories have children.
+fn merge(slot: &mut Node, archive: &[u8], new: Node) -> Result<(), StageError> {
+    let Node { staged, children } = new;
+    if let Some(s) = staged {
+        if let Some(existing) = &slot.staged {
+            return Err(StageError::Collision {
+                archive: lossy(archive),
+                first: existing.source(),
+                second: s.source(),
+            });
+        }
+        if s.kind != EntryKind::Dir && !slot.children.is_empty() {
+            return Err(StageError::NotADirectory {
+                archive: lossy(archive),
+                source_path: s.source(),
+            });
+        }
+        slot.staged = Some(s);
+    }
+    if children.is_empty() {
+        return Ok(());
+    }
+    if let Some(s) = &slot.staged
+        && s.kind != EntryKind::Dir
+    {
         return Err(StageError::NotADirectory {
             archive: lossy(archive),
-            source_path: staged.source,
+            source_path: s.source(),
         });
     }
-    slot.staged = Some(staged);
+    for (name, child) in children {
+        match slot.children.entry(name) {
+            btree_map::Entry::Vacant(v) => {
+                v.insert(child);
+            }
+            btree_map::Entry::Occupied(mut o) => {
+                let child_archive = join(archive, o.key());
+                merge(o.get_mut(), &child_archive, *child)?;
+            }
+        }
+    }
     Ok(())
 }
 
 /// Stages `sources` into a plan. See the module docs for the rules.
+/// Directories are read on `opts.jobs` threads; the plan is the same for
+/// any number.
 pub fn stage(sources: &[Source], opts: &StageOptions) -> Result<Plan, StageError> {
-    let mut stager = Stager {
+    let stager = Stager {
         opts,
         excludes: Excludes::new(&opts.excludes)?,
-        warnings: Vec::new(),
     };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(opts.jobs.max(1))
+        .thread_name(|i| format!("repropack-stage-{i}"))
+        .build()
+        .map_err(|e| StageError::Io {
+            path: PathBuf::from("."),
+            source: io::Error::other(format!("cannot start staging threads: {e}")),
+        })?;
     let mut root = Node {
         staged: None,
         children: BTreeMap::new(),
     };
+    let mut warnings = Vec::new();
     for src in sources {
         let meta = stager.metadata(&src.path, true)?;
         let dest = normalize_dest(&src.dest)?;
-        let mut ancestors = Vec::new();
         if meta.is_dir() && dest.is_empty() {
             // Directory contents go to the archive root.
-            ancestors.push((meta.dev(), meta.ino()));
-            let rd = fs::read_dir(&src.path).map_err(|e| Stager::io(&src.path, e))?;
-            for dirent in rd {
-                let dirent = dirent.map_err(|e| Stager::io(&src.path, e))?;
-                let name = dirent.file_name();
-                if stager.excludes.is_excluded(name.as_bytes()) {
-                    continue;
-                }
-                let child = dirent.path();
-                let child_meta = stager.metadata(&child, false)?;
-                stager.insert_tree(
-                    &mut root,
-                    name.as_bytes(),
-                    &child,
-                    &child_meta,
-                    &mut ancestors,
-                )?;
-            }
+            let ancestors = [(meta.dev(), meta.ino())];
+            let (children, found) = pool.install(|| stager.scan_dir(&src.path, &[], &ancestors))?;
+            warnings.extend(found);
+            let contents = Node {
+                staged: None,
+                children,
+            };
+            merge(&mut root, &[], contents)?;
         } else {
             let archive = if dest.is_empty() {
                 let name = src.path.file_name().ok_or_else(|| StageError::Dest {
@@ -884,21 +1048,36 @@ pub fn stage(sources: &[Source], opts: &StageOptions) -> Result<Plan, StageError
             if stager.excludes.is_excluded(&archive) {
                 continue;
             }
-            stager.insert_tree(&mut root, &archive, &src.path, &meta, &mut ancestors)?;
+            let scanned = pool.install(|| stager.scan(&src.path, &archive, &meta, &[]))?;
+            warnings.extend(scanned.warnings);
+            if let Some(node) = scanned.node {
+                place_node(&mut root, &archive, node)?;
+            }
         }
     }
-    Ok(finish_plan(root, opts, stager.warnings))
+    finish_plan(root, opts, warnings)
 }
 
 /// Turns the assembled tree into the ordered plan (shared by [`stage`] and
 /// [`stage_tar`]).
 /// The tree is consumed as it is flattened, so its nodes and the entries
 /// are not both in memory at the peak.
-fn finish_plan(root: Node, opts: &StageOptions, warnings: Vec<String>) -> Plan {
-    let mut flat = Vec::new();
+fn finish_plan(root: Node, opts: &StageOptions, warnings: Vec<String>) -> Result<Plan, StageError> {
+    let mut flat = Flat::default();
     flatten(root, &[], opts, &mut flat);
-    let entries = group_hardlinks(flat);
-    Plan {
+    let Flat {
+        mut entries,
+        inodes,
+    } = flat;
+    if u32::try_from(entries.len()).is_err() {
+        return Err(StageError::TooManyEntries {
+            count: entries.len(),
+        });
+    }
+    group_hardlinks(&mut entries, &inodes);
+    // The vector grew by doubling; give the unused half back.
+    entries.shrink_to_fit();
+    Ok(Plan {
         root: RootMeta {
             mode: 0o755,
             uid: opts.owner.uid,
@@ -908,22 +1087,28 @@ fn finish_plan(root: Node, opts: &StageOptions, warnings: Vec<String>) -> Plan {
         entries,
         warnings,
         epoch: opts.epoch,
-    }
+    })
 }
 
-/// Intermediate entry carrying the inode key until hard links are grouped.
+/// The flattened tree: entries in plan order, and the (dev, ino) key of
+/// each regular file with more than one link, by entry index, until hard
+/// links are grouped. Kept apart because few entries have one.
+#[derive(Default)]
 struct Flat {
-    entry: Entry,
-    inode: Option<(u64, u64)>,
+    entries: Vec<Entry>,
+    inodes: Vec<(usize, (u64, u64))>,
 }
 
-fn flatten(node: Node, prefix: &[u8], opts: &StageOptions, out: &mut Vec<Flat>) {
+fn flatten(node: Node, prefix: &[u8], opts: &StageOptions, out: &mut Flat) {
     for (name, child) in node.children {
-        let path = join(prefix, &name);
-        let Node { staged, children } = child;
+        let path = join(prefix, &name).into_boxed_slice();
+        let Node { staged, children } = *child;
         let entry = match staged {
-            Some(s) => Flat {
-                entry: Entry {
+            Some(s) => {
+                if let Some(key) = s.inode {
+                    out.inodes.push((out.entries.len(), key));
+                }
+                Entry {
                     path: path.clone(),
                     kind: s.kind,
                     mode: s.mode,
@@ -931,31 +1116,27 @@ fn flatten(node: Node, prefix: &[u8], opts: &StageOptions, out: &mut Vec<Flat>) 
                     gid: opts.owner.gid,
                     mtime: s.mtime,
                     content: s.content,
-                    symlink_target: s.symlink_target,
+                    symlink_target: s.symlink_target.into_boxed_slice(),
                     hardlink_of: None,
                     links: 1,
                     rdev: s.rdev,
-                },
-                inode: s.inode,
-            },
-            None => Flat {
-                entry: Entry {
-                    path: path.clone(),
-                    kind: EntryKind::Dir,
-                    mode: 0o755,
-                    uid: opts.owner.uid,
-                    gid: opts.owner.gid,
-                    mtime: opts.epoch,
-                    content: None,
-                    symlink_target: Vec::new(),
-                    hardlink_of: None,
-                    links: 1,
-                    rdev: (0, 0),
-                },
-                inode: None,
+                }
+            }
+            None => Entry {
+                path: path.clone(),
+                kind: EntryKind::Dir,
+                mode: 0o755,
+                uid: opts.owner.uid,
+                gid: opts.owner.gid,
+                mtime: opts.epoch,
+                content: None,
+                symlink_target: Box::default(),
+                hardlink_of: None,
+                links: 1,
+                rdev: (0, 0),
             },
         };
-        out.push(entry);
+        out.entries.push(entry);
         let child = Node {
             staged: None,
             children,
@@ -964,25 +1145,23 @@ fn flatten(node: Node, prefix: &[u8], opts: &StageOptions, out: &mut Vec<Flat>) 
     }
 }
 
-fn group_hardlinks(mut flat: Vec<Flat>) -> Vec<Entry> {
-    let mut first: HashMap<(u64, u64), usize> = HashMap::new();
+/// Links the members of each hard-link group: `inodes` lists (entry index,
+/// inode key) in plan order; `entries` has fewer than 2^32 entries (checked
+/// by the caller), so indexes fit in u32.
+fn group_hardlinks(entries: &mut [Entry], inodes: &[(usize, (u64, u64))]) {
+    let mut first: HashMap<(u64, u64), u32> = HashMap::new();
     let mut counts: HashMap<(u64, u64), u32> = HashMap::new();
-    for f in flat.iter() {
-        if let Some(k) = f.inode {
-            *counts.entry(k).or_default() += 1;
-        }
+    for (_, k) in inodes {
+        *counts.entry(*k).or_default() += 1;
     }
-    for (i, f) in flat.iter_mut().enumerate() {
-        if let Some(k) = f.inode {
-            f.entry.links = counts[&k];
-            match first.get(&k) {
-                Some(&t) => f.entry.hardlink_of = Some(t),
-                None => {
-                    first.insert(k, i);
-                }
+    for &(i, k) in inodes {
+        let e = &mut entries[i];
+        e.links = counts[&k];
+        match first.get(&k) {
+            Some(&t) => e.hardlink_of = Some(t),
+            None => {
+                first.insert(k, i as u32);
             }
         }
     }
-    // Collected in place: no second full-size vector at the peak.
-    flat.into_iter().map(|f| f.entry).collect()
 }
