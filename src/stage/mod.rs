@@ -114,9 +114,12 @@ impl EntryKind {
 /// Where a regular file's bytes come from.
 #[derive(Debug, Clone)]
 pub enum Content {
-    /// A file on disk, with the size and mtime seen when it was staged.
+    /// A file on disk, `dir/name`, with the size and mtime seen when it
+    /// was staged. The directory's path is shared by all its files: a plan
+    /// holds each source directory path once, not once per file.
     Path {
-        path: PathBuf,
+        dir: Arc<Path>,
+        name: Box<OsStr>,
         size: u64,
         mtime_ns: MtimeNs,
     },
@@ -140,7 +143,7 @@ impl Content {
     /// A name for messages: the source path, or `<spool>`.
     pub fn describe(&self) -> PathBuf {
         match self {
-            Content::Path { path, .. } => path.clone(),
+            Content::Path { dir, name, .. } => dir.join(&**name),
             Content::Spool { .. } => PathBuf::from("<spool>"),
         }
     }
@@ -152,10 +155,12 @@ impl Content {
     pub fn reader(&self) -> Result<ContentReader, StageError> {
         match self {
             Content::Path {
-                path,
+                dir,
+                name,
                 size,
                 mtime_ns,
             } => {
+                let path = &dir.join(&**name);
                 let file = File::open(path).map_err(|source| StageError::Io {
                     path: path.clone(),
                     source,
@@ -555,8 +560,8 @@ struct Staged {
 impl Staged {
     fn source(&self) -> String {
         match &self.content {
-            Some(Content::Path { path, .. }) if self.origin.is_empty() => {
-                path.display().to_string()
+            Some(content @ Content::Path { .. }) if self.origin.is_empty() => {
+                content.describe().display().to_string()
             }
             _ => self.origin.to_string(),
         }
@@ -705,13 +710,20 @@ impl Stager<'_> {
     }
 
     /// Stages one filesystem object (not recursing).
-    fn stage_one(&self, path: &Path, meta: &fs::Metadata) -> Result<Found, StageError> {
+    /// `path` is `dir/name`.
+    fn stage_one(
+        &self,
+        path: &Path,
+        (dir, name): (&Arc<Path>, &OsStr),
+        meta: &fs::Metadata,
+    ) -> Result<Found, StageError> {
         let ft = meta.file_type();
         let (kind, content, target, rdev) = if ft.is_dir() {
             (EntryKind::Dir, None, Vec::new(), (0, 0))
         } else if ft.is_file() {
             let content = Content::Path {
-                path: path.to_path_buf(),
+                dir: dir.clone(),
+                name: name.into(),
                 size: meta.len(),
                 mtime_ns: mtime_ns_of(meta),
             };
@@ -816,17 +828,19 @@ impl Stager<'_> {
         })
     }
 
-    /// Stages `path` (archive path `archive`, metadata `meta`) and, for a
-    /// directory, everything below it. `ancestors` holds the (dev, ino) of
-    /// the directories above, to catch loops through followed symlinks.
+    /// Stages `path` = `dir/name` (archive path `archive`, metadata `meta`)
+    /// and, for a directory, everything below it. `ancestors` holds the
+    /// (dev, ino) of the directories above, to catch loops through followed
+    /// symlinks.
     fn scan(
         &self,
         path: &Path,
+        dir_name: (&Arc<Path>, &OsStr),
         archive: &[u8],
         meta: &fs::Metadata,
         ancestors: &[(u64, u64)],
     ) -> Result<Scanned, StageError> {
-        let staged = match self.stage_one(path, meta)? {
+        let staged = match self.stage_one(path, dir_name, meta)? {
             Found::Staged(s) => s,
             Found::Skipped(warning) => {
                 return Ok(Scanned {
@@ -889,10 +903,14 @@ impl Stager<'_> {
             items.push((name, child, child_archive, meta));
         }
         items.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let dir: Arc<Path> = Arc::from(path);
         let results: Vec<Result<Scanned, StageError>> = items
             .par_iter()
-            .map(|(_, child, child_archive, meta)| match meta {
-                Ok(meta) => self.scan(child, child_archive, meta, ancestors),
+            .map(|(name, child, child_archive, meta)| match meta {
+                Ok(meta) => {
+                    let dir_name = (&dir, OsStr::from_bytes(name));
+                    self.scan(child, dir_name, child_archive, meta, ancestors)
+                }
                 Err(_) => Ok(Scanned {
                     node: None,
                     warnings: Vec::new(),
@@ -1048,7 +1066,14 @@ pub fn stage(sources: &[Source], opts: &StageOptions) -> Result<Plan, StageError
             if stager.excludes.is_excluded(&archive) {
                 continue;
             }
-            let scanned = pool.install(|| stager.scan(&src.path, &archive, &meta, &[]))?;
+            // Only a directory can lack a parent or a name ("/", "."), and
+            // a directory's content is never read through `dir/name`.
+            let (dir, name): (Arc<Path>, &OsStr) = match (src.path.parent(), src.path.file_name()) {
+                (Some(parent), Some(name)) => (Arc::from(parent), name),
+                _ => (Arc::from(src.path.as_path()), OsStr::new("")),
+            };
+            let scanned =
+                pool.install(|| stager.scan(&src.path, (&dir, name), &archive, &meta, &[]))?;
             warnings.extend(scanned.warnings);
             if let Some(node) = scanned.node {
                 place_node(&mut root, &archive, node)?;
@@ -1063,7 +1088,12 @@ pub fn stage(sources: &[Source], opts: &StageOptions) -> Result<Plan, StageError
 /// The tree is consumed as it is flattened, so its nodes and the entries
 /// are not both in memory at the peak.
 fn finish_plan(root: Node, opts: &StageOptions, warnings: Vec<String>) -> Result<Plan, StageError> {
-    let mut flat = Flat::default();
+    // Sized up front: a vector grown by doubling would, at its last
+    // doubling, hold old and new buffers while the tree is still there.
+    let mut flat = Flat {
+        entries: Vec::with_capacity(count_nodes(&root)),
+        inodes: Vec::new(),
+    };
     flatten(root, &[], opts, &mut flat);
     let Flat {
         mut entries,
@@ -1075,8 +1105,6 @@ fn finish_plan(root: Node, opts: &StageOptions, warnings: Vec<String>) -> Result
         });
     }
     group_hardlinks(&mut entries, &inodes);
-    // The vector grew by doubling; give the unused half back.
-    entries.shrink_to_fit();
     Ok(Plan {
         root: RootMeta {
             mode: 0o755,
@@ -1090,10 +1118,14 @@ fn finish_plan(root: Node, opts: &StageOptions, warnings: Vec<String>) -> Result
     })
 }
 
+/// Nodes below `node`, i.e. the entries it flattens to.
+fn count_nodes(node: &Node) -> usize {
+    node.children.values().map(|c| 1 + count_nodes(c)).sum()
+}
+
 /// The flattened tree: entries in plan order, and the (dev, ino) key of
 /// each regular file with more than one link, by entry index, until hard
 /// links are grouped. Kept apart because few entries have one.
-#[derive(Default)]
 struct Flat {
     entries: Vec<Entry>,
     inodes: Vec<(usize, (u64, u64))>,
