@@ -1105,6 +1105,7 @@ fn finish_plan(root: Node, opts: &StageOptions, warnings: Vec<String>) -> Result
         });
     }
     group_hardlinks(&mut entries, &inodes);
+    release_freed_memory();
     Ok(Plan {
         root: RootMeta {
             mode: 0o755,
@@ -1116,6 +1117,19 @@ fn finish_plan(root: Node, opts: &StageOptions, warnings: Vec<String>) -> Result
         warnings,
         epoch: opts.epoch,
     })
+}
+
+/// Hands memory freed by the staging tree back to the OS. The tree was
+/// built on the staging threads, so its chunks sit in their malloc arenas,
+/// where the threads that write the archive would never reuse them: without
+/// this, peak RSS carries the dead tree (about 10 % of it on a large tree).
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free pages of glibc's own heaps to
+    // the kernel; it touches no memory that is in use.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// Nodes below `node`, i.e. the entries it flattens to.
