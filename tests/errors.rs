@@ -276,6 +276,16 @@ fn wide_tree_with(odd: impl FnOnce(&Path)) -> tempfile::TempDir {
     src
 }
 
+fn pack_with_jobs(src: &Path, out: &Path, jobs: &str) -> Output {
+    pack(&[
+        src.as_os_str(),
+        "-o".as_ref(),
+        out.as_os_str(),
+        "--jobs".as_ref(),
+        jobs.as_ref(),
+    ])
+}
+
 #[test]
 fn first_refused_entry_in_name_order_is_reported_whatever_the_jobs() {
     let src = wide_tree_with(|root| {
@@ -290,13 +300,7 @@ fn first_refused_entry_in_name_order_is_reported_whatever_the_jobs() {
     let out_dir = tempfile::tempdir().unwrap();
     let o = out_dir.path().join("o.squashfs");
     for jobs in ["1", "2", "8", "8", "8"] {
-        let res = pack(&[
-            src.path().as_os_str(),
-            "-o".as_ref(),
-            o.as_os_str(),
-            "--jobs".as_ref(),
-            jobs.as_ref(),
-        ]);
+        let res = pack_with_jobs(src.path(), &o, jobs);
         assert_fails(&res, exit::INPUT, &["d05/pipe", "fifo"]);
         assert!(
             !String::from_utf8_lossy(&res.stderr).contains("d31"),
@@ -318,13 +322,7 @@ fn skip_warnings_come_in_name_order_whatever_the_jobs() {
     let out_dir = tempfile::tempdir().unwrap();
     let o = out_dir.path().join("o.tar");
     for jobs in ["1", "2", "8"] {
-        let res = pack(&[
-            src.path().as_os_str(),
-            "-o".as_ref(),
-            o.as_os_str(),
-            "--jobs".as_ref(),
-            jobs.as_ref(),
-        ]);
+        let res = pack_with_jobs(src.path(), &o, jobs);
         assert!(res.status.success());
         let err = String::from_utf8_lossy(&res.stderr);
         let order: Vec<&str> = err
