@@ -166,3 +166,35 @@ fn mode_owner_and_time_policies() {
         "{l:?}"
     );
 }
+
+/// Staging recurses once per directory level on its worker threads; a tree
+/// as deep as PATH_MAX allows (2 000 one-letter levels, a 4 000-byte path)
+/// must pack, the same on any number of threads, not overflow a stack.
+#[test]
+fn tree_as_deep_as_path_max_allows_packs_on_any_jobs() {
+    let src = tempfile::tempdir().unwrap();
+    // `cd` one level at a time: the deepest paths are too long to name
+    // from the top in one mkdir.
+    let st = Command::new("sh")
+        .current_dir(src.path())
+        .args([
+            "-c",
+            "i=0; while [ $i -lt 2000 ]; do mkdir a && cd a || exit 1; i=$((i+1)); done; echo x > leaf",
+        ])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let mut listings = Vec::new();
+    for jobs in ["1", "2", "8"] {
+        let (_out, l) = pack(&["--jobs", jobs, "."], src.path());
+        listings.push(l);
+    }
+    let l = &listings[0];
+    assert_eq!(l.len(), 2001, "2000 directories and the leaf");
+    assert!(
+        l[2000].ends_with(&format!("{}leaf", "a/".repeat(2000))),
+        "{}",
+        l[2000]
+    );
+    assert!(listings.iter().all(|x| x == l));
+}

@@ -1019,6 +1019,11 @@ fn merge(slot: &mut Node, archive: &[u8], new: Node) -> Result<(), StageError> {
     Ok(())
 }
 
+/// Stack of each staging thread. 2 000 nested directories (a 4 KiB
+/// PATH_MAX of one-letter names, the deepest tree `read_dir` can open)
+/// overflow the default 2 MiB and fit in 8 MiB; 32 MiB leaves room.
+const STAGE_STACK: usize = 32 << 20;
+
 /// Stages `sources` into a plan. See the module docs for the rules.
 /// Directories are read on `opts.jobs` threads; the plan is the same for
 /// any number.
@@ -1030,6 +1035,10 @@ pub fn stage(sources: &[Source], opts: &StageOptions) -> Result<Plan, StageError
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(opts.jobs.max(1))
         .thread_name(|i| format!("repropack-stage-{i}"))
+        // Scanning recurses once per directory level (with rayon's frames
+        // in between): a tree as deep as PATH_MAX allows needs far more than
+        // the default 2 MiB. Only touched pages cost memory.
+        .stack_size(STAGE_STACK)
         .build()
         .map_err(|e| StageError::Io {
             path: PathBuf::from("."),
