@@ -347,3 +347,67 @@ fn squashfs_options_are_checked() {
         assert!(String::from_utf8_lossy(&s.stdout).contains("compression-level 7"));
     }
 }
+
+/// A tar may name a path of any length; staging one of 60 000 components
+/// (120 KB) used to overflow the stack. Paths over PATH_MAX - 1 bytes are
+/// refused with a short message, and one of exactly 4 095 bytes is packed.
+#[test]
+fn from_tar_refuses_paths_longer_than_path_max() {
+    let dir = tempfile::tempdir().unwrap();
+    let tar_with = |path: &str| {
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o644);
+        h.set_size(1);
+        builder.append_data(&mut h, path, &b"x"[..]).unwrap();
+        builder.into_inner().unwrap()
+    };
+    let pack_tar = |bytes: &[u8], out: &Path| {
+        let mut child = bin()
+            .args(["pack", "--from-tar", "-", "-o"])
+            .arg(out)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), bytes).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = dir.path().join("x.sqfs");
+
+    let deep = format!("{}leaf", "a/".repeat(60_000));
+    let o = pack_tar(&tar_with(&deep), &out);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(repropack::exit::INPUT), "{err}");
+    assert!(
+        err.contains("120004 bytes") && err.contains("PATH_MAX"),
+        "{err}"
+    );
+    assert!(err.len() < 600, "the message abbreviates the path: {err}");
+    assert_eq!(
+        fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "no output, no litter"
+    );
+
+    // 20 components of 200 bytes, then a name of 75 or 76 bytes.
+    let prefix = format!("{}/", "d".repeat(200)).repeat(20);
+    let at_limit = format!("{prefix}{}", "f".repeat(75));
+    let over = format!("{prefix}{}", "f".repeat(76));
+    assert_eq!(at_limit.len(), 4095);
+    let o = pack_tar(&tar_with(&over), &out);
+    assert_eq!(o.status.code(), Some(repropack::exit::INPUT));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("4096 bytes"));
+    assert!(!out.exists());
+    let o = pack_tar(&tar_with(&at_limit), &out);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    if let Some(unsquashfs) = tool("unsquashfs") {
+        let o = run(Command::new(&unsquashfs).arg("-lln").arg(&out));
+        let listing = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            listing.contains(&format!("squashfs-root/{at_limit}")),
+            "{listing}"
+        );
+    }
+}

@@ -31,8 +31,8 @@ use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::sync::Arc;
 
 use super::{
-    Content, EntryKind, Excludes, Node, Plan, StageError, StageOptions, Staged, finish_plan,
-    normalize_mode, normalize_mtime, place,
+    Content, EntryKind, Excludes, MAX_ARCHIVE_PATH, Node, Plan, StageError, StageOptions, Staged,
+    abbreviated, finish_plan, normalize_mode, normalize_mtime, place,
 };
 
 /// Device number used in the hard-link grouping keys of tar members (no
@@ -87,10 +87,16 @@ pub fn stage_tar(input: impl Read, name: &str, opts: &StageOptions) -> Result<Pl
         let raw_path = member.path_bytes().into_owned();
         let bad = |reason: String| StageError::Tar {
             input: name.to_string(),
-            entry: String::from_utf8_lossy(&raw_path).into_owned(),
+            entry: abbreviated(&raw_path),
             reason,
         };
         let path = normalize_path(&raw_path).map_err(|r| bad(r.to_string()))?;
+        if path.len() > MAX_ARCHIVE_PATH {
+            return Err(bad(format!(
+                "path is {} bytes; at most {MAX_ARCHIVE_PATH} (PATH_MAX - 1) are allowed",
+                path.len()
+            )));
+        }
         let typ = member.header().entry_type();
         if typ.is_pax_global_extensions() {
             continue;
