@@ -143,7 +143,7 @@ pub fn stage_tar(input: impl Read, name: &str, opts: &StageOptions) -> Result<Pl
                 symlink_target: Vec::new(),
                 rdev: (0, 0),
                 inode: Some(key),
-                origin: source.clone().into_boxed_str(),
+                origin: source.into_boxed_str(),
             }
         } else if typ.is_hard_link() {
             let raw_target = member
@@ -159,7 +159,7 @@ pub fn stage_tar(input: impl Read, name: &str, opts: &StageOptions) -> Result<Pl
                     symlink_target: Vec::new(),
                     rdev: (0, 0),
                     inode: Some(f.key),
-                    origin: source.clone().into_boxed_str(),
+                    origin: source.into_boxed_str(),
                 }
             } else if let Some(t) = symlinks.get(&target) {
                 // A hard link to a symlink is stored as another symlink.
@@ -171,7 +171,7 @@ pub fn stage_tar(input: impl Read, name: &str, opts: &StageOptions) -> Result<Pl
                     symlink_target: t.clone(),
                     rdev: (0, 0),
                     inode: None,
-                    origin: source.clone().into_boxed_str(),
+                    origin: source.into_boxed_str(),
                 }
             } else {
                 return Err(bad(format!(
@@ -193,7 +193,7 @@ pub fn stage_tar(input: impl Read, name: &str, opts: &StageOptions) -> Result<Pl
                 symlink_target: target,
                 rdev: (0, 0),
                 inode: None,
-                origin: source.clone().into_boxed_str(),
+                origin: source.into_boxed_str(),
             }
         } else if typ.is_dir() {
             Staged {
@@ -204,7 +204,7 @@ pub fn stage_tar(input: impl Read, name: &str, opts: &StageOptions) -> Result<Pl
                 symlink_target: Vec::new(),
                 rdev: (0, 0),
                 inode: None,
-                origin: source.clone().into_boxed_str(),
+                origin: source.into_boxed_str(),
             }
         } else if typ.is_fifo() || typ.is_character_special() || typ.is_block_special() {
             let (kind, what) = if typ.is_fifo() {
@@ -238,7 +238,7 @@ pub fn stage_tar(input: impl Read, name: &str, opts: &StageOptions) -> Result<Pl
                 symlink_target: Vec::new(),
                 rdev,
                 inode: None,
-                origin: source.clone().into_boxed_str(),
+                origin: source.into_boxed_str(),
             }
         } else {
             return Err(bad(format!(

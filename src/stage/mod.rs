@@ -303,8 +303,8 @@ pub struct Entry {
     mtime: u64,
     content: Option<Content>,
     symlink_target: Box<[u8]>,
-    /// Index of the group's first member; u32 keeps the entry small (a
-    /// plan is capped at 2^32 entries anyway by the inode numbers).
+    /// Index of the group's first member; u32 keeps the entry small
+    /// (`finish_plan` refuses plans of 2^32 entries or more).
     hardlink_of: Option<u32>,
     links: u32,
     rdev: (u32, u32),
@@ -842,8 +842,8 @@ impl Stager<'_> {
 
     /// Metadata of a directory entry found at `path`. Without
     /// `--follow-symlinks` this is an `fstatat` relative to the open
-    /// directory, which spares the kernel a walk of the whole path (a
-    /// quarter of staging time on a deep tree).
+    /// directory, which spares the kernel a walk of the whole path (about
+    /// a tenth of staging time on the Python stdlib).
     fn child_metadata(
         &self,
         dirent: &fs::DirEntry,
