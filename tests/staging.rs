@@ -198,3 +198,40 @@ fn tree_as_deep_as_path_max_allows_packs_on_any_jobs() {
     );
     assert!(listings.iter().all(|x| x == l));
 }
+
+/// With --follow-symlinks a link to another directory is packed as a copy
+/// of it, and a link back up the tree is a loop: refused (exit 3) naming the
+/// first looping link in name order, whatever the number of threads.
+#[test]
+fn followed_directory_links_copy_and_loops_are_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let r = t.path();
+    fs::create_dir_all(r.join("a/sub")).unwrap();
+    fs::write(r.join("a/sub/f"), b"hi\n").unwrap();
+    symlink("a", r.join("b")).unwrap();
+    let (_o, l) = pack(&[".", "--follow-symlinks"], r);
+    let names: Vec<&str> = l.iter().map(|s| s.rsplit(' ').next().unwrap()).collect();
+    assert_eq!(
+        names,
+        ["a/", "a/sub/", "a/sub/f", "b/", "b/sub/", "b/sub/f"]
+    );
+
+    // a/sub/up -> .. makes both a/sub/up/sub/... and b/sub/up/... loop.
+    symlink("..", r.join("a/sub/up")).unwrap();
+    for jobs in ["1", "2", "8"] {
+        let out = tempfile::tempdir().unwrap();
+        let res = repropack()
+            .current_dir(r)
+            .args(["pack", ".", "--follow-symlinks", "--jobs", jobs, "-o"])
+            .arg(out.path().join("o.tar"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&res.stderr);
+        assert_eq!(res.status.code(), Some(repropack::exit::INPUT), "{err}");
+        assert!(
+            err.contains("a/sub/up: directory loop"),
+            "jobs {jobs}: {err}"
+        );
+        assert_eq!(fs::read_dir(out.path()).unwrap().count(), 0);
+    }
+}
