@@ -220,6 +220,17 @@ pub fn normalized(root: &Path) -> Snapshot {
     (map, groups)
 }
 
+/// Extracts `img` into `out` with `unsquashfs -d` and asserts the result is
+/// the normalized `source` tree (see [`assert_same_tree`]).
+pub fn assert_unsquashfs_gives(unsquashfs: &Path, img: &Path, out: &Path, source: &Path) {
+    run(Command::new(unsquashfs)
+        .arg("-no-progress")
+        .arg("-d")
+        .arg(out)
+        .arg(img));
+    assert_same_tree(source, out);
+}
+
 /// Asserts the extracted tree equals the normalized source: same paths,
 /// kinds, modes, contents, symlink targets and hard-link groups.
 pub fn assert_same_tree(source: &Path, extracted: &Path) {
