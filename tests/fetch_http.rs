@@ -36,6 +36,11 @@ fn sha(bytes: &[u8]) -> String {
     Sha256Digest::of(bytes).to_hex()
 }
 
+/// The ref `URL#sha256=HEX` of `path` on `server`, pinned to `body`'s hash.
+fn pinned(server: &Server, path: &str, body: &[u8]) -> String {
+    format!("{}#sha256={}", server.url(path), sha(body))
+}
+
 fn fetch(cache: &Path, reference: &str, extra: &[&str]) -> Output {
     repropack()
         .arg("fetch")
@@ -108,7 +113,7 @@ fn fetch_stores_verified_bytes_and_second_fetch_is_a_cache_hit() {
     let body = artifact(1, 300_000);
     server.route("/a.tar", vec![Reply::Ok(body.clone())]);
     let cache = tempfile::tempdir().unwrap();
-    let r = format!("{}#sha256={}", server.url("/a.tar"), sha(&body));
+    let r = pinned(&server, "/a.tar", &body);
 
     let first = fetch(cache.path(), &r, &["--json"]);
     assert!(first.status.success(), "{}", stderr(&first));
@@ -137,7 +142,7 @@ fn hash_mismatch_exits_5_names_both_hashes_and_source_and_stores_nothing() {
     let evil = artifact(3, 10_000);
     server.route("/a.sqfs", vec![Reply::Ok(evil.clone())]);
     let cache = tempfile::tempdir().unwrap();
-    let r = format!("{}#sha256={}", server.url("/a.sqfs"), sha(&good));
+    let r = pinned(&server, "/a.sqfs", &good);
     let out = fetch(cache.path(), &r, &[]);
     assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
     let err = stderr(&out);
@@ -154,7 +159,7 @@ fn not_found_is_not_retried_and_exits_6() {
     let server = Server::start();
     server.route("/gone", vec![Reply::Status(404)]);
     let cache = tempfile::tempdir().unwrap();
-    let r = format!("{}#sha256={}", server.url("/gone"), sha(b"x"));
+    let r = pinned(&server, "/gone", b"x");
     let out = fetch(cache.path(), &r, &["--retries", "3"]);
     assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
     assert!(stderr(&out).contains("404"), "{}", stderr(&out));
@@ -175,7 +180,7 @@ fn server_error_then_success_is_retried_with_backoff() {
         ],
     );
     let cache = tempfile::tempdir().unwrap();
-    let r = format!("{}#sha256={}", server.url("/flaky"), sha(&body));
+    let r = pinned(&server, "/flaky", &body);
     let out = fetch(cache.path(), &r, &["--retries", "2"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(server.count("/flaky"), 3);
@@ -187,7 +192,7 @@ fn server_errors_beyond_the_retry_budget_fail_with_exit_6() {
     let server = Server::start();
     server.route("/down", vec![Reply::Status(500)]);
     let cache = tempfile::tempdir().unwrap();
-    let r = format!("{}#sha256={}", server.url("/down"), sha(b"x"));
+    let r = pinned(&server, "/down", b"x");
     let out = fetch(cache.path(), &r, &["--retries", "1"]);
     assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
     assert!(stderr(&out).contains("500"), "{}", stderr(&out));
@@ -211,7 +216,7 @@ fn connection_reset_mid_body_is_retried_and_succeeds() {
         ],
     );
     let cache = tempfile::tempdir().unwrap();
-    let r = format!("{}#sha256={}", server.url("/r"), sha(&body));
+    let r = pinned(&server, "/r", &body);
     let out = fetch(cache.path(), &r, &["--retries", "1"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(server.count("/r"), 2);
@@ -230,7 +235,7 @@ fn connection_reset_every_time_fails_cleanly() {
         }],
     );
     let cache = tempfile::tempdir().unwrap();
-    let r = format!("{}#sha256={}", server.url("/r"), sha(&body));
+    let r = pinned(&server, "/r", &body);
     let out = fetch(cache.path(), &r, &["--retries", "1"]);
     assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
     eprintln!("reset: {}", stderr(&out));
@@ -250,7 +255,7 @@ fn body_shorter_than_content_length_is_retried_then_fails_cleanly() {
         }],
     );
     let cache = tempfile::tempdir().unwrap();
-    let r = format!("{}#sha256={}", server.url("/short"), sha(&body));
+    let r = pinned(&server, "/short", &body);
     let out = fetch(cache.path(), &r, &["--retries", "2"]);
     assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
     eprintln!("short: {}", stderr(&out));
@@ -288,7 +293,7 @@ fn bytes_beyond_content_length_never_reach_the_cache() {
         }],
     );
     let cache = tempfile::tempdir().unwrap();
-    let r = format!("{}#sha256={}", server.url("/long"), sha(&body));
+    let r = pinned(&server, "/long", &body);
     let out = fetch(cache.path(), &r, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_stored_only(cache.path(), &body);
@@ -323,7 +328,7 @@ fn stalled_server_times_out_and_is_retried() {
         }],
     );
     let cache = tempfile::tempdir().unwrap();
-    let r = format!("{}#sha256={}", server.url("/stall"), sha(&body));
+    let r = pinned(&server, "/stall", &body);
     let out = repropack()
         .args(["fetch", &r, "--timeout", "0.5", "--retries", "1", "--cache"])
         .arg(cache.path())
@@ -344,13 +349,13 @@ fn redirects_are_followed_within_the_limit() {
     server.route("/hop", vec![Reply::Redirect(server.url("/real"))]);
     server.route("/loop", vec![Reply::Redirect(server.url("/loop"))]);
     let cache = tempfile::tempdir().unwrap();
-    let r = format!("{}#sha256={}", server.url("/hop"), sha(&body));
+    let r = pinned(&server, "/hop", &body);
     let out = fetch(cache.path(), &r, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_stored_only(cache.path(), &body);
 
     let cache = tempfile::tempdir().unwrap();
-    let r = format!("{}#sha256={}", server.url("/loop"), sha(&body));
+    let r = pinned(&server, "/loop", &body);
     let out = fetch(cache.path(), &r, &["--retries", "3"]);
     assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
     assert!(stderr(&out).contains("redirect"), "{}", stderr(&out));
@@ -369,7 +374,7 @@ fn mirrors_are_tried_in_order_and_each_is_verified() {
     server.route("/m2", vec![Reply::Ok(body.clone())]);
     server.route("/m3", vec![Reply::Ok(body.clone())]);
     let cache = tempfile::tempdir().unwrap();
-    let r = format!("{}#sha256={}", server.url("/primary"), sha(&body));
+    let r = pinned(&server, "/primary", &body);
     let out = fetch(
         cache.path(),
         &r,
@@ -406,7 +411,7 @@ fn a_mirror_with_other_bytes_is_never_served() {
     server.route("/a.squashfs", vec![Reply::Status(500)]);
     server.route("/a.tar.gz", vec![Reply::Ok(sibling.clone())]);
     let cache = tempfile::tempdir().unwrap();
-    let r = format!("{}#sha256={}", server.url("/a.squashfs"), sha(&body));
+    let r = pinned(&server, "/a.squashfs", &body);
     let out = fetch(
         cache.path(),
         &r,
@@ -429,7 +434,7 @@ fn corrupted_cache_entry_is_removed_and_fetched_again() {
     let body = artifact(15, 30_000);
     server.route("/c", vec![Reply::Ok(body.clone())]);
     let cache = tempfile::tempdir().unwrap();
-    let r = format!("{}#sha256={}", server.url("/c"), sha(&body));
+    let r = pinned(&server, "/c", &body);
     assert!(fetch(cache.path(), &r, &[]).status.success());
     let entry = entry_path(cache.path(), &sha(&body));
 
@@ -453,7 +458,7 @@ fn verify_cache_catches_corruption_the_record_cannot_see() {
     let body = artifact(17, 30_000);
     server.route("/v", vec![Reply::Ok(body.clone())]);
     let cache = tempfile::tempdir().unwrap();
-    let r = format!("{}#sha256={}", server.url("/v"), sha(&body));
+    let r = pinned(&server, "/v", &body);
     assert!(fetch(cache.path(), &r, &[]).status.success());
     let hex = sha(&body);
     let entry = entry_path(cache.path(), &hex);
@@ -496,7 +501,7 @@ fn sixteen_concurrent_processes_download_once() {
         }],
     );
     let cache = tempfile::tempdir().unwrap();
-    let r = format!("{}#sha256={}", server.url("/race"), sha(&body));
+    let r = pinned(&server, "/race", &body);
     let children: Vec<_> = (0..16)
         .map(|_| {
             repropack()
@@ -607,7 +612,7 @@ fn full_disk_fails_cleanly_without_litter() {
     let server = Server::start();
     let body = artifact(21, 3 * 1024 * 1024);
     server.route("/big", vec![Reply::Ok(body.clone())]);
-    let r = format!("{}#sha256={}", server.url("/big"), sha(&body));
+    let r = pinned(&server, "/big", &body);
     match Tmpfs::mount() {
         Ok(fs_) => {
             let cache = fs_.0.path().join("cache");
@@ -688,7 +693,7 @@ fn fetch_extract_publishes_the_tree_once_and_reuses_it() {
     let server = Server::start();
     server.route("/t.tar", vec![Reply::Ok(body.clone())]);
     let cache = tempfile::tempdir().unwrap();
-    let r = format!("{}#sha256={}", server.url("/t.tar"), sha(&body));
+    let r = pinned(&server, "/t.tar", &body);
 
     let out = fetch(cache.path(), &r, &["--extract", "--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -709,7 +714,7 @@ fn fetch_extract_publishes_the_tree_once_and_reuses_it() {
 
     // Wrong bytes: nothing fetched, nothing extracted.
     let cache = tempfile::tempdir().unwrap();
-    let wrong = format!("{}#sha256={}", server.url("/t.tar"), sha(b"other"));
+    let wrong = pinned(&server, "/t.tar", b"other");
     let out = fetch(cache.path(), &wrong, &["--extract"]);
     assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
     assert!(!cache.path().join("extracted").exists());
@@ -749,7 +754,7 @@ fn fetch_extract_refuses_an_unsafe_archive_with_exit_7() {
     let server = Server::start();
     server.route("/evil.tar", vec![Reply::Ok(body.clone())]);
     let cache = tempfile::tempdir().unwrap();
-    let r = format!("{}#sha256={}", server.url("/evil.tar"), sha(&body));
+    let r = pinned(&server, "/evil.tar", &body);
     let out = fetch(cache.path(), &r, &["--extract"]);
     assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
     let extracted: Vec<_> = files(&cache.path().join("extracted"))
@@ -775,7 +780,7 @@ fn a_killed_fetch_leaves_no_lock_held_and_its_temp_file_is_cleaned_up() {
         ],
     );
     let cache = tempfile::tempdir().unwrap();
-    let r = format!("{}#sha256={}", server.url("/k"), sha(&body));
+    let r = pinned(&server, "/k", &body);
     let mut child = repropack()
         .args(["fetch", &r, "--timeout", "60", "--cache"])
         .arg(cache.path())
@@ -827,7 +832,7 @@ fn chunked_body_cut_before_its_last_chunk_is_retried() {
         ],
     );
     let cache = tempfile::tempdir().unwrap();
-    let r = format!("{}#sha256={}", server.url("/chunked"), sha(&body));
+    let r = pinned(&server, "/chunked", &body);
     let out = fetch(cache.path(), &r, &["--retries", "1"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(server.count("/chunked"), 2);
@@ -858,7 +863,7 @@ fn concurrent_fetch_extract_processes_extract_once() {
     let server = Server::start();
     server.route("/t.tar", vec![Reply::Ok(body.clone())]);
     let cache = tempfile::tempdir().unwrap();
-    let r = format!("{}#sha256={}", server.url("/t.tar"), sha(&body));
+    let r = pinned(&server, "/t.tar", &body);
     let children: Vec<_> = (0..8)
         .map(|_| {
             repropack()
