@@ -1,5 +1,5 @@
 //! The `repropack` command line: parses arguments, calls the library, prints
-//! results and maps errors to the exit codes in [`repropack::exit`].
+//! results and maps errors to the exit codes in [`exit`](crate::cli::exit).
 
 mod cli;
 
@@ -60,7 +60,7 @@ fn main() -> ExitCode {
         Command::Gate(args) => cli::gate::run(args),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => ExitCode::from(cli::exit::OK as u8),
         Err(f) => {
             if !f.message.is_empty() {
                 eprintln!("repropack: error: {}", f.message);

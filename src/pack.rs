@@ -1,76 +1,49 @@
-//! Packing: a [`Plan`] plus [`PackOptions`] → an artifact at a final path,
-//! written atomically and hashed while written.
+//! The pack job: sources → [`stage`](crate::stage) → a format writer →
+//! [`AtomicFile`] → a ref, plus the manifest on request.
 //!
-//! This is the only module that knows both the plan and the format writers;
-//! it picks the writer and wires it to [`AtomicFile`] and [`HashingWriter`].
+//! [`Pack`] is the whole job, exactly as `repropack pack` runs it (the CLI
+//! only parses flags into it and prints the [`PackReport`]).
+//! [`pack_to_path`] is the lower step: a staged [`Plan`] plus
+//! [`PackOptions`] → an artifact at a final path. This is the only module
+//! that knows both the plan and the format writers; it picks the writer and
+//! wires it to [`AtomicFile`] and [`HashingWriter`].
 //!
-//! ```no_run
-//! use repropack::pack::{pack_to_path, Format, PackOptions};
+//! ```
+//! use repropack::pack::{pack_to_path, PackOptions};
 //! use repropack::stage::{stage, Source, StageOptions};
-//! let plan = stage(&[Source::parse("fixtures/demo")], &StageOptions::default())?;
-//! let done = pack_to_path(&plan, &PackOptions::new(Format::TarGz), "demo.tar.gz".as_ref())?;
+//! use repropack::Format;
+//! # let dir = tempfile::tempdir()?;
+//! # std::fs::write(dir.path().join("a.txt"), "a")?;
+//! # let (src, out) = (dir.path().join("a.txt"), dir.path().join("demo.tar.gz"));
+//! let plan = stage(&[Source::parse(&src)], &StageOptions::default())?;
+//! let done = pack_to_path(&plan, &PackOptions::new(Format::TarGz), &out)?;
+//! assert_eq!(done.entries, 1);
 //! println!("{}", done.sha256);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+use std::ffi::OsStr;
 use std::io::{self, BufWriter, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::digest::{HashingWriter, Sha256Digest};
-use crate::gzip::ParallelGzip;
+use crate::format::Format;
+use crate::format::gzip::ParallelGzip;
+use crate::format::squashfs::{Compression, SquashfsError, SquashfsOptions, write_squashfs};
+use crate::format::tar::{TarError, write_tar};
 use crate::output::{AtomicFile, OutputError};
-use crate::squashfs::{Compression, SquashfsError, SquashfsOptions, write_squashfs};
-use crate::stage::Plan;
-use crate::tar::{TarError, write_tar};
-
-/// Output container format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    Tar,
-    TarGz,
-    /// SquashFS 4.0 (see [`crate::squashfs`]).
-    Squashfs,
-}
-
-impl Format {
-    /// The name used on the command line and in JSON.
-    pub fn name(self) -> &'static str {
-        match self {
-            Format::Tar => "tar",
-            Format::TarGz => "tar.gz",
-            Format::Squashfs => "squashfs",
-        }
-    }
-
-    /// Parses a `--format` value.
-    pub fn parse(s: &str) -> Option<Format> {
-        match s {
-            "tar" => Some(Format::Tar),
-            "tar.gz" | "tgz" => Some(Format::TarGz),
-            "squashfs" | "sqfs" => Some(Format::Squashfs),
-            _ => None,
-        }
-    }
-
-    /// Infers the format from an output file name.
-    pub fn from_path(path: &Path) -> Option<Format> {
-        let name = path.file_name()?.to_str()?;
-        if name.ends_with(".tar.gz") || name.ends_with(".tgz") {
-            Some(Format::TarGz)
-        } else if name.ends_with(".tar") {
-            Some(Format::Tar)
-        } else if name.ends_with(".squashfs") || name.ends_with(".sqfs") || name.ends_with(".sfs") {
-            Some(Format::Squashfs)
-        } else {
-            None
-        }
-    }
-}
+use crate::plan::Plan;
+use crate::remote::ArtifactRef;
+use crate::stage::{Source, StageError, StageOptions, stage, stage_tar};
+use crate::verify::manifest::{ArtifactInfo, Manifest, ManifestError};
+use crate::verify::revision::{SourceRevision, detect_git};
+use crate::verify::tree_digest::{Tree, TreeError};
 
 /// Options of the container (not of the tree: those are in
 /// [`StageOptions`](crate::stage::StageOptions)).
 #[derive(Debug, Clone)]
 pub struct PackOptions {
+    /// The container format.
     pub format: Format,
     /// Compression level; `None` means the format's default (gzip: 6).
     pub level: Option<u32>,
@@ -104,22 +77,58 @@ pub const DEFAULT_GZIP_LEVEL: u32 = 6;
 /// What was written.
 #[derive(Debug, Clone)]
 pub struct Packed {
+    /// SHA-256 of the artifact's bytes.
     pub sha256: Sha256Digest,
+    /// Size of the artifact in bytes.
     pub size: u64,
+    /// Entries packed (the root directory is not one).
     pub entries: usize,
+    /// The container format.
     pub format: Format,
+    /// The compression level used, if the format has one.
     pub level: Option<u32>,
 }
 
 /// A failed pack. The final path is untouched either way.
 #[derive(Debug, thiserror::Error)]
 pub enum PackError {
+    /// The sources could not be staged.
+    #[error(transparent)]
+    Stage(#[from] StageError),
+    /// The `--from-tar` input could not be opened.
+    #[error("{}: {source}", path.display())]
+    Input {
+        /// The tar file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// The output (or the manifest) could not be written.
     #[error(transparent)]
     Output(#[from] OutputError),
+    /// The tar writer failed on an entry.
     #[error(transparent)]
     Tar(#[from] TarError),
+    /// The SquashFS writer failed.
     #[error(transparent)]
     Squashfs(#[from] SquashfsError),
+    /// A file's content could not be hashed for the manifest.
+    #[error(transparent)]
+    Tree(#[from] TreeError),
+    /// The manifest could not be written.
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    /// The ref cannot name the output (its absolute path is not UTF-8, or
+    /// it cannot be resolved).
+    #[error("{}: {reason}", path.display())]
+    Ref {
+        /// The output path.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// Options that contradict each other or are out of range.
     #[error("invalid option: {0}")]
     Option(String),
 }
@@ -211,4 +220,359 @@ fn gzip_error(path: &Path, source: io::Error) -> PackError {
         path: path.to_path_buf(),
         source,
     })
+}
+
+/// What to stage: source paths or a tar stream.
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// `SRC[:DEST]` paths, staged from the filesystem.
+    Sources(Vec<Source>),
+    /// The members of a tar (or tar.gz) stream; `-` is standard input.
+    Tar(PathBuf),
+}
+
+impl Input {
+    /// The source paths (none for a tar stream).
+    pub fn sources(&self) -> &[Source] {
+        match self {
+            Input::Sources(s) => s,
+            Input::Tar(_) => &[],
+        }
+    }
+}
+
+/// The pack job as `repropack pack` runs it: stage, write atomically, make
+/// the ref, and (with [`manifest`](Pack::manifest) or
+/// [`record`](Pack::record)) the manifest.
+///
+/// The format comes from [`format`](Pack::format) or, when not set, from the
+/// output's file name (`.tar`, `.tar.gz`/`.tgz`, `.squashfs`/`.sqfs`/`.sfs`).
+/// The ref's URI is the output's absolute path, or
+/// `BASE/<output file name>` with [`ref_base`](Pack::ref_base).
+///
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// # std::fs::create_dir(dir.path().join("tree"))?;
+/// # std::fs::write(dir.path().join("tree/a.txt"), "a")?;
+/// let report = repropack::Pack::new([dir.path().join("tree")])
+///     .output(dir.path().join("tree.squashfs"))
+///     .jobs(2)
+///     .ref_base("https://artifacts.example/builds")
+///     .record(true)
+///     .run()?;
+/// assert_eq!(report.reference.uri(), "https://artifacts.example/builds/tree.squashfs");
+/// assert!(report.manifest.is_some());
+/// # Ok::<(), repropack::PackError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Pack {
+    input: Input,
+    output: PathBuf,
+    format: Option<Format>,
+    stage: StageOptions,
+    level: Option<u32>,
+    squashfs: SquashfsOptions,
+    jobs: usize,
+    ref_base: Option<String>,
+    manifest: Option<PathBuf>,
+    source_revision: Option<String>,
+    record: bool,
+}
+
+/// What [`Pack::run`] did: the facts `repropack pack --json` prints.
+#[derive(Debug, Clone)]
+pub struct PackReport {
+    /// `URI#sha256=HEX` of the artifact.
+    pub reference: ArtifactRef,
+    /// What was written.
+    pub packed: Packed,
+    /// The staging options used.
+    pub stage: StageOptions,
+    /// The container options used.
+    pub options: PackOptions,
+    /// Things staging skipped with a warning (sockets).
+    pub warnings: Vec<String>,
+    /// The manifest, when one was asked for (written or only recorded).
+    pub manifest: Option<Manifest>,
+    /// Where the manifest was written, if it was.
+    pub manifest_path: Option<PathBuf>,
+}
+
+impl Pack {
+    /// Packs `sources` (each `SRC` or `SRC:DEST`, see [`Source::parse`]) with
+    /// the contract's defaults; set the output with [`output`](Pack::output).
+    pub fn new<S: AsRef<OsStr>>(sources: impl IntoIterator<Item = S>) -> Pack {
+        Pack::from_input(Input::Sources(
+            sources.into_iter().map(Source::parse).collect(),
+        ))
+    }
+
+    /// Packs the members of the tar stream at `path` (`-` = stdin).
+    pub fn from_tar(path: impl Into<PathBuf>) -> Pack {
+        Pack::from_input(Input::Tar(path.into()))
+    }
+
+    /// Packs `input`.
+    pub fn from_input(input: Input) -> Pack {
+        let stage = StageOptions::default();
+        Pack {
+            input,
+            output: PathBuf::new(),
+            format: None,
+            jobs: stage.jobs,
+            stage,
+            level: None,
+            squashfs: SquashfsOptions::default(),
+            ref_base: None,
+            manifest: None,
+            source_revision: None,
+            record: false,
+        }
+    }
+
+    /// The output file (written atomically).
+    pub fn output(mut self, path: impl Into<PathBuf>) -> Pack {
+        self.output = path.into();
+        self
+    }
+
+    /// The container format (default: from the output's name).
+    pub fn format(mut self, format: Format) -> Pack {
+        self.format = Some(format);
+        self
+    }
+
+    /// How the tree is staged (epoch, owners, modes, excludes, …). Its
+    /// `jobs` is replaced by [`jobs`](Pack::jobs).
+    pub fn stage_options(mut self, opts: StageOptions) -> Pack {
+        self.stage = opts;
+        self
+    }
+
+    /// Compression level (tar.gz 0-9; SquashFS: the compressor's range).
+    pub fn level(mut self, level: Option<u32>) -> Pack {
+        self.level = level;
+        self
+    }
+
+    /// SquashFS compressor, block size and dedup.
+    pub fn squashfs(mut self, opts: SquashfsOptions) -> Pack {
+        self.squashfs = opts;
+        self
+    }
+
+    /// Worker threads for staging and writing; never changes the output.
+    pub fn jobs(mut self, jobs: usize) -> Pack {
+        self.jobs = jobs;
+        self
+    }
+
+    /// Name the artifact `BASE/<output file name>` in the ref.
+    pub fn ref_base(mut self, base: impl Into<String>) -> Pack {
+        self.ref_base = Some(base.into());
+        self
+    }
+
+    /// Also write the manifest to `path`, atomically.
+    pub fn manifest(mut self, path: impl Into<PathBuf>) -> Pack {
+        self.manifest = Some(path.into());
+        self
+    }
+
+    /// The source revision to record (default: from git, see
+    /// [`detect_git`]).
+    pub fn source_revision(mut self, rev: impl Into<String>) -> Pack {
+        self.source_revision = Some(rev.into());
+        self
+    }
+
+    /// Build the manifest even when none is written (for `--json`).
+    pub fn record(mut self, record: bool) -> Pack {
+        self.record = record;
+        self
+    }
+
+    /// What is staged.
+    pub fn input(&self) -> &Input {
+        &self.input
+    }
+
+    /// The output file.
+    pub fn output_path(&self) -> &Path {
+        &self.output
+    }
+
+    /// The staging and container options this job runs with.
+    pub fn resolve(&self) -> Result<(StageOptions, PackOptions), PackError> {
+        let format = match self.format {
+            Some(f) => f,
+            None => Format::from_path(&self.output).ok_or_else(|| {
+                PackError::Option(format!(
+                    "cannot tell the format from {}; name it *.tar, *.tar.gz or *.squashfs, or pass --format",
+                    self.output.display()
+                ))
+            })?,
+        };
+        if self.jobs == 0 {
+            return Err(PackError::Option("--jobs must be at least 1".into()));
+        }
+        let mut stage = self.stage.clone();
+        stage.jobs = self.jobs;
+        let options = PackOptions {
+            format,
+            level: self.level,
+            jobs: self.jobs,
+            squashfs: self.squashfs.clone(),
+        };
+        Ok((stage, options))
+    }
+
+    /// Runs the job. On failure the output path is untouched.
+    pub fn run(&self) -> Result<PackReport, PackError> {
+        let (stage_opts, options) = self.resolve()?;
+        let plan = self.stage_plan(&stage_opts)?;
+        let packed = pack_to_path(&plan, &options, &self.output)?;
+        let uri = match &self.ref_base {
+            Some(base) => {
+                let name = self
+                    .output
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                format!("{}/{}", base.trim_end_matches('/'), name)
+            }
+            None => absolute_uri(&self.output)?,
+        };
+        let reference = ArtifactRef::new(uri, packed.sha256);
+        let manifest = if self.record || self.manifest.is_some() {
+            let tree = Tree::from_plan(&plan, options.jobs)?;
+            let source = match &self.source_revision {
+                Some(rev) => Some(SourceRevision::from_flag(rev)),
+                None => {
+                    let paths: Vec<&Path> = self
+                        .input
+                        .sources()
+                        .iter()
+                        .map(|s| s.path.as_path())
+                        .collect();
+                    detect_git(&paths)
+                }
+            };
+            let manifest = Manifest::new(
+                ArtifactInfo::from_packed(&reference, &packed, &options),
+                &stage_opts,
+                &tree,
+                source,
+            );
+            if let Some(path) = &self.manifest {
+                manifest.write(path)?;
+            }
+            Some(manifest)
+        } else {
+            None
+        };
+        Ok(PackReport {
+            reference,
+            packed,
+            stage: stage_opts,
+            options,
+            warnings: plan.warnings().to_vec(),
+            manifest,
+            manifest_path: self.manifest.clone(),
+        })
+    }
+
+    /// The same job on other input, output and thread count, recording
+    /// nothing: the second build of [`Check`](crate::Check).
+    pub(crate) fn rebuild(&self, input: Input, output: &Path, jobs: usize) -> Pack {
+        Pack {
+            input,
+            output: output.to_path_buf(),
+            jobs,
+            ref_base: None,
+            manifest: None,
+            record: false,
+            ..self.clone()
+        }
+    }
+
+    fn stage_plan(&self, opts: &StageOptions) -> Result<Plan, PackError> {
+        Ok(match &self.input {
+            Input::Tar(tar) if tar.as_os_str() == "-" => stage_tar(io::stdin().lock(), "-", opts)?,
+            Input::Tar(tar) => {
+                let file = std::fs::File::open(tar).map_err(|source| PackError::Input {
+                    path: tar.clone(),
+                    source,
+                })?;
+                stage_tar(file, &tar.display().to_string(), opts)?
+            }
+            Input::Sources(sources) => stage(sources, opts)?,
+        })
+    }
+}
+
+impl PackReport {
+    /// The JSON object `repropack pack --json` prints.
+    pub fn to_json(&self) -> serde_json::Value {
+        let (packed, opts) = (&self.packed, &self.stage);
+        let mut value = serde_json::json!({
+            "ref": self.reference.to_string(),
+            "sha256": packed.sha256.to_hex(),
+            "size": packed.size,
+            "format": packed.format.name(),
+            "entries": packed.entries,
+            "options": {
+                "level": packed.level,
+                "epoch": opts.epoch,
+                "clamp_mtime": opts.clamp_mtime,
+                "owner": format!("{}:{}", opts.owner.uid, opts.owner.gid),
+                "keep_modes": opts.keep_modes,
+                "keep_special_bits": opts.keep_special_bits,
+                "follow_symlinks": opts.follow_symlinks,
+                "specials": opts.specials,
+                "excludes": opts.excludes,
+            },
+        });
+        if packed.format == Format::Squashfs
+            && let Some(options) = value["options"].as_object_mut()
+        {
+            let sq = &self.options.squashfs;
+            options.insert(
+                "compression".into(),
+                sq.compression.algorithm().name().into(),
+            );
+            options.insert("block_size".into(), sq.block_size.into());
+            options.insert("dedup".into(), sq.dedup.into());
+        }
+        if let (Some(m), Some(obj)) = (&self.manifest, value.as_object_mut()) {
+            obj.insert("tree_digest".into(), m.tree_digest.clone().into());
+            obj.insert("format_version".into(), m.tool.format_version.into());
+            obj.insert(
+                "source".into(),
+                serde_json::to_value(&m.source).unwrap_or(serde_json::Value::Null),
+            );
+            obj.insert(
+                "manifest".into(),
+                self.manifest_path
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .into(),
+            );
+        }
+        value
+    }
+}
+
+/// The absolute path of `path` as a ref URI.
+pub fn absolute_uri(path: &Path) -> Result<String, PackError> {
+    let abs = std::fs::canonicalize(path).map_err(|e| PackError::Ref {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    abs.to_str()
+        .map(str::to_string)
+        .ok_or_else(|| PackError::Ref {
+            path: abs.clone(),
+            reason: "path is not UTF-8; pass --ref-base".into(),
+        })
 }

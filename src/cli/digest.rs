@@ -3,8 +3,8 @@
 use std::ffi::OsString;
 use std::io::Write;
 
+use crate::cli::exit;
 use clap::Args;
-use repropack::exit;
 
 use super::Failure;
 use super::flags::StageFlags;

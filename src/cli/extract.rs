@@ -2,8 +2,8 @@
 
 use std::path::PathBuf;
 
+use crate::cli::exit;
 use clap::Args;
-use repropack::exit;
 use repropack::extract::{
     DEFAULT_MAX_ENTRIES, DEFAULT_MAX_PATH_LEN, ErrorClass, ExtractError, ExtractOptions,
     SymlinkPolicy, extract, parse_size,

@@ -5,16 +5,16 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::cli::exit;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use repropack::exit;
 use repropack::extract::{
     DEFAULT_MAX_ENTRIES, ExtractOptions, SymlinkPolicy, extract_to_cache, parse_size,
 };
-use repropack::fetch::{
+use repropack::remote::refs::ArtifactRef;
+use repropack::remote::{
     FetchError, FetchOptions, Fetched, NetOptions, Progress, default_cache_dir, fetch,
 };
-use repropack::refs::ArtifactRef;
 
 use super::Failure;
 

@@ -2,9 +2,9 @@
 
 use std::path::PathBuf;
 
+use crate::cli::exit;
 use clap::Args;
-use repropack::exit;
-use repropack::marker::{GateStatus, gate_status};
+use repropack::verify::marker::{GateStatus, gate_status};
 
 use super::Failure;
 

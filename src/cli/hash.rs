@@ -2,12 +2,12 @@
 
 use std::path::PathBuf;
 
+use crate::cli::exit;
 use repropack::digest::hash_file;
-use repropack::exit;
-use repropack::refs::ArtifactRef;
+use repropack::remote::refs::ArtifactRef;
 
 use super::Failure;
-use super::pack::absolute_uri;
+use repropack::pack::absolute_uri;
 
 pub fn run(files: &[PathBuf]) -> Result<(), Failure> {
     for f in files {

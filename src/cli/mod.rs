@@ -1,10 +1,11 @@
 //! Command handlers of the `repropack` binary. Each submodule turns parsed
 //! arguments into library calls and prints the result; errors become a
-//! [`Failure`] carrying the exit code from [`repropack::exit`].
+//! [`Failure`] carrying the exit code from [`exit`](crate::cli::exit).
 
 pub mod check;
 pub mod diff;
 pub mod digest;
+pub mod exit;
 pub mod extract;
 pub mod fetch;
 pub mod flags;
@@ -12,11 +13,9 @@ pub mod gate;
 pub mod hash;
 pub mod pack;
 pub mod push;
-pub mod record;
 pub mod side;
 pub mod verify;
 
-use repropack::exit;
 use repropack::pack::PackError;
 use repropack::stage::StageError;
 
@@ -37,6 +36,12 @@ impl Failure {
 
 impl From<StageError> for Failure {
     fn from(e: StageError) -> Failure {
+        Failure::from_stage(&e)
+    }
+}
+
+impl Failure {
+    fn from_stage(e: &StageError) -> Failure {
         let code = match e {
             StageError::Option { .. } | StageError::Glob { .. } => exit::USAGE,
             _ => exit::INPUT,
@@ -54,8 +59,13 @@ impl From<PackError> for Failure {
             PackError::Tar(_) => exit::INPUT,
             PackError::Option(_) => exit::USAGE,
             PackError::Squashfs(s) if s.is_input() => exit::INPUT,
-            PackError::Squashfs(repropack::squashfs::SquashfsError::Option(_)) => exit::USAGE,
+            PackError::Squashfs(repropack::format::squashfs::SquashfsError::Option(_)) => {
+                exit::USAGE
+            }
             PackError::Squashfs(_) => exit::OUTPUT,
+            PackError::Stage(s) => return Failure::from_stage(s),
+            PackError::Input { .. } | PackError::Tree(_) => exit::INPUT,
+            PackError::Manifest(_) | PackError::Ref { .. } => exit::OUTPUT,
         };
         Failure::new(code, e)
     }

@@ -1,18 +1,18 @@
 //! `repropack pack`.
 
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::Args;
-use repropack::exit;
-use repropack::pack::{Format, PackOptions, Packed, default_jobs, pack_to_path};
-use repropack::refs::ArtifactRef;
-use repropack::squashfs::{Compression, SquashfsOptions, parse_block_size};
-use repropack::stage::{Plan, Source, StageOptions, stage, stage_tar};
+use repropack::Format;
+use repropack::format::squashfs::{
+    Compression, DEFAULT_BLOCK_SIZE, SquashfsOptions, parse_block_size,
+};
+use repropack::pack::{Pack, default_jobs};
 
 use super::Failure;
 use super::flags::StageFlags;
-use super::record::{self, RecordFlags};
+use crate::cli::exit;
 
 #[derive(Args, Clone)]
 pub struct PackArgs {
@@ -63,40 +63,39 @@ pub struct PackArgs {
     /// Print a JSON object instead of the bare ref.
     #[arg(long)]
     pub json: bool,
-    #[command(flatten)]
-    pub record: RecordFlags,
+    /// Also write a JSON manifest (artifact, options, source revision, tree
+    /// digest, every entry with its sha256) to FILE, atomically.
+    #[arg(long, value_name = "FILE")]
+    pub manifest: Option<PathBuf>,
+    /// Source revision to record in the manifest. Default: the git commit of
+    /// the first source inside a git worktree (marked dirty when `git status
+    /// --porcelain` lists changes under that source).
+    #[arg(long, value_name = "REV")]
+    pub source_revision: Option<String>,
 }
 
 pub fn run(args: PackArgs) -> Result<(), Failure> {
-    let (stage_opts, pack_opts) = resolve(&args)?;
-    let input = Input::of(&args);
-    let built = build(
-        &input,
-        &stage_opts,
-        &pack_opts,
-        &args.output,
-        args.ref_base.as_deref(),
-    )?;
-    let record = record::record(&args.record, input.sources(), &built, args.json)?;
+    let report = job(&args)?.record(args.json).run()?;
+    for w in &report.warnings {
+        eprintln!("repropack: warning: {w}");
+    }
     if args.json {
-        println!(
-            "{}",
-            pack_json(
-                &built.reference,
-                &built.packed,
-                &stage_opts,
-                (built.packed.format == Format::Squashfs).then_some(&pack_opts.squashfs),
-                record.as_ref()
-            )
-        );
+        println!("{}", report.to_json());
     } else {
-        println!("{}", built.reference);
+        println!("{}", report.reference);
     }
     Ok(())
 }
 
-/// The staging and packing options `args` ask for.
-pub fn resolve(args: &PackArgs) -> Result<(StageOptions, PackOptions), Failure> {
+/// The pack job `args` ask for.
+pub fn job(args: &PackArgs) -> Result<Pack, Failure> {
+    let mut pack = match &args.from_tar {
+        Some(tar) => Pack::from_tar(tar),
+        None => Pack::new(&args.sources),
+    }
+    .output(&args.output)
+    .stage_options(args.stage.options()?)
+    .jobs(args.jobs.unwrap_or_else(default_jobs));
     let format = match &args.format {
         Some(name) => Format::parse(name).ok_or_else(|| {
             Failure::new(
@@ -104,110 +103,28 @@ pub fn resolve(args: &PackArgs) -> Result<(StageOptions, PackOptions), Failure> 
                 format!("unknown --format {name:?} (tar, tar.gz, squashfs)"),
             )
         })?,
-        None => Format::from_path(&args.output).ok_or_else(|| {
-            Failure::new(
-                exit::USAGE,
-                format!(
-                    "cannot tell the format from {}; name it *.tar, *.tar.gz or *.squashfs, or pass --format",
-                    args.output.display()
-                ),
-            )
-        })?,
+        None => pack.resolve()?.1.format,
     };
     let squashfs = squashfs_options(args, format)?;
-    let mut stage_opts = args.stage.options()?;
-    let jobs = args.jobs.unwrap_or_else(default_jobs);
-    if jobs == 0 {
-        return Err(Failure::new(exit::USAGE, "--jobs must be at least 1"));
-    }
-    stage_opts.jobs = jobs;
-    let pack_opts = PackOptions {
-        format,
-        level: if format == Format::Squashfs {
+    // For SquashFS the level is folded into the compressor.
+    pack = pack
+        .format(format)
+        .level(if format == Format::Squashfs {
             None
         } else {
             args.level
-        },
-        jobs,
-        squashfs,
-    };
-    Ok((stage_opts, pack_opts))
-}
-
-/// What to stage: SRC paths or a tar stream.
-pub enum Input {
-    Sources(Vec<Source>),
-    /// `--from-tar FILE` (`-` = stdin).
-    Tar(PathBuf),
-}
-
-impl Input {
-    pub fn of(args: &PackArgs) -> Input {
-        match &args.from_tar {
-            Some(t) => Input::Tar(t.clone()),
-            None => Input::Sources(args.sources.iter().map(Source::parse).collect()),
-        }
+        })
+        .squashfs(squashfs);
+    if let Some(base) = &args.ref_base {
+        pack = pack.ref_base(base);
     }
-
-    /// The SRC paths (none for a tar stream).
-    pub fn sources(&self) -> &[Source] {
-        match self {
-            Input::Sources(s) => s,
-            Input::Tar(_) => &[],
-        }
+    if let Some(m) = &args.manifest {
+        pack = pack.manifest(m);
     }
-}
-
-/// A packed artifact and the plan it was made from.
-pub struct Built {
-    pub plan: Plan,
-    pub stage_opts: StageOptions,
-    pub pack_opts: PackOptions,
-    pub packed: Packed,
-    pub reference: ArtifactRef,
-}
-
-/// Stages `input` and packs it to `output`; warnings go to stderr.
-pub fn build(
-    input: &Input,
-    stage_opts: &StageOptions,
-    pack_opts: &PackOptions,
-    output: &Path,
-    ref_base: Option<&str>,
-) -> Result<Built, Failure> {
-    let plan = match input {
-        Input::Tar(tar) if tar.as_os_str() == "-" => {
-            stage_tar(std::io::stdin().lock(), "-", stage_opts)?
-        }
-        Input::Tar(tar) => {
-            let file = std::fs::File::open(tar)
-                .map_err(|e| Failure::new(exit::INPUT, format!("{}: {e}", tar.display())))?;
-            stage_tar(file, &tar.display().to_string(), stage_opts)?
-        }
-        Input::Sources(sources) => stage(sources, stage_opts)?,
-    };
-    for w in plan.warnings() {
-        eprintln!("repropack: warning: {w}");
+    if let Some(rev) = &args.source_revision {
+        pack = pack.source_revision(rev);
     }
-    let packed = pack_to_path(&plan, pack_opts, output)?;
-    let uri = match ref_base {
-        Some(base) => {
-            let name = output
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            format!("{}/{}", base.trim_end_matches('/'), name)
-        }
-        None => absolute_uri(output)?,
-    };
-    let reference = ArtifactRef::new(uri, packed.sha256);
-    Ok(Built {
-        plan,
-        stage_opts: stage_opts.clone(),
-        pack_opts: pack_opts.clone(),
-        packed,
-        reference,
-    })
+    Ok(pack)
 }
 
 /// Resolves `--comp`, `--level`, `--block-size` and `--no-dedup`; the
@@ -250,61 +167,11 @@ fn squashfs_options(args: &PackArgs, format: Format) -> Result<SquashfsOptions, 
     }
     let block_size = match &args.block_size {
         Some(b) => parse_block_size(b).map_err(|e| usage(format!("--block-size: {e}")))?,
-        None => repropack::squashfs::DEFAULT_BLOCK_SIZE,
+        None => DEFAULT_BLOCK_SIZE,
     };
     Ok(SquashfsOptions {
         compression,
         block_size,
         dedup: !args.no_dedup,
-    })
-}
-
-fn pack_json(
-    r: &ArtifactRef,
-    packed: &Packed,
-    opts: &StageOptions,
-    squashfs: Option<&SquashfsOptions>,
-    record: Option<&record::Recorded>,
-) -> String {
-    let mut value = serde_json::json!({
-        "ref": r.to_string(),
-        "sha256": packed.sha256.to_hex(),
-        "size": packed.size,
-        "format": packed.format.name(),
-        "entries": packed.entries,
-        "options": {
-            "level": packed.level,
-            "epoch": opts.epoch,
-            "clamp_mtime": opts.clamp_mtime,
-            "owner": format!("{}:{}", opts.owner.uid, opts.owner.gid),
-            "keep_modes": opts.keep_modes,
-            "keep_special_bits": opts.keep_special_bits,
-            "follow_symlinks": opts.follow_symlinks,
-            "specials": opts.specials,
-            "excludes": opts.excludes,
-        },
-    });
-    if let (Some(sq), Some(options)) = (squashfs, value["options"].as_object_mut()) {
-        options.insert(
-            "compression".into(),
-            sq.compression.algorithm().name().into(),
-        );
-        options.insert("block_size".into(), sq.block_size.into());
-        options.insert("dedup".into(), sq.dedup.into());
-    }
-    if let (Some(rec), Some(obj)) = (record, value.as_object_mut()) {
-        rec.add_to_json(obj);
-    }
-    value.to_string()
-}
-
-pub fn absolute_uri(path: &Path) -> Result<String, Failure> {
-    let abs = std::fs::canonicalize(path)
-        .map_err(|e| Failure::new(exit::OUTPUT, format!("{}: {e}", path.display())))?;
-    abs.to_str().map(str::to_string).ok_or_else(|| {
-        Failure::new(
-            exit::OUTPUT,
-            format!("{}: path is not UTF-8; pass --ref-base", abs.display()),
-        )
     })
 }

@@ -3,10 +3,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::cli::exit;
 use clap::Args;
-use repropack::exit;
-use repropack::fetch::NetOptions;
-use repropack::push::{Dest, PushError, PushOptions, push};
+use repropack::remote::NetOptions;
+use repropack::remote::push::{Dest, PushError, PushOptions, push};
 
 use super::Failure;
 

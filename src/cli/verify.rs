@@ -2,13 +2,14 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::cli::exit;
 use clap::Args;
 use repropack::digest::{Sha256Digest, hash_file};
-use repropack::exit;
-use repropack::manifest::Manifest;
-use repropack::refs::ArtifactRef;
-use repropack::tree::Tree;
-use repropack::treediff::{Layout, Side, compare};
+use repropack::remote::refs::ArtifactRef;
+use repropack::verify::diff::compare;
+use repropack::verify::manifest::Manifest;
+use repropack::verify::side::{Layout, Side};
+use repropack::verify::tree_digest::Tree;
 
 use super::Failure;
 use super::side::artifact_side;

@@ -132,7 +132,7 @@ fn extract_locked(
         });
     }
     let (actual, _) = hash_file(artifact).map_err(|source| {
-        ExtractError::Archive(crate::archive::ArchiveError::Io {
+        ExtractError::Archive(crate::format::ArchiveError::Io {
             path: artifact.to_path_buf(),
             source,
         })

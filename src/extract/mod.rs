@@ -1,7 +1,7 @@
 //! Safe extraction of an artifact into a directory.
 //!
 //! The model: extraction is all or nothing. Entries are read in archive
-//! order (see [`crate::archive`]) and written into a fresh private staging
+//! order (see [`crate::format`]) and written into a fresh private staging
 //! directory created next to `DIR` (same filesystem); only when every entry
 //! passed every rule and was written is the staging directory renamed to
 //! `DIR`. On any error it is removed, so `DIR` is untouched (absent, or the
@@ -57,8 +57,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::archive::{self, ArchiveError, PathProblem, ReadOptions, normalize_path};
 use crate::digest::Sha256Digest;
+use crate::format::{self, ArchiveError, PathProblem, ReadOptions, normalize_path};
 
 pub use cache::{CachedTree, cache_dir_for, extract_to_cache};
 
@@ -307,7 +307,7 @@ pub fn extract(
     opts: &ExtractOptions,
 ) -> Result<ExtractReport, ExtractError> {
     let dest = Destination::check(dir)?;
-    let archive = archive::open_with(
+    let archive = format::open_with(
         artifact,
         &ReadOptions {
             max_entries: opts.max_entries,

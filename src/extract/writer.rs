@@ -21,7 +21,8 @@ use rustix::fs::{AtFlags, FileType, Gid, Mode, OFlags, Timespec, Timestamps, Uid
 
 use super::symlinks::escape_reason;
 use super::{ExtractError, ExtractOptions, ExtractReport, Rule, SymlinkPolicy, checked_path};
-use crate::archive::{ArchiveError, Entry, EntryKind, normalize_path};
+use crate::format::{ArchiveEntry, ArchiveError, normalize_path};
+use crate::plan::EntryKind;
 
 /// Mode of a directory implied by a deeper entry but not stored itself.
 const IMPLICIT_DIR_MODE: u32 = 0o755;
@@ -226,7 +227,7 @@ impl<'a> Writer<'a> {
     }
 
     /// Mode to apply: stored bits, minus setuid/setgid/sticky unless kept.
-    fn mode_of(&mut self, e: &Entry) -> u32 {
+    fn mode_of(&mut self, e: &ArchiveEntry) -> u32 {
         let m = e.mode() & 0o7777;
         if !self.opts.keep_special_bits && m & 0o7000 != 0 {
             self.report.dropped_special_bits += 1;
@@ -236,12 +237,16 @@ impl<'a> Writer<'a> {
         }
     }
 
-    fn owner_of(&self, e: &Entry) -> Option<(u64, u64)> {
+    fn owner_of(&self, e: &ArchiveEntry) -> Option<(u64, u64)> {
         self.opts.same_owner.then(|| (e.uid(), e.gid()))
     }
 
     /// Extracts one entry (the closure body of the archive visitor).
-    pub(crate) fn entry(&mut self, e: &Entry, content: &mut dyn Read) -> Result<(), ExtractError> {
+    pub(crate) fn entry(
+        &mut self,
+        e: &ArchiveEntry,
+        content: &mut dyn Read,
+    ) -> Result<(), ExtractError> {
         self.report.entries += 1;
         let path = checked_path(e.path(), self.opts)?;
         if path.is_empty() {
@@ -411,7 +416,7 @@ impl<'a> Writer<'a> {
 
     fn file(
         &mut self,
-        e: &Entry,
+        e: &ArchiveEntry,
         path: &[u8],
         parent: &[u8],
         name: &[u8],
@@ -476,7 +481,7 @@ impl<'a> Writer<'a> {
     /// errors the destination's.
     fn copy_sparse(
         &mut self,
-        e: &Entry,
+        e: &ArchiveEntry,
         path: &[u8],
         content: &mut dyn Read,
         file: &mut File,
@@ -523,7 +528,7 @@ impl<'a> Writer<'a> {
 
     fn symlink(
         &mut self,
-        e: &Entry,
+        e: &ArchiveEntry,
         path: &[u8],
         parent: &[u8],
         name: &[u8],
@@ -558,7 +563,7 @@ impl<'a> Writer<'a> {
 
     fn hardlink(
         &mut self,
-        e: &Entry,
+        e: &ArchiveEntry,
         path: &[u8],
         parent: &[u8],
         name: &[u8],
@@ -617,7 +622,7 @@ impl<'a> Writer<'a> {
 
     fn special(
         &mut self,
-        e: &Entry,
+        e: &ArchiveEntry,
         path: &[u8],
         parent: &[u8],
         name: &[u8],
@@ -727,10 +732,11 @@ fn owner_ids(uid: u64, gid: u64) -> io::Result<(Uid, Gid)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::archive::{Entry, EntryKind};
+    use crate::format::ArchiveEntry;
+    use crate::plan::EntryKind;
 
-    fn file_entry(path: &[u8]) -> Entry {
-        Entry {
+    fn file_entry(path: &[u8]) -> ArchiveEntry {
+        ArchiveEntry {
             index: 0,
             path: path.to_vec(),
             kind: EntryKind::File,

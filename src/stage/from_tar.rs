@@ -13,10 +13,13 @@
 //! links. Directories that only appear as parents of other members are
 //! created with the default directory metadata.
 //!
-//! Content is copied into an anonymous temp file (the spool) while the
-//! stream is read, and entries refer to byte ranges of it
-//! ([`Content::Spool`]); the stream itself may be a pipe. A gzip-compressed
-//! stream is recognized by its magic bytes and decompressed.
+//! The stream is read by the same bounded reader as `extract`, `digest` and
+//! `verify` ([`crate::format::tar::read`]): extension headers are capped,
+//! unsupported member types are refused, and for a gzip stream every
+//! member's CRC is checked. Content is copied into an anonymous temp file
+//! (the spool) while the stream is read, and entries refer to byte ranges of
+//! it ([`Content::Spool`]); the stream itself may be a pipe. A
+//! gzip-compressed stream is recognized by its magic bytes and decompressed.
 //!
 //! ```no_run
 //! use repropack::stage::{stage_tar, StageOptions};
@@ -28,12 +31,15 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::path::Path;
 use std::sync::Arc;
 
-use super::{
-    Content, EntryKind, Excludes, MAX_ARCHIVE_PATH, Node, Plan, StageError, StageOptions, Staged,
-    abbreviated, finish_plan, normalize_mode, normalize_mtime, place,
-};
+use super::normalize::{Excludes, abbreviated, normalize_mode, normalize_mtime};
+use super::tree::{Node, Staged, finish_plan, place};
+use super::{MAX_ARCHIVE_PATH, StageError, StageOptions};
+use crate::format::tar::read::visit;
+use crate::format::{ArchiveEntry, ArchiveError, Format, PathProblem, normalize_path};
+use crate::plan::{Content, EntryKind, Plan};
 
 /// Device number used in the hard-link grouping keys of tar members (no
 /// real `st_dev` is ever all ones).
@@ -45,6 +51,25 @@ struct SeenFile {
     content: Content,
     mode: u32,
     mtime: u64,
+}
+
+/// Why staging a tar stream stopped: the reader refused the stream, or a
+/// member broke a staging rule.
+enum Stop {
+    Read(ArchiveError),
+    Stage(StageError),
+}
+
+impl From<ArchiveError> for Stop {
+    fn from(e: ArchiveError) -> Stop {
+        Stop::Read(e)
+    }
+}
+
+impl From<StageError> for Stop {
+    fn from(e: StageError) -> Stop {
+        Stop::Stage(e)
+    }
 }
 
 /// Stages the tar stream `input` (named `name` in messages; `-` for stdin)
@@ -67,12 +92,14 @@ pub fn stage_tar(input: impl Read, name: &str, opts: &StageOptions) -> Result<Pl
         .fill_buf()
         .map_err(io_err)?
         .starts_with(&[0x1f, 0x8b]);
-    let reader: Box<dyn Read> = if is_gzip {
-        Box::new(flate2::bufread::MultiGzDecoder::new(buffered))
+    let (reader, format): (Box<dyn Read>, Format) = if is_gzip {
+        (
+            Box::new(flate2::bufread::MultiGzDecoder::new(buffered)),
+            Format::TarGz,
+        )
     } else {
-        Box::new(buffered)
+        (Box::new(buffered), Format::Tar)
     };
-    let mut archive = tar::Archive::new(reader);
 
     let mut root = Node {
         staged: None,
@@ -81,198 +108,170 @@ pub fn stage_tar(input: impl Read, name: &str, opts: &StageOptions) -> Result<Pl
     let mut files: HashMap<Vec<u8>, SeenFile> = HashMap::new();
     let mut symlinks: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
     let mut index = 0u64;
-    for member in archive.entries().map_err(io_err)? {
-        let mut member = member.map_err(io_err)?;
-        index += 1;
-        let raw_path = member.path_bytes().into_owned();
-        let bad = |reason: String| StageError::Tar {
-            input: name.to_string(),
-            entry: abbreviated(&raw_path),
-            reason,
-        };
-        let path = normalize_path(&raw_path).map_err(|r| bad(r.to_string()))?;
-        if path.len() > MAX_ARCHIVE_PATH {
-            return Err(bad(format!(
-                "path is {} bytes; at most {MAX_ARCHIVE_PATH} (PATH_MAX - 1) are allowed",
-                path.len()
-            )));
-        }
-        let typ = member.header().entry_type();
-        if typ.is_pax_global_extensions() {
-            continue;
-        }
-        let header = member.header();
-        let raw_mode = header.mode().map_err(|e| bad(e.to_string()))?;
-        let src_mtime = header.mtime().map_err(|e| bad(e.to_string()))?;
-        let mtime = normalize_mtime(opts, i64::try_from(src_mtime).unwrap_or(i64::MAX));
-        // As on disk, excluding a directory excludes everything below it.
-        let excluded = path.is_empty()
-            || path
-                .iter()
-                .enumerate()
-                .filter(|&(_, &b)| b == b'/')
-                .any(|(i, _)| excludes.is_excluded(&path[..i]))
-            || excludes.is_excluded(&path);
-        let source = format!("{name}:{}", String::from_utf8_lossy(&raw_path));
-        let staged = if typ.is_file() || typ.is_contiguous() || typ.is_gnu_sparse() {
-            // Spool even excluded files: a later hard link may name them.
-            let offset = spool_len;
-            let size = io::copy(&mut member, &mut spool_out).map_err(io_err)?;
-            spool_len += size;
-            let key = (TAR_DEV, index);
-            let content = Content::Spool {
-                file: spool.clone(),
-                offset,
-                size,
+    let result = visit(
+        Path::new(name),
+        format,
+        reader,
+        u64::MAX,
+        |member: &ArchiveEntry, content: &mut dyn Read| -> Result<(), Stop> {
+            index += 1;
+            let raw_path = member.path();
+            let bad = |reason: String| StageError::Tar {
+                input: name.to_string(),
+                entry: abbreviated(raw_path),
+                reason,
             };
-            let mode = normalize_mode(opts, EntryKind::File, raw_mode);
-            files.insert(
-                path.clone(),
-                SeenFile {
-                    key,
-                    content: content.clone(),
-                    mode,
-                    mtime,
-                },
-            );
-            Staged {
-                kind: EntryKind::File,
+            let path = archive_path(raw_path).map_err(|r| bad(r.to_string()))?;
+            if path.len() > MAX_ARCHIVE_PATH {
+                return Err(bad(format!(
+                    "path is {} bytes; at most {MAX_ARCHIVE_PATH} (PATH_MAX - 1) are allowed",
+                    path.len()
+                ))
+                .into());
+            }
+            let raw_mode = member.mode();
+            let mtime = normalize_mtime(opts, member.mtime());
+            // As on disk, excluding a directory excludes everything below it.
+            let excluded = path.is_empty()
+                || path
+                    .iter()
+                    .enumerate()
+                    .filter(|&(_, &b)| b == b'/')
+                    .any(|(i, _)| excludes.is_excluded(&path[..i]))
+                || excludes.is_excluded(&path);
+            let source = format!("{name}:{}", String::from_utf8_lossy(raw_path));
+            let simple = |kind: EntryKind, mode: u32, symlink_target: Vec<u8>, rdev| Staged {
+                kind,
                 mode,
                 mtime,
-                content: Some(content),
-                symlink_target: Vec::new(),
-                rdev: (0, 0),
-                inode: Some(key),
-                origin: source.into_boxed_str(),
-            }
-        } else if typ.is_hard_link() {
-            let raw_target = member
-                .link_name_bytes()
-                .ok_or_else(|| bad("hard link without a target".into()))?;
-            let target = normalize_path(&raw_target).map_err(|r| bad(r.to_string()))?;
-            if let Some(f) = files.get(&target) {
-                Staged {
-                    kind: EntryKind::File,
-                    mode: f.mode,
-                    mtime: f.mtime,
-                    content: Some(f.content.clone()),
-                    symlink_target: Vec::new(),
-                    rdev: (0, 0),
-                    inode: Some(f.key),
-                    origin: source.into_boxed_str(),
-                }
-            } else if let Some(t) = symlinks.get(&target) {
-                // A hard link to a symlink is stored as another symlink.
-                Staged {
-                    kind: EntryKind::Symlink,
-                    mode: normalize_mode(opts, EntryKind::Symlink, 0o777),
-                    mtime,
-                    content: None,
-                    symlink_target: t.clone(),
-                    rdev: (0, 0),
-                    inode: None,
-                    origin: source.into_boxed_str(),
-                }
-            } else {
-                return Err(bad(format!(
-                    "hard link to {:?}, which is not an earlier regular file or symlink",
-                    String::from_utf8_lossy(&target)
-                )));
-            }
-        } else if typ.is_symlink() {
-            let target = member
-                .link_name_bytes()
-                .ok_or_else(|| bad("symlink without a target".into()))?
-                .into_owned();
-            symlinks.insert(path.clone(), target.clone());
-            Staged {
-                kind: EntryKind::Symlink,
-                mode: normalize_mode(opts, EntryKind::Symlink, raw_mode),
-                mtime,
                 content: None,
-                symlink_target: target,
-                rdev: (0, 0),
-                inode: None,
-                origin: source.into_boxed_str(),
-            }
-        } else if typ.is_dir() {
-            Staged {
-                kind: EntryKind::Dir,
-                mode: normalize_mode(opts, EntryKind::Dir, raw_mode),
-                mtime,
-                content: None,
-                symlink_target: Vec::new(),
-                rdev: (0, 0),
-                inode: None,
-                origin: source.into_boxed_str(),
-            }
-        } else if typ.is_fifo() || typ.is_character_special() || typ.is_block_special() {
-            let (kind, what) = if typ.is_fifo() {
-                (EntryKind::Fifo, "fifo")
-            } else if typ.is_character_special() {
-                (EntryKind::CharDevice, "character device")
-            } else {
-                (EntryKind::BlockDevice, "block device")
-            };
-            if excluded {
-                continue;
-            }
-            if !opts.specials {
-                return Err(StageError::Special {
-                    path: source.into(),
-                    kind: what,
-                });
-            }
-            let rdev = if kind == EntryKind::Fifo {
-                (0, 0)
-            } else {
-                let major = header.device_major().map_err(|e| bad(e.to_string()))?;
-                let minor = header.device_minor().map_err(|e| bad(e.to_string()))?;
-                (major.unwrap_or(0), minor.unwrap_or(0))
-            };
-            Staged {
-                kind,
-                mode: normalize_mode(opts, kind, raw_mode),
-                mtime,
-                content: None,
-                symlink_target: Vec::new(),
+                symlink_target,
                 rdev,
                 inode: None,
-                origin: source.into_boxed_str(),
+                origin: source.clone().into_boxed_str(),
+            };
+            let staged = match member.kind() {
+                EntryKind::File => {
+                    // Spool even excluded files: a later hard link may name them.
+                    let offset = spool_len;
+                    let size = io::copy(content, &mut spool_out).map_err(|e| {
+                        if e.kind() == io::ErrorKind::UnexpectedEof
+                            || e.kind() == io::ErrorKind::InvalidData
+                        {
+                            Stop::Read(ArchiveError::content(member, e))
+                        } else {
+                            Stop::Stage(io_err(e))
+                        }
+                    })?;
+                    spool_len += size;
+                    let key = (TAR_DEV, index);
+                    let content = Content::Spool {
+                        file: spool.clone(),
+                        offset,
+                        size,
+                    };
+                    let mode = normalize_mode(opts, EntryKind::File, raw_mode);
+                    files.insert(
+                        path.clone(),
+                        SeenFile {
+                            key,
+                            content: content.clone(),
+                            mode,
+                            mtime,
+                        },
+                    );
+                    Staged {
+                        content: Some(content),
+                        inode: Some(key),
+                        ..simple(EntryKind::File, mode, Vec::new(), (0, 0))
+                    }
+                }
+                EntryKind::HardLink => {
+                    let raw_target = member.link_target().unwrap_or_default();
+                    let target = archive_path(raw_target).map_err(|r| bad(r.to_string()))?;
+                    if let Some(f) = files.get(&target) {
+                        Staged {
+                            kind: EntryKind::File,
+                            mode: f.mode,
+                            mtime: f.mtime,
+                            content: Some(f.content.clone()),
+                            inode: Some(f.key),
+                            ..simple(EntryKind::File, 0, Vec::new(), (0, 0))
+                        }
+                    } else if let Some(t) = symlinks.get(&target) {
+                        // A hard link to a symlink is stored as another symlink.
+                        let mode = normalize_mode(opts, EntryKind::Symlink, 0o777);
+                        simple(EntryKind::Symlink, mode, t.clone(), (0, 0))
+                    } else {
+                        return Err(bad(format!(
+                            "hard link to {:?}, which is not an earlier regular file or symlink",
+                            String::from_utf8_lossy(&target)
+                        ))
+                        .into());
+                    }
+                }
+                EntryKind::Symlink => {
+                    let target = member.link_target().unwrap_or_default().to_vec();
+                    symlinks.insert(path.clone(), target.clone());
+                    let mode = normalize_mode(opts, EntryKind::Symlink, raw_mode);
+                    simple(EntryKind::Symlink, mode, target, (0, 0))
+                }
+                EntryKind::Dir => simple(
+                    EntryKind::Dir,
+                    normalize_mode(opts, EntryKind::Dir, raw_mode),
+                    Vec::new(),
+                    (0, 0),
+                ),
+                kind @ (EntryKind::Fifo | EntryKind::CharDevice | EntryKind::BlockDevice) => {
+                    if excluded {
+                        return Ok(());
+                    }
+                    if !opts.specials {
+                        let what = match kind {
+                            EntryKind::Fifo => "fifo",
+                            EntryKind::CharDevice => "character device",
+                            _ => "block device",
+                        };
+                        return Err(StageError::Special {
+                            path: source.into(),
+                            kind: what,
+                        }
+                        .into());
+                    }
+                    let rdev = member.device().unwrap_or((0, 0));
+                    simple(kind, normalize_mode(opts, kind, raw_mode), Vec::new(), rdev)
+                }
+                EntryKind::Socket => {
+                    return Err(bad("sockets cannot be staged".into()).into());
+                }
+            };
+            if excluded {
+                return Ok(());
             }
-        } else {
-            return Err(bad(format!(
-                "unsupported tar entry type {:?}",
-                char::from(typ.as_byte())
-            )));
-        };
-        if excluded {
-            continue;
-        }
-        place(&mut root, &path, staged)?;
+            place(&mut root, &path, staged)?;
+            Ok(())
+        },
+    );
+    match result {
+        Ok(()) => {}
+        Err(Stop::Stage(e)) => return Err(e),
+        Err(Stop::Read(e)) => return Err(StageError::TarStream(e)),
     }
     spool_out.flush().map_err(io_err)?;
     drop(spool_out);
     finish_plan(root, opts, Vec::new())
 }
 
-/// Archive path of a tar member: components joined by `/`, without empty
-/// and `.` components; `..` is refused. The root (`./`) gives an empty path.
-fn normalize_path(raw: &[u8]) -> Result<Vec<u8>, &'static str> {
-    let mut out = Vec::with_capacity(raw.len());
-    for comp in raw.split(|&b| b == b'/') {
-        match comp {
-            b"" | b"." => continue,
-            b".." => return Err("`..` is not allowed in an archive path"),
-            c => {
-                if !out.is_empty() {
-                    out.push(b'/');
-                }
-                out.extend_from_slice(c);
-            }
-        }
-    }
-    Ok(out)
+/// Archive path of a tar member: leading `/` dropped (as GNU tar does when
+/// creating), then the canonical relative form of [`normalize_path`]; `..`
+/// and NUL bytes are refused. The root (`./`) gives an empty path.
+fn archive_path(raw: &[u8]) -> Result<Vec<u8>, &'static str> {
+    let relative = &raw[raw.iter().take_while(|&&b| b == b'/').count()..];
+    normalize_path(relative).map_err(|p| match p {
+        PathProblem::DotDot => "`..` is not allowed in an archive path",
+        PathProblem::Nul => "NUL byte in path",
+        PathProblem::Absolute => "absolute path",
+    })
 }
 
 #[cfg(test)]
@@ -281,9 +280,11 @@ mod tests {
 
     #[test]
     fn tar_paths_are_normalized() {
-        assert_eq!(normalize_path(b"./a//b/").unwrap(), b"a/b");
-        assert_eq!(normalize_path(b"/etc/passwd").unwrap(), b"etc/passwd");
-        assert_eq!(normalize_path(b"./").unwrap(), b"");
-        assert!(normalize_path(b"a/../b").is_err());
+        assert_eq!(archive_path(b"./a//b/").unwrap(), b"a/b");
+        assert_eq!(archive_path(b"/etc/passwd").unwrap(), b"etc/passwd");
+        assert_eq!(archive_path(b"//etc").unwrap(), b"etc");
+        assert_eq!(archive_path(b"./").unwrap(), b"");
+        assert!(archive_path(b"a/../b").is_err());
+        assert!(archive_path(b"a\0b").is_err());
     }
 }

@@ -28,8 +28,9 @@ use std::path::Path;
 
 use tar::Header;
 
-use super::detect::checksum_ok;
-use super::{ArchiveError, Entry, EntryKind, Format};
+use super::header::{BLOCK, PaxFields, checksum_ok, padding, parse_pax};
+use crate::format::{ArchiveEntry, ArchiveError, Format};
+use crate::plan::EntryKind;
 
 /// Largest pax or GNU long-name extension header accepted, in bytes.
 pub const MAX_EXTENSION_HEADER: u64 = 1 << 20;
@@ -37,48 +38,6 @@ pub const MAX_EXTENSION_HEADER: u64 = 1 << 20;
 /// Most decompressed bytes accepted after the end-of-archive blocks of a
 /// tar.gz (record padding; GNU tar's largest blocking factor is far below).
 pub const MAX_TRAILING: u64 = 16 << 20;
-
-const BLOCK: u64 = 512;
-
-/// Which header flavour the first header of a tar stream has.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HeaderFlavor {
-    /// POSIX ustar (`ustar\0` + version `00`), as repropack and pax write.
-    Ustar,
-    /// GNU (`ustar  \0`), as GNU tar writes by default.
-    Gnu,
-    /// Pre-POSIX (v7), no magic.
-    Old,
-}
-
-/// Facts from the first header of a tar stream.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TarInfo {
-    pub first_header: HeaderFlavor,
-    /// The first header's typeflag byte (`x` when it starts with a pax
-    /// header, `g` for a global header, `5` for a directory, …); 0 for an
-    /// empty archive.
-    pub first_typeflag: u8,
-}
-
-pub(crate) fn info_from_block(block: &[u8]) -> TarInfo {
-    if block.len() < 512 || block.iter().all(|&b| b == 0) {
-        return TarInfo {
-            first_header: HeaderFlavor::Ustar,
-            first_typeflag: 0,
-        };
-    }
-    let first_header = match &block[257..265] {
-        b"ustar\x0000" => HeaderFlavor::Ustar,
-        b"ustar  \x00" => HeaderFlavor::Gnu,
-        m if m.starts_with(b"ustar") => HeaderFlavor::Ustar,
-        _ => HeaderFlavor::Old,
-    };
-    TarInfo {
-        first_header,
-        first_typeflag: block[156],
-    }
-}
 
 /// Extension data waiting for the entry it describes.
 #[derive(Default)]
@@ -92,16 +51,6 @@ impl Pending {
     fn any(&self) -> bool {
         self.pax.is_some() || self.long_name.is_some() || self.long_link.is_some()
     }
-}
-
-#[derive(Default)]
-struct PaxFields {
-    path: Option<Vec<u8>>,
-    linkpath: Option<Vec<u8>>,
-    size: Option<u64>,
-    uid: Option<u64>,
-    gid: Option<u64>,
-    mtime: Option<i64>,
 }
 
 struct Ctx<'a> {
@@ -158,10 +107,6 @@ fn skip<R: Read>(r: &mut R, n: u64) -> io::Result<()> {
     Ok(())
 }
 
-fn padding(size: u64) -> u64 {
-    (BLOCK - size % BLOCK) % BLOCK
-}
-
 pub(crate) fn visit<R, E, F>(
     path: &Path,
     format: Format,
@@ -172,7 +117,7 @@ pub(crate) fn visit<R, E, F>(
 where
     R: Read,
     E: From<ArchiveError>,
-    F: FnMut(&Entry, &mut dyn Read) -> Result<(), E>,
+    F: FnMut(&ArchiveEntry, &mut dyn Read) -> Result<(), E>,
 {
     let ctx = Ctx { path, format };
     let mut pos: u64 = 0;
@@ -344,7 +289,7 @@ where
             EntryKind::HardLink | EntryKind::Symlink => Some(link.unwrap_or_default()),
             _ => None,
         };
-        let entry = Entry {
+        let entry = ArchiveEntry {
             index,
             path: entry_path,
             kind,
@@ -395,77 +340,5 @@ impl<R: Read> Read for ExactReader<R> {
             ));
         }
         Ok(n)
-    }
-}
-
-/// Parses pax records `"<len> <key>=<value>\n"` (POSIX pax, "pax Extended
-/// Header"). An empty value cancels the field.
-fn parse_pax(data: &[u8]) -> Result<PaxFields, String> {
-    let mut out = PaxFields::default();
-    for record in tar::PaxExtensions::new(data) {
-        let record = record.map_err(|e| format!("pax record: {e}"))?;
-        let key = record.key_bytes();
-        let value = record.value_bytes();
-        let number = |what: &str| -> Result<Option<u64>, String> {
-            if value.is_empty() {
-                return Ok(None);
-            }
-            std::str::from_utf8(value)
-                .ok()
-                .and_then(|s| s.parse::<u64>().ok())
-                .map(Some)
-                .ok_or_else(|| {
-                    format!(
-                        "pax {what} {:?} is not a number",
-                        String::from_utf8_lossy(value)
-                    )
-                })
-        };
-        match key {
-            b"path" => out.path = (!value.is_empty()).then(|| value.to_vec()),
-            b"linkpath" => out.linkpath = (!value.is_empty()).then(|| value.to_vec()),
-            b"size" => out.size = number("size")?,
-            b"uid" => out.uid = number("uid")?,
-            b"gid" => out.gid = number("gid")?,
-            b"mtime" => {
-                if value.is_empty() {
-                    out.mtime = None;
-                    continue;
-                }
-                let text =
-                    std::str::from_utf8(value).map_err(|_| "pax mtime is not text".to_string())?;
-                let whole = text.split('.').next().unwrap_or("");
-                let parsed = match whole {
-                    "" | "-" => Some(0),
-                    w => w.parse::<i64>().ok(),
-                };
-                out.mtime =
-                    Some(parsed.ok_or_else(|| format!("pax mtime {text:?} is not a number"))?);
-            }
-            _ => {}
-        }
-    }
-    Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_pax;
-
-    #[test]
-    fn pax_mtime_keeps_whole_seconds_and_sign() {
-        let f = parse_pax(b"30 mtime=1700000000.123456789\n").unwrap();
-        assert_eq!(f.mtime, Some(1_700_000_000));
-        let f = parse_pax(b"15 mtime=-12.5\n").unwrap();
-        assert_eq!(f.mtime, Some(-12));
-    }
-
-    #[test]
-    fn pax_size_must_be_a_number() {
-        assert!(parse_pax(b"13 size=12x4\n").is_err());
-        assert_eq!(
-            parse_pax(b"16 size=1234567\n").unwrap().size,
-            Some(1_234_567)
-        );
     }
 }

@@ -32,11 +32,12 @@ use std::fs::{self, File};
 use std::io::{self, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
+use super::net::{self, NetOptions};
+use super::refs::ArtifactRef;
+use super::s3;
+use super::uri::{self, Location, UriError};
 use crate::digest::{Hasher, Sha256Digest, hash_file, hash_reader};
-use crate::fetch::NetOptions;
-use crate::fetch::s3;
 use crate::output::AtomicFile;
-use crate::refs::ArtifactRef;
 
 /// Where to push to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,35 +101,24 @@ impl Dest {
             dest: dest.to_string(),
             reason: reason.to_string(),
         };
-        match dest.split_once("://") {
-            None if dest.is_empty() => Err(bad("empty path")),
-            None => Ok(Dest::Local {
-                dir: PathBuf::from(dest),
-                as_file_uri: false,
+        match uri::classify(dest) {
+            Ok(Location::Local { path, file_uri }) => Ok(Dest::Local {
+                dir: path,
+                as_file_uri: file_uri,
             }),
-            Some(("file", _)) => {
-                let url = url::Url::parse(dest).map_err(|e| bad(&e.to_string()))?;
-                let dir = url
-                    .to_file_path()
-                    .map_err(|()| bad("file URI must be file:///absolute/dir"))?;
-                Ok(Dest::Local {
-                    dir,
-                    as_file_uri: true,
-                })
+            Ok(Location::S3 { bucket, key }) => Ok(Dest::S3 {
+                bucket,
+                prefix: key.trim_matches('/').to_string(),
+            }),
+            Ok(Location::Http) | Err(UriError::Scheme(_)) => {
+                let scheme = dest.split_once("://").map_or(dest, |(s, _)| s);
+                Err(bad(&format!(
+                    "unsupported scheme {scheme:?} (use a directory, file:// or s3://)"
+                )))
             }
-            Some(("s3", rest)) => {
-                let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-                if bucket.is_empty() {
-                    return Err(bad("s3 destination must be s3://bucket[/prefix]"));
-                }
-                Ok(Dest::S3 {
-                    bucket: bucket.to_string(),
-                    prefix: prefix.trim_matches('/').to_string(),
-                })
-            }
-            Some((scheme, _)) => Err(bad(&format!(
-                "unsupported scheme {scheme:?} (use a directory, file:// or s3://)"
-            ))),
+            Err(UriError::S3Bucket) => Err(bad("s3 destination must be s3://bucket[/prefix]")),
+            Err(UriError::FileUri) => Err(bad("file URI must be file:///absolute/dir")),
+            Err(e) => Err(bad(&e.to_string())),
         }
     }
 }
@@ -322,12 +312,12 @@ fn push_s3(
         match store.head(&path).await {
             Ok(meta) if meta.size == size => return Ok(false),
             Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
-            Err(e) => return Err(remote(format!("HEAD: {}", crate::fetch::source::chain(&e)))),
+            Err(e) => return Err(remote(format!("HEAD: {}", net::chain(&e)))),
         }
         upload(file, sha256, store.clone(), path.clone(), &uri).await?;
         let meta = store.head(&path).await.map_err(|e| PushError::Verify {
             uri: uri.clone(),
-            message: format!("HEAD: {}", crate::fetch::source::chain(&e)),
+            message: format!("HEAD: {}", net::chain(&e)),
         })?;
         if meta.size != size {
             return Err(PushError::Verify {
@@ -358,7 +348,7 @@ async fn upload(
 
     let remote = |e: object_store::Error| PushError::Remote {
         uri: uri.to_string(),
-        message: crate::fetch::source::chain(&e),
+        message: net::chain(&e),
     };
     let mut src = File::open(file).map_err(|source| PushError::Input {
         path: file.to_path_buf(),

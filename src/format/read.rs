@@ -5,7 +5,7 @@
 //! ([`ContainerInfo`]: gzip header, first tar header, SquashFS superblock), and
 //! returns an [`Archive`]. [`Archive::for_each_entry`] then drives a single
 //! pass over the entries **in archive order** and pushes each one to the
-//! caller's closure as an [`Entry`] (metadata) plus a [`Read`] over the
+//! caller's closure as an [`ArchiveEntry`] (metadata) plus a [`Read`] over the
 //! entry's content. The caller reads as much content as it wants; whatever it
 //! leaves unread is skipped before the next entry. The closure's error stops
 //! the pass and is returned as is.
@@ -24,7 +24,7 @@
 //!   requires). **Hard links**: a non-directory inode reached through several
 //!   directory entries is yielded with its own kind the first time and as
 //!   [`EntryKind::HardLink`] to that first path every later time, exactly like
-//!   a tar hard link; [`Entry::inode`] carries the inode number on every
+//!   a tar hard link; [`ArchiveEntry::inode`] carries the inode number on every
 //!   occurrence, so callers can also group by it.
 //!
 //! Paths are raw bytes **as stored** (a tar may say `./a/b/` for a directory);
@@ -33,20 +33,16 @@
 //!
 //! ```no_run
 //! use std::io::Read;
-//! let archive = repropack::archive::open("demo.tar.gz".as_ref())?;
+//! let archive = repropack::format::open("demo.tar.gz".as_ref())?;
 //! println!("format: {}", archive.format().name());
 //! archive.for_each_entry(|entry, content| {
 //!     let mut bytes = Vec::new();
-//!     content.read_to_end(&mut bytes).map_err(|e| repropack::archive::ArchiveError::content(entry, e))?;
+//!     content.read_to_end(&mut bytes).map_err(|e| repropack::format::ArchiveError::content(entry, e))?;
 //!     println!("{} {} {}", entry.kind().name(), entry.display_path(), bytes.len());
-//!     Ok::<(), repropack::archive::ArchiveError>(())
+//!     Ok::<(), repropack::format::ArchiveError>(())
 //! })?;
-//! # Ok::<(), repropack::archive::ArchiveError>(())
+//! # Ok::<(), repropack::format::ArchiveError>(())
 //! ```
-
-mod detect;
-pub mod squashfs;
-pub mod tar;
 
 use std::fs::File;
 use std::io::{self, BufReader, Read};
@@ -54,32 +50,12 @@ use std::path::{Path, PathBuf};
 
 use flate2::bufread::MultiGzDecoder;
 
-pub use detect::GzipInfo;
-pub use squashfs::SquashfsInfo;
-pub use tar::TarInfo;
-
-/// Container format, decided from the bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Format {
-    /// A plain tar stream (ustar magic at offset 257, or a header with a
-    /// valid checksum).
-    Tar,
-    /// gzip (magic `1f 8b`) around a tar stream.
-    TarGz,
-    /// SquashFS 4.0, little endian (magic `hsqs` at offset 0).
-    SquashFs,
-}
-
-impl Format {
-    /// `tar`, `tar.gz` or `squashfs`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Format::Tar => "tar",
-            Format::TarGz => "tar.gz",
-            Format::SquashFs => "squashfs",
-        }
-    }
-}
+use super::detect::{self, Detected};
+use super::gzip::GzipInfo;
+use super::squashfs::SquashfsInfo;
+use super::tar::TarInfo;
+use super::{Format, squashfs, tar};
+use crate::plan::EntryKind;
 
 /// What the container says about itself, for `diff` and `--json` output.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,41 +65,9 @@ pub enum ContainerInfo {
     SquashFs(SquashfsInfo),
 }
 
-/// What an entry is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum EntryKind {
-    Dir,
-    File,
-    Symlink,
-    /// Another name for an earlier entry; [`Entry::link_target`] is that
-    /// entry's path as stored.
-    HardLink,
-    Fifo,
-    CharDevice,
-    BlockDevice,
-    /// Only SquashFS can hold sockets.
-    Socket,
-}
-
-impl EntryKind {
-    /// A short lowercase name, as in manifests and messages.
-    pub fn name(self) -> &'static str {
-        match self {
-            EntryKind::Dir => "dir",
-            EntryKind::File => "file",
-            EntryKind::Symlink => "symlink",
-            EntryKind::HardLink => "hardlink",
-            EntryKind::Fifo => "fifo",
-            EntryKind::CharDevice => "char",
-            EntryKind::BlockDevice => "block",
-            EntryKind::Socket => "socket",
-        }
-    }
-}
-
 /// One entry's metadata, as stored in the archive.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
+pub struct ArchiveEntry {
     pub(crate) index: u64,
     pub(crate) path: Vec<u8>,
     pub(crate) kind: EntryKind,
@@ -137,7 +81,7 @@ pub struct Entry {
     pub(crate) inode: Option<u32>,
 }
 
-impl Entry {
+impl ArchiveEntry {
     /// Position in archive order, from 0 (extension headers do not count).
     pub fn index(&self) -> u64 {
         self.index
@@ -234,7 +178,7 @@ pub enum ArchiveError {
 
 impl ArchiveError {
     /// Wraps an error met while reading `entry`'s content.
-    pub fn content(entry: &Entry, source: io::Error) -> ArchiveError {
+    pub fn content(entry: &ArchiveEntry, source: io::Error) -> ArchiveError {
         ArchiveError::Content {
             entry: entry.display_path(),
             source,
@@ -254,7 +198,7 @@ pub struct Archive {
 enum Inner {
     Tar(BufReader<File>),
     TarGz(Box<BufReader<MultiGzDecoder<BufReader<File>>>>),
-    SquashFs(Box<squashfs::SquashfsArchive>),
+    SquashFs(Box<squashfs::read::SquashfsArchive>),
 }
 
 /// Opens `path` with default [`ReadOptions`]; see [`open_with`].
@@ -286,9 +230,9 @@ pub fn open_with(path: &Path, options: &ReadOptions) -> Result<Archive, ArchiveE
             )
         }
         detect::Detected::SquashFs => {
-            let sq = squashfs::SquashfsArchive::open(path, file, options)?;
+            let sq = squashfs::read::SquashfsArchive::open(path, file, options)?;
             let info = ContainerInfo::SquashFs(sq.info().clone());
-            (Format::SquashFs, info, Inner::SquashFs(Box::new(sq)))
+            (Format::Squashfs, info, Inner::SquashFs(Box::new(sq)))
         }
     };
     Ok(Archive {
@@ -326,18 +270,18 @@ impl Archive {
     pub fn for_each_entry<E, F>(self, f: F) -> Result<(), E>
     where
         E: From<ArchiveError>,
-        F: FnMut(&Entry, &mut dyn Read) -> Result<(), E>,
+        F: FnMut(&ArchiveEntry, &mut dyn Read) -> Result<(), E>,
     {
         let max = self.options.max_entries;
         match self.inner {
-            Inner::Tar(reader) => tar::visit(&self.path, Format::Tar, reader, max, f),
-            Inner::TarGz(reader) => tar::visit(&self.path, Format::TarGz, reader, max, f),
+            Inner::Tar(reader) => tar::read::visit(&self.path, Format::Tar, reader, max, f),
+            Inner::TarGz(reader) => tar::read::visit(&self.path, Format::TarGz, reader, max, f),
             Inner::SquashFs(sq) => sq.visit(f),
         }
     }
 
     /// Reads every entry's metadata (content is skipped).
-    pub fn list(self) -> Result<Vec<Entry>, ArchiveError> {
+    pub fn list(self) -> Result<Vec<ArchiveEntry>, ArchiveError> {
         let mut out = Vec::new();
         self.for_each_entry(|e, _| {
             out.push(e.clone());
@@ -374,7 +318,7 @@ impl std::fmt::Display for PathProblem {
 /// `..` components and NUL bytes are refused, never rewritten.
 ///
 /// ```
-/// use repropack::archive::{normalize_path, PathProblem};
+/// use repropack::format::{normalize_path, PathProblem};
 /// assert_eq!(normalize_path(b"./usr//bin/").unwrap(), b"usr/bin");
 /// assert_eq!(normalize_path(b".").unwrap(), b"");
 /// assert_eq!(normalize_path(b"/etc/passwd"), Err(PathProblem::Absolute));

@@ -6,7 +6,7 @@
 //! view drops inode numbers (so hard links cannot be told from deduplicated
 //! copies) and refuses hostile names before a caller can see and name them.
 //!
-//! Directory table layout (squashfs-tools-ng `docs/format.adoc`, "Directory
+//! Directory table layout (squashfs-tools-ng `doc/format.adoc`, "Directory
 //! Table"): a directory inode points at `block_index` (start of a metadata
 //! block, relative to the table start) + `block_offset` (in the uncompressed
 //! block) and has `file_size` = listing bytes + 3. The listing is a run of
@@ -30,9 +30,10 @@ use backhand::kind::{Kind, LE_V4_0};
 use backhand::v4::inode::{Inode, InodeInner};
 use backhand::{FilesystemReader, Squashfs, SquashfsFileReader};
 
-use super::{ArchiveError, Entry, EntryKind, ReadOptions};
+use crate::format::{ArchiveEntry, ArchiveError, ReadOptions};
+use crate::plan::EntryKind;
 
-/// Superblock facts (squashfs-tools-ng `docs/format.adoc`, "The Superblock").
+/// Superblock facts (squashfs-tools-ng `doc/format.adoc`, "The Superblock").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SquashfsInfo {
     /// `gzip`, `lzma`, `lzo`, `xz`, `lz4`, `zstd` or `none`.
@@ -85,7 +86,7 @@ pub(crate) struct SquashfsArchive {
     path: PathBuf,
     info: SquashfsInfo,
     fs: FilesystemReader<'static>,
-    entries: Vec<Entry>,
+    entries: Vec<ArchiveEntry>,
     /// For each entry, the file inode to read content from.
     files: Vec<Option<SquashfsFileReader>>,
     fragment_cache_limit: u64,
@@ -232,7 +233,7 @@ impl SquashfsArchive {
     pub(crate) fn visit<E, F>(self, mut f: F) -> Result<(), E>
     where
         E: From<ArchiveError>,
-        F: FnMut(&Entry, &mut dyn Read) -> Result<(), E>,
+        F: FnMut(&ArchiveEntry, &mut dyn Read) -> Result<(), E>,
     {
         let mut fs = self.fs;
         let mut fragments_read: HashSet<usize> = HashSet::new();
@@ -289,7 +290,7 @@ impl Walker<'_> {
     fn walk(
         &self,
         root: &Inode,
-    ) -> Result<(Vec<Entry>, Vec<Option<SquashfsFileReader>>), ArchiveError> {
+    ) -> Result<(Vec<ArchiveEntry>, Vec<Option<SquashfsFileReader>>), ArchiveError> {
         let mut entries = Vec::new();
         let mut files = Vec::new();
         let mut dirs_seen = HashSet::new();
@@ -382,7 +383,7 @@ impl Walker<'_> {
         path: Vec<u8>,
         inode: &Inode,
         index: u64,
-    ) -> Result<(Entry, Option<SquashfsFileReader>), ArchiveError> {
+    ) -> Result<(ArchiveEntry, Option<SquashfsFileReader>), ArchiveError> {
         let shown = String::from_utf8_lossy(&path).into_owned();
         let id = |i: u16, what: &str| {
             self.ids.get(usize::from(i)).copied().ok_or_else(|| {
@@ -393,7 +394,7 @@ impl Walker<'_> {
             })
         };
         let h = inode.header;
-        let mut entry = Entry {
+        let mut entry = ArchiveEntry {
             index,
             path,
             kind: EntryKind::Dir,
@@ -521,7 +522,7 @@ impl Walker<'_> {
 }
 
 /// Linux `new_decode_dev`: minor in bits 0-7 and 20-31, major in 8-19
-/// (squashfs-tools-ng `docs/format.adoc`, "Device Special Files").
+/// (squashfs-tools-ng `doc/format.adoc`, "Device Special Files").
 fn decode_dev(dev: u32) -> (u32, u32) {
     let major = (dev >> 8) & 0xfff;
     let minor = (dev & 0xff) | ((dev >> 12) & 0xfff00);

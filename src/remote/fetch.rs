@@ -24,7 +24,7 @@
 //! library stays synchronous.
 //!
 //! ```no_run
-//! use repropack::fetch::{fetch, FetchOptions};
+//! use repropack::remote::{fetch, FetchOptions};
 //! let r = "https://example.com/a.tar#sha256=\
 //!     ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad".parse()?;
 //! let got = fetch(&r, &[], &FetchOptions::new("/tmp/cache".into()))?;
@@ -32,20 +32,16 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-pub mod cache;
-pub(crate) mod s3;
-pub mod source;
-
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::cache::{self, Cache, CacheError};
+use super::net::NetOptions;
+use super::refs::ArtifactRef;
+use super::source::{self, Origin};
 use crate::digest::Sha256Digest;
-use crate::refs::ArtifactRef;
-
-pub use cache::{Cache, CacheError};
-pub use source::Source;
 
 /// Receives progress of a download. The CLI draws a bar with it on a TTY;
 /// the library itself never prints.
@@ -57,41 +53,6 @@ pub trait Progress: Send + Sync {
     fn advance(&self, bytes: u64);
     /// The download ended (successfully or not).
     fn finish(&self);
-}
-
-/// Timeouts and retries of network sources.
-#[derive(Debug, Clone)]
-pub struct NetOptions {
-    /// Connect timeout, and the longest wait for any single read.
-    pub timeout: Duration,
-    /// Retries per source after the first attempt, for transient failures only.
-    pub retries: u32,
-    /// Wait before the first retry; doubled for each further retry.
-    pub backoff: Duration,
-    /// Most HTTP redirects followed per request.
-    pub max_redirects: usize,
-}
-
-impl Default for NetOptions {
-    fn default() -> NetOptions {
-        NetOptions {
-            timeout: Duration::from_secs(30),
-            retries: 3,
-            backoff: Duration::from_millis(500),
-            max_redirects: 10,
-        }
-    }
-}
-
-impl NetOptions {
-    /// Wait before retry number `retry` (1-based): backoff · 2^(retry-1),
-    /// capped at 30 s.
-    pub fn delay(&self, retry: u32) -> Duration {
-        let factor = 1u32 << retry.saturating_sub(1).min(16);
-        self.backoff
-            .saturating_mul(factor)
-            .min(Duration::from_secs(30))
-    }
 }
 
 /// Options of [`fetch`].
@@ -223,13 +184,13 @@ pub fn fetch(
     opts: &FetchOptions,
 ) -> Result<Fetched, FetchError> {
     let mut sources = vec![
-        Source::parse(r.uri()).map_err(|reason| FetchError::BadSource {
+        Origin::parse(r.uri()).map_err(|reason| FetchError::BadSource {
             uri: r.uri().to_string(),
             reason,
         })?,
     ];
     for m in mirrors {
-        sources.push(Source::parse(m).map_err(|reason| FetchError::BadSource {
+        sources.push(Origin::parse(m).map_err(|reason| FetchError::BadSource {
             uri: m.clone(),
             reason,
         })?);

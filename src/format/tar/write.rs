@@ -13,15 +13,15 @@
 //! `--format=posix` output for the same normalized tree (tested).
 //!
 //! The writer never touches the filesystem except through
-//! [`Content::reader`](crate::stage::Content::reader).
+//! [`Content::reader`](crate::plan::Content::reader).
 
 use std::io::{self, Read, Write};
 
 use tar::{EntryType, Header};
 
-use crate::stage::{Entry, EntryKind, Plan};
+use super::header::{BLOCK, pax_records, set_checksum};
+use crate::plan::{Entry, EntryKind, Plan};
 
-const BLOCK: u64 = 512;
 const RECORD: u64 = 10240;
 
 /// A failure while writing one entry.
@@ -104,6 +104,14 @@ fn write_entry<W: Write>(
         (EntryKind::Fifo, _) => (EntryType::Fifo, Vec::new(), 0),
         (EntryKind::CharDevice, _) => (EntryType::Char, Vec::new(), 0),
         (EntryKind::BlockDevice, _) => (EntryType::Block, Vec::new(), 0),
+        // A plan expresses hard links as `hardlink_of` groups and holds no
+        // sockets (see `EntryKind`).
+        (EntryKind::HardLink | EntryKind::Socket, _) => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("a plan cannot hold a {} entry", entry.kind().name()),
+            ));
+        }
     };
 
     // Which fields need a pax record follows GNU tar's `--format=posix`
@@ -202,55 +210,10 @@ fn base_header(
     Ok(h)
 }
 
-/// ustar `chksum`: the sum of all header bytes with the field itself read as
-/// spaces, written as six octal digits, NUL, space (as GNU tar writes it).
-fn set_checksum(h: &mut Header) {
-    let bytes = h.as_mut_bytes();
-    bytes[148..156].fill(b' ');
-    let sum: u32 = bytes.iter().map(|&b| u32::from(b)).sum();
-    let field = format!("{sum:06o}\0 ");
-    bytes[148..156].copy_from_slice(field.as_bytes());
-}
-
-/// Encodes pax records `"<len> <key>=<value>\n"`, where `<len>` counts the
-/// whole record including its own digits.
-fn pax_records(records: &[(&str, Vec<u8>)]) -> Vec<u8> {
-    let mut body = Vec::new();
-    for (key, value) in records {
-        let rest = key.len() + value.len() + 3; // ' ', '=', '\n'
-        let mut len = rest + 1;
-        while len != rest + len.to_string().len() {
-            len = rest + len.to_string().len();
-        }
-        body.extend_from_slice(len.to_string().as_bytes());
-        body.push(b' ');
-        body.extend_from_slice(key.as_bytes());
-        body.push(b'=');
-        body.extend_from_slice(value);
-        body.push(b'\n');
-    }
-    body
-}
-
 fn pad<W: Write>(out: &mut W, size: u64) -> io::Result<()> {
     let rem = (size % BLOCK) as usize;
     if rem != 0 {
         out.write_all(&[0u8; BLOCK as usize][..BLOCK as usize - rem])?;
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::pax_records;
-
-    #[test]
-    fn pax_record_length_counts_its_own_digits() {
-        let body = pax_records(&[("path", vec![b'a'; 94])]);
-        // 3 digits + ' ' + "path" + '=' + 94 + '\n' = 104
-        assert!(body.starts_with(b"104 path="));
-        assert_eq!(body.len(), 104);
-        let body = pax_records(&[("path", vec![b'a'; 1])]);
-        assert_eq!(body, b"9 path=a\n");
-    }
 }

@@ -128,7 +128,7 @@ pub(crate) fn lookup_table(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::squashfs::Compression;
+    use crate::format::squashfs::Compression;
 
     #[test]
     fn positions_follow_compressed_block_sizes() {

@@ -39,7 +39,7 @@ use sha2::{Digest, Sha256};
 
 use super::SquashfsError;
 use super::compress::{CompressError, Compression};
-use crate::stage::{EntryKind, Plan};
+use crate::plan::{ContentError, EntryKind, Plan};
 
 /// Blocks in flight per job, beyond 8 shared: enough read-ahead that a
 /// worker rarely waits for the planner while the writer waits for a slow
@@ -402,7 +402,7 @@ impl Planner<'_> {
             let mut expect_hash = None;
             let mut small: Option<Vec<u8>> = None;
             if shared_size(size) {
-                let mut reader = content.reader().map_err(SquashfsError::Stage)?;
+                let mut reader = content.reader().map_err(SquashfsError::Content)?;
                 let digest = if size <= bs {
                     let mut buf = Vec::with_capacity(size as usize);
                     read_to_end_exact(&mut reader, &mut buf, size).map_err(in_err)?;
@@ -432,13 +432,13 @@ impl Planner<'_> {
             let (fragment, sparse) = match small {
                 Some(buf) => self.emit_blocks(&mut &buf[..], size, None, e)?,
                 None => {
-                    let mut reader = content.reader().map_err(SquashfsError::Stage)?;
+                    let mut reader = content.reader().map_err(SquashfsError::Content)?;
                     let mut hasher = expect_hash.map(|_| Sha256::new());
                     let r = self.emit_blocks(&mut reader, size, hasher.as_mut(), e)?;
                     if let (Some(h), Some(want)) = (hasher, expect_hash) {
                         let got: [u8; 32] = h.finalize().into();
                         if got != want {
-                            return Err(SquashfsError::Stage(crate::stage::StageError::Unstable {
+                            return Err(SquashfsError::Content(ContentError::Unstable {
                                 path: content.describe(),
                                 what: "content",
                             }));
@@ -469,7 +469,7 @@ impl Planner<'_> {
         reader: &mut dyn Read,
         size: u64,
         mut hasher: Option<&mut Sha256>,
-        entry: &crate::stage::Entry,
+        entry: &crate::plan::Entry,
     ) -> Result<(Option<(u32, u32)>, u64), SquashfsError> {
         let in_err = |source: io::Error| SquashfsError::Input {
             entry: entry.display_path(),
@@ -573,7 +573,7 @@ impl Planner<'_> {
     }
 }
 
-fn owns_data(e: &crate::stage::Entry) -> bool {
+fn owns_data(e: &crate::plan::Entry) -> bool {
     e.kind() == EntryKind::File && e.hardlink_of().is_none() && e.size() > 0
 }
 

@@ -13,18 +13,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use super::uri::{self, Scheme, UriError};
 use crate::digest::{HexError, Sha256Digest};
-
-/// Which kind of location a ref's URI names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scheme {
-    /// A plain local path (no scheme).
-    Path,
-    File,
-    Http,
-    Https,
-    S3,
-}
 
 /// A URI plus the sha256 its bytes must have.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,20 +63,7 @@ impl ArtifactRef {
     }
     /// The kind of location the URI names.
     pub fn scheme(&self) -> Scheme {
-        scheme_of(&self.uri).unwrap_or(Scheme::Path)
-    }
-}
-
-fn scheme_of(uri: &str) -> Result<Scheme, String> {
-    let Some((scheme, _)) = uri.split_once("://") else {
-        return Ok(Scheme::Path);
-    };
-    match scheme {
-        "file" => Ok(Scheme::File),
-        "http" => Ok(Scheme::Http),
-        "https" => Ok(Scheme::Https),
-        "s3" => Ok(Scheme::S3),
-        other => Err(other.to_string()),
+        uri::scheme(&self.uri).unwrap_or(Scheme::Path)
     }
 }
 
@@ -114,9 +91,12 @@ impl FromStr for ArtifactRef {
         if uri.is_empty() {
             return Err(RefError::EmptyUri(input.to_string()));
         }
-        let scheme = scheme_of(uri).map_err(|scheme| RefError::Scheme {
+        let scheme = uri::scheme(uri).map_err(|e| RefError::Scheme {
             input: input.to_string(),
-            scheme,
+            scheme: match e {
+                UriError::Scheme(s) => s,
+                other => other.to_string(),
+            },
         })?;
         if scheme == Scheme::S3 {
             let rest = &uri["s3://".len()..];

@@ -1,6 +1,6 @@
 //! Where bytes come from: local paths / `file://`, `http(s)://` and `s3://`.
 //!
-//! A [`Source`] moves bytes into a [`Download`] and classifies failures as
+//! A [`Origin`] moves bytes into a [`Download`] and classifies failures as
 //! transient (retried with backoff: HTTP 5xx/408/429, connection resets,
 //! bodies shorter than announced, timeouts) or permanent (404 and other
 //! 4xx, a missing file, too many redirects). It never judges the bytes: the
@@ -11,11 +11,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::cache::Download;
-use super::{NetOptions, Progress, SourceFailure};
+use super::fetch::{Progress, SourceFailure};
+use super::net::{NetOptions, chain, install_crypto_provider};
+use super::uri::{self, Location, UriError};
 
 /// A place to fetch an artifact from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Source {
+pub enum Origin {
     /// A plain path or a `file://` URI.
     Local { uri: String, path: PathBuf },
     /// `http://` or `https://`.
@@ -45,50 +47,33 @@ enum AttemptError {
     NotFound(String),
 }
 
-impl Source {
+impl Origin {
     /// Parses a URI the way refs do: a plain path, `file://`, `http(s)://`
     /// or `s3://bucket/key`.
-    pub fn parse(uri: &str) -> Result<Source, String> {
+    pub fn parse(uri: &str) -> Result<Origin, String> {
         let owned = uri.to_string();
-        match uri.split_once("://") {
-            None => {
-                if uri.is_empty() {
-                    return Err("empty path".into());
-                }
-                Ok(Source::Local {
-                    uri: owned,
-                    path: PathBuf::from(uri),
-                })
-            }
-            Some(("file", _)) => {
-                let url = url::Url::parse(uri).map_err(|e| format!("bad file URI: {e}"))?;
-                let path = url
-                    .to_file_path()
-                    .map_err(|()| "file URI must be file:///absolute/path".to_string())?;
-                Ok(Source::Local { uri: owned, path })
-            }
-            Some(("http" | "https", _)) => {
-                url::Url::parse(uri).map_err(|e| format!("bad URL: {e}"))?;
-                Ok(Source::Http { uri: owned })
-            }
-            Some(("s3", rest)) => match rest.split_once('/') {
-                Some((bucket, key)) if !bucket.is_empty() && !key.is_empty() => Ok(Source::S3 {
-                    bucket: bucket.to_string(),
-                    key: key.to_string(),
-                    uri: owned,
-                }),
-                _ => Err("s3 URI must be s3://bucket/key".into()),
-            },
-            Some((scheme, _)) => Err(format!(
+        let unsupported = |e: UriError| match e {
+            UriError::Scheme(scheme) => format!(
                 "unsupported scheme {scheme:?} (use a path, file://, http://, https:// or s3://)"
-            )),
+            ),
+            other => other.to_string(),
+        };
+        match uri::classify(uri).map_err(unsupported)? {
+            Location::Local { path, .. } => Ok(Origin::Local { uri: owned, path }),
+            Location::Http => Ok(Origin::Http { uri: owned }),
+            Location::S3 { key, .. } if key.is_empty() => Err(UriError::S3Bucket.to_string()),
+            Location::S3 { bucket, key } => Ok(Origin::S3 {
+                bucket,
+                key,
+                uri: owned,
+            }),
         }
     }
 
     /// The URI as given.
     pub fn uri(&self) -> &str {
         match self {
-            Source::Local { uri, .. } | Source::Http { uri } | Source::S3 { uri, .. } => uri,
+            Origin::Local { uri, .. } | Origin::Http { uri } | Origin::S3 { uri, .. } => uri,
         }
     }
 
@@ -109,9 +94,9 @@ impl Source {
             }
             let mut sink = Sink { download, progress };
             let result = match self {
-                Source::Local { path, .. } => copy_local(path, &mut sink),
-                Source::Http { uri } => rt.http(net, &mut sink, uri),
-                Source::S3 { bucket, key, .. } => rt.s3(net, &mut sink, bucket, key),
+                Origin::Local { path, .. } => copy_local(path, &mut sink),
+                Origin::Http { uri } => rt.http(net, &mut sink, uri),
+                Origin::S3 { bucket, key, .. } => rt.s3(net, &mut sink, bucket, key),
             };
             if let Some(p) = progress {
                 p.finish();
@@ -129,7 +114,7 @@ impl Source {
                     }));
                 }
                 Err(AttemptError::Transient(message)) => {
-                    if attempt > net.retries || matches!(self, Source::Local { .. }) {
+                    if attempt > net.retries || matches!(self, Origin::Local { .. }) {
                         return Err(Error::Failed(SourceFailure::Transport {
                             message,
                             attempts: attempt,
@@ -234,13 +219,6 @@ impl Runtime {
     }
 }
 
-/// Installs rustls' ring provider as the process default (once; later
-/// calls are no-ops).
-pub(crate) fn install_crypto_provider() {
-    // Err means a provider is already installed, which is what we want.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
 fn http_client(net: &NetOptions) -> Result<reqwest::Client, String> {
     install_crypto_provider();
     reqwest::Client::builder()
@@ -250,21 +228,6 @@ fn http_client(net: &NetOptions) -> Result<reqwest::Client, String> {
         .user_agent(concat!("repropack/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| format!("cannot build HTTP client: {}", chain(&e)))
-}
-
-/// An error and its sources, joined by `: `.
-pub(crate) fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let m = c.to_string();
-        if !s.contains(&m) {
-            s.push_str(": ");
-            s.push_str(&m);
-        }
-        cur = c.source();
-    }
-    s
 }
 
 fn classify_reqwest(e: &reqwest::Error, timeout: Duration) -> AttemptError {
@@ -394,30 +357,30 @@ mod tests {
     #[test]
     fn parses_each_kind_of_uri() {
         assert_eq!(
-            Source::parse("/a/b.tar").unwrap(),
-            Source::Local {
+            Origin::parse("/a/b.tar").unwrap(),
+            Origin::Local {
                 uri: "/a/b.tar".into(),
                 path: "/a/b.tar".into()
             }
         );
         assert_eq!(
-            Source::parse("file:///a/b%20c.tar").unwrap(),
-            Source::Local {
+            Origin::parse("file:///a/b%20c.tar").unwrap(),
+            Origin::Local {
                 uri: "file:///a/b%20c.tar".into(),
                 path: "/a/b c.tar".into()
             }
         );
         assert_eq!(
-            Source::parse("s3://bkt/k/x.sqfs").unwrap(),
-            Source::S3 {
+            Origin::parse("s3://bkt/k/x.sqfs").unwrap(),
+            Origin::S3 {
                 uri: "s3://bkt/k/x.sqfs".into(),
                 bucket: "bkt".into(),
                 key: "k/x.sqfs".into()
             }
         );
         assert!(matches!(
-            Source::parse("https://h/x").unwrap(),
-            Source::Http { .. }
+            Origin::parse("https://h/x").unwrap(),
+            Origin::Http { .. }
         ));
         for bad in [
             "",
@@ -427,7 +390,7 @@ mod tests {
             "file://host/x",
             "http://",
         ] {
-            assert!(Source::parse(bad).is_err(), "accepted {bad:?}");
+            assert!(Origin::parse(bad).is_err(), "accepted {bad:?}");
         }
     }
 

@@ -127,7 +127,7 @@ fn entry_size(e: &DirEntry<'_>) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::squashfs::Compression;
+    use crate::format::squashfs::Compression;
 
     fn names(n: usize) -> Vec<Vec<u8>> {
         (0..n).map(|i| format!("file{i:06}").into_bytes()).collect()

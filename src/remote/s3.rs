@@ -14,7 +14,7 @@ use std::time::Duration;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::{BackoffConfig, ClientOptions, RetryConfig};
 
-use super::NetOptions;
+use super::net::NetOptions;
 
 /// Which retries object_store itself should make.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,7 +27,7 @@ pub(crate) enum Retries {
 
 /// A client for `bucket` configured from the environment.
 pub(crate) fn store(bucket: &str, net: &NetOptions, retries: Retries) -> Result<AmazonS3, String> {
-    super::source::install_crypto_provider();
+    super::net::install_crypto_provider();
     let explicit_http = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_ENDPOINT"]
         .iter()
         .filter_map(|k| std::env::var(k).ok())
@@ -60,7 +60,7 @@ pub(crate) fn store(bucket: &str, net: &NetOptions, retries: Retries) -> Result<
     }
     builder
         .build()
-        .map_err(|e| format!("S3 configuration: {}", super::source::chain(&e)))
+        .map_err(|e| format!("S3 configuration: {}", super::net::chain(&e)))
 }
 
 fn env_true(key: &str) -> bool {

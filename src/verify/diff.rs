@@ -13,6 +13,7 @@
 //! itself.
 
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -20,65 +21,12 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::digest::Sha256Digest;
-use crate::manifest::Bytes;
-use crate::tree::{Tree, TreeEntry};
-
-/// A named byte range `[start, end)` of a container.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Region {
-    pub start: u64,
-    pub end: u64,
-    pub name: String,
-}
-
-/// One input to [`compare`].
-#[derive(Debug, Clone)]
-pub struct Side {
-    /// What to call it in messages (the path given on the command line).
-    pub label: String,
-    pub tree: Tree,
-    /// Header/superblock facts as (name, value), in the reader's order.
-    pub facts: Vec<(String, String)>,
-    /// The artifact file, when the side is one (not a directory).
-    pub file: Option<PathBuf>,
-    pub sha256: Option<Sha256Digest>,
-    /// How to name a byte offset of the file.
-    pub layout: Layout,
-}
-
-/// How the bytes of a container are laid out, for naming an offset.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Layout {
-    /// Not a file, or nothing known.
-    Unknown,
-    /// A plain tar stream: 512-byte blocks.
-    TarBlocks,
-    /// Named byte ranges, sorted by start.
-    Regions(Vec<Region>),
-}
-
-impl Layout {
-    /// Names the region holding `offset`.
-    pub fn describe(&self, offset: u64) -> String {
-        match self {
-            Layout::Unknown => "no layout known".to_string(),
-            Layout::TarBlocks => tar_block(offset),
-            Layout::Regions(regions) => regions
-                .iter()
-                .find(|r| r.start <= offset && offset < r.end)
-                .map_or_else(
-                    || "past the end of the file".to_string(),
-                    |r| format!("{} [{}..{})", r.name, r.start, r.end),
-                ),
-        }
-    }
-}
-
-/// `tar block #k [start..end)` for an offset in a tar stream.
-pub fn tar_block(offset: u64) -> String {
-    let k = offset / 512;
-    format!("tar block #{k} [{}..{})", k * 512, k * 512 + 512)
-}
+use crate::digest::hash_file;
+use crate::stage::StageOptions;
+use crate::verify::manifest::Bytes;
+use crate::verify::side::{ArtifactError, Layout, Side, SideError, any_side, tar_block};
+use crate::verify::tree_digest::{Tree, TreeEntry};
+use flate2::bufread::MultiGzDecoder;
 
 /// A header/superblock fact that differs (absent on one side = `None`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -422,4 +370,219 @@ fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
         }
     }
     Ok(filled)
+}
+
+/// For two tar.gz files: the first offset where their decompressed tar
+/// streams differ, or `None` when those streams are identical (then only the
+/// compression differs).
+pub fn first_tar_stream_difference(a: &Path, b: &Path) -> Result<Option<u64>, ArtifactError> {
+    let open = |p: &Path| -> Result<Box<dyn Read>, ArtifactError> {
+        let f = File::open(p).map_err(|source| ArtifactError::Io {
+            path: p.to_path_buf(),
+            source,
+        })?;
+        Ok(Box::new(MultiGzDecoder::new(BufReader::new(f))))
+    };
+    let (mut ra, mut rb) = (open(a)?, open(b)?);
+    first_difference_readers(&mut ra, &mut rb).map_err(|(which, source)| ArtifactError::Io {
+        path: if which == 0 { a } else { b }.to_path_buf(),
+        source,
+    })
+}
+
+/// `repropack diff` as a library call: compares two inputs, each an
+/// artifact file or a directory (staged exactly as `pack` would with the
+/// given [`StageOptions`]).
+///
+/// Two files with the same bytes are identical without being read as
+/// archives. For two tar.gz files whose bytes differ, the report also says
+/// where their decompressed tar streams first differ.
+///
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// # std::fs::create_dir(dir.path().join("t"))?;
+/// # std::fs::write(dir.path().join("t/a.txt"), "a")?;
+/// let out = dir.path().join("t.tar");
+/// repropack::Pack::new([dir.path().join("t")]).output(&out).run()?;
+/// let d = repropack::Diff::new(out.as_os_str(), dir.path().join("t").as_os_str()).run()?;
+/// assert!(d.identical());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Diff {
+    a: OsString,
+    b: OsString,
+    stage: StageOptions,
+}
+
+/// What [`Diff::run`] found.
+#[derive(Debug)]
+pub enum DiffOutcome {
+    /// Both inputs are files with the same bytes.
+    ByteIdentical,
+    /// The inputs were read and compared.
+    Compared {
+        /// The comparison.
+        report: Report,
+        /// The first input's label.
+        a: String,
+        /// The second input's label.
+        b: String,
+        /// For two tar.gz whose bytes differ: the first differing offset of
+        /// the decompressed tar streams (`None`: the streams are the same)
+        /// and a line saying so.
+        tar_stream: Option<(Option<u64>, String)>,
+        /// Staging warnings (skipped sockets).
+        warnings: Vec<String>,
+    },
+}
+
+/// Why [`Diff::run`] could not compare.
+#[derive(Debug, thiserror::Error)]
+pub enum DiffError {
+    /// An input could not be read or staged.
+    #[error(transparent)]
+    Side(#[from] SideError),
+    /// An input file could not be hashed.
+    #[error("{}: {source}", path.display())]
+    Hash {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// The comparison itself failed (reading bytes).
+    #[error(transparent)]
+    Compare(#[from] CompareError),
+    /// The decompressed tar streams could not be compared.
+    #[error(transparent)]
+    Stream(#[from] ArtifactError),
+}
+
+impl Diff {
+    /// Compares `a` with `b` with default staging options.
+    pub fn new(a: impl Into<OsString>, b: impl Into<OsString>) -> Diff {
+        Diff {
+            a: a.into(),
+            b: b.into(),
+            stage: StageOptions::default(),
+        }
+    }
+
+    /// How directories are staged (and `jobs`, the threads that hash).
+    pub fn stage_options(mut self, opts: StageOptions) -> Diff {
+        self.stage = opts;
+        self
+    }
+
+    /// Runs the comparison.
+    pub fn run(&self) -> Result<DiffOutcome, DiffError> {
+        let (pa, pb) = (Path::new(&self.a), Path::new(&self.b));
+        if pa.is_file() && pb.is_file() {
+            let h = |p: &Path| {
+                hash_file(p).map_err(|source| DiffError::Hash {
+                    path: p.to_path_buf(),
+                    source,
+                })
+            };
+            if h(pa)?.0 == h(pb)?.0 {
+                return Ok(DiffOutcome::ByteIdentical);
+            }
+        }
+        let (a, mut warnings) = any_side(std::slice::from_ref(&self.a), &self.stage)?;
+        let (b, more) = any_side(std::slice::from_ref(&self.b), &self.stage)?;
+        warnings.extend(more);
+        let report = compare(&a, &b)?;
+        let tar_stream = tar_stream_note(&a, &b, &report)?;
+        Ok(DiffOutcome::Compared {
+            report,
+            a: a.label,
+            b: b.label,
+            tar_stream,
+            warnings,
+        })
+    }
+}
+
+impl DiffOutcome {
+    /// True when nothing differs (bytes, or every entry and fact).
+    pub fn identical(&self) -> bool {
+        match self {
+            DiffOutcome::ByteIdentical => true,
+            DiffOutcome::Compared { report, .. } => report.identical(),
+        }
+    }
+
+    /// The lines `repropack diff` prints.
+    pub fn lines(&self) -> Vec<String> {
+        match self {
+            DiffOutcome::ByteIdentical => vec!["byte-identical".to_string()],
+            DiffOutcome::Compared {
+                report, tar_stream, ..
+            } => {
+                let mut lines = report.lines();
+                if let Some((_, line)) = tar_stream {
+                    lines.push(line.clone());
+                }
+                lines
+            }
+        }
+    }
+
+    /// The JSON object `repropack diff --json` prints.
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            DiffOutcome::ByteIdentical => {
+                serde_json::json!({"identical": true, "byte_identical": true})
+            }
+            DiffOutcome::Compared {
+                report,
+                a,
+                b,
+                tar_stream,
+                ..
+            } => {
+                let mut value = serde_json::to_value(report).unwrap_or_default();
+                if let Some(obj) = value.as_object_mut() {
+                    obj.insert("identical".into(), report.identical().into());
+                    obj.insert("a".into(), a.clone().into());
+                    obj.insert("b".into(), b.clone().into());
+                    if let Some((offset, _)) = tar_stream {
+                        obj.insert("tar_stream_first_difference".into(), (*offset).into());
+                    }
+                }
+                value
+            }
+        }
+    }
+}
+
+/// For two tar.gz whose bytes differ: where their decompressed tar streams
+/// differ.
+fn tar_stream_note(
+    a: &Side,
+    b: &Side,
+    report: &Report,
+) -> Result<Option<(Option<u64>, String)>, ArtifactError> {
+    let gz = |s: &Side| s.facts.iter().any(|(k, v)| k == "format" && v == "tar.gz");
+    let (Some(fa), Some(fb)) = (&a.file, &b.file) else {
+        return Ok(None);
+    };
+    if report.byte_identical || !gz(a) || !gz(b) {
+        return Ok(None);
+    }
+    Ok(Some(match first_tar_stream_difference(fa, fb)? {
+        None => (
+            None,
+            "decompressed tar streams are identical: only the gzip layer differs".to_string(),
+        ),
+        Some(off) => (
+            Some(off),
+            format!(
+                "decompressed tar streams first differ at offset {off} ({})",
+                tar_block(off)
+            ),
+        ),
+    }))
 }

@@ -1,60 +1,16 @@
-//! SquashFS 4.0 writer: turns a [`Plan`] into an image whose bytes are a
-//! pure function of the plan and the [`SquashfsOptions`].
-//!
-//! Layout (SquashFS 4.0 description, squashfs-tools-ng `doc/format.adoc`,
-//! §2 "Overview"), in file order:
-//!
-//! | part | module | spec |
-//! |---|---|---|
-//! | superblock (96 bytes) | [`superblock`] | §3 |
-//! | compressor options (optional) | [`compress`] | §3.1 |
-//! | data and fragment blocks | [`data`] | §4 |
-//! | inode table | [`inode`], [`fs_tree`] | §5 |
-//! | directory table | [`dir`], [`fs_tree`] | §6 |
-//! | fragment table | [`table`] | §7 |
-//! | export table | [`table`] | §8 |
-//! | id table | [`table`] | §9 |
-//!
-//! No xattr table is written (its superblock field is all ones). The image
-//! is padded with zeros to a multiple of 4 KiB, as the kernel needs for
-//! loop devices; the superblock's `bytes_used` excludes the padding.
-//!
-//! How it runs: data blocks are compressed in parallel and placed by one
-//! ordered writer (see [`data`]); the metadata tables are then built on one
-//! thread; finally the superblock, whose fields are known only now, is
-//! written at offset 0. SHA-256 runs over bytes in file order, and the
-//! first bytes are the last ones known, so the digest is computed by
-//! re-reading the finished image (from the page cache; with SHA-NI this
-//! costs a few percent of the packing time).
-//!
-//! ```no_run
-//! use repropack::squashfs::{write_squashfs, SquashfsOptions};
-//! use repropack::stage::{stage, Source, StageOptions};
-//! let plan = stage(&[Source::parse("fixtures/demo")], &StageOptions::default())?;
-//! let mut file = std::fs::File::create("demo.squashfs")?;
-//! let (sha256, size) = write_squashfs(&plan, &SquashfsOptions::default(), 2, &mut file)?;
-//! println!("{sha256} {size}");
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
-
-mod compress;
-mod data;
-mod dir;
-mod fs_tree;
-mod inode;
-mod metadata;
-mod superblock;
-mod table;
+//! The SquashFS writer: plan in, image out (see the module map in
+//! [`super`]).
 
 use std::fs::File;
 use std::io::{self, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 
-pub use compress::{Algorithm, CompressError, Compression};
+use super::compress::{Algorithm, CompressError, Compression};
+use super::{data, fs_tree, metadata, table};
 
+use super::superblock::{NO_TABLE, SUPERBLOCK_SIZE, Superblock, flags};
 use crate::digest::{Hasher, Sha256Digest};
-use crate::stage::{Plan, StageError};
-use superblock::{NO_TABLE, SUPERBLOCK_SIZE, Superblock, flags};
+use crate::plan::{ContentError, Plan};
 
 /// Default data block size: 128 KiB.
 pub const DEFAULT_BLOCK_SIZE: u32 = 128 * 1024;
@@ -131,7 +87,7 @@ pub enum SquashfsError {
         source: io::Error,
     },
     #[error(transparent)]
-    Stage(#[from] StageError),
+    Content(#[from] ContentError),
     /// Writing or re-reading the image failed.
     #[error("writing the image: {0}")]
     Output(#[source] io::Error),
@@ -156,7 +112,7 @@ impl SquashfsError {
     pub fn is_input(&self) -> bool {
         matches!(
             self,
-            SquashfsError::Input { .. } | SquashfsError::Stage(_) | SquashfsError::Limit(_)
+            SquashfsError::Input { .. } | SquashfsError::Content(_) | SquashfsError::Limit(_)
         )
     }
 }

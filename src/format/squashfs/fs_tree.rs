@@ -24,7 +24,7 @@ use super::data::DataLayout;
 use super::dir::{DirEntry, write_listing};
 use super::inode::{self, InodeBody, InodeHeader, NO_FRAGMENT};
 use super::metadata::{MetaPos, MetadataWriter};
-use crate::stage::{Entry, EntryKind, Plan};
+use crate::plan::{Entry, EntryKind, Plan};
 
 /// SquashFS names are at most 256 bytes (§6, the kernel's limit).
 pub(crate) const MAX_NAME: usize = 256;
@@ -316,6 +316,11 @@ pub(crate) fn write_tables(
                     }
                 }
                 EntryKind::Dir => return Err(SquashfsError::Internal("directory as file")),
+                EntryKind::HardLink | EntryKind::Socket => {
+                    return Err(SquashfsError::Internal(
+                        "a plan holds no hard-link or socket kind",
+                    ));
+                }
             };
             inode::encode(&header, &body, &mut buf)
         };

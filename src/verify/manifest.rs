@@ -26,12 +26,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::FORMAT_VERSION;
 use crate::digest::Sha256Digest;
+use crate::format::Format;
 use crate::output::{AtomicFile, OutputError};
-use crate::pack::{Format, PackOptions, Packed};
-use crate::refs::ArtifactRef;
-use crate::revision::SourceRevision;
-use crate::stage::{EntryKind, StageOptions};
-use crate::tree::{Tree, TreeEntry};
+use crate::pack::{PackOptions, Packed};
+use crate::plan::EntryKind;
+use crate::remote::refs::ArtifactRef;
+use crate::stage::StageOptions;
+use crate::verify::revision::SourceRevision;
+use crate::verify::tree_digest::{Tree, TreeEntry};
 
 /// Value of the `schema` key.
 pub const SCHEMA: &str = "repropack.manifest/1";
@@ -285,8 +287,9 @@ impl ManifestEntry {
 
     /// Back to a tree entry; `Err` names the bad field.
     pub fn to_tree(&self) -> Result<TreeEntry, String> {
-        let kind =
-            kind_from_name(&self.kind).ok_or_else(|| format!("unknown kind {:?}", self.kind))?;
+        let kind = EntryKind::from_name(&self.kind)
+            .filter(|k| k.in_plan())
+            .ok_or_else(|| format!("unknown kind {:?}", self.kind))?;
         let mode = u32::from_str_radix(&self.mode, 8)
             .ok()
             .filter(|m| *m <= 0o7777)
@@ -309,20 +312,6 @@ impl ManifestEntry {
             rdev: self.rdev.map_or((0, 0), |[a, b]| (a, b)),
         })
     }
-}
-
-/// Inverse of [`EntryKind::name`].
-pub fn kind_from_name(name: &str) -> Option<EntryKind> {
-    [
-        EntryKind::Dir,
-        EntryKind::File,
-        EntryKind::Symlink,
-        EntryKind::Fifo,
-        EntryKind::CharDevice,
-        EntryKind::BlockDevice,
-    ]
-    .into_iter()
-    .find(|k| k.name() == name)
 }
 
 impl Manifest {

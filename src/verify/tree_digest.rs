@@ -3,8 +3,8 @@
 //! A [`Tree`] is the list of entries a container holds, in container order,
 //! with every regular file's content reduced to its size and SHA-256. It is
 //! built either from a staged [`Plan`] ([`Tree::from_plan`], which reads each
-//! file once through [`Content::reader`](crate::stage::Content::reader)) or
-//! from an artifact ([`crate::artifact`]). Manifests, `verify`, `diff` and
+//! file once through [`Content::reader`](crate::plan::Content::reader)) or
+//! from an artifact ([`crate::verify::side`]). Manifests, `verify`, `diff` and
 //! `check` all compare trees; none of them knows how a container is laid out.
 //!
 //! The **tree digest** ([`Tree::digest`]) is one SHA-256 over a canonical text
@@ -40,7 +40,7 @@ use std::path::PathBuf;
 use rayon::prelude::*;
 
 use crate::digest::{Sha256Digest, hash_reader};
-use crate::stage::{EntryKind, Plan, StageError};
+use crate::plan::{ContentError, EntryKind, Plan};
 
 /// First line of the canonical serialization; names its version.
 pub const TREE_DIGEST_HEADER: &str = "repropack.tree/1\n";
@@ -75,7 +75,7 @@ pub struct TreeEntry {
 #[derive(Debug, thiserror::Error)]
 pub enum TreeError {
     #[error(transparent)]
-    Stage(#[from] StageError),
+    Content(#[from] ContentError),
     #[error("reading content of {path:?} from {source_path}: {source}")]
     Read {
         path: String,
@@ -109,7 +109,7 @@ impl Tree {
     }
 
     /// Reads every regular file of `plan` once (through
-    /// [`Content::reader`](crate::stage::Content::reader), which refuses
+    /// [`Content::reader`](crate::plan::Content::reader), which refuses
     /// files that changed since staging) on `jobs` threads and returns the
     /// tree in plan order.
     pub fn from_plan(plan: &Plan, jobs: usize) -> Result<Tree, TreeError> {

@@ -1,11 +1,11 @@
 //! Artifacts as [`Side`]s: reads a tar, tar.gz or SquashFS file through
-//! [`crate::archive`] (format detected from the bytes) into a [`Tree`], the
+//! [`crate::format`] (format detected from the bytes) into a [`Tree`], the
 //! container facts and a byte layout, so `digest`, `verify`, `diff` and
 //! `check` can treat artifacts and directories alike.
 //!
 //! Every regular file's content is hashed while the archive is read once, in
 //! archive order. Stored paths are normalized with
-//! [`archive::normalize_path`]; the root directory (SquashFS `.`) is not an
+//! [`format::normalize_path`]; the root directory (SquashFS `.`) is not an
 //! entry — its mode, owner and mtime become facts (`root.mode`, …).
 //! Hard links (tar `1` entries, SquashFS inodes reached twice) become
 //! [`TreeEntry::hardlink_target`]s, normalized by [`Tree::new`].
@@ -16,17 +16,19 @@
 //! # Ok::<(), repropack::artifact::ArtifactError>(())
 //! ```
 
+use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use flate2::bufread::MultiGzDecoder;
 
-use crate::archive::{self, ArchiveError, ContainerInfo, EntryKind as ArchiveKind};
-use crate::digest::{hash_file, hash_reader};
-use crate::stage::EntryKind;
-use crate::tree::{Tree, TreeEntry, TreeError};
-use crate::treediff::{Layout, Region, Side};
+use crate::digest::{Sha256Digest, hash_file, hash_reader};
+use crate::format::{self, ArchiveError, ContainerInfo};
+use crate::plan::EntryKind;
+use crate::stage::{Source, StageError, StageOptions, stage};
+use crate::verify::tree_digest::{Tree, TreeEntry, TreeError};
+use serde::Serialize;
 
 /// An artifact that could not be read as a tree.
 #[derive(Debug, thiserror::Error)]
@@ -60,7 +62,7 @@ pub fn read_side(path: &Path, label: &str) -> Result<Side, ArtifactError> {
         source,
     };
     let (sha256, size) = hash_file(path).map_err(io_err)?;
-    let archive = archive::open(path)?;
+    let archive = format::open(path)?;
     let format = archive.format();
     let mut facts = vec![
         ("format".to_string(), format.name().to_string()),
@@ -118,7 +120,7 @@ pub fn read_side(path: &Path, label: &str) -> Result<Side, ArtifactError> {
             entry: entry.display_path(),
             reason,
         };
-        let rel = archive::normalize_path(entry.path()).map_err(|p| bad(p.to_string()))?;
+        let rel = format::normalize_path(entry.path()).map_err(|p| bad(p.to_string()))?;
         let uid =
             u32::try_from(entry.uid()).map_err(|_| bad(format!("uid {} > 2^32", entry.uid())))?;
         let gid =
@@ -134,18 +136,18 @@ pub fn read_side(path: &Path, label: &str) -> Result<Side, ArtifactError> {
         }
         let link = || entry.link_target().unwrap_or_default().to_vec();
         let (kind, hardlink_target) = match entry.kind() {
-            ArchiveKind::Dir => (EntryKind::Dir, None),
-            ArchiveKind::File => (EntryKind::File, None),
-            ArchiveKind::Symlink => (EntryKind::Symlink, None),
-            ArchiveKind::HardLink => {
-                let target = archive::normalize_path(&link())
+            EntryKind::Dir => (EntryKind::Dir, None),
+            EntryKind::File => (EntryKind::File, None),
+            EntryKind::Symlink => (EntryKind::Symlink, None),
+            EntryKind::HardLink => {
+                let target = format::normalize_path(&link())
                     .map_err(|p| bad(format!("hard-link target: {p}")))?;
                 (EntryKind::File, Some(target))
             }
-            ArchiveKind::Fifo => (EntryKind::Fifo, None),
-            ArchiveKind::CharDevice => (EntryKind::CharDevice, None),
-            ArchiveKind::BlockDevice => (EntryKind::BlockDevice, None),
-            ArchiveKind::Socket => {
+            EntryKind::Fifo => (EntryKind::Fifo, None),
+            EntryKind::CharDevice => (EntryKind::CharDevice, None),
+            EntryKind::BlockDevice => (EntryKind::BlockDevice, None),
+            EntryKind::Socket => {
                 return Err(bad("sockets are not part of a repropack tree".into()));
             }
         };
@@ -214,7 +216,7 @@ fn gzip_regions(size: u64) -> Vec<Region> {
 }
 
 /// SquashFS layout from the superblock's table offsets, read by backhand
-/// (squashfs-tools-ng `docs/format.adoc`, "Overview"): superblock, data and
+/// (squashfs-tools-ng `doc/format.adoc`, "Overview"): superblock, data and
 /// fragment blocks, inode table, directory table, fragment table, export
 /// table, id table, xattr table, then padding up to the file size.
 fn squashfs_regions(path: &Path, size: u64) -> Vec<Region> {
@@ -252,22 +254,113 @@ fn squashfs_regions(path: &Path, size: u64) -> Vec<Region> {
     out
 }
 
-/// For two tar.gz files: the first offset where their decompressed tar
-/// streams differ, or `None` when those streams are identical (then only the
-/// compression differs).
-pub fn first_tar_stream_difference(a: &Path, b: &Path) -> Result<Option<u64>, ArtifactError> {
-    let open = |p: &Path| -> Result<Box<dyn Read>, ArtifactError> {
-        let f = File::open(p).map_err(|source| ArtifactError::Io {
-            path: p.to_path_buf(),
-            source,
-        })?;
-        Ok(Box::new(MultiGzDecoder::new(BufReader::new(f))))
-    };
-    let (mut ra, mut rb) = (open(a)?, open(b)?);
-    crate::treediff::first_difference_readers(&mut ra, &mut rb).map_err(|(which, source)| {
-        ArtifactError::Io {
-            path: if which == 0 { a } else { b }.to_path_buf(),
-            source,
+/// A named byte range `[start, end)` of a container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Region {
+    pub start: u64,
+    pub end: u64,
+    pub name: String,
+}
+
+/// One input to [`compare`].
+#[derive(Debug, Clone)]
+pub struct Side {
+    /// What to call it in messages (the path given on the command line).
+    pub label: String,
+    pub tree: Tree,
+    /// Header/superblock facts as (name, value), in the reader's order.
+    pub facts: Vec<(String, String)>,
+    /// The artifact file, when the side is one (not a directory).
+    pub file: Option<PathBuf>,
+    pub sha256: Option<Sha256Digest>,
+    /// How to name a byte offset of the file.
+    pub layout: Layout,
+}
+
+/// How the bytes of a container are laid out, for naming an offset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Layout {
+    /// Not a file, or nothing known.
+    Unknown,
+    /// A plain tar stream: 512-byte blocks.
+    TarBlocks,
+    /// Named byte ranges, sorted by start.
+    Regions(Vec<Region>),
+}
+
+impl Layout {
+    /// Names the region holding `offset`.
+    pub fn describe(&self, offset: u64) -> String {
+        match self {
+            Layout::Unknown => "no layout known".to_string(),
+            Layout::TarBlocks => tar_block(offset),
+            Layout::Regions(regions) => regions
+                .iter()
+                .find(|r| r.start <= offset && offset < r.end)
+                .map_or_else(
+                    || "past the end of the file".to_string(),
+                    |r| format!("{} [{}..{})", r.name, r.start, r.end),
+                ),
         }
-    })
+    }
+}
+
+/// `tar block #k [start..end)` for an offset in a tar stream.
+pub fn tar_block(offset: u64) -> String {
+    let k = offset / 512;
+    format!("tar block #{k} [{}..{})", k * 512, k * 512 + 512)
+}
+
+/// Why an input could not be turned into a [`Side`].
+#[derive(Debug, thiserror::Error)]
+pub enum SideError {
+    /// A directory could not be staged.
+    #[error(transparent)]
+    Stage(#[from] StageError),
+    /// A staged file could not be hashed.
+    #[error(transparent)]
+    Tree(#[from] TreeError),
+    /// An artifact could not be read.
+    #[error(transparent)]
+    Artifact(#[from] ArtifactError),
+}
+
+/// Stages `sources` with `opts` (exactly as `pack` would) and hashes every
+/// file on `opts.jobs` threads. Staging warnings are returned with the side.
+pub fn staged_side(
+    sources: &[OsString],
+    opts: &StageOptions,
+) -> Result<(Side, Vec<String>), SideError> {
+    let parsed: Vec<Source> = sources.iter().map(Source::parse).collect();
+    let plan = stage(&parsed, opts)?;
+    let tree = Tree::from_plan(&plan, opts.jobs)?;
+    let label = sources
+        .iter()
+        .map(|s| s.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let side = Side {
+        label,
+        tree,
+        facts: vec![("format".to_string(), "directory".to_string())],
+        file: None,
+        sha256: None,
+        layout: Layout::Unknown,
+    };
+    Ok((side, plan.warnings().to_vec()))
+}
+
+/// A single regular file is read as an artifact; anything else (a
+/// directory, `SRC:DEST`, several sources) is staged with `opts`.
+pub fn any_side(
+    inputs: &[OsString],
+    opts: &StageOptions,
+) -> Result<(Side, Vec<String>), SideError> {
+    if let [one] = inputs {
+        let p = Path::new(one);
+        if p.is_file() {
+            return Ok((read_side(p, &p.display().to_string())?, Vec::new()));
+        }
+    }
+    staged_side(inputs, opts)
 }

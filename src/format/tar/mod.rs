@@ -1,0 +1,12 @@
+//! tar: POSIX ustar/pax streams. [`write`] turns a plan into a stream
+//! byte-identical to GNU tar's `--format=posix`; [`read`] reads any
+//! ustar/pax/GNU stream one header block at a time in bounded memory;
+//! both share [`header`].
+
+pub(crate) mod header;
+pub mod read;
+pub mod write;
+
+pub use header::{HeaderFlavor, TarInfo};
+pub use read::{MAX_EXTENSION_HEADER, MAX_TRAILING};
+pub use write::{TarError, write_tar};

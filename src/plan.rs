@@ -1,0 +1,391 @@
+//! The plan: what every format writer consumes.
+//!
+//! A [`Plan`] is the ordered list of [`Entry`]s staging produced (depth-first,
+//! each directory's children sorted by raw name bytes, parents before
+//! children) plus the root directory's [`RootMeta`]. Writers read content only
+//! through [`Content::reader`], which also checks that the file did not change
+//! since it was staged. [`EntryKind`] is shared with the archive readers.
+
+use std::ffi::OsStr;
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// What an entry is: one set of kinds for plans, trees and archive readers.
+///
+/// A [`Plan`] never holds [`HardLink`](EntryKind::HardLink) (hard links are
+/// groups of `File` entries, see [`Entry::hardlink_of`]) or
+/// [`Socket`](EntryKind::Socket) (staging skips sockets); fifos and devices
+/// appear in a plan only when the user asked for them (`--specials`).
+/// Archive readers yield every kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum EntryKind {
+    /// A directory.
+    Dir,
+    /// A regular file.
+    File,
+    /// A symbolic link.
+    Symlink,
+    /// Another name for an earlier entry of an archive (a tar `1` member, a
+    /// SquashFS inode reached again); its link target is that entry's path
+    /// as stored.
+    HardLink,
+    /// A named pipe.
+    Fifo,
+    /// A character device.
+    CharDevice,
+    /// A block device.
+    BlockDevice,
+    /// A socket (only SquashFS can hold one).
+    Socket,
+}
+
+impl EntryKind {
+    /// A short lowercase name, as used in manifests and messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            EntryKind::Dir => "dir",
+            EntryKind::File => "file",
+            EntryKind::Symlink => "symlink",
+            EntryKind::Fifo => "fifo",
+            EntryKind::CharDevice => "char",
+            EntryKind::BlockDevice => "block",
+            EntryKind::HardLink => "hardlink",
+            EntryKind::Socket => "socket",
+        }
+    }
+
+    /// Inverse of [`EntryKind::name`].
+    pub fn from_name(name: &str) -> Option<EntryKind> {
+        [
+            EntryKind::Dir,
+            EntryKind::File,
+            EntryKind::Symlink,
+            EntryKind::HardLink,
+            EntryKind::Fifo,
+            EntryKind::CharDevice,
+            EntryKind::BlockDevice,
+            EntryKind::Socket,
+        ]
+        .into_iter()
+        .find(|k| k.name() == name)
+    }
+
+    /// True for the kinds a [`Plan`] (and so a logical tree) can hold.
+    pub fn in_plan(self) -> bool {
+        !matches!(self, EntryKind::HardLink | EntryKind::Socket)
+    }
+}
+
+/// Why a plan entry's content could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ContentError {
+    /// The source file could not be opened or read.
+    #[error("source {path}: {source}")]
+    Io {
+        /// The source file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// The source file changed between staging and reading.
+    #[error("{path}: input not stable, {what} changed while packing")]
+    Unstable {
+        /// The source file.
+        path: PathBuf,
+        /// `size` or `mtime`.
+        what: &'static str,
+    },
+}
+
+/// Where a regular file's bytes come from.
+#[derive(Debug, Clone)]
+pub enum Content {
+    /// A file on disk, `dir/name`, with the size and mtime seen when it
+    /// was staged. The directory's path is shared by all its files: a plan
+    /// holds each source directory path once, not once per file.
+    Path {
+        dir: Arc<Path>,
+        name: Box<OsStr>,
+        size: u64,
+        mtime_ns: MtimeNs,
+    },
+    /// A byte range of an already-open spool file (e.g. a tar stream copied
+    /// to a temp file).
+    Spool {
+        file: Arc<File>,
+        offset: u64,
+        size: u64,
+    },
+}
+
+impl Content {
+    /// Number of bytes the reader yields.
+    pub fn size(&self) -> u64 {
+        match self {
+            Content::Path { size, .. } | Content::Spool { size, .. } => *size,
+        }
+    }
+
+    /// A name for messages: the source path, or `<spool>`.
+    pub fn describe(&self) -> PathBuf {
+        match self {
+            Content::Path { dir, name, .. } => dir.join(&**name),
+            Content::Spool { .. } => PathBuf::from("<spool>"),
+        }
+    }
+
+    /// Opens the content for reading. The reader yields exactly
+    /// [`Content::size`] bytes; if the file shrank, grew, or its mtime changed
+    /// since staging, reading fails with [`ContentError::Unstable`] (wrapped in an
+    /// `io::Error` of kind `InvalidData`).
+    pub fn reader(&self) -> Result<ContentReader, ContentError> {
+        match self {
+            Content::Path {
+                dir,
+                name,
+                size,
+                mtime_ns,
+            } => {
+                let path = &dir.join(&**name);
+                let file = File::open(path).map_err(|source| ContentError::Io {
+                    path: path.clone(),
+                    source,
+                })?;
+                let meta = file.metadata().map_err(|source| ContentError::Io {
+                    path: path.clone(),
+                    source,
+                })?;
+                if meta.len() != *size {
+                    return Err(ContentError::Unstable {
+                        path: path.clone(),
+                        what: "size",
+                    });
+                }
+                if mtime_ns_of(&meta) != *mtime_ns {
+                    return Err(ContentError::Unstable {
+                        path: path.clone(),
+                        what: "mtime",
+                    });
+                }
+                Ok(ContentReader {
+                    inner: ReaderInner::File(file),
+                    path: path.clone(),
+                    remaining: *size,
+                    offset: 0,
+                    mtime_ns: Some(*mtime_ns),
+                })
+            }
+            Content::Spool { file, offset, size } => Ok(ContentReader {
+                inner: ReaderInner::Spool(file.clone()),
+                path: PathBuf::from("<spool>"),
+                remaining: *size,
+                offset: *offset,
+                mtime_ns: None,
+            }),
+        }
+    }
+}
+
+enum ReaderInner {
+    File(File),
+    Spool(Arc<File>),
+}
+
+/// Reader returned by [`Content::reader`].
+pub struct ContentReader {
+    inner: ReaderInner,
+    path: PathBuf,
+    remaining: u64,
+    offset: u64,
+    mtime_ns: Option<MtimeNs>,
+}
+
+impl ContentReader {
+    fn unstable(&self, what: &'static str) -> io::Error {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            ContentError::Unstable {
+                path: self.path.clone(),
+                what,
+            },
+        )
+    }
+
+    /// Called once all expected bytes were read: the file must be at EOF and
+    /// unchanged.
+    fn check_end(&mut self) -> io::Result<()> {
+        let ReaderInner::File(file) = &mut self.inner else {
+            return Ok(());
+        };
+        let mut probe = [0u8; 1];
+        let grew = file.read(&mut probe)? != 0;
+        let mtime = mtime_ns_of(&file.metadata()?);
+        if grew {
+            Err(self.unstable("size"))
+        } else if Some(mtime) != self.mtime_ns {
+            Err(self.unstable("mtime"))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl Read for ContentReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.remaining == 0 || buf.is_empty() {
+            if self.remaining == 0 && self.mtime_ns.is_some() {
+                self.check_end()?;
+                self.mtime_ns = None;
+            }
+            return Ok(0);
+        }
+        let want = buf
+            .len()
+            .min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
+        let n = match &mut self.inner {
+            ReaderInner::File(f) => f.read(&mut buf[..want])?,
+            ReaderInner::Spool(f) => f.read_at(&mut buf[..want], self.offset)?,
+        };
+        if n == 0 {
+            return Err(self.unstable("size"));
+        }
+        self.remaining -= n as u64;
+        self.offset += n as u64;
+        Ok(n)
+    }
+}
+
+/// A source file's mtime as (seconds, nanoseconds): exact, and 16 bytes
+/// with 8-byte alignment where an i128 would pad every plan entry.
+pub(crate) type MtimeNs = (i64, u32);
+
+pub(crate) fn mtime_ns_of(meta: &fs::Metadata) -> MtimeNs {
+    // st_mtime_nsec is always 0..1e9.
+    (meta.mtime(), meta.mtime_nsec() as u32)
+}
+
+/// One entry of the plan.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    // Boxed slices, not Vecs: a plan holds one entry per staged object,
+    // and the capacity word is never used after staging.
+    pub(crate) path: Box<[u8]>,
+    pub(crate) kind: EntryKind,
+    pub(crate) mode: u32,
+    pub(crate) uid: u32,
+    pub(crate) gid: u32,
+    pub(crate) mtime: u64,
+    pub(crate) content: Option<Content>,
+    pub(crate) symlink_target: Box<[u8]>,
+    /// Index of the group's first member; u32 keeps the entry small
+    /// (`finish_plan` refuses plans of 2^32 entries or more).
+    pub(crate) hardlink_of: Option<u32>,
+    pub(crate) links: u32,
+    pub(crate) rdev: (u32, u32),
+}
+
+impl Entry {
+    /// Path inside the archive: raw bytes, no leading or trailing `/`,
+    /// components joined by `/`.
+    pub fn path(&self) -> &[u8] {
+        &self.path
+    }
+    /// The last component of [`Entry::path`].
+    pub fn name(&self) -> &[u8] {
+        match self.path.iter().rposition(|&b| b == b'/') {
+            Some(i) => &self.path[i + 1..],
+            None => &self.path,
+        }
+    }
+    /// Depth of the entry: 1 for a child of the root.
+    pub fn depth(&self) -> usize {
+        self.path.iter().filter(|&&b| b == b'/').count() + 1
+    }
+    pub fn kind(&self) -> EntryKind {
+        self.kind
+    }
+    /// Normalized permission bits (`0o7777` at most), no file-type bits.
+    pub fn mode(&self) -> u32 {
+        self.mode
+    }
+    pub fn uid(&self) -> u32 {
+        self.uid
+    }
+    pub fn gid(&self) -> u32 {
+        self.gid
+    }
+    /// Modification time in seconds since the Unix epoch.
+    pub fn mtime(&self) -> u64 {
+        self.mtime
+    }
+    /// Size of a regular file's content; 0 for everything else.
+    pub fn size(&self) -> u64 {
+        self.content.as_ref().map_or(0, Content::size)
+    }
+    /// Content of a regular file (also present on hard-link members).
+    pub fn content(&self) -> Option<&Content> {
+        self.content.as_ref()
+    }
+    /// Target of a symlink, raw bytes; empty for other kinds.
+    pub fn symlink_target(&self) -> &[u8] {
+        &self.symlink_target
+    }
+    /// For the second and later members of a hard-link group: the index in
+    /// [`Plan::entries`] of the group's first member (its target).
+    pub fn hardlink_of(&self) -> Option<usize> {
+        self.hardlink_of.map(|i| i as usize)
+    }
+    /// Number of archive paths sharing this entry's content through hard
+    /// links (1 for an ordinary file; same value on every group member).
+    pub fn links(&self) -> u32 {
+        self.links
+    }
+    /// (major, minor) of a device node; (0, 0) otherwise.
+    pub fn rdev(&self) -> (u32, u32) {
+        self.rdev
+    }
+    /// Path as text for messages (lossy for non-UTF-8 bytes).
+    pub fn display_path(&self) -> String {
+        String::from_utf8_lossy(&self.path).into_owned()
+    }
+}
+
+/// Metadata of the archive root directory.
+#[derive(Debug, Clone, Copy)]
+pub struct RootMeta {
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub mtime: u64,
+}
+
+/// The staged plan: entries in archive order plus the root's metadata.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub(crate) root: RootMeta,
+    pub(crate) entries: Vec<Entry>,
+    pub(crate) warnings: Vec<String>,
+    pub(crate) epoch: u64,
+}
+
+impl Plan {
+    pub fn root(&self) -> RootMeta {
+        self.root
+    }
+    /// Entries in archive order (the root itself is not an entry).
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+    /// Things skipped with a warning (sockets).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+    /// The epoch used for timestamps.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+}

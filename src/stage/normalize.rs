@@ -1,0 +1,153 @@
+//! The rules both walkers (the filesystem and a tar stream) apply to every
+//! entry: archive paths, excludes, modes and mtimes.
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+
+use super::{MAX_ARCHIVE_PATH, StageError, StageOptions};
+use crate::plan::EntryKind;
+
+/// Normalizes an archive destination: strips leading/trailing `/` and `./`,
+/// rejects `..` and empty components in between.
+pub(super) fn normalize_dest(dest: &[u8]) -> Result<Vec<Vec<u8>>, StageError> {
+    let mut parts = Vec::new();
+    for comp in dest.split(|&b| b == b'/') {
+        match comp {
+            b"" | b"." => continue,
+            b".." => {
+                return Err(StageError::Dest {
+                    dest: String::from_utf8_lossy(dest).into_owned(),
+                    reason: "`..` is not allowed in an archive path",
+                });
+            }
+            c => parts.push(c.to_vec()),
+        }
+    }
+    Ok(parts)
+}
+
+/// Exclude patterns, matched against the archive path. A pattern without
+/// `/` matches any single component name at any depth (like GNU tar's
+/// `--exclude`); one with `/` matches the whole archive path. `*` never
+/// crosses `/`; `**` does.
+pub(super) struct Excludes {
+    pub(super) by_name: GlobSet,
+    pub(super) by_path: GlobSet,
+}
+
+impl Excludes {
+    pub(super) fn new(patterns: &[String]) -> Result<Excludes, StageError> {
+        let mut by_name = GlobSetBuilder::new();
+        let mut by_path = GlobSetBuilder::new();
+        for pattern in patterns {
+            let trimmed = pattern.trim_start_matches('/').trim_end_matches('/');
+            let glob = GlobBuilder::new(trimmed)
+                .literal_separator(true)
+                .backslash_escape(true)
+                .build()
+                .map_err(|e| StageError::Glob {
+                    pattern: pattern.clone(),
+                    message: e.kind().to_string(),
+                })?;
+            if trimmed.contains('/') {
+                by_path.add(glob);
+            } else {
+                by_name.add(glob);
+            }
+        }
+        let build = |b: GlobSetBuilder| {
+            b.build().map_err(|e| StageError::Glob {
+                pattern: patterns.join(" "),
+                message: e.to_string(),
+            })
+        };
+        Ok(Excludes {
+            by_name: build(by_name)?,
+            by_path: build(by_path)?,
+        })
+    }
+
+    pub(super) fn is_excluded(&self, archive_path: &[u8]) -> bool {
+        let name = match archive_path.iter().rposition(|&b| b == b'/') {
+            Some(i) => &archive_path[i + 1..],
+            None => archive_path,
+        };
+        self.by_name.is_match(Path::new(OsStr::from_bytes(name)))
+            || self
+                .by_path
+                .is_match(Path::new(OsStr::from_bytes(archive_path)))
+    }
+}
+
+/// Normalized permission bits for an entry of `kind` whose source had
+/// `raw_mode` (st_mode or a tar header's mode; type bits are ignored).
+pub(super) fn normalize_mode(opts: &StageOptions, kind: EntryKind, raw_mode: u32) -> u32 {
+    let perm = raw_mode & 0o777;
+    let special = raw_mode & 0o7000;
+    let base = if kind == EntryKind::Symlink {
+        0o777
+    } else if opts.keep_modes {
+        perm
+    } else {
+        match kind {
+            EntryKind::Dir => 0o755,
+            EntryKind::File if perm & 0o111 != 0 => 0o755,
+            _ => 0o644,
+        }
+    };
+    if opts.keep_special_bits && kind != EntryKind::Symlink {
+        base | special
+    } else {
+        base
+    }
+}
+
+/// The entry mtime for a source mtime of `src` seconds: the epoch, or with
+/// `clamp_mtime` the older of the two.
+pub(super) fn normalize_mtime(opts: &StageOptions, src: i64) -> u64 {
+    if opts.clamp_mtime {
+        u64::try_from(src).unwrap_or(0).min(opts.epoch)
+    } else {
+        opts.epoch
+    }
+}
+
+pub(super) fn join(prefix: &[u8], name: &[u8]) -> Vec<u8> {
+    if prefix.is_empty() {
+        name.to_vec()
+    } else {
+        let mut p = Vec::with_capacity(prefix.len() + 1 + name.len());
+        p.extend_from_slice(prefix);
+        p.push(b'/');
+        p.extend_from_slice(name);
+        p
+    }
+}
+
+pub(super) fn lossy(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// `b` for a message: whole if short, else its first and last 60 bytes.
+pub(crate) fn abbreviated(b: &[u8]) -> String {
+    if b.len() <= 160 {
+        lossy(b)
+    } else {
+        format!("{}…{}", lossy(&b[..60]), lossy(&b[b.len() - 60..]))
+    }
+}
+
+/// Refuses an archive path longer than [`MAX_ARCHIVE_PATH`].
+pub(crate) fn check_path_len(archive: &[u8]) -> Result<(), StageError> {
+    if archive.len() > MAX_ARCHIVE_PATH {
+        return Err(StageError::PathTooLong {
+            archive: abbreviated(archive),
+            len: archive.len(),
+            max: MAX_ARCHIVE_PATH,
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,282 @@
+//! Walking the filesystem: one directory scan per task on the staging
+//! threads, children sorted by raw name bytes.
+
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::fs;
+use std::io;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use super::normalize::{
+    Excludes, abbreviated, check_path_len, join, normalize_mode, normalize_mtime,
+};
+use super::tree::{Node, Staged};
+use super::{StageError, StageOptions};
+use crate::plan::{Content, EntryKind, mtime_ns_of};
+
+/// Walks sources. Shared by the staging threads (`&self` only): what one
+/// directory scan finds is returned, never written to shared state.
+pub(super) struct Stager<'a> {
+    pub(super) opts: &'a StageOptions,
+    pub(super) excludes: Excludes,
+}
+
+/// What staging one filesystem object found.
+pub(super) enum Found {
+    Staged(Staged),
+    /// Skipped, with the warning to print.
+    Skipped(String),
+}
+
+/// A staged object with everything below it, and the warnings raised there
+/// in name order.
+pub(super) struct Scanned {
+    pub(super) node: Option<Node>,
+    pub(super) warnings: Vec<String>,
+}
+
+impl Stager<'_> {
+    fn io(path: &Path, source: io::Error) -> StageError {
+        StageError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    /// Normalized permission bits for an entry of `kind` whose source had
+    /// `raw_mode` (st_mode, with type bits).
+    fn mode_for(&self, kind: EntryKind, raw_mode: u32) -> u32 {
+        normalize_mode(self.opts, kind, raw_mode)
+    }
+
+    fn mtime_for(&self, meta: &fs::Metadata) -> u64 {
+        normalize_mtime(self.opts, meta.mtime())
+    }
+
+    /// Stages one filesystem object (not recursing).
+    /// `path` is `dir/name`.
+    fn stage_one(
+        &self,
+        path: &Path,
+        (dir, name): (&Arc<Path>, &OsStr),
+        meta: &fs::Metadata,
+    ) -> Result<Found, StageError> {
+        let ft = meta.file_type();
+        let (kind, content, target, rdev) = if ft.is_dir() {
+            (EntryKind::Dir, None, Vec::new(), (0, 0))
+        } else if ft.is_file() {
+            let content = Content::Path {
+                dir: dir.clone(),
+                name: name.into(),
+                size: meta.len(),
+                mtime_ns: mtime_ns_of(meta),
+            };
+            (EntryKind::File, Some(content), Vec::new(), (0, 0))
+        } else if ft.is_symlink() {
+            let target = fs::read_link(path).map_err(|e| Self::io(path, e))?;
+            (
+                EntryKind::Symlink,
+                None,
+                target.as_os_str().as_bytes().to_vec(),
+                (0, 0),
+            )
+        } else if ft.is_socket() {
+            return Ok(Found::Skipped(format!(
+                "{}: socket skipped",
+                path.display()
+            )));
+        } else {
+            let kind = if ft.is_fifo() {
+                EntryKind::Fifo
+            } else if ft.is_char_device() {
+                EntryKind::CharDevice
+            } else {
+                EntryKind::BlockDevice
+            };
+            if !self.opts.specials {
+                return Err(StageError::Special {
+                    path: path.to_path_buf(),
+                    kind: match kind {
+                        EntryKind::Fifo => "fifo",
+                        EntryKind::CharDevice => "character device",
+                        _ => "block device",
+                    },
+                });
+            }
+            let rdev = meta.rdev();
+            let dev = if kind == EntryKind::Fifo {
+                (0, 0)
+            } else {
+                (libc::major(rdev), libc::minor(rdev))
+            };
+            (kind, None, Vec::new(), dev)
+        };
+        let inode = (kind == EntryKind::File && meta.nlink() > 1).then(|| (meta.dev(), meta.ino()));
+        let origin = if content.is_some() {
+            Box::default()
+        } else {
+            path.display().to_string().into_boxed_str()
+        };
+        Ok(Found::Staged(Staged {
+            kind,
+            mode: self.mode_for(kind, meta.mode()),
+            mtime: self.mtime_for(meta),
+            content,
+            symlink_target: target,
+            rdev,
+            inode,
+            origin,
+        }))
+    }
+
+    pub(super) fn metadata(&self, path: &Path, top: bool) -> Result<fs::Metadata, StageError> {
+        let res = if top || self.opts.follow_symlinks {
+            fs::metadata(path)
+        } else {
+            fs::symlink_metadata(path)
+        };
+        res.map_err(|e| {
+            if e.kind() == io::ErrorKind::NotFound {
+                if fs::symlink_metadata(path).is_ok() {
+                    StageError::Io {
+                        path: path.to_path_buf(),
+                        source: io::Error::new(io::ErrorKind::NotFound, "dangling symlink"),
+                    }
+                } else {
+                    StageError::Missing(path.to_path_buf())
+                }
+            } else {
+                Self::io(path, e)
+            }
+        })
+    }
+
+    /// Metadata of a directory entry found at `path`. Without
+    /// `--follow-symlinks` this is an `fstatat` relative to the open
+    /// directory, which spares the kernel a walk of the whole path (about
+    /// a tenth of staging time on the Python stdlib).
+    fn child_metadata(
+        &self,
+        dirent: &fs::DirEntry,
+        path: &Path,
+    ) -> Result<fs::Metadata, StageError> {
+        if self.opts.follow_symlinks {
+            return self.metadata(path, false);
+        }
+        dirent.metadata().map_err(|e| {
+            if e.kind() == io::ErrorKind::NotFound {
+                StageError::Missing(path.to_path_buf())
+            } else {
+                Self::io(path, e)
+            }
+        })
+    }
+
+    /// Stages `path` = `dir/name` (archive path `archive`, metadata `meta`)
+    /// and, for a directory, everything below it. `ancestors` holds the
+    /// (dev, ino) of the directories above, to catch loops through followed
+    /// symlinks.
+    pub(super) fn scan(
+        &self,
+        path: &Path,
+        dir_name: (&Arc<Path>, &OsStr),
+        archive: &[u8],
+        meta: &fs::Metadata,
+        ancestors: &[(u64, u64)],
+    ) -> Result<Scanned, StageError> {
+        let staged = match self.stage_one(path, dir_name, meta)? {
+            Found::Staged(s) => s,
+            Found::Skipped(warning) => {
+                return Ok(Scanned {
+                    node: None,
+                    warnings: vec![warning],
+                });
+            }
+        };
+        if staged.kind != EntryKind::Dir {
+            return Ok(Scanned {
+                node: Some(Node {
+                    staged: Some(staged),
+                    children: BTreeMap::new(),
+                }),
+                warnings: Vec::new(),
+            });
+        }
+        let key = (meta.dev(), meta.ino());
+        if ancestors.contains(&key) {
+            return Err(StageError::Io {
+                path: path.to_path_buf(),
+                source: io::Error::other("directory loop through a followed symlink"),
+            });
+        }
+        let mut chain = ancestors.to_vec();
+        chain.push(key);
+        let (children, warnings) = self.scan_dir(path, archive, &chain)?;
+        Ok(Scanned {
+            node: Some(Node {
+                staged: Some(staged),
+                children,
+            }),
+            warnings,
+        })
+    }
+
+    /// Stages the contents of directory `path` (archive path `archive`).
+    /// Children are scanned in parallel on the current rayon pool; results
+    /// are combined in name order, so the tree, the warnings and which of
+    /// several errors is reported never depend on thread timing or on the
+    /// order the OS lists names in.
+    #[allow(clippy::type_complexity)]
+    pub(super) fn scan_dir(
+        &self,
+        path: &Path,
+        archive: &[u8],
+        ancestors: &[(u64, u64)],
+    ) -> Result<(BTreeMap<Box<[u8]>, Box<Node>>, Vec<String>), StageError> {
+        let mut items = Vec::new();
+        let rd = fs::read_dir(path).map_err(|e| Self::io(path, e))?;
+        for dirent in rd {
+            let dirent = dirent.map_err(|e| Self::io(path, e))?;
+            let name = dirent.file_name().into_vec().into_boxed_slice();
+            let child_archive = join(archive, &name);
+            if self.excludes.is_excluded(&child_archive) {
+                continue;
+            }
+            let child = dirent.path();
+            let meta =
+                check_path_len(&child_archive).and_then(|()| self.child_metadata(&dirent, &child));
+            items.push((name, child, child_archive, meta));
+        }
+        items.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let dir: Arc<Path> = Arc::from(path);
+        let results: Vec<Result<Scanned, StageError>> = items
+            .par_iter()
+            .map(|(name, child, child_archive, meta)| match meta {
+                Ok(meta) => {
+                    let dir_name = (&dir, OsStr::from_bytes(name));
+                    self.scan(child, dir_name, child_archive, meta, ancestors)
+                }
+                Err(_) => Ok(Scanned {
+                    node: None,
+                    warnings: Vec::new(),
+                }),
+            })
+            .collect();
+        let mut children = BTreeMap::new();
+        let mut warnings = Vec::new();
+        for ((name, _, _, meta), result) in items.into_iter().zip(results) {
+            meta?;
+            let scanned = result?;
+            warnings.extend(scanned.warnings);
+            if let Some(node) = scanned.node {
+                children.insert(name, Box::new(node));
+            }
+        }
+        Ok((children, warnings))
+    }
+}
