@@ -153,18 +153,33 @@ pub fn hash_reader(reader: impl Read) -> io::Result<(Sha256Digest, u64)> {
 
 /// Hashes everything `reader` yields, reading through the caller's `buf`
 /// (for callers that hash many small inputs and reuse one buffer).
-pub fn hash_reader_with(mut reader: impl Read, buf: &mut [u8]) -> io::Result<(Sha256Digest, u64)> {
+pub fn hash_reader_with(reader: impl Read, buf: &mut [u8]) -> io::Result<(Sha256Digest, u64)> {
     let mut hasher = Hasher::new();
+    for_each_chunk(reader, buf, |chunk| {
+        hasher.update(chunk);
+        Ok(())
+    })?;
+    Ok(hasher.finish())
+}
+
+/// Reads `reader` to its end through `buf`, handing each chunk read to `f`
+/// (reads interrupted by a signal are retried). Returns the bytes read.
+pub fn for_each_chunk(
+    mut reader: impl Read,
+    buf: &mut [u8],
+    mut f: impl FnMut(&[u8]) -> io::Result<()>,
+) -> io::Result<u64> {
+    let mut total = 0u64;
     loop {
         let n = match reader.read(buf) {
-            Ok(0) => break,
+            Ok(0) => return Ok(total),
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
-        hasher.update(&buf[..n]);
+        f(&buf[..n])?;
+        total += n as u64;
     }
-    Ok(hasher.finish())
 }
 
 /// Hashes a file.

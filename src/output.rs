@@ -22,7 +22,9 @@ use tempfile::NamedTempFile;
 #[derive(Debug, thiserror::Error)]
 #[error("output {path}: {source}")]
 pub struct OutputError {
+    /// The output file (its final path, not the temp file's).
     pub path: PathBuf,
+    /// The underlying error.
     #[source]
     pub source: io::Error,
 }

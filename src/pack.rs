@@ -459,7 +459,7 @@ impl Pack {
                 }
             };
             let manifest = Manifest::new(
-                ArtifactInfo::from_packed(&reference, &packed, &options),
+                artifact_info(&reference, &packed, &options),
                 &stage_opts,
                 &tree,
                 source,
@@ -560,6 +560,28 @@ impl PackReport {
             );
         }
         value
+    }
+}
+
+/// What a manifest records of the artifact [`pack_to_path`] wrote with
+/// `opts`.
+pub fn artifact_info(reference: &ArtifactRef, packed: &Packed, opts: &PackOptions) -> ArtifactInfo {
+    let (compression, block_size) = match packed.format {
+        Format::Tar => (None, None),
+        Format::TarGz => (Some("gzip".to_string()), None),
+        Format::Squashfs => (
+            Some(opts.squashfs.compression.algorithm().name().to_string()),
+            Some(opts.squashfs.block_size),
+        ),
+    };
+    ArtifactInfo {
+        reference: reference.to_string(),
+        sha256: packed.sha256.to_hex(),
+        size: packed.size,
+        format: packed.format.name().to_string(),
+        compression,
+        level: packed.level,
+        block_size,
     }
 }
 

@@ -108,16 +108,24 @@ pub enum Content {
     /// was staged. The directory's path is shared by all its files: a plan
     /// holds each source directory path once, not once per file.
     Path {
+        /// The directory holding the file.
         dir: Arc<Path>,
+        /// The file's name in `dir`.
         name: Box<OsStr>,
+        /// Size in bytes when staged; reading fails if it differs.
         size: u64,
+        /// Modification time when staged, as (seconds, nanoseconds) since
+        /// 1970; reading fails if it differs at the end.
         mtime_ns: MtimeNs,
     },
     /// A byte range of an already-open spool file (e.g. a tar stream copied
     /// to a temp file).
     Spool {
+        /// The open spool file, shared by all entries it holds.
         file: Arc<File>,
+        /// Byte offset of the content in `file`.
         offset: u64,
+        /// Length of the content in bytes.
         size: u64,
     },
 }
@@ -305,6 +313,7 @@ impl Entry {
     pub fn depth(&self) -> usize {
         self.path.iter().filter(|&&b| b == b'/').count() + 1
     }
+    /// What the entry is.
     pub fn kind(&self) -> EntryKind {
         self.kind
     }
@@ -312,9 +321,11 @@ impl Entry {
     pub fn mode(&self) -> u32 {
         self.mode
     }
+    /// Owner user id (from the owner policy, not the source).
     pub fn uid(&self) -> u32 {
         self.uid
     }
+    /// Owner group id (from the owner policy, not the source).
     pub fn gid(&self) -> u32 {
         self.gid
     }
@@ -357,9 +368,13 @@ impl Entry {
 /// Metadata of the archive root directory.
 #[derive(Debug, Clone, Copy)]
 pub struct RootMeta {
+    /// Permission bits, no file-type bits.
     pub mode: u32,
+    /// Owner user id.
     pub uid: u32,
+    /// Owner group id.
     pub gid: u32,
+    /// Modification time in seconds since the Unix epoch.
     pub mtime: u64,
 }
 
@@ -373,6 +388,7 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// Metadata of the root directory (`.`), which is not an entry.
     pub fn root(&self) -> RootMeta {
         self.root
     }

@@ -8,15 +8,14 @@ use std::time::Duration;
 use crate::cli::exit;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use repropack::extract::{
-    DEFAULT_MAX_ENTRIES, ExtractOptions, SymlinkPolicy, extract_to_cache, parse_size,
-};
+use repropack::extract::extract_to_cache;
 use repropack::remote::refs::ArtifactRef;
 use repropack::remote::{
-    FetchError, FetchOptions, Fetched, NetOptions, Progress, default_cache_dir, fetch,
+    FetchError, FetchOptions, Fetched, Progress, default_cache_dir, fetch,
 };
 
 use super::Failure;
+use super::flags::{ExtractFlags, NetFlags};
 
 #[derive(Args)]
 pub struct FetchArgs {
@@ -34,13 +33,8 @@ pub struct FetchArgs {
     /// Re-hash the cached entry instead of trusting its store-time record.
     #[arg(long)]
     verify_cache: bool,
-    /// Connect timeout and longest wait for any read, in seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
-    timeout: f64,
-    /// Retries per source for transient failures (5xx, resets, short
-    /// bodies, timeouts), with exponential backoff from 0.5 s.
-    #[arg(long, value_name = "N", default_value_t = 3)]
-    retries: u32,
+    #[command(flatten)]
+    net: NetFlags,
     /// Print a JSON object (path, sha256, size, source, cache_hit; with
     /// --extract also extracted and extract_reused).
     #[arg(long)]
@@ -50,23 +44,9 @@ pub struct FetchArgs {
     /// directory, reused on the next call) and print that directory.
     #[arg(long)]
     extract: bool,
-    /// With --extract: create fifos and device nodes instead of refusing.
-    #[arg(long, requires = "extract")]
-    specials: bool,
-    /// With --extract: keep setuid, setgid and sticky bits.
-    #[arg(long, requires = "extract")]
-    keep_special_bits: bool,
-    /// With --extract: refuse symlinks that are absolute or resolve outside
-    /// the directory.
-    #[arg(long, requires = "extract")]
-    reject_escaping_symlinks: bool,
-    /// With --extract: most bytes of file content (K/M/G/T suffix or
-    /// `unlimited`).
-    #[arg(long, value_name = "SIZE", default_value = "16G")]
-    max_size: String,
-    /// With --extract: most entries.
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_ENTRIES)]
-    max_entries: u64,
+    /// With --extract: how to extract, as for `repropack extract`.
+    #[command(flatten)]
+    extract_flags: ExtractFlags,
 }
 
 pub fn run(args: FetchArgs) -> Result<(), Failure> {
@@ -75,7 +55,7 @@ pub fn run(args: FetchArgs) -> Result<(), Failure> {
         .parse()
         .map_err(|e| Failure::new(exit::INPUT, e))?;
     let opts = options(&args)?;
-    let extract_opts = args.extract.then(|| extract_options(&args)).transpose()?;
+    let extract_opts = args.extract.then(|| args.extract_flags.options()).transpose()?;
     let fetched = fetch(&reference, &args.mirror, &opts).map_err(failure)?;
     let Some(extract_opts) = extract_opts else {
         print(&fetched, args.json);
@@ -109,27 +89,6 @@ pub fn run(args: FetchArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-fn extract_options(args: &FetchArgs) -> Result<ExtractOptions, Failure> {
-    let max_size = parse_size(&args.max_size).ok_or_else(|| {
-        Failure::new(
-            exit::USAGE,
-            format!("invalid --max-size {:?}", args.max_size),
-        )
-    })?;
-    Ok(ExtractOptions {
-        specials: args.specials,
-        keep_special_bits: args.keep_special_bits,
-        symlinks: if args.reject_escaping_symlinks {
-            SymlinkPolicy::RejectEscaping
-        } else {
-            SymlinkPolicy::Keep
-        },
-        max_size,
-        max_entries: args.max_entries,
-        ..ExtractOptions::default()
-    })
-}
-
 pub(crate) fn options(args: &FetchArgs) -> Result<FetchOptions, Failure> {
     let cache = match &args.cache {
         Some(c) => c.clone(),
@@ -143,17 +102,9 @@ pub(crate) fn options(args: &FetchArgs) -> Result<FetchOptions, Failure> {
     // Printed paths are absolute even for a relative --cache.
     let cache = std::path::absolute(&cache)
         .map_err(|e| Failure::new(exit::USAGE, format!("--cache {}: {e}", cache.display())))?;
-    let timeout = Duration::try_from_secs_f64(args.timeout)
-        .ok()
-        .filter(|d| !d.is_zero())
-        .ok_or_else(|| Failure::new(exit::USAGE, "--timeout must be a positive number"))?;
     let mut opts = FetchOptions::new(cache);
     opts.verify_cache = args.verify_cache;
-    opts.net = NetOptions {
-        timeout,
-        retries: args.retries,
-        ..NetOptions::default()
-    };
+    opts.net = args.net.options()?;
     if std::io::stderr().is_terminal() {
         opts.progress = Some(Arc::new(Bar::default()));
     }

@@ -94,6 +94,7 @@ pub struct ExtractOptions {
     pub keep_special_bits: bool,
     /// Apply the stored uid/gid (needs privileges).
     pub same_owner: bool,
+    /// Which symlink targets are allowed.
     pub symlinks: SymlinkPolicy,
     /// Most bytes of file content (sum of regular file sizes).
     pub max_size: u64,
@@ -126,10 +127,16 @@ impl Default for ExtractOptions {
 pub struct ExtractReport {
     /// `tar`, `tar.gz` or `squashfs`.
     pub format: &'static str,
+    /// Entries read from the archive, the root (`.`) and skipped sockets
+    /// included.
     pub entries: u64,
+    /// Directories created below the root, implied parents included.
     pub dirs: u64,
+    /// Regular files written.
     pub files: u64,
+    /// Symlinks created.
     pub symlinks: u64,
+    /// Hard links created.
     pub hardlinks: u64,
     /// Fifos and device nodes created (only with `specials`).
     pub specials: u64,
@@ -144,10 +151,15 @@ pub struct ExtractReport {
 /// A safety rule an entry broke.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rule {
+    /// The entry path is absolute.
     AbsolutePath,
+    /// The entry path has a `..` component.
     DotDot,
+    /// The entry path has a NUL byte.
     NulByte,
+    /// The normalized path is longer than [`ExtractOptions::max_path_len`].
     PathTooLong,
+    /// A path component is longer than [`NAME_MAX`] bytes.
     NameTooLong,
     /// A parent component is a symlink created by an earlier entry.
     ThroughSymlink,
@@ -161,6 +173,7 @@ pub enum Rule {
     HardLinkOutside,
     /// A hard link's target is not an earlier entry of the archive.
     HardLinkMissing,
+    /// A hard link's target is a directory.
     HardLinkToDirectory,
     /// A symlink target is absolute or resolves outside DIR (only with
     /// [`SymlinkPolicy::RejectEscaping`]).
@@ -169,7 +182,9 @@ pub enum Rule {
     BadSymlinkTarget,
     /// A fifo or device node without `specials`.
     SpecialFile,
+    /// The file content would exceed [`ExtractOptions::max_size`].
     TotalSize,
+    /// The archive has more than [`ExtractOptions::max_entries`] entries.
     EntryCount,
 }
 
@@ -229,26 +244,45 @@ pub enum ErrorClass {
 /// A failed extraction; DIR is untouched.
 #[derive(Debug, thiserror::Error)]
 pub enum ExtractError {
+    /// An entry broke a safety rule or limit.
     #[error("refused entry {entry:?}: {rule}: {detail}")]
     Unsafe {
+        /// The entry's path as stored in the archive (lossy UTF-8).
         entry: String,
+        /// The rule it broke.
         rule: Rule,
+        /// What exactly was wrong, for the message.
         detail: String,
     },
+    /// The artifact could not be read or is malformed.
     #[error(transparent)]
     Archive(ArchiveError),
+    /// DIR cannot be extracted to: its parent is missing, it is not an
+    /// empty directory, or it appeared or was filled while extracting.
     #[error("destination {path}: {reason}")]
-    Destination { path: PathBuf, reason: String },
+    Destination {
+        /// DIR as given.
+        path: PathBuf,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// Writing into the staging directory or publishing it failed.
     #[error("writing {path}: {source}")]
     Output {
+        /// The path being written.
         path: PathBuf,
+        /// The underlying error.
         #[source]
         source: io::Error,
     },
+    /// The artifact's bytes do not have the sha256 its ref names.
     #[error("{artifact}: sha256 is {actual}, expected {expected}")]
     HashMismatch {
+        /// The artifact file.
         artifact: PathBuf,
+        /// The sha256 the ref names.
         expected: Sha256Digest,
+        /// The sha256 of the bytes on disk.
         actual: Sha256Digest,
     },
 }

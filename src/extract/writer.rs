@@ -541,24 +541,18 @@ impl<'a> Writer<'a> {
                 "empty target or NUL byte in target",
             ));
         }
-        let owner = self.owner_of(e);
-        let fd = self.take_parent(parent)?;
-        let result = (|| -> io::Result<()> {
-            rustix::fs::symlinkat(os(&target), &fd, os(name))?;
-            if let Some((uid, gid)) = owner {
-                let (u, g) = owner_ids(uid, gid)?;
-                rustix::fs::chownat(&fd, os(name), Some(u), Some(g), AtFlags::SYMLINK_NOFOLLOW)?;
-            }
-            rustix::fs::utimensat(&fd, os(name), &times(e.mtime()), AtFlags::SYMLINK_NOFOLLOW)?;
-            Ok(())
-        })();
-        self.put_parent(parent, fd);
-        result.map_err(|err| self.out_err(path, err))?;
-        self.made.insert(path.to_vec(), Made::Symlink);
-        self.links.insert(path.to_vec(), target);
-        self.link_order.push(path.to_vec());
+        self.make_at(e, path, parent, name, Made::Symlink, None, |fd| {
+            rustix::fs::symlinkat(os(&target), fd, os(name))
+        })?;
+        self.note_symlink(path, target);
         self.report.symlinks += 1;
         Ok(())
+    }
+
+    /// Remembers a symlink made at `path`, for the escape check at the end.
+    fn note_symlink(&mut self, path: &[u8], target: Vec<u8>) {
+        self.links.insert(path.to_vec(), target);
+        self.link_order.push(path.to_vec());
     }
 
     fn hardlink(
@@ -613,8 +607,7 @@ impl<'a> Writer<'a> {
         if kind == Made::Symlink
             && let Some(t) = self.links.get(&target).cloned()
         {
-            self.links.insert(path.to_vec(), t);
-            self.link_order.push(path.to_vec());
+            self.note_symlink(path, t);
         }
         self.report.hardlinks += 1;
         Ok(())
@@ -644,22 +637,44 @@ impl<'a> Writer<'a> {
             _ => (FileType::Fifo, 0),
         };
         let mode = self.mode_of(e);
+        self.make_at(e, path, parent, name, Made::Special, Some(mode), |fd| {
+            rustix::fs::mknodat(fd, os(name), file_type, Mode::from_raw_mode(0o600), dev)
+        })?;
+        self.report.specials += 1;
+        Ok(())
+    }
+
+    /// Creates `name` in the directory `parent` with `create`, then sets the
+    /// entry's owner, `mode` (symlinks have none) and mtime on it without
+    /// following it, and records `path` as `made`.
+    #[allow(clippy::too_many_arguments)]
+    fn make_at(
+        &mut self,
+        e: &ArchiveEntry,
+        path: &[u8],
+        parent: &[u8],
+        name: &[u8],
+        made: Made,
+        mode: Option<u32>,
+        create: impl FnOnce(&OwnedFd) -> rustix::io::Result<()>,
+    ) -> Result<(), ExtractError> {
         let owner = self.owner_of(e);
         let fd = self.take_parent(parent)?;
         let result = (|| -> io::Result<()> {
-            rustix::fs::mknodat(&fd, os(name), file_type, Mode::from_raw_mode(0o600), dev)?;
+            create(&fd)?;
             if let Some((uid, gid)) = owner {
                 let (u, g) = owner_ids(uid, gid)?;
                 rustix::fs::chownat(&fd, os(name), Some(u), Some(g), AtFlags::SYMLINK_NOFOLLOW)?;
             }
-            rustix::fs::chmodat(&fd, os(name), Mode::from_raw_mode(mode), AtFlags::empty())?;
+            if let Some(mode) = mode {
+                rustix::fs::chmodat(&fd, os(name), Mode::from_raw_mode(mode), AtFlags::empty())?;
+            }
             rustix::fs::utimensat(&fd, os(name), &times(e.mtime()), AtFlags::SYMLINK_NOFOLLOW)?;
             Ok(())
         })();
         self.put_parent(parent, fd);
         result.map_err(|err| self.out_err(path, err))?;
-        self.made.insert(path.to_vec(), Made::Special);
-        self.report.specials += 1;
+        self.made.insert(path.to_vec(), made);
         Ok(())
     }
 

@@ -5,11 +5,11 @@
 //! filesystem except through [`Content::reader`](crate::plan::Content::reader);
 //! readers take bytes from elsewhere (untrusted) and yield
 //! [`ArchiveEntry`]s through [`open`] and [`Archive::for_each_entry`], in
-//! bounded memory. [`detect`] decides the format from the first bytes.
+//! bounded memory. `detect` decides the format from the first bytes.
 //!
 //! | format | structures | writer | reader |
 //! |---|---|---|---|
-//! | tar | [`tar::header`] | [`tar::write`] | [`tar::read`] |
+//! | tar | `tar::header` | [`tar::write`] | [`tar::read`] |
 //! | gzip | `gzip::header` | [`gzip::write`] | (through `flate2`, in [`read`]) |
 //! | SquashFS 4.0 | [`squashfs`] (one module per table) | [`squashfs::write`] | [`squashfs::read`] |
 

@@ -12,13 +12,13 @@
 //!
 //! - **tar / tar.gz** (POSIX ustar and pax, GNU long names): read with the
 //!   `tar` crate's header type, one 512-byte block at a time, see
-//!   [`tar`](self::tar). Pax `path`, `linkpath`, `size`, `uid`, `gid` and
+//!   [`tar`]. Pax `path`, `linkpath`, `size`, `uid`, `gid` and
 //!   `mtime` records and GNU `L`/`K` long names override the header fields.
 //!   gzip may have several members (as `pigz` or `cat a.gz b.gz` produce).
 //! - **SquashFS 4.0** (little endian): superblock, inode, id and fragment
 //!   tables are read by `backhand`, which also decompresses file content (its
 //!   `parallel` feature). The directory table is walked here, see
-//!   [`squashfs`](self::squashfs), so that raw names and inode numbers are
+//!   [`squashfs`], so that raw names and inode numbers are
 //!   seen. The root directory comes first with the path `.`; then a
 //!   depth-first walk in directory-table order (sorted by name, as the format
 //!   requires). **Hard links**: a non-directory inode reached through several
@@ -50,7 +50,7 @@ use std::path::{Path, PathBuf};
 
 use flate2::bufread::MultiGzDecoder;
 
-use super::detect::{self, Detected};
+use super::detect::{self, Undetected};
 use super::gzip::GzipInfo;
 use super::squashfs::SquashfsInfo;
 use super::tar::TarInfo;
@@ -60,8 +60,16 @@ use crate::plan::EntryKind;
 /// What the container says about itself, for `diff` and `--json` output.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ContainerInfo {
+    /// A plain tar stream: what its first header says.
     Tar(TarInfo),
-    TarGz { gzip: GzipInfo, tar: TarInfo },
+    /// gzip around a tar stream.
+    TarGz {
+        /// The first gzip member's header (RFC 1952).
+        gzip: GzipInfo,
+        /// What the first tar header inside says.
+        tar: TarInfo,
+    },
+    /// A SquashFS 4.0 image: what its superblock says.
     SquashFs(SquashfsInfo),
 }
 
@@ -94,6 +102,8 @@ impl ArchiveEntry {
     pub fn display_path(&self) -> String {
         String::from_utf8_lossy(&self.path).into_owned()
     }
+    /// What the entry is. A SquashFS inode met again is a
+    /// [`EntryKind::HardLink`] to its first path.
     pub fn kind(&self) -> EntryKind {
         self.kind
     }
@@ -101,9 +111,11 @@ impl ArchiveEntry {
     pub fn mode(&self) -> u32 {
         self.mode
     }
+    /// Owner user id as stored (tar header or pax `uid`; SquashFS id table).
     pub fn uid(&self) -> u64 {
         self.uid
     }
+    /// Owner group id as stored (tar header or pax `gid`; SquashFS id table).
     pub fn gid(&self) -> u64 {
         self.gid
     }
@@ -151,26 +163,49 @@ impl Default for ReadOptions {
 /// where known, the entry or offset.
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
+    /// The archive file could not be opened or read.
     #[error("{path}: {source}")]
     Io {
+        /// The archive file.
         path: PathBuf,
+        /// The underlying error.
         #[source]
         source: io::Error,
     },
+    /// The first bytes match no format repropack reads.
     #[error("{path}: not an archive repropack can read: {what}")]
-    UnknownFormat { path: PathBuf, what: String },
+    UnknownFormat {
+        /// The archive file.
+        path: PathBuf,
+        /// What was found instead, for the message.
+        what: String,
+    },
+    /// The container's structures are invalid or truncated.
     #[error("{path}: malformed {format} at {location}: {reason}")]
     Malformed {
+        /// The archive file.
         path: PathBuf,
+        /// The layer at fault: `tar`, `tar.gz`, `gzip` or `squashfs`.
         format: &'static str,
+        /// Where in the archive, in words (a byte offset, a table, an entry).
         location: String,
+        /// What is wrong there.
         reason: String,
     },
+    /// The archive has more entries than [`ReadOptions::max_entries`].
     #[error("{path}: more than {limit} entries")]
-    TooManyEntries { path: PathBuf, limit: u64 },
+    TooManyEntries {
+        /// The archive file.
+        path: PathBuf,
+        /// The limit that was passed.
+        limit: u64,
+    },
+    /// Reading or decompressing an entry's content failed.
     #[error("entry {entry:?}: reading content: {source}")]
     Content {
+        /// The entry's path as stored (lossy UTF-8).
         entry: String,
+        /// The underlying error.
         #[source]
         source: io::Error,
     },
@@ -214,7 +249,22 @@ pub fn open_with(path: &Path, options: &ReadOptions) -> Result<Archive, ArchiveE
         source,
     };
     let mut file = File::open(path).map_err(io_err)?;
-    let detected = detect::detect(path, &mut file)?;
+    let detected = detect::detect(&mut file).map_err(|e| match e {
+        Undetected::Io(source) => ArchiveError::Io {
+            path: path.to_path_buf(),
+            source,
+        },
+        Undetected::Unknown(what) => ArchiveError::UnknownFormat {
+            path: path.to_path_buf(),
+            what,
+        },
+        Undetected::Gzip(reason) => ArchiveError::Malformed {
+            path: path.to_path_buf(),
+            format: "gzip",
+            location: "start of stream".to_string(),
+            reason,
+        },
+    })?;
     let (format, info, inner) = match detected {
         detect::Detected::Tar(tar) => {
             let reader = BufReader::with_capacity(1 << 16, file);

@@ -41,8 +41,11 @@ use crate::output::AtomicFile;
 #[derive(Debug, thiserror::Error)]
 #[error("cache {}: {op}: {source}", path.display())]
 pub struct CacheError {
+    /// The cache file or directory concerned.
     pub path: PathBuf,
+    /// What was being done, in words (`lock`, `stat entry`, `write download`, ...).
     pub op: &'static str,
+    /// The underlying error.
     #[source]
     pub source: io::Error,
 }
@@ -136,10 +139,12 @@ impl Download {
 }
 
 impl Cache {
+    /// A cache rooted at `root` (created on first use).
     pub fn new(root: PathBuf) -> Cache {
         Cache { root }
     }
 
+    /// The cache's root directory.
     pub fn root(&self) -> &Path {
         &self.root
     }

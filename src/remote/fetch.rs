@@ -40,20 +40,8 @@ use std::time::Duration;
 use super::cache::{self, Cache, CacheError};
 use super::net::NetOptions;
 use super::refs::ArtifactRef;
-use super::source::{self, Origin};
+use super::source::{self, Origin, Progress, SourceFailure};
 use crate::digest::Sha256Digest;
-
-/// Receives progress of a download. The CLI draws a bar with it on a TTY;
-/// the library itself never prints.
-pub trait Progress: Send + Sync {
-    /// A download from `source` starts (again, after a retry); `total` is the
-    /// announced size if the server sent one.
-    fn start(&self, source: &str, total: Option<u64>);
-    /// `bytes` more bytes were written to the cache's temp file.
-    fn advance(&self, bytes: u64);
-    /// The download ended (successfully or not).
-    fn finish(&self);
-}
 
 /// Options of [`fetch`].
 #[derive(Clone)]
@@ -62,11 +50,15 @@ pub struct FetchOptions {
     pub cache_dir: PathBuf,
     /// Re-hash a cached entry before answering from it.
     pub verify_cache: bool,
+    /// Timeouts, retries and backoff of the network transports.
     pub net: NetOptions,
+    /// Where to report download progress; `None` reports nothing.
     pub progress: Option<Arc<dyn Progress>>,
 }
 
 impl FetchOptions {
+    /// Options with the cache at `cache_dir`, no cache re-hashing, default
+    /// network options and no progress reporting.
     pub fn new(cache_dir: PathBuf) -> FetchOptions {
         FetchOptions {
             cache_dir,
@@ -82,26 +74,14 @@ impl FetchOptions {
 pub struct Fetched {
     /// The cache entry; its bytes hash to `sha256`.
     pub path: PathBuf,
+    /// The artifact's sha256 (the ref's).
     pub sha256: Sha256Digest,
+    /// The artifact's size in bytes.
     pub size: u64,
     /// The URI the bytes came from; `None` on a cache hit.
     pub source: Option<String>,
+    /// Whether the answer came from the cache without a download.
     pub cache_hit: bool,
-}
-
-/// Why one source did not deliver the artifact.
-#[derive(Debug)]
-pub enum SourceFailure {
-    /// The source delivered bytes with another sha256.
-    Mismatch {
-        expected: Sha256Digest,
-        actual: Sha256Digest,
-        size: u64,
-    },
-    /// The object does not exist there (404, missing file, S3 NoSuchKey).
-    NotFound(String),
-    /// A transport error; `attempts` tries were made.
-    Transport { message: String, attempts: u32 },
 }
 
 impl fmt::Display for SourceFailure {
@@ -130,7 +110,9 @@ impl fmt::Display for SourceFailure {
 /// One source and why it failed.
 #[derive(Debug)]
 pub struct Attempt {
+    /// The source URI tried (the ref's own, or a mirror's).
     pub uri: String,
+    /// Why it failed.
     pub failure: SourceFailure,
 }
 
@@ -139,7 +121,12 @@ pub struct Attempt {
 pub enum FetchError {
     /// The ref's URI or a mirror is not something we can fetch from.
     #[error("source {uri:?}: {reason}")]
-    BadSource { uri: String, reason: String },
+    BadSource {
+        /// The URI as given.
+        uri: String,
+        /// Why it cannot be fetched from.
+        reason: String,
+    },
     /// The cache could not be read or written (includes a full disk while
     /// downloading). Nothing was published.
     #[error(transparent)]
@@ -147,7 +134,9 @@ pub enum FetchError {
     /// Every source failed; each is listed in order.
     #[error("{}", all_failed_message(.sha256, .attempts))]
     AllFailed {
+        /// The sha256 that was asked for.
         sha256: Sha256Digest,
+        /// Every source tried, in order, with its failure.
         attempts: Vec<Attempt>,
     },
 }

@@ -6,7 +6,7 @@
 //! before the bytes are used.
 //!
 //! - [`uri`]: the one URI classifier.
-//! - [`refs`]: `URI#sha256=HEX`.
+//! - [`refs`]: artifact refs, `URI#sha256=HEX`.
 //! - [`cache`]: the content-addressed cache and its per-hash locks.
 //! - [`source`]: the transports (local, HTTP; S3 in `s3`), which only move
 //!   bytes into a cache download.
@@ -24,8 +24,9 @@ pub mod source;
 pub mod uri;
 
 pub use cache::{Cache, CacheError};
-pub use fetch::{FetchError, FetchOptions, Fetched, Progress, default_cache_dir, fetch};
+pub use fetch::{FetchError, FetchOptions, Fetched, default_cache_dir, fetch};
 pub use net::NetOptions;
 pub use push::{Dest, PushError, PushOptions, Pushed, push};
 pub use refs::{ArtifactRef, RefError};
+pub use source::{Progress, SourceFailure};
 pub use uri::Scheme;

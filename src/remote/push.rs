@@ -44,43 +44,83 @@ use crate::output::AtomicFile;
 pub enum Dest {
     /// A local directory, given as a path (`as_file_uri == false`) or as a
     /// `file://` URI; the printed ref uses the same form.
-    Local { dir: PathBuf, as_file_uri: bool },
+    Local {
+        /// The directory objects go under.
+        dir: PathBuf,
+        /// Whether it was given as a `file://` URI.
+        as_file_uri: bool,
+    },
     /// `s3://bucket/prefix` (prefix may be empty).
-    S3 { bucket: String, prefix: String },
+    S3 {
+        /// The bucket name.
+        bucket: String,
+        /// The key prefix, without leading or trailing `/`.
+        prefix: String,
+    },
 }
 
 /// Why a push failed.
 #[derive(Debug, thiserror::Error)]
 pub enum PushError {
+    /// The destination is not a directory, `file://` or `s3://` URI.
     #[error("destination {dest:?}: {reason}")]
-    BadDest { dest: String, reason: String },
+    BadDest {
+        /// The destination as given.
+        dest: String,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// The file to push could not be read.
     #[error("{}: {source}", path.display())]
     Input {
+        /// The file to push.
         path: PathBuf,
+        /// The underlying error.
         #[source]
         source: io::Error,
     },
+    /// The file's bytes changed between the first hash and the upload.
     #[error("{}: changed while being pushed (sha256 {first} on the first read, {second} on the second); nothing published", path.display())]
     Changed {
+        /// The file to push.
         path: PathBuf,
+        /// The sha256 of the first read.
         first: Sha256Digest,
+        /// The sha256 of the bytes read while copying or uploading.
         second: Sha256Digest,
     },
+    /// Writing into a local destination failed.
     #[error("{}: {source}", path.display())]
     Output {
+        /// The destination path being written.
         path: PathBuf,
+        /// The underlying error.
         #[source]
         source: io::Error,
     },
+    /// The object store refused or failed a request.
     #[error("{uri}: {message}")]
-    Remote { uri: String, message: String },
+    Remote {
+        /// The object's `s3://` URI.
+        uri: String,
+        /// The store's error, in words.
+        message: String,
+    },
+    /// The stored object does not check out after upload (wrong size on
+    /// S3, wrong sha256 read back from disk).
     #[error("{uri}: verification after upload failed: {message}")]
-    Verify { uri: String, message: String },
+    Verify {
+        /// The object's URI or local path.
+        uri: String,
+        /// What did not match.
+        message: String,
+    },
 }
 
 /// Options of [`push`].
 #[derive(Debug, Clone, Default)]
 pub struct PushOptions {
+    /// Timeouts, retries and backoff of network requests.
     pub net: NetOptions,
 }
 
@@ -89,6 +129,7 @@ pub struct PushOptions {
 pub struct Pushed {
     /// The ref to fetch the pushed bytes by.
     pub artifact: ArtifactRef,
+    /// The artifact's size in bytes.
     pub size: u64,
     /// False if an object of the right size was already there.
     pub uploaded: bool,

@@ -26,38 +26,61 @@ pub struct ArtifactRef {
 /// What is wrong with a ref string.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RefError {
+    /// There is no `#`: the ref string (carried) names no sha256.
     #[error("ref {0:?} has no `#sha256=` fragment")]
     NoFragment(String),
+    /// The ref string (carried) has more than one `#`.
     #[error("ref {0:?} has more than one `#`; exactly one `#sha256=` fragment is allowed")]
     ManyFragments(String),
+    /// The fragment does not start with `sha256=`.
     #[error("ref {input:?}: fragment {fragment:?} is not `sha256=<64 lowercase hex>`")]
-    BadFragment { input: String, fragment: String },
+    BadFragment {
+        /// The ref string.
+        input: String,
+        /// The fragment, after `#`.
+        fragment: String,
+    },
+    /// The digest after `sha256=` is not 64 lowercase hex digits.
     #[error("ref {input:?}: bad sha256: {source}")]
     BadHex {
+        /// The ref string.
         input: String,
+        /// What is wrong with the hex.
         #[source]
         source: HexError,
     },
+    /// Nothing comes before the `#`: the ref string (carried) has no URI.
     #[error("ref {0:?} has an empty URI")]
     EmptyUri(String),
+    /// The URI's scheme is not a path, `file`, `http`, `https` or `s3`.
     #[error(
         "ref {input:?}: unsupported scheme {scheme:?} (use a path, file://, http://, https:// or s3://)"
     )]
-    Scheme { input: String, scheme: String },
+    Scheme {
+        /// The ref string.
+        input: String,
+        /// The scheme found (or, for a malformed URI, what is wrong with it).
+        scheme: String,
+    },
+    /// An `s3://` URI lacks a bucket or a key; carries the ref string.
     #[error("ref {0:?}: s3 URI must be s3://bucket/key")]
     S3Shape(String),
 }
 
 impl ArtifactRef {
+    /// A ref from its parts, as is: the URI is not checked (parsing with
+    /// [`str::parse`] is).
     pub fn new(uri: impl Into<String>, sha256: Sha256Digest) -> ArtifactRef {
         ArtifactRef {
             uri: uri.into(),
             sha256,
         }
     }
+    /// The URI: everything before `#`.
     pub fn uri(&self) -> &str {
         &self.uri
     }
+    /// The sha256 the bytes at the URI must have.
     pub fn sha256(&self) -> Sha256Digest {
         self.sha256
     }

@@ -11,21 +11,67 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::cache::Download;
-use super::fetch::{Progress, SourceFailure};
+use crate::digest::Sha256Digest;
 use super::net::{NetOptions, chain, install_crypto_provider};
 use super::uri::{self, Location, UriError};
+
+/// Receives progress of a download. The CLI draws a bar with it on a TTY;
+/// the library itself never prints.
+pub trait Progress: Send + Sync {
+    /// A download from `source` starts (again, after a retry); `total` is the
+    /// announced size if the server sent one.
+    fn start(&self, source: &str, total: Option<u64>);
+    /// `bytes` more bytes were written to the cache's temp file.
+    fn advance(&self, bytes: u64);
+    /// The download ended (successfully or not).
+    fn finish(&self);
+}
+
+/// Why one source did not deliver the artifact.
+#[derive(Debug)]
+pub enum SourceFailure {
+    /// The source delivered bytes with another sha256.
+    Mismatch {
+        /// The ref's sha256.
+        expected: Sha256Digest,
+        /// The sha256 of the bytes delivered.
+        actual: Sha256Digest,
+        /// How many bytes were delivered.
+        size: u64,
+    },
+    /// The object does not exist there (404, missing file, S3 NoSuchKey).
+    NotFound(String),
+    /// A transport error; `attempts` tries were made.
+    Transport {
+        /// The last error, in words.
+        message: String,
+        /// How many tries were made.
+        attempts: u32,
+    },
+}
 
 /// A place to fetch an artifact from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {
     /// A plain path or a `file://` URI.
-    Local { uri: String, path: PathBuf },
+    Local {
+        /// The URI as given.
+        uri: String,
+        /// The local file it names.
+        path: PathBuf,
+    },
     /// `http://` or `https://`.
-    Http { uri: String },
+    Http {
+        /// The URI as given.
+        uri: String,
+    },
     /// `s3://bucket/key`.
     S3 {
+        /// The URI as given.
         uri: String,
+        /// The bucket name.
         bucket: String,
+        /// The object key.
         key: String,
     },
 }

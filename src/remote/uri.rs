@@ -1,6 +1,6 @@
 //! The one URI classifier: which kind of location a ref, a fetch source or a
-//! push destination names. Refs, [`fetch`](super::fetch) and
-//! [`push`](super::push) all go through it, so they agree on what a path, a
+//! push destination names. Refs, [`fetch`](mod@super::fetch) and
+//! [`push`](mod@super::push) all go through it, so they agree on what a path, a
 //! `file://`, an `http(s)://` and an `s3://` URI are.
 
 use std::path::PathBuf;

@@ -3,7 +3,7 @@
 //!
 //! Staging walks the filesystem and normalizes metadata; it knows nothing of
 //! archive formats. Writers never walk the filesystem: they read content only
-//! through [`Content::reader`], which also checks that the file did not change
+//! through [`Content::reader`](crate::plan::Content::reader), which also checks that the file did not change
 //! since it was staged.
 //!
 //! Order: depth-first, each directory's children sorted by raw name bytes,
@@ -53,56 +53,112 @@ pub const DEFAULT_EPOCH: u64 = 315_532_800;
 /// it is about.
 #[derive(Debug, thiserror::Error)]
 pub enum StageError {
+    /// A source could not be read (stat, open, read a directory or a
+    /// symlink), or is a dangling symlink.
     #[error("source {path}: {source}")]
     Io {
+        /// The source path.
         path: PathBuf,
+        /// The underlying error.
         #[source]
         source: io::Error,
     },
+    /// A source path does not exist (or vanished while staging).
     #[error("source {0} does not exist")]
     Missing(PathBuf),
+    /// A fifo or device node was found without [`StageOptions::specials`].
     #[error("{path}: {kind} refused (pass --specials to include fifos and device nodes)")]
-    Special { path: PathBuf, kind: &'static str },
+    Special {
+        /// The source path (for a tar input, `INPUT:MEMBER`).
+        path: PathBuf,
+        /// `fifo`, `character device` or `block device`.
+        kind: &'static str,
+    },
+    /// Two sources map to the same archive path.
     #[error("archive path {archive:?} comes from both {first} and {second}")]
     Collision {
+        /// The archive path (lossy UTF-8).
         archive: String,
+        /// The source staged there first.
         first: String,
+        /// The source that collided with it.
         second: String,
     },
+    /// An archive path must be a directory (another source goes below it)
+    /// but its source is not one.
     #[error("archive path {archive:?} is needed as a directory but {source_path} is not one")]
     NotADirectory {
+        /// The archive path (lossy UTF-8).
         archive: String,
+        /// The source staged at that path.
         source_path: String,
     },
+    /// An exclude pattern is not a valid glob.
     #[error("invalid exclude pattern {pattern:?}: {message}")]
-    Glob { pattern: String, message: String },
+    Glob {
+        /// The pattern as given (all patterns, space-separated, when the set
+        /// as a whole failed to build).
+        pattern: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A `SRC:DEST` destination is not a valid archive path, or a source
+    /// without a file name has none.
     #[error("invalid destination {dest:?}: {reason}")]
-    Dest { dest: String, reason: &'static str },
+    Dest {
+        /// The destination as given (or the source, when DEST is missing).
+        dest: String,
+        /// Why it is refused.
+        reason: &'static str,
+    },
+    /// An option value could not be parsed.
     #[error("invalid {field} {value:?}: expected {expected}")]
     Option {
+        /// The option or variable: `--owner`, `--mtime`, `SOURCE_DATE_EPOCH`.
         field: &'static str,
+        /// The value as given.
         value: String,
+        /// What a valid value looks like.
         expected: &'static str,
     },
+    /// A source file changed while it was being packed.
     #[error("{path}: input not stable, {what} changed while packing")]
-    Unstable { path: PathBuf, what: &'static str },
+    Unstable {
+        /// The source file.
+        path: PathBuf,
+        /// `size` or `mtime`.
+        what: &'static str,
+    },
+    /// An archive path is longer than [`MAX_ARCHIVE_PATH`].
     #[error("archive path {archive:?} is {len} bytes; at most {max} (PATH_MAX - 1) are allowed")]
     PathTooLong {
+        /// The archive path, abbreviated when long (lossy UTF-8).
         archive: String,
+        /// Its length in bytes.
         len: usize,
+        /// The limit, [`MAX_ARCHIVE_PATH`].
         max: usize,
     },
+    /// The plan would have 2^32 entries or more.
     #[error("{count} entries staged; a plan holds at most 2^32 - 1")]
-    TooManyEntries { count: usize },
+    TooManyEntries {
+        /// The number of entries staged.
+        count: usize,
+    },
     /// The tar stream itself is malformed or refused by the reader
     /// (truncated, bad checksum, oversized extension header, unsupported
     /// member type).
     #[error(transparent)]
     TarStream(crate::format::ArchiveError),
+    /// A member of a tar input cannot be staged (a bad or overlong path, a
+    /// hard link to no earlier file or symlink, a socket).
     #[error("tar {input}: entry {entry:?}: {reason}")]
     Tar {
+        /// The tar input, as named in messages.
         input: String,
+        /// The member's path as stored, abbreviated when long.
         entry: String,
+        /// Why it is refused.
         reason: String,
     },
 }
@@ -110,7 +166,9 @@ pub enum StageError {
 /// How owners are set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Owner {
+    /// The uid every entry gets (default 0).
     pub uid: u32,
+    /// The gid every entry gets (default 0).
     pub gid: u32,
 }
 
@@ -135,13 +193,28 @@ impl Owner {
 /// `SOURCE_DATE_EPOCH`.
 #[derive(Debug, Clone)]
 pub struct StageOptions {
+    /// Seconds since 1970: the mtime of every entry (see `clamp_mtime`) and
+    /// of the root.
     pub epoch: u64,
+    /// Keep a source mtime older than `epoch` instead of replacing it;
+    /// newer ones are still clamped to `epoch`.
     pub clamp_mtime: bool,
+    /// The uid and gid every entry gets; source owners are ignored.
     pub owner: Owner,
+    /// Keep the source permission bits (`mode & 0o777`) instead of
+    /// normalizing to 0755 (directories, executable files) or 0644.
     pub keep_modes: bool,
+    /// Keep setuid, setgid and sticky bits (dropped by default).
     pub keep_special_bits: bool,
+    /// Stage what symlinks below a source point to instead of the symlinks
+    /// themselves (a source named on the command line is always followed).
     pub follow_symlinks: bool,
+    /// Stage fifos and device nodes instead of failing with
+    /// [`StageError::Special`].
     pub specials: bool,
+    /// Glob patterns matched against archive paths: one without `/` matches
+    /// a name at any depth, one with `/` the whole path; `*` never crosses
+    /// `/`, `**` does. An excluded directory excludes everything below it.
     pub excludes: Vec<String>,
     /// Threads that read directories and metadata (at least 1). Never
     /// changes the plan.
@@ -192,6 +265,7 @@ pub fn epoch_from_env(explicit: Option<&str>) -> Result<u64, StageError> {
 /// One source argument: `SRC` or `SRC:DEST`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Source {
+    /// The source file or directory on disk.
     pub path: PathBuf,
     /// Archive path the source maps to; empty means "the root" for a
     /// directory and "its own name under the root" for anything else.

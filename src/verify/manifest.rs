@@ -14,7 +14,7 @@
 //! `{"hex": "<lowercase hex of the bytes>"}` otherwise ([`Bytes`]).
 //!
 //! ```
-//! use repropack::manifest::Bytes;
+//! use repropack::verify::manifest::Bytes;
 //! assert_eq!(serde_json::to_string(&Bytes(b"a/b".to_vec())).unwrap(), r#""a/b""#);
 //! assert_eq!(serde_json::to_string(&Bytes(b"a\xff".to_vec())).unwrap(), r#"{"hex":"61ff"}"#);
 //! ```
@@ -26,9 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::FORMAT_VERSION;
 use crate::digest::Sha256Digest;
-use crate::format::Format;
 use crate::output::{AtomicFile, OutputError};
-use crate::pack::{PackOptions, Packed};
 use crate::plan::EntryKind;
 use crate::remote::refs::ArtifactRef;
 use crate::stage::StageOptions;
@@ -93,23 +91,32 @@ impl Bytes {
 /// The whole manifest. Field order here is the key order in the file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
+    /// Always [`SCHEMA`].
     pub schema: String,
+    /// The program that wrote the artifact.
     pub tool: Tool,
+    /// The artifact file.
     pub artifact: ArtifactInfo,
+    /// The tree digest ([`Tree::digest`]) of the entries.
     pub tree_digest: String,
+    /// The staging options that shaped the tree.
     pub options: ManifestOptions,
     /// Source revision: `--source-revision`, else the git commit of the
     /// first source inside a git worktree; absent when neither is known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<SourceRevision>,
+    /// Every entry in container order (the root directory is not one).
     pub entries: Vec<ManifestEntry>,
 }
 
 /// The program that wrote the artifact.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tool {
+    /// `repropack`.
     pub name: String,
+    /// The crate version (`CARGO_PKG_VERSION`).
     pub version: String,
+    /// [`FORMAT_VERSION`] of the build that wrote the artifact.
     pub format_version: u32,
 }
 
@@ -130,13 +137,17 @@ pub struct ArtifactInfo {
     /// `URI#sha256=HEX` as printed by `pack`.
     #[serde(rename = "ref")]
     pub reference: String,
+    /// sha256 of the artifact file (64 lowercase hex).
     pub sha256: String,
+    /// Size of the artifact file in bytes.
     pub size: u64,
     /// `tar`, `tar.gz`, `squashfs`.
     pub format: String,
     /// Compressor name (`gzip`, …); absent for plain tar.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compression: Option<String>,
+    /// Compression level used; absent when the format or compressor has
+    /// none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub level: Option<u32>,
     /// SquashFS data block size in bytes.
@@ -144,60 +155,46 @@ pub struct ArtifactInfo {
     pub block_size: Option<u32>,
 }
 
-impl ArtifactInfo {
-    /// Describes what [`pack_to_path`](crate::pack::pack_to_path) wrote
-    /// with `opts`.
-    pub fn from_packed(
-        reference: &ArtifactRef,
-        packed: &Packed,
-        opts: &PackOptions,
-    ) -> ArtifactInfo {
-        let (compression, block_size) = match packed.format {
-            Format::Tar => (None, None),
-            Format::TarGz => (Some("gzip".to_string()), None),
-            Format::Squashfs => (
-                Some(opts.squashfs.compression.algorithm().name().to_string()),
-                Some(opts.squashfs.block_size),
-            ),
-        };
-        ArtifactInfo {
-            reference: reference.to_string(),
-            sha256: packed.sha256.to_hex(),
-            size: packed.size,
-            format: packed.format.name().to_string(),
-            compression,
-            level: packed.level,
-            block_size,
-        }
-    }
-}
-
 /// The staging options that shaped the tree.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ManifestOptions {
+    /// [`StageOptions::epoch`]: seconds since 1970.
     pub epoch: u64,
+    /// [`StageOptions::clamp_mtime`].
     pub clamp_mtime: bool,
+    /// The uid and gid every entry got.
     pub owner: OwnerPolicy,
+    /// How permission bits were set.
     pub mode_policy: ModePolicy,
+    /// [`StageOptions::follow_symlinks`].
     pub follow_symlinks: bool,
+    /// [`StageOptions::specials`].
     pub specials: bool,
+    /// [`StageOptions::excludes`], as given.
     pub excludes: Vec<String>,
 }
 
+/// The owner every entry got ([`StageOptions::owner`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OwnerPolicy {
+    /// The uid.
     pub uid: u32,
+    /// The gid.
     pub gid: u32,
 }
 
+/// How permission bits were set.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModePolicy {
     /// `normalized` (0755/0644 by execute bit) or `keep` (`--keep-modes`).
     pub permissions: String,
+    /// [`StageOptions::keep_special_bits`].
     pub keep_special_bits: bool,
 }
 
 impl ManifestOptions {
+    /// The manifest's record of `opts` (`jobs` is left out: it never
+    /// changes the tree).
     pub fn from_stage(opts: &StageOptions) -> ManifestOptions {
         ManifestOptions {
             epoch: opts.epoch,
@@ -227,19 +224,32 @@ impl ManifestOptions {
 /// hard-link member other than its group's first, `rdev` for devices.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ManifestEntry {
+    /// Path inside the archive, normalized (no leading `./` or `/`).
     pub path: Bytes,
+    /// [`EntryKind::name`]: `dir`, `file`, `symlink`, `fifo`, `char` or
+    /// `block` (hard-link members are `file`).
     pub kind: String,
+    /// Permission bits as 4 octal digits (`0644`).
     pub mode: String,
+    /// Owner user id.
     pub uid: u32,
+    /// Owner group id.
     pub gid: u32,
+    /// Modification time in seconds since 1970.
     pub mtime: u64,
+    /// Content size in bytes of a regular file; 0 otherwise.
     pub size: u64,
+    /// sha256 of a regular file's content (64 lowercase hex).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
+    /// Target of a symlink.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub symlink: Option<Bytes>,
+    /// For a hard-link member other than its group's first (in canonical
+    /// order): the first member's path.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hardlink: Option<Bytes>,
+    /// `[major, minor]` of a character or block device.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rdev: Option<[u32; 2]>,
 }
@@ -247,27 +257,49 @@ pub struct ManifestEntry {
 /// A manifest that could not be read or used.
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
+    /// The manifest file could not be read.
     #[error("manifest {path}: {source}")]
     Io {
+        /// The manifest file.
         path: PathBuf,
+        /// The underlying error.
         #[source]
         source: io::Error,
     },
+    /// The file is not JSON of the manifest's shape.
     #[error("manifest {path}: not a repropack manifest: {message}")]
-    Parse { path: PathBuf, message: String },
-    #[error("manifest {path}: schema {found:?} is not {SCHEMA:?}")]
-    Schema { path: PathBuf, found: String },
-    #[error("manifest {path}: entry {index}: {message}")]
-    Entry {
+    Parse {
+        /// The manifest file.
         path: PathBuf,
-        index: usize,
+        /// The JSON parser's message.
         message: String,
     },
+    /// The `schema` key is not [`SCHEMA`].
+    #[error("manifest {path}: schema {found:?} is not {SCHEMA:?}")]
+    Schema {
+        /// The manifest file.
+        path: PathBuf,
+        /// The schema found.
+        found: String,
+    },
+    /// An entry has a bad field, or the entries do not form a tree.
+    #[error("manifest {path}: entry {index}: {message}")]
+    Entry {
+        /// The manifest file.
+        path: PathBuf,
+        /// Index of the entry in `entries`, from 0 (0 also when the entries
+        /// as a whole do not form a tree).
+        index: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// Writing the manifest failed.
     #[error(transparent)]
     Output(#[from] OutputError),
 }
 
 impl ManifestEntry {
+    /// The manifest form of a tree entry.
     pub fn from_tree(e: &TreeEntry) -> ManifestEntry {
         ManifestEntry {
             path: Bytes(e.path.clone()),

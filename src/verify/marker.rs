@@ -24,12 +24,14 @@ pub const SCHEMA: &str = "repropack.check/1";
 /// The content of a marker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Marker {
+    /// Always [`SCHEMA`].
     pub schema: String,
     /// `verified` or `unverified`.
     pub status: String,
     /// Ref of the artifact as `check` printed it.
     #[serde(rename = "ref")]
     pub reference: String,
+    /// sha256 of the artifact the marker speaks for (64 lowercase hex).
     pub sha256: String,
     /// sha256 of the second, perturbed build.
     pub rebuilt_sha256: String,
@@ -50,11 +52,15 @@ pub fn marker_path(artifact: &Path, verified: bool) -> PathBuf {
 /// A marker that could not be written or read.
 #[derive(Debug, thiserror::Error)]
 pub enum MarkerError {
+    /// Writing the marker failed.
     #[error(transparent)]
     Output(#[from] OutputError),
+    /// Hashing the artifact or removing the opposite marker failed.
     #[error("{path}: {source}")]
     Io {
+        /// The artifact or marker file.
         path: PathBuf,
+        /// The underlying error.
         #[source]
         source: io::Error,
     },

@@ -34,7 +34,9 @@ pub const MTIME_SHIFT: i64 = 1_000_003;
 #[derive(Debug, thiserror::Error)]
 #[error("copying {path} for the perturbed build: {source}")]
 pub struct CopyError {
+    /// The source or copy path being handled.
     pub path: PathBuf,
+    /// The underlying error.
     #[source]
     pub source: io::Error,
 }
@@ -42,7 +44,10 @@ pub struct CopyError {
 /// The copy: new sources pointing into `root`, and what was perturbed.
 #[derive(Debug, Clone)]
 pub struct PerturbedSources {
+    /// The sources to stage instead, in the same order, with the same
+    /// destinations.
     pub sources: Vec<Source>,
+    /// What was perturbed, one phrase each (for the marker and messages).
     pub perturbations: Vec<String>,
 }
 

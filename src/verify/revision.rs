@@ -16,6 +16,8 @@ use serde::{Deserialize, Serialize};
 /// Where a revision came from and whether the tree matched it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SourceRevision {
+    /// The revision: as given with `--source-revision`, or the commit id
+    /// `git rev-parse HEAD` printed.
     pub revision: String,
     /// `flag` (`--source-revision`) or `git`.
     pub origin: String,

@@ -11,9 +11,9 @@
 //! [`TreeEntry::hardlink_target`]s, normalized by [`Tree::new`].
 //!
 //! ```no_run
-//! let side = repropack::artifact::read_side("demo.tar.gz".as_ref(), "demo.tar.gz")?;
+//! let side = repropack::verify::side::read_side("demo.tar.gz".as_ref(), "demo.tar.gz")?;
 //! println!("{}", side.tree.digest());
-//! # Ok::<(), repropack::artifact::ArtifactError>(())
+//! # Ok::<(), repropack::verify::side::ArtifactError>(())
 //! ```
 
 use std::ffi::OsString;
@@ -33,23 +33,36 @@ use serde::Serialize;
 /// An artifact that could not be read as a tree.
 #[derive(Debug, thiserror::Error)]
 pub enum ArtifactError {
+    /// The artifact could not be opened, or is malformed.
     #[error(transparent)]
     Archive(#[from] ArchiveError),
+    /// An entry cannot be part of a tree (a bad path or hard-link target,
+    /// a uid or gid past 32 bits, a negative mtime, a socket).
     #[error("{path}: entry {entry:?}: {reason}")]
     Entry {
+        /// The artifact file.
         path: PathBuf,
+        /// The entry's path as stored (lossy UTF-8).
         entry: String,
+        /// What is wrong with it.
         reason: String,
     },
+    /// The entries do not form a tree (duplicate paths, dangling hard
+    /// links).
     #[error("{path}: {source}")]
     Tree {
+        /// The artifact file.
         path: PathBuf,
+        /// What is wrong.
         #[source]
         source: TreeError,
     },
+    /// The artifact file could not be read or hashed.
     #[error("{path}: {source}")]
     Io {
+        /// The artifact file.
         path: PathBuf,
+        /// The underlying error.
         #[source]
         source: io::Error,
     },
@@ -257,21 +270,26 @@ fn squashfs_regions(path: &Path, size: u64) -> Vec<Region> {
 /// A named byte range `[start, end)` of a container.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Region {
+    /// Offset of the first byte.
     pub start: u64,
+    /// Offset just past the last byte.
     pub end: u64,
+    /// What the range holds (`gzip header`, a SquashFS table, ...).
     pub name: String,
 }
 
-/// One input to [`compare`].
+/// One input to [`compare`](crate::verify::diff::compare).
 #[derive(Debug, Clone)]
 pub struct Side {
     /// What to call it in messages (the path given on the command line).
     pub label: String,
+    /// The logical tree.
     pub tree: Tree,
     /// Header/superblock facts as (name, value), in the reader's order.
     pub facts: Vec<(String, String)>,
     /// The artifact file, when the side is one (not a directory).
     pub file: Option<PathBuf>,
+    /// sha256 of the artifact file; `None` for a directory.
     pub sha256: Option<Sha256Digest>,
     /// How to name a byte offset of the file.
     pub layout: Layout,

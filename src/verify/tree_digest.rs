@@ -14,8 +14,7 @@
 //! calls options or container details — uid/gid (owner policy), mtime
 //! (epoch), entry order inside the container, the root directory's metadata,
 //! compression and block size — so tar, tar.gz and SquashFS of the same tree
-//! share it. The serialization is specified in notes/ARCH-manifest.md and
-//! produced by [`Tree::canonical_text`]:
+//! share it. The serialization is produced by [`Tree::canonical_text`]:
 //!
 //! ```text
 //! repropack.tree/1\n
@@ -27,7 +26,7 @@
 //! outside `0x21..=0x7e` and every `%` as `%XX` (uppercase hex).
 //!
 //! ```
-//! use repropack::tree::escape;
+//! use repropack::verify::tree_digest::escape;
 //! assert_eq!(escape(b"a b%\xff"), "a%20b%25%FF");
 //! ```
 
@@ -51,10 +50,14 @@ pub struct TreeEntry {
     /// Path inside the archive: raw bytes, components joined by `/`, no
     /// leading `./` or `/`, no trailing `/`.
     pub path: Vec<u8>,
+    /// What the entry is; every member of a hard-link group is a
+    /// [`EntryKind::File`] (see [`TreeEntry::hardlink_target`]).
     pub kind: EntryKind,
     /// Permission bits (`0o7777` at most), no file-type bits.
     pub mode: u32,
+    /// Owner user id (not part of the tree digest).
     pub uid: u32,
+    /// Owner group id (not part of the tree digest).
     pub gid: u32,
     /// Seconds since 1970.
     pub mtime: u64,
@@ -74,19 +77,35 @@ pub struct TreeEntry {
 /// Why a tree could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum TreeError {
+    /// A plan entry's source could not be opened or changed since staging.
     #[error(transparent)]
     Content(#[from] ContentError),
+    /// Reading a plan entry's content failed midway.
     #[error("reading content of {path:?} from {source_path}: {source}")]
     Read {
+        /// The entry's archive path (lossy UTF-8).
         path: String,
+        /// Where its bytes come from (see [`Content::describe`](crate::plan::Content::describe)).
         source_path: PathBuf,
+        /// The underlying error.
         #[source]
         source: io::Error,
     },
+    /// A hard link names no regular file of the tree.
     #[error("hard link {path:?} points to {target:?}, which is not a regular file in the tree")]
-    DanglingHardlink { path: String, target: String },
+    DanglingHardlink {
+        /// The hard link's path (lossy UTF-8).
+        path: String,
+        /// The path it names (lossy UTF-8; empty if none is known).
+        target: String,
+    },
+    /// Two entries have the same path.
     #[error("entry {path:?} appears twice")]
-    Duplicate { path: String },
+    Duplicate {
+        /// The repeated path (lossy UTF-8).
+        path: String,
+    },
+    /// The hashing thread pool could not be started; carries its error.
     #[error("worker pool: {0}")]
     Pool(String),
 }

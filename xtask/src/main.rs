@@ -1,6 +1,6 @@
 //! `cargo xtask` — project chores that are not part of the product.
 //!
-//! `cargo xtask bench [--corpus DIR] [--runs N] [--jobs N] [--tar] [--keep]`
+//! `cargo xtask bench [--corpus DIR] [--runs N] [--jobs N] [--tar] [--keep] [--baseline BIN]`
 //!
 //! Builds repropack in release, copies a real tree (default: the Python
 //! standard library of `python3`) into `target/bench/corpus`, then packs it
@@ -9,6 +9,8 @@
 //! (`ru_maxrss` from `wait4`) and image size. Prints a markdown table of
 //! medians with ratios against the faster peer at the same job count.
 //! A peer that is not installed is skipped, and the output says so.
+//! `--baseline BIN` adds another repropack binary (an earlier build) as a
+//! row of its own, so a change is measured before and after in one run.
 //! Nothing here asserts a time: this is a measurement, not a test.
 
 use std::ffi::OsString;
@@ -25,7 +27,7 @@ fn main() -> Result<()> {
         Some("bench") => bench(BenchArgs::parse(args)?),
         _ => {
             eprintln!(
-                "usage: cargo xtask bench [--corpus DIR] [--runs N] [--jobs N] [--tar] [--keep]"
+                "usage: cargo xtask bench [--corpus DIR] [--runs N] [--jobs N] [--tar] [--keep] [--baseline BIN]"
             );
             std::process::exit(2);
         }
@@ -38,6 +40,8 @@ struct BenchArgs {
     jobs_all: usize,
     tar: bool,
     keep: bool,
+    /// Another repropack binary (an earlier build) measured in the same run.
+    baseline: Option<PathBuf>,
 }
 
 impl BenchArgs {
@@ -48,6 +52,7 @@ impl BenchArgs {
             jobs_all: std::thread::available_parallelism().map_or(1, |n| n.get()),
             tar: false,
             keep: false,
+            baseline: None,
         };
         while let Some(a) = args.next() {
             let mut value =
@@ -70,6 +75,7 @@ impl BenchArgs {
                 }
                 Some("--tar") => b.tar = true,
                 Some("--keep") => b.keep = true,
+                Some("--baseline") => b.baseline = Some(PathBuf::from(value("--baseline")?)),
                 _ => bail!("unknown argument {a:?}"),
             }
         }
@@ -189,9 +195,20 @@ struct Row {
 
 /// A `repropack pack CORPUS -o OUT <format args> --mtime 0 --jobs N` case.
 fn repropack_case(bin: &Path, corpus: &Path, jobs: usize, format: &[&'static str]) -> Case {
+    named_case("repropack", bin, corpus, jobs, format)
+}
+
+/// [`repropack_case`] for the binary `bin`, shown as `tool`.
+fn named_case(
+    tool: &'static str,
+    bin: &Path,
+    corpus: &Path,
+    jobs: usize,
+    format: &[&'static str],
+) -> Case {
     let (bin, corpus, format) = (bin.to_path_buf(), corpus.to_path_buf(), format.to_vec());
     Case {
-        tool: "repropack",
+        tool,
         jobs,
         ours: true,
         make: Box::new(move |out| {
@@ -367,6 +384,15 @@ fn bench(args: BenchArgs) -> Result<()> {
             j,
             &["--format", "squashfs", "--comp", "gzip:6"],
         ));
+        if let Some(base) = &args.baseline {
+            cases.push(named_case(
+                "repropack (baseline)",
+                base,
+                &corpus,
+                j,
+                &["--format", "squashfs", "--comp", "gzip:6"],
+            ));
+        }
     }
     if installed("mksquashfs") {
         for &j in &peer_jobs {

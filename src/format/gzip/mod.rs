@@ -1,5 +1,5 @@
 //! gzip (RFC 1952): [`write::ParallelGzip`] compresses a tar stream on all
-//! CPUs into bytes that never depend on the thread count; [`header`] holds
+//! CPUs into bytes that never depend on the thread count; `header` holds
 //! the member-header fields the readers report.
 
 pub(crate) mod header;

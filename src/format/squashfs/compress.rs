@@ -28,10 +28,16 @@ use std::fmt;
 /// Compression algorithm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Algorithm {
+    /// zlib streams (compressor id 1), made by libdeflate.
     Gzip,
+    /// zstd frames (compressor id 6).
     Zstd,
+    /// xz streams with a CRC32 check (compressor id 4).
     Xz,
+    /// raw LZ4 blocks (compressor id 5).
     Lz4,
+    /// Every block stored uncompressed; the superblock names gzip and sets
+    /// the "uncompressed" flags.
     None,
 }
 
@@ -156,6 +162,7 @@ impl Compression {
         Compression::new(algorithm, level)
     }
 
+    /// The algorithm.
     pub fn algorithm(&self) -> Algorithm {
         self.algorithm
     }

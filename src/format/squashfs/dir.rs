@@ -133,24 +133,30 @@ mod tests {
         (0..n).map(|i| format!("file{i:06}").into_bytes()).collect()
     }
 
-    #[test]
-    fn headers_split_at_256_entries_and_other_inode_blocks() {
-        let mut c = Compression::default().compressor(131072).unwrap();
-        let mut w = MetadataWriter::new(&mut c);
-        let ns = names(300);
-        let entries: Vec<DirEntry> = ns
+    /// Regular-file entries named `names`, numbered from 1, the i-th
+    /// inode at `inode(i)`.
+    fn files(names: &[Vec<u8>], inode: impl Fn(usize) -> MetaPos) -> Vec<DirEntry<'_>> {
+        names
             .iter()
             .enumerate()
             .map(|(i, n)| DirEntry {
                 name: n,
                 inode_number: i as u32 + 1,
-                inode: MetaPos {
-                    block: if i < 280 { 0 } else { 500 },
-                    offset: (i * 10) as u16,
-                },
+                inode: inode(i),
                 basic_type: 2,
             })
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn headers_split_at_256_entries_and_other_inode_blocks() {
+        let mut c = Compression::default().compressor(131072).unwrap();
+        let mut w = MetadataWriter::new(&mut c);
+        let ns = names(300);
+        let entries = files(&ns, |i| MetaPos {
+            block: if i < 280 { 0 } else { 500 },
+            offset: (i * 10) as u16,
+        });
         let l = write_listing(&mut w, &entries).unwrap();
         // 3 headers: 256, 24 (same inode block), 20 (other block).
         assert_eq!(l.size, 3 * 12 + 300 * (8 + 10));
@@ -164,19 +170,10 @@ mod tests {
         let ns: Vec<Vec<u8>> = (0..2000)
             .map(|i| format!("file{i:036}").into_bytes())
             .collect();
-        let entries: Vec<DirEntry> = ns
-            .iter()
-            .enumerate()
-            .map(|(i, n)| DirEntry {
-                name: n,
-                inode_number: i as u32 + 1,
-                inode: MetaPos {
-                    block: 0,
-                    offset: 0,
-                },
-                basic_type: 2,
-            })
-            .collect();
+        let entries = files(&ns, |_| MetaPos {
+            block: 0,
+            offset: 0,
+        });
         let l = write_listing(&mut w, &entries).unwrap();
         // 48 bytes per entry: fewer than 256 per block, so headers split
         // only at block crossings.

@@ -1,26 +1,26 @@
-//! SquashFS 4.0 writer: turns a [`Plan`] into an image whose bytes are a
-//! pure function of the plan and the [`SquashfsOptions`].
+//! SquashFS 4.0 writer: turns a [`Plan`](crate::plan::Plan) into an image
+//! whose bytes are a pure function of the plan and the [`SquashfsOptions`].
 //!
 //! Layout (SquashFS 4.0 description, squashfs-tools-ng `doc/format.adoc`,
 //! §2 "Overview"), in file order:
 //!
 //! | part | module | spec |
 //! |---|---|---|
-//! | superblock (96 bytes) | [`superblock`] | §3 |
-//! | compressor options (optional) | [`compress`] | §3.1 |
-//! | data and fragment blocks | [`data`] | §4 |
-//! | inode table | [`inode`], [`fs_tree`] | §5 |
-//! | directory table | [`dir`], [`fs_tree`] | §6 |
-//! | fragment table | [`table`] | §7 |
-//! | export table | [`table`] | §8 |
-//! | id table | [`table`] | §9 |
+//! | superblock (96 bytes) | `superblock` | §3 |
+//! | compressor options (optional) | `compress` | §3.1 |
+//! | data and fragment blocks | `data` | §4 |
+//! | inode table | `inode`, `fs_tree` | §5 |
+//! | directory table | `dir`, `fs_tree` | §6 |
+//! | fragment table | `table` | §7 |
+//! | export table | `table` | §8 |
+//! | id table | `table` | §9 |
 //!
 //! No xattr table is written (its superblock field is all ones). The image
 //! is padded with zeros to a multiple of 4 KiB, as the kernel needs for
 //! loop devices; the superblock's `bytes_used` excludes the padding.
 //!
 //! How it runs: data blocks are compressed in parallel and placed by one
-//! ordered writer (see [`data`]); the metadata tables are then built on one
+//! ordered writer (see `data`); the metadata tables are then built on one
 //! thread; finally the superblock, whose fields are known only now, is
 //! written at offset 0. SHA-256 runs over bytes in file order, and the
 //! first bytes are the last ones known, so the digest is computed by

@@ -40,18 +40,29 @@ pub struct SquashfsInfo {
     pub compressor: &'static str,
     /// Compressor options stored after the superblock, as backhand shows them.
     pub compression_options: Option<String>,
+    /// `block_size`: the size of a data block in bytes (a power of two,
+    /// 4 KiB to 1 MiB).
     pub block_size: u32,
     /// `modification_time` of the superblock (mksquashfs `-mkfs-time`).
     pub mkfs_time: u32,
     /// The raw flag bits; see [`SquashfsInfo::flag_names`].
     pub flags: u16,
+    /// `inode_count`: the number of inodes in the inode table.
     pub inode_count: u32,
+    /// `fragment_entry_count`: the number of entries in the fragment table.
     pub fragment_count: u32,
+    /// `id_count`: the number of entries in the uid/gid lookup table.
     pub id_count: u16,
+    /// `bytes_used`: bytes the image occupies; the file may be longer, padded
+    /// to a device block size.
     pub bytes_used: u64,
+    /// `version_major`: 4 for SquashFS 4.0.
     pub version_major: u16,
+    /// `version_minor`: 0 for SquashFS 4.0.
     pub version_minor: u16,
+    /// Whether `export_table_start` is set (an NFS export table is present).
     pub has_export_table: bool,
+    /// Whether `xattr_id_table_start` is set (an xattr table is present).
     pub has_xattr_table: bool,
 }
 

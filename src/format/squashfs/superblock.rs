@@ -7,7 +7,7 @@
 
 /// Size of the superblock on disk.
 pub(crate) const SUPERBLOCK_SIZE: u64 = 96;
-const MAGIC: u32 = 0x7371_7368;
+pub(crate) const MAGIC: u32 = 0x7371_7368;
 /// "Table absent" marker for the xattr, fragment and export table fields.
 pub(crate) const NO_TABLE: u64 = u64::MAX;
 

@@ -14,8 +14,9 @@ use crate::plan::{ContentError, Plan};
 
 /// Default data block size: 128 KiB.
 pub const DEFAULT_BLOCK_SIZE: u32 = 128 * 1024;
-/// Smallest and largest block sizes the format allows.
+/// Smallest block size the format allows: 4 KiB.
 pub const MIN_BLOCK_SIZE: u32 = 4 * 1024;
+/// Largest block size the format allows: 1 MiB.
 pub const MAX_BLOCK_SIZE: u32 = 1024 * 1024;
 /// The image is padded to a multiple of this.
 const DEVICE_BLOCK: u64 = 4096;
@@ -82,23 +83,30 @@ pub enum SquashfsError {
     /// Reading an entry's content failed or the source changed.
     #[error("{entry}: {source}")]
     Input {
+        /// The entry's path in the plan (lossy UTF-8).
         entry: String,
+        /// The underlying error.
         #[source]
         source: io::Error,
     },
+    /// A plan entry's source could not be opened or changed while packing.
     #[error(transparent)]
     Content(#[from] ContentError),
     /// Writing or re-reading the image failed.
     #[error("writing the image: {0}")]
     Output(#[source] io::Error),
+    /// A compressor could not be set up.
     #[error(transparent)]
     Compress(#[from] CompressError),
     /// The plan does not fit a SquashFS limit (name length, timestamps,
     /// number of ids, table sizes).
     #[error("{0}")]
     Limit(String),
+    /// An option is out of range (block size, or an epoch past SquashFS's
+    /// 32-bit timestamps).
     #[error("invalid option: {0}")]
     Option(String),
+    /// A bug: a worker thread panicked or an invariant broke.
     #[error("internal error: {0}")]
     Internal(&'static str),
     /// The data writer stopped; its own error is reported instead.

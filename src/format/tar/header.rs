@@ -23,6 +23,8 @@ pub enum HeaderFlavor {
 /// Facts from the first header of a tar stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TarInfo {
+    /// The first header's flavour, from its magic and version (offset 257);
+    /// [`HeaderFlavor::Ustar`] for an empty archive.
     pub first_header: HeaderFlavor,
     /// The first header's typeflag byte (`x` when it starts with a pax
     /// header, `g` for a global header, `5` for a directory, …); 0 for an
@@ -45,8 +47,14 @@ pub(crate) fn info_from_block(block: &[u8]) -> TarInfo {
     };
     TarInfo {
         first_header,
-        first_typeflag: block[156],
+        first_typeflag: typeflag(block),
     }
+}
+
+/// The typeflag byte of a header block (`0` file, `5` directory, `x` pax
+/// header, …).
+pub(crate) fn typeflag(block: &[u8]) -> u8 {
+    block[156]
 }
 
 /// Zero bytes after `size` bytes of content, up to the next block.

@@ -1,7 +1,7 @@
-//! tar: POSIX ustar/pax streams. [`write`] turns a plan into a stream
+//! tar: POSIX ustar/pax streams. [`write`](mod@write) turns a plan into a stream
 //! byte-identical to GNU tar's `--format=posix`; [`read`] reads any
 //! ustar/pax/GNU stream one header block at a time in bounded memory;
-//! both share [`header`].
+//! both share `header`.
 
 pub(crate) mod header;
 pub mod read;

@@ -28,7 +28,7 @@ use std::path::Path;
 
 use tar::Header;
 
-use super::header::{BLOCK, PaxFields, checksum_ok, padding, parse_pax};
+use super::header::{BLOCK, PaxFields, checksum_ok, padding, parse_pax, typeflag};
 use crate::format::{ArchiveEntry, ArchiveError, Format};
 use crate::plan::EntryKind;
 
@@ -85,7 +85,7 @@ impl Ctx<'_> {
 }
 
 /// Reads one block; `Ok(false)` at a clean end of file.
-fn read_block<R: Read>(r: &mut R, block: &mut [u8; 512]) -> io::Result<bool> {
+fn read_block<R: Read>(r: &mut R, block: &mut [u8; BLOCK as usize]) -> io::Result<bool> {
     let mut filled = 0;
     while filled < block.len() {
         match r.read(&mut block[filled..]) {
@@ -125,7 +125,7 @@ where
     let mut index: u64 = 0;
     loop {
         let header_pos = pos;
-        let mut block = [0u8; 512];
+        let mut block = [0u8; BLOCK as usize];
         let more =
             read_block(&mut reader, &mut block).map_err(|e| ctx.read_error(header_pos, e))?;
         if !more || block.iter().all(|&b| b == 0) {
@@ -162,7 +162,7 @@ where
         let header_size = header
             .entry_size()
             .map_err(|e| ctx.malformed(header_pos, format!("size field: {e}")))?;
-        let typeflag = block[156];
+        let typeflag = typeflag(&block);
 
         if matches!(typeflag, b'x' | b'g' | b'L' | b'K' | b'V') {
             if header_size > MAX_EXTENSION_HEADER {

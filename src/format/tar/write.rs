@@ -20,6 +20,7 @@ use std::io::{self, Read, Write};
 use tar::{EntryType, Header};
 
 use super::header::{BLOCK, pax_records, set_checksum};
+use crate::digest::for_each_chunk;
 use crate::plan::{Entry, EntryKind, Plan};
 
 const RECORD: u64 = 10240;
@@ -156,17 +157,7 @@ fn write_entry<W: Write>(
         let mut reader = content
             .reader()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-        let mut copied = 0u64;
-        loop {
-            let n = match reader.read(buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
-            out.write_all(&buf[..n])?;
-            copied += n as u64;
-        }
+        let copied = for_each_chunk(&mut reader, buf, |chunk| out.write_all(chunk))?;
         if copied != size {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
