@@ -1,11 +1,11 @@
 //! The command line: refs printed by `pack` and `hash`, `--ref-base`,
 //! `--json`, `--version`.
 
-mod common;
-
 use std::process::Command;
 
-use common::{Build, repropack, sample_tree, sha256_file};
+use crate::support::bin::{bin, repropack};
+use crate::support::fixtures::{Build, sample_tree};
+use crate::support::hash::sha256_file;
 
 #[test]
 fn pack_prints_an_absolute_ref_that_sha256sum_agrees_with() {
@@ -113,7 +113,7 @@ fn output_mode_follows_the_umask() {
             .arg("-c")
             .arg(format!("umask {umask}; exec \"$@\""))
             .arg("sh")
-            .arg(common::bin())
+            .arg(bin())
             .arg("pack")
             .arg(src.path())
             .arg("-o")

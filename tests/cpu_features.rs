@@ -4,12 +4,13 @@
 //! baseline without SSE4.2, AVX2, AVX-512 or PCLMULQDQ) and the bytes are
 //! compared. A child test proves the emulated CPU really hides the features.
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 
-use common::{Build, have_tool, sample_tree, sha256_file};
+use crate::support::bin::bin;
+use crate::support::fixtures::{Build, sample_tree};
+use crate::support::hash::sha256_file;
+use crate::support::tool::have_tool;
 
 const QEMU: &str = "qemu-x86_64";
 const CPUS: [&str; 2] = ["qemu64", "Nehalem"];
@@ -32,15 +33,15 @@ fn child_reports_cpu_features() {
 
 fn features_under(cpu: &str) -> String {
     let me = std::env::current_exe().unwrap();
+    // The test's name in the harness: its module path without the crate.
+    let child = match module_path!().split_once("::") {
+        Some((_, module)) => format!("{module}::child_reports_cpu_features"),
+        None => "child_reports_cpu_features".to_string(),
+    };
     let out = Command::new(QEMU)
         .args(["-cpu", cpu])
         .arg(me)
-        .args([
-            "--exact",
-            "child_reports_cpu_features",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+        .args(["--exact", &child, "--nocapture", "--test-threads=1"])
         .env("REPROPACK_CPU_CHILD", "1")
         .output()
         .unwrap();
@@ -54,10 +55,10 @@ fn pack(wrapper: Option<&str>, src: &Path, out: &Path, extra: &[&str]) -> String
     let mut cmd = match wrapper {
         Some(cpu) => {
             let mut c = Command::new(QEMU);
-            c.args(["-cpu", cpu, common::bin()]);
+            c.args(["-cpu", cpu, bin()]);
             c
         }
-        None => Command::new(common::bin()),
+        None => Command::new(bin()),
     };
     let res = cmd
         .env_remove("SOURCE_DATE_EPOCH")

@@ -1,16 +1,16 @@
 //! Bad input gets a clear error naming the path, a documented exit code,
 //! and leaves nothing behind: no file at the output path, no temp litter.
 
-mod common;
-
 use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::repropack;
 use repropack::exit;
+
+use crate::support::bin::{bin, repropack};
+use crate::support::fixtures::{Build, sample_tree};
 
 fn pack(args: &[&OsStr]) -> Output {
     repropack().arg("pack").args(args).output().unwrap()
@@ -46,7 +46,7 @@ fn missing_source_is_an_input_error_naming_it() {
 
 #[test]
 fn output_in_missing_directory_is_an_output_error() {
-    let src = common::sample_tree(common::Build::default());
+    let src = sample_tree(Build::default());
     let o = src.path().join("nope/deeper/o.tar.gz");
     let res = pack(&[src.path().as_os_str(), "-o".as_ref(), o.as_os_str()]);
     assert_fails(&res, exit::OUTPUT, &["nope/deeper", "does not exist"]);
@@ -156,15 +156,10 @@ fn unreadable_file_is_an_input_error_and_leaves_nothing() {
     // Root reads anything: drop to `nobody` so the permission check applies.
     let mut cmd = if unsafe { libc::geteuid() } == 0 {
         let mut c = Command::new("setpriv");
-        c.args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            common::bin(),
-        ]);
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", bin()]);
         c
     } else {
-        Command::new(common::bin())
+        Command::new(bin())
     };
     let res = cmd
         .env_remove("SOURCE_DATE_EPOCH")
@@ -180,7 +175,7 @@ fn unreadable_file_is_an_input_error_and_leaves_nothing() {
 
 #[test]
 fn invalid_epoch_names_the_variable() {
-    let src = common::sample_tree(common::Build::default());
+    let src = sample_tree(Build::default());
     let out_dir = tempfile::tempdir().unwrap();
     let o = out_dir.path().join("o.tar");
     let res = repropack()

@@ -3,19 +3,27 @@
 //! (absent, or the empty directory it was), writes nothing anywhere else,
 //! and leaves no temp litter.
 
-mod extract_support;
-
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use extract_support::{
-    RawTar, T_BLOCK, T_CHAR, T_FIFO, T_FILE, gzip, have_tool, patch_unique, raw_header, run_ok,
-    set_checksum, snapshot,
-};
 use repropack::exit;
 use repropack::extract::{ErrorClass, ExtractOptions, Rule, SymlinkPolicy, extract, parse_size};
+
+use crate::support::bin::{repropack, run_ok};
+use crate::support::rawtar::{
+    RawTar, T_BLOCK, T_CHAR, T_FIFO, T_FILE, gzip, patch_unique, raw_header, set_checksum,
+};
+use crate::support::tool::have_tool;
+use crate::support::tree::Tree;
+
+/// Everything under `root` but mtimes (a refused extraction may create and
+/// remove its temp files, which touches directory mtimes): a snapshot to
+/// show that nothing else changed.
+fn snapshot(root: &Path) -> Tree {
+    Tree::of(root).without_times()
+}
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Expect {
@@ -108,7 +116,7 @@ fn check_case(c: &Case, work: &Path, outside: &Path, dir_exists: bool) -> Result
     compare(c, work, &before, "library")?;
 
     // Binary.
-    let out = Command::new(env!("CARGO_BIN_EXE_repropack"))
+    let out = repropack()
         .arg("extract")
         .args(&c.flags)
         .arg("--no-sync")
@@ -149,19 +157,22 @@ fn check_case(c: &Case, work: &Path, outside: &Path, dir_exists: bool) -> Result
     Ok(())
 }
 
-fn compare(
-    c: &Case,
-    work: &Path,
-    before: &std::collections::BTreeMap<PathBuf, (String, u64, u32)>,
-    who: &str,
-) -> Result<(), String> {
+fn compare(c: &Case, work: &Path, before: &Tree, who: &str) -> Result<(), String> {
     let after = snapshot(work);
     if &after != before {
-        let added: Vec<_> = after.keys().filter(|k| !before.contains_key(*k)).collect();
-        let removed: Vec<_> = before.keys().filter(|k| !after.contains_key(*k)).collect();
+        let names = |a: &Tree, b: &Tree| -> Vec<String> {
+            a.nodes
+                .keys()
+                .filter(|k| !b.nodes.contains_key(*k))
+                .map(|k| String::from_utf8_lossy(k).into_owned())
+                .collect()
+        };
+        let changed = crate::support::tree::compare("after", before, &after, false);
         return Err(format!(
-            "{} ({who}): tree changed; added {added:?}, removed {removed:?}",
-            c.name
+            "{} ({who}): tree changed; added {:?}, removed {:?}; {changed:?}",
+            c.name,
+            names(&after, before),
+            names(before, &after)
         ));
     }
     Ok(())
@@ -790,7 +801,7 @@ fn non_empty_or_non_directory_destination_is_refused_untouched() {
     let missing_parent = work.path().join("no/such/dir");
     for dest in [&busy, &file, &missing_parent] {
         let before = snapshot(work.path());
-        let out = Command::new(env!("CARGO_BIN_EXE_repropack"))
+        let out = repropack()
             .arg("extract")
             .arg(&artifact)
             .arg(dest)

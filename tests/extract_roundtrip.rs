@@ -3,27 +3,22 @@
 //! unsquashfs extract from the same bytes. Also: metadata as stored,
 //! special bits, specials, verbatim symlinks, holes, and the cache.
 
-mod extract_support;
-
-use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::Command;
 
-use extract_support::{
-    Node, RawTar, T_CHAR, T_FIFO, have_tool, link_groups, read_tree, run_ok, sample_tree, snapshot,
-    without_inodes,
-};
 use repropack::digest::{Sha256Digest, hash_file};
 use repropack::extract::{ErrorClass, ExtractOptions, extract, extract_to_cache};
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_repropack"))
-}
+use crate::support::bin::{repropack, run_ok};
+use crate::support::fixtures::archive_sample_tree;
+use crate::support::rawtar::{RawTar, T_CHAR, T_FIFO, raw_header, set_checksum};
+use crate::support::tool::have_tool;
+use crate::support::tree::{Tree, assert_same};
 
 fn cli_extract(artifact: &Path, dir: &Path, flags: &[&str]) {
-    let out = bin()
+    let out = repropack()
         .arg("extract")
         .args(flags)
         .arg(artifact)
@@ -42,51 +37,27 @@ fn cli_extract(artifact: &Path, dir: &Path, flags: &[&str]) {
     );
 }
 
-/// The source tree as `repropack pack` normalizes it (CONTRACT.md §3).
-fn normalized(tree: &BTreeMap<Vec<u8>, Node>) -> BTreeMap<Vec<u8>, Node> {
-    tree.iter()
-        .map(|(k, v)| {
-            let v = match v {
-                Node::Dir { .. } => Node::Dir { mode: 0o755 },
-                Node::File { mode, content, .. } => Node::File {
-                    mode: if mode & 0o111 != 0 { 0o755 } else { 0o644 },
-                    content: content.clone(),
-                    ino: (0, 0),
-                },
-                other => other.clone(),
-            };
-            (k.clone(), v)
-        })
-        .collect()
-}
-
-fn strip_special_bits(tree: &BTreeMap<Vec<u8>, Node>) -> BTreeMap<Vec<u8>, Node> {
-    tree.iter()
-        .map(|(k, v)| {
-            let v = match v {
-                Node::Dir { mode } => Node::Dir { mode: mode & 0o777 },
-                Node::File { mode, content, .. } => Node::File {
-                    mode: mode & 0o777,
-                    content: content.clone(),
-                    ino: (0, 0),
-                },
-                other => other.clone(),
-            };
-            (k.clone(), v)
-        })
-        .collect()
+/// A tree as the comparisons here see it: every path but the root, and no
+/// owners (the extracting user owns what it extracts).
+fn view(root: &Path) -> Tree {
+    Tree::of(root).without_root().without_owners()
 }
 
 #[test]
 fn our_tar_and_tar_gz_extract_to_the_normalized_source_like_gnu_tar() {
     let work = tempfile::tempdir().unwrap();
     let src = work.path().join("src");
-    sample_tree(&src);
-    let want = normalized(&read_tree(&src));
+    archive_sample_tree(&src);
+    let want = view(&src).normalized().with_mtime(1_700_000_000);
+    assert_eq!(
+        want.links.as_ref().map(|l| l.len()),
+        Some(1),
+        "the sample has one hard-link pair"
+    );
     for name in ["demo.tar", "demo.tar.gz"] {
         let artifact = work.path().join(name);
         run_ok(
-            bin()
+            repropack()
                 .arg("pack")
                 .arg(&src)
                 .arg("-o")
@@ -95,17 +66,10 @@ fn our_tar_and_tar_gz_extract_to_the_normalized_source_like_gnu_tar() {
         );
         let out = work.path().join(format!("out-{name}"));
         cli_extract(&artifact, &out, &[]);
-        let got = read_tree(&out);
-        assert_eq!(without_inodes(&got), want, "{name}");
-        assert_eq!(
-            link_groups(&got).len(),
-            1,
-            "{name}: the hard link pair is one inode"
-        );
-        for path in got.keys() {
-            let m = fs::symlink_metadata(out.join(extract_support::p(path))).unwrap();
-            assert_eq!(m.mtime(), 1_700_000_000, "{name}: {path:?}");
-        }
+        // Modes, contents, targets, the hard-link pair as one inode, and
+        // every mtime the stored one.
+        let got = view(&out);
+        assert_same(name, &want, &got);
         if have_tool("tar") {
             let gnu = work.path().join(format!("gnu-{name}"));
             fs::create_dir(&gnu).unwrap();
@@ -116,10 +80,10 @@ fn our_tar_and_tar_gz_extract_to_the_normalized_source_like_gnu_tar() {
                     .arg("-C")
                     .arg(&gnu),
             );
-            assert_eq!(
-                without_inodes(&read_tree(&gnu)),
-                without_inodes(&got),
-                "{name} vs GNU tar"
+            assert_same(
+                &format!("{name} vs GNU tar"),
+                &got.clone().without_times(),
+                &view(&gnu).without_times(),
             );
         }
     }
@@ -132,7 +96,7 @@ fn mksquashfs_image_extracts_to_the_source_like_unsquashfs() {
     }
     let work = tempfile::tempdir().unwrap();
     let src = work.path().join("src");
-    sample_tree(&src);
+    archive_sample_tree(&src);
     let img = work.path().join("img.sqfs");
     run_ok(Command::new("mksquashfs").arg(&src).arg(&img).args([
         "-noappend",
@@ -144,15 +108,11 @@ fn mksquashfs_image_extracts_to_the_source_like_unsquashfs() {
     ]));
     let out = work.path().join("out");
     cli_extract(&img, &out, &[]);
-    let got = read_tree(&out);
-    let source = read_tree(&src);
-    assert_eq!(without_inodes(&got), strip_special_bits(&source));
-    assert_eq!(link_groups(&got).len(), link_groups(&source).len());
-    for path in source.keys() {
-        let a = fs::symlink_metadata(src.join(extract_support::p(path))).unwrap();
-        let b = fs::symlink_metadata(out.join(extract_support::p(path))).unwrap();
-        assert_eq!(a.mtime(), b.mtime(), "mtime of {path:?}");
-    }
+    let got = view(&out);
+    // Modes kept but for the special bits, contents, targets, hard links
+    // and mtimes as in the source.
+    let source = view(&src).map_perm(|_, perm| perm & 0o777);
+    assert_same("extracted", &source, &got);
     let uns = work.path().join("uns");
     run_ok(
         Command::new("unsquashfs")
@@ -162,10 +122,10 @@ fn mksquashfs_image_extracts_to_the_source_like_unsquashfs() {
             .arg(&uns)
             .arg(&img),
     );
-    assert_eq!(
-        strip_special_bits(&read_tree(&uns)),
-        without_inodes(&got),
-        "vs unsquashfs"
+    assert_same(
+        "vs unsquashfs",
+        &view(&uns).map_perm(|_, perm| perm & 0o777).without_times(),
+        &got.without_times(),
     );
     // With --keep-special-bits the setuid bit survives.
     let kept = work.path().join("kept");
@@ -221,10 +181,10 @@ fn specials_flag_creates_fifos_and_devices() {
         .unwrap_or(false);
     if is_root {
         // devmajor/devminor of /dev/null: 1, 3 (set after the header is built).
-        let mut h = extract_support::raw_header(b"null", T_CHAR, 0o666, 0, b"");
+        let mut h = raw_header(b"null", T_CHAR, 0o666, 0, b"");
         h[329..337].copy_from_slice(b"0000001\0");
         h[337..345].copy_from_slice(b"0000003\0");
-        extract_support::set_checksum(&mut h);
+        set_checksum(&mut h);
         t.raw(h, b"");
     }
     fs::write(&artifact, t.finish()).unwrap();
@@ -266,7 +226,7 @@ fn absolute_symlinks_are_kept_verbatim_and_never_followed() {
             .finish(),
     )
     .unwrap();
-    let before = snapshot(&outside);
+    let before = Tree::of(&outside);
     let out = work.path().join("out");
     cli_extract(&artifact, &out, &[]);
     assert_eq!(
@@ -279,11 +239,11 @@ fn absolute_symlinks_are_kept_verbatim_and_never_followed() {
     );
     let vl = fs::symlink_metadata(out.join("victim-link")).unwrap();
     assert!(vl.file_type().is_symlink());
-    assert_eq!(snapshot(&outside), before);
+    assert_eq!(Tree::of(&outside), before);
     assert_eq!(fs::read(outside.join("victim")).unwrap(), b"original");
     // The strict policy accepts the inside links and refuses the rest.
     let strict = work.path().join("strict");
-    let out = bin()
+    let out = repropack()
         .args(["extract", "--reject-escaping-symlinks"])
         .arg(&artifact)
         .arg(&strict)
@@ -300,9 +260,9 @@ fn implied_parents_repeated_dirs_and_read_only_dirs_end_with_stored_metadata() {
     let artifact = work.path().join("order.tar");
     let mut t = RawTar::new();
     t.file("a/b/f", b"deep");
-    let mut h = extract_support::raw_header(b"a/", b'5', 0o700, 0, b"");
+    let mut h = raw_header(b"a/", b'5', 0o700, 0, b"");
     h[136..148].copy_from_slice(b"00000001750\0"); // mtime 1000
-    extract_support::set_checksum(&mut h);
+    set_checksum(&mut h);
     t.raw(h, b"");
     t.entry(b"ro/", b'5', 0o555, b"", b"");
     t.file("ro/inside", b"x");
@@ -440,7 +400,7 @@ fn json_report_counts_what_was_made() {
     .unwrap();
     let out_dir = work.path().join("out");
     let out = run_ok(
-        bin()
+        repropack()
             .args(["extract", "--json"])
             .arg(&artifact)
             .arg(&out_dir),

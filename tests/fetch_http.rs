@@ -3,42 +3,19 @@
 //! checked with coreutils `sha256sum` and against the bytes the server was
 //! given, and the server's request counts prove retries and cache hits.
 
-mod common;
-#[path = "common/http_server.rs"]
-mod http_server;
-
-use common::sha256sum;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use http_server::{Reply, Server};
-use repropack::digest::Sha256Digest;
-
-const BIN: &str = env!("CARGO_BIN_EXE_repropack");
-
-/// The binary, with proxies bypassed for the loopback servers.
-fn repropack() -> Command {
-    let mut c = Command::new(BIN);
-    c.env("NO_PROXY", "127.0.0.1").env("no_proxy", "127.0.0.1");
-    c
-}
-
-fn artifact(seed: u8, len: usize) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i as u32).wrapping_mul(2654435761).to_le_bytes()[0] ^ seed)
-        .collect()
-}
-
-fn sha(bytes: &[u8]) -> String {
-    Sha256Digest::of(bytes).to_hex()
-}
+use crate::support::bin::{repropack, stderr, stdout};
+use crate::support::fixtures::artifact;
+use crate::support::hash::{sha256_hex, sha256sum};
+use crate::support::http_server::{Reply, Server};
 
 /// The ref `URL#sha256=HEX` of `path` on `server`, pinned to `body`'s hash.
 fn pinned(server: &Server, path: &str, body: &[u8]) -> String {
-    format!("{}#sha256={}", server.url(path), sha(body))
+    format!("{}#sha256={}", server.url(path), sha256_hex(body))
 }
 
 fn fetch(cache: &Path, reference: &str, extra: &[&str]) -> Output {
@@ -52,14 +29,6 @@ fn fetch(cache: &Path, reference: &str, extra: &[&str]) -> Output {
         .stdin(Stdio::null())
         .output()
         .expect("run repropack")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).trim_end().to_string()
 }
 
 /// Every file under `dir` (recursively), relative.
@@ -96,7 +65,7 @@ fn assert_nothing_stored(cache: &Path) {
 }
 
 fn assert_stored_only(cache: &Path, body: &[u8]) -> PathBuf {
-    let hex = sha(body);
+    let hex = sha256_hex(body);
     let entry = entry_path(cache, &hex);
     assert_eq!(sha256sum(&entry), hex);
     assert_eq!(fs::read(&entry).unwrap(), body);
@@ -120,7 +89,7 @@ fn fetch_stores_verified_bytes_and_second_fetch_is_a_cache_hit() {
     let v: serde_json::Value = serde_json::from_str(&stdout(&first)).unwrap();
     let entry = assert_stored_only(cache.path(), &body);
     assert_eq!(v["path"], entry.to_str().unwrap());
-    assert_eq!(v["sha256"], sha(&body));
+    assert_eq!(v["sha256"], sha256_hex(&body));
     assert_eq!(v["size"], body.len());
     assert_eq!(v["source"], server.url("/a.tar"));
     assert_eq!(v["cache_hit"], false);
@@ -146,8 +115,8 @@ fn hash_mismatch_exits_5_names_both_hashes_and_source_and_stores_nothing() {
     let out = fetch(cache.path(), &r, &[]);
     assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
     let err = stderr(&out);
-    assert!(err.contains(&sha(&good)), "{err}");
-    assert!(err.contains(&sha(&evil)), "{err}");
+    assert!(err.contains(&sha256_hex(&good)), "{err}");
+    assert!(err.contains(&sha256_hex(&evil)), "{err}");
     assert!(err.contains(&server.url("/a.sqfs")), "{err}");
     assert!(out.stdout.is_empty());
     assert_nothing_stored(cache.path());
@@ -423,7 +392,7 @@ fn a_mirror_with_other_bytes_is_never_served() {
         err.contains(&server.url("/a.squashfs")) && err.contains("500"),
         "{err}"
     );
-    assert!(err.contains(&sha(&sibling)), "{err}");
+    assert!(err.contains(&sha256_hex(&sibling)), "{err}");
     assert!(out.stdout.is_empty());
     assert_nothing_stored(cache.path());
 }
@@ -436,7 +405,7 @@ fn corrupted_cache_entry_is_removed_and_fetched_again() {
     let cache = tempfile::tempdir().unwrap();
     let r = pinned(&server, "/c", &body);
     assert!(fetch(cache.path(), &r, &[]).status.success());
-    let entry = entry_path(cache.path(), &sha(&body));
+    let entry = entry_path(cache.path(), &sha256_hex(&body));
 
     // Same size, other bytes: the store-time record no longer matches.
     let mut perms = fs::metadata(&entry).unwrap().permissions();
@@ -460,7 +429,7 @@ fn verify_cache_catches_corruption_the_record_cannot_see() {
     let cache = tempfile::tempdir().unwrap();
     let r = pinned(&server, "/v", &body);
     assert!(fetch(cache.path(), &r, &[]).status.success());
-    let hex = sha(&body);
+    let hex = sha256_hex(&body);
     let entry = entry_path(cache.path(), &hex);
     let record = entry.with_file_name(format!("{hex}.record"));
 
@@ -544,7 +513,7 @@ fn local_paths_and_file_uris_are_copied_into_the_cache_and_verified() {
     let file = src.path().join("a b.tar");
     fs::write(&file, &body).unwrap();
     let cache = tempfile::tempdir().unwrap();
-    let plain = format!("{}#sha256={}", file.display(), sha(&body));
+    let plain = format!("{}#sha256={}", file.display(), sha256_hex(&body));
     let out = fetch(cache.path(), &plain, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_stored_only(cache.path(), &body);
@@ -553,19 +522,19 @@ fn local_paths_and_file_uris_are_copied_into_the_cache_and_verified() {
     let uri = format!(
         "file://{}#sha256={}",
         file.display().to_string().replace(' ', "%20"),
-        sha(&body)
+        sha256_hex(&body)
     );
     let out = fetch(cache.path(), &uri, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_stored_only(cache.path(), &body);
 
     let cache = tempfile::tempdir().unwrap();
-    let wrong = format!("{}#sha256={}", file.display(), sha(b"other"));
+    let wrong = format!("{}#sha256={}", file.display(), sha256_hex(b"other"));
     let out = fetch(cache.path(), &wrong, &[]);
     assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
     assert_nothing_stored(cache.path());
 
-    let missing = format!("{}/nope#sha256={}", src.path().display(), sha(&body));
+    let missing = format!("{}/nope#sha256={}", src.path().display(), sha256_hex(&body));
     let out = fetch(cache.path(), &missing, &[]);
     assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
     assert_nothing_stored(cache.path());
@@ -576,7 +545,7 @@ fn malformed_ref_or_mirror_is_input_error() {
     let cache = tempfile::tempdir().unwrap();
     let out = fetch(cache.path(), "http://127.0.0.1:9/a#sha256=abc", &[]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
-    let r = format!("http://127.0.0.1:9/a#sha256={}", sha(b"x"));
+    let r = format!("http://127.0.0.1:9/a#sha256={}", sha256_hex(b"x"));
     let out = fetch(cache.path(), &r, &["--mirror", "ftp://h/a"]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert_nothing_stored(cache.path());

@@ -12,14 +12,8 @@ use std::process::{Child, Command, Stdio};
 
 use repropack::digest::Sha256Digest;
 
-const BIN: &str = env!("CARGO_BIN_EXE_repropack");
-
-/// The binary, with proxies bypassed for the loopback servers.
-fn repropack() -> Command {
-    let mut c = Command::new(BIN);
-    c.env("NO_PROXY", "127.0.0.1").env("no_proxy", "127.0.0.1");
-    c
-}
+use crate::support::bin::repropack;
+use crate::support::tool::have_tool;
 
 const SERVER: &str = r#"
 import functools, http.server, ssl, sys
@@ -33,23 +27,7 @@ server.serve_forever()
 "#;
 
 fn tools_present() -> bool {
-    let ok = |tool: &str, arg: &str| {
-        Command::new(tool)
-            .arg(arg)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    let present = ok("python3", "--version") && ok("openssl", "version");
-    if !present {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI is set but python3 or openssl is missing"
-        );
-        eprintln!("skipping: python3 or openssl not installed");
-    }
-    present
+    have_tool("python3") && have_tool("openssl")
 }
 
 /// The Python server; killed (by its own pid) on drop.

@@ -7,8 +7,6 @@
 //! tar (`--format=posix --sort=name`, deterministic options) writes the very
 //! same bytes, and gzip -d of our tar.gz gives our tar.
 
-mod common;
-
 use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
@@ -16,7 +14,10 @@ use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{have_tool, repropack, sha256_file};
+use crate::support::bin::repropack;
+use crate::support::hash::sha256_file;
+use crate::support::tool::have_tool;
+use crate::support::tree::{Tree, assert_same};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
@@ -210,43 +211,14 @@ fn tar_gz_decompresses_to_the_tar_golden() {
     }
 }
 
-/// Kind, normalized mode and content (or link target) of every path under
-/// `root`, read with std only.
-fn snapshot(root: &Path) -> Vec<(Vec<u8>, String, u32, Vec<u8>)> {
-    use std::os::unix::fs::MetadataExt;
-    let mut v = Vec::new();
-    for e in walkdir::WalkDir::new(root).min_depth(1).sort_by_file_name() {
-        let e = e.unwrap();
-        let rel = e
-            .path()
-            .strip_prefix(root)
-            .unwrap()
-            .as_os_str()
-            .as_bytes()
-            .to_vec();
-        let m = e.path().symlink_metadata().unwrap();
-        let (kind, data) = if m.is_dir() {
-            ("dir", Vec::new())
-        } else if m.file_type().is_symlink() {
-            (
-                "symlink",
-                fs::read_link(e.path())
-                    .unwrap()
-                    .as_os_str()
-                    .as_bytes()
-                    .to_vec(),
-            )
-        } else {
-            ("file", fs::read(e.path()).unwrap())
-        };
-        let mode = if kind == "symlink" {
-            0o777
-        } else {
-            m.mode() & 0o7777
-        };
-        v.push((rel, kind.to_string(), mode, data));
-    }
-    v
+/// Kind, mode and content (or link target) of every path under `root`
+/// but the root itself, read from disk.
+fn snapshot(root: &Path) -> Tree {
+    Tree::of(root)
+        .without_root()
+        .without_owners()
+        .without_times()
+        .without_links()
 }
 
 /// The squashfs goldens are checked by readers that are not ours:
@@ -305,7 +277,7 @@ fn squashfs_goldens_are_the_fixture_tree_for_unsquashfs() {
             .status()
             .unwrap();
         assert!(st.success());
-        assert_eq!(snapshot(&dest), want, "{:?}", g.options);
+        assert_same(&format!("{:?}", g.options), &want, &snapshot(&dest));
         let ll = Command::new("unsquashfs")
             .args(["-lln", "-UTC"])
             .arg(&img)
@@ -313,7 +285,7 @@ fn squashfs_goldens_are_the_fixture_tree_for_unsquashfs() {
             .unwrap();
         let ll = String::from_utf8_lossy(&ll.stdout);
         let rows: Vec<&str> = ll.lines().filter(|l| l.contains("squashfs-root")).collect();
-        assert_eq!(rows.len(), want.len() + 1, "{ll}");
+        assert_eq!(rows.len(), want.nodes.len() + 1, "{ll}");
         for row in rows {
             assert!(
                 row.contains(" 0/0 ") && row.contains("1980-01-01 00:00"),

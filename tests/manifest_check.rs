@@ -3,12 +3,12 @@
 //! builds through the documented test hook
 //! REPROPACK_TEST_MUTATE_BETWEEN_BUILDS.
 
-mod manifest_common;
-
 use std::path::Path;
 
-use manifest_common::*;
 use repropack::exit;
+
+use crate::support::bin::{code, ok, repropack_env, repropack_out};
+use crate::support::fixtures::{manifest_sample_tree, write_mode};
 
 fn check(src: &Path, out: &Path, flags: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     let mut args = vec![
@@ -37,7 +37,7 @@ fn marker(out: &Path, suffix: &str) -> std::path::PathBuf {
 fn deterministic_build_is_verified_and_passes_the_gate_silently() {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src");
-    sample_tree(&src);
+    manifest_sample_tree(&src);
     for (name, flags) in [
         ("a.tar.gz", &[][..]),
         (
@@ -70,7 +70,7 @@ fn deterministic_build_is_verified_and_passes_the_gate_silently() {
             plain.display().to_string(),
         ];
         args.extend(flags.iter().map(|s| s.to_string()));
-        ok(&repropack(args));
+        ok(&repropack_out(args));
         assert_eq!(std::fs::read(&plain).unwrap(), std::fs::read(&out).unwrap());
 
         let g = gate(&out, &["--require-verified"], &[]);
@@ -86,8 +86,8 @@ fn deterministic_build_is_verified_and_passes_the_gate_silently() {
 fn old_mtimes_under_clamp_and_fifos_survive_the_perturbed_copy() {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src");
-    sample_tree(&src);
-    let old = write(&src, "old.txt", b"from 1970\n", 0o644);
+    manifest_sample_tree(&src);
+    let old = write_mode(&src, "old.txt", b"from 1970\n", 0o644);
     filetime::set_file_mtime(&old, filetime::FileTime::from_unix_time(1000, 0)).unwrap();
     let fifo = std::ffi::CString::new(src.join("pipe").to_str().unwrap()).unwrap();
     // SAFETY: valid NUL-terminated path.
@@ -98,7 +98,7 @@ fn old_mtimes_under_clamp_and_fifos_survive_the_perturbed_copy() {
     assert!(marker(&out, ".verified").exists());
     // The old mtime really is in the artifact (so the copy had to keep it).
     let m = dir.path().join("m.json");
-    ok(&repropack([
+    ok(&repropack_out([
         "pack".as_ref(),
         src.as_os_str(),
         "-o".as_ref(),
@@ -117,7 +117,7 @@ fn old_mtimes_under_clamp_and_fifos_survive_the_perturbed_copy() {
 fn file_rewritten_between_builds_is_unverified_and_out_stays_usable() {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src");
-    sample_tree(&src);
+    manifest_sample_tree(&src);
     let out = dir.path().join("a.tar.gz");
     // A previous verified run must not survive an unverified one.
     ok(&check(&src, &out, &[], &[]));
@@ -169,13 +169,13 @@ fn file_rewritten_between_builds_is_unverified_and_out_stays_usable() {
 fn gate_does_not_trust_a_marker_for_other_bytes_or_a_missing_one() {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src");
-    sample_tree(&src);
+    manifest_sample_tree(&src);
     let out = dir.path().join("a.tar");
     ok(&check(&src, &out, &[], &[]));
     assert_eq!(code(&gate(&out, &["--require-verified"], &[])), 0);
     // Rebuild different bytes at the same path: the marker is stale.
-    write(&src, "README.txt", b"changed\n", 0o644);
-    ok(&repropack([
+    write_mode(&src, "README.txt", b"changed\n", 0o644);
+    ok(&repropack_out([
         "pack".as_ref(),
         src.as_os_str(),
         "-o".as_ref(),
@@ -186,7 +186,7 @@ fn gate_does_not_trust_a_marker_for_other_bytes_or_a_missing_one() {
     assert!(String::from_utf8_lossy(&g.stderr).contains("other bytes"));
 
     let plain = dir.path().join("b.tar");
-    ok(&repropack([
+    ok(&repropack_out([
         "pack".as_ref(),
         src.as_os_str(),
         "-o".as_ref(),

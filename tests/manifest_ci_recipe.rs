@@ -1,16 +1,16 @@
-//! The CI recipe of notes/README-manifest.md, end to end on a local
-//! directory store: check -> gate -> push -> fetch -> verify -> gate.
+//! The manifest CI recipe end to end on a local directory store:
+//! check -> gate -> push -> fetch -> verify -> gate.
 
-mod manifest_common;
-
-use manifest_common::*;
 use repropack::exit;
+
+use crate::support::bin::{code, ok, repropack_out};
+use crate::support::fixtures::manifest_sample_tree;
 
 #[test]
 fn check_push_fetch_verify_gate_round_trip() {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src");
-    sample_tree(&src);
+    manifest_sample_tree(&src);
     let out = dir.path().join("app.squashfs");
     let manifest = dir.path().join("app.manifest.json");
     let store = dir.path().join("store");
@@ -18,7 +18,7 @@ fn check_push_fetch_verify_gate_round_trip() {
     std::fs::create_dir(&store).unwrap();
     let p = |x: &std::path::Path| x.display().to_string();
 
-    let checked = ok(&repropack([
+    let checked = ok(&repropack_out([
         "check",
         &p(&src),
         "-o",
@@ -33,14 +33,14 @@ fn check_push_fetch_verify_gate_round_trip() {
         repropack::digest::hash_file(&out).unwrap().0
     )));
     assert_eq!(
-        code(&repropack(["gate", &p(&out), "--require-verified"])),
+        code(&repropack_out(["gate", &p(&out), "--require-verified"])),
         0
     );
 
-    let reference = ok(&repropack(["push", &p(&out), &p(&store)]))
+    let reference = ok(&repropack_out(["push", &p(&out), &p(&store)]))
         .trim()
         .to_string();
-    let fetched = ok(&repropack(["fetch", &reference, "--cache", &p(&cache)]))
+    let fetched = ok(&repropack_out(["fetch", &reference, "--cache", &p(&cache)]))
         .trim()
         .to_string();
     assert_eq!(
@@ -48,7 +48,7 @@ fn check_push_fetch_verify_gate_round_trip() {
         std::fs::read(&out).unwrap()
     );
 
-    let v = repropack([
+    let v = repropack_out([
         "verify",
         &fetched,
         "--ref",
@@ -59,7 +59,7 @@ fn check_push_fetch_verify_gate_round_trip() {
         "rev-42",
     ]);
     assert_eq!(code(&v), 0, "{}", String::from_utf8_lossy(&v.stdout));
-    let wrong = repropack([
+    let wrong = repropack_out([
         "verify",
         &fetched,
         "--ref",
@@ -72,11 +72,11 @@ fn check_push_fetch_verify_gate_round_trip() {
     assert_eq!(code(&wrong), exit::DIFFERENT);
 
     // Markers do not travel with push: the fetched copy is not verified.
-    let g = repropack(["gate", &fetched]);
+    let g = repropack_out(["gate", &fetched]);
     assert_eq!(code(&g), 0);
     assert!(String::from_utf8_lossy(&g.stderr).contains("not verified"));
     assert_eq!(
-        code(&repropack(["gate", &fetched, "--require-verified"])),
+        code(&repropack_out(["gate", &fetched, "--require-verified"])),
         exit::UNVERIFIED
     );
 }

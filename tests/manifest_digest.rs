@@ -1,18 +1,18 @@
 //! The tree digest: shared by every format of one tree, equal to an
-//! independent Python implementation of the spec in notes/ARCH-manifest.md,
+//! independent Python implementation (`support/tarlist.py`) of its spec,
 //! and moved by one byte of content or one mode.
-
-mod manifest_common;
 
 use std::path::Path;
 use std::process::Command;
 
-use manifest_common::*;
+use crate::support::bin::{code, ok, repropack_out};
+use crate::support::fixtures::{manifest_sample_tree, write_mode};
+use crate::support::tool::have_tool;
 
 fn digest_of(input: &Path, flags: &[&str]) -> String {
     let mut args = vec!["digest".to_string(), input.display().to_string()];
     args.extend(flags.iter().map(|s| s.to_string()));
-    ok(&repropack(args)).trim().to_string()
+    ok(&repropack_out(args)).trim().to_string()
 }
 
 fn pack(src: &Path, out: &Path, flags: &[&str]) {
@@ -23,14 +23,14 @@ fn pack(src: &Path, out: &Path, flags: &[&str]) {
         out.display().to_string(),
     ];
     args.extend(flags.iter().map(|s| s.to_string()));
-    ok(&repropack(args));
+    ok(&repropack_out(args));
 }
 
 fn python_digest(archive: &Path) -> Option<String> {
     if !have_tool("python3") {
         return None;
     }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/manifest_common/tarlist.py");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/tarlist.py");
     let out = Command::new("python3")
         .arg(script)
         .arg("digest")
@@ -49,7 +49,7 @@ fn python_digest(archive: &Path) -> Option<String> {
 fn tree_digest_is_shared_by_tar_targz_and_the_directory() {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src");
-    sample_tree(&src);
+    manifest_sample_tree(&src);
     let tar = dir.path().join("a.tar");
     let tgz = dir.path().join("a.tar.gz");
     let tgz9 = dir.path().join("b.tar.gz");
@@ -71,7 +71,7 @@ fn tree_digest_is_shared_by_tar_targz_and_the_directory() {
 fn squashfs_shares_the_tree_digest_checked_through_sqfs2tar() {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src");
-    sample_tree(&src);
+    manifest_sample_tree(&src);
     let d = digest_of(&src, &[]);
     for (name, flags) in [
         ("gzip.squashfs", &[][..]),
@@ -104,7 +104,7 @@ fn squashfs_shares_the_tree_digest_checked_through_sqfs2tar() {
 fn tree_digest_ignores_epoch_and_owner_but_not_excludes() {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src");
-    sample_tree(&src);
+    manifest_sample_tree(&src);
     let d = digest_of(&src, &[]);
     assert_eq!(digest_of(&src, &["--mtime", "1"]), d);
     assert_eq!(digest_of(&src, &["--owner", "1000:1000"]), d);
@@ -123,11 +123,11 @@ fn tree_digest_ignores_epoch_and_owner_but_not_excludes() {
 fn one_byte_or_one_mode_moves_the_tree_digest() {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src");
-    sample_tree(&src);
+    manifest_sample_tree(&src);
     let base = digest_of(&src, &[]);
     let tar = dir.path().join("a.tar");
 
-    write(&src, "pkg/sub/data.toml", b"x = 2\n", 0o600);
+    write_mode(&src, "pkg/sub/data.toml", b"x = 2\n", 0o600);
     let byte = digest_of(&src, &[]);
     assert_ne!(byte, base);
     pack(&src, &tar, &[]);
@@ -136,7 +136,7 @@ fn one_byte_or_one_mode_moves_the_tree_digest() {
         assert_eq!(py, byte);
     }
 
-    write(&src, "pkg/sub/data.toml", b"x = 1\n", 0o700);
+    write_mode(&src, "pkg/sub/data.toml", b"x = 1\n", 0o700);
     let mode = digest_of(&src, &[]);
     assert_ne!(mode, base);
     assert_ne!(mode, byte);
@@ -146,7 +146,7 @@ fn one_byte_or_one_mode_moves_the_tree_digest() {
     pack(&src, &img, &[]);
     assert_eq!(digest_of(&img, &[]), mode);
 
-    write(&src, "pkg/sub/data.toml", b"x = 1\n", 0o600);
+    write_mode(&src, "pkg/sub/data.toml", b"x = 1\n", 0o600);
     assert_eq!(
         digest_of(&src, &[]),
         base,
@@ -158,8 +158,8 @@ fn one_byte_or_one_mode_moves_the_tree_digest() {
 fn canonical_text_is_what_the_digest_hashes() {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src");
-    sample_tree(&src);
-    let text = repropack(["digest".as_ref(), src.as_os_str(), "--canonical".as_ref()]);
+    manifest_sample_tree(&src);
+    let text = repropack_out(["digest".as_ref(), src.as_os_str(), "--canonical".as_ref()]);
     let text = ok(&text);
     assert!(text.starts_with("repropack.tree/1\n"));
     assert!(
@@ -187,13 +187,13 @@ fn canonical_text_is_what_the_digest_hashes() {
 #[test]
 fn digest_of_a_non_archive_file_is_an_input_error() {
     let dir = tempfile::tempdir().unwrap();
-    let f = write(
+    let f = write_mode(
         dir.path(),
         "plain.txt",
         b"not an archive at all, just text",
         0o644,
     );
-    let out = repropack(["digest".as_ref(), f.as_os_str()]);
+    let out = repropack_out(["digest".as_ref(), f.as_os_str()]);
     assert_eq!(
         code(&out),
         repropack::exit::INPUT,

@@ -1,15 +1,16 @@
 //! `pack --manifest`: round trip, determinism, the entry list checked
 //! against Python's tarfile and GNU tar + sha256sum, and source revisions.
 
-mod manifest_common;
-
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::process::Command;
 
-use manifest_common::*;
 use repropack::manifest::{Bytes, Manifest};
+
+use crate::support::bin::{json, ok, repropack_out};
+use crate::support::fixtures::{manifest_sample_tree, write_mode};
+use crate::support::tool::have_tool;
 
 fn pack_with_manifest(src: &Path, out: &Path, manifest: &Path, extra: &[&str]) -> String {
     let mut args: Vec<&OsStr> = vec![
@@ -21,14 +22,14 @@ fn pack_with_manifest(src: &Path, out: &Path, manifest: &Path, extra: &[&str]) -
         manifest.as_os_str(),
     ];
     args.extend(extra.iter().map(|s| OsStr::new(*s)));
-    ok(&repropack(args)).trim().to_string()
+    ok(&repropack_out(args)).trim().to_string()
 }
 
 #[test]
 fn manifest_round_trips_and_is_byte_stable() {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src");
-    sample_tree(&src);
+    manifest_sample_tree(&src);
     let out = dir.path().join("a.tar.gz");
     let m1 = dir.path().join("m1.json");
     let m2 = dir.path().join("m2.json");
@@ -67,7 +68,7 @@ fn manifest_round_trips_and_is_byte_stable() {
 fn non_utf8_paths_are_written_as_hex_objects() {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src");
-    sample_tree(&src);
+    manifest_sample_tree(&src);
     let m = dir.path().join("m.json");
     pack_with_manifest(&src, &dir.path().join("a.tar"), &m, &[]);
     let text = std::fs::read_to_string(&m).unwrap();
@@ -88,7 +89,7 @@ fn non_utf8_paths_are_written_as_hex_objects() {
 /// Python's tarfile listing of `tar` (every field of every entry, in
 /// archive order).
 fn python_entries(tar: &Path) -> Vec<serde_json::Value> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/manifest_common/tarlist.py");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/tarlist.py");
     let py = Command::new("python3")
         .arg(&script)
         .arg("entries")
@@ -143,7 +144,7 @@ fn manifest_entries_match_python_tarfile_and_gnu_tar() {
     }
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src");
-    sample_tree(&src);
+    manifest_sample_tree(&src);
     let tar = dir.path().join("a.tar.gz");
     let mpath = dir.path().join("m.json");
     pack_with_manifest(&src, &tar, &mpath, &[]);
@@ -182,7 +183,7 @@ fn squashfs_manifest_entries_match_sqfs2tar_and_python() {
     }
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src");
-    sample_tree(&src);
+    manifest_sample_tree(&src);
     let img = dir.path().join("a.squashfs");
     let mpath = dir.path().join("m.json");
     pack_with_manifest(
@@ -232,8 +233,8 @@ fn git_worktree_revision_is_recorded_and_marked_dirty() {
     }
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("repo");
-    write(&repo, "app/main.py", b"print(1)\n", 0o644);
-    write(&repo, "other/notes.txt", b"n\n", 0o644);
+    write_mode(&repo, "app/main.py", b"print(1)\n", 0o644);
+    write_mode(&repo, "other/notes.txt", b"n\n", 0o644);
     git(&repo, &["init", "-q"]);
     git(&repo, &["add", "."]);
     git(&repo, &["commit", "-q", "-m", "init"]);
@@ -248,14 +249,14 @@ fn git_worktree_revision_is_recorded_and_marked_dirty() {
     );
 
     // A change outside the packed source does not make it dirty...
-    write(&repo, "other/notes.txt", b"changed\n", 0o644);
+    write_mode(&repo, "other/notes.txt", b"changed\n", 0o644);
     pack_with_manifest(&repo.join("app"), &out, &m, &[]);
     assert_eq!(
         Manifest::read(&m).unwrap().source.unwrap().dirty,
         Some(false)
     );
     // ...an untracked file inside it does.
-    write(&repo, "app/new.py", b"x\n", 0o644);
+    write_mode(&repo, "app/new.py", b"x\n", 0o644);
     pack_with_manifest(&repo.join("app"), &out, &m, &[]);
     assert_eq!(
         Manifest::read(&m).unwrap().source.unwrap().dirty,
@@ -274,7 +275,7 @@ fn git_worktree_revision_is_recorded_and_marked_dirty() {
 fn no_revision_outside_a_worktree() {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src");
-    write(&src, "f", b"1", 0o644);
+    write_mode(&src, "f", b"1", 0o644);
     let m = dir.path().join("m.json");
     pack_with_manifest(&src, &dir.path().join("a.tar"), &m, &[]);
     assert_eq!(Manifest::read(&m).unwrap().source, None);
@@ -285,16 +286,16 @@ fn no_revision_outside_a_worktree() {
 fn pack_json_carries_the_tree_digest_that_digest_prints() {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src");
-    sample_tree(&src);
+    manifest_sample_tree(&src);
     let out = dir.path().join("a.tar");
-    let v = json(&repropack([
+    let v = json(&repropack_out([
         "pack".as_ref(),
         src.as_os_str(),
         "-o".as_ref(),
         out.as_os_str(),
         "--json".as_ref(),
     ]));
-    let d = ok(&repropack(["digest".as_ref(), out.as_os_str()]));
+    let d = ok(&repropack_out(["digest".as_ref(), out.as_os_str()]));
     assert_eq!(v["tree_digest"].as_str().unwrap(), d.trim());
     assert_eq!(
         v["format_version"].as_u64().unwrap(),

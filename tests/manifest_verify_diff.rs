@@ -1,14 +1,15 @@
 //! `verify` catches tampering and wrong provenance; `diff` on pairs built to
 //! differ in exactly one way reports exactly that difference.
 
-mod manifest_common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use manifest_common::*;
 use repropack::exit;
 use serde_json::Value;
+
+use crate::support::bin::{code, ok, repropack_out};
+use crate::support::fixtures::{manifest_sample_tree, write_mode};
+use crate::support::tool::have_tool;
 
 struct Fixture {
     dir: tempfile::TempDir,
@@ -19,8 +20,8 @@ impl Fixture {
     fn new() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let src = dir.path().join("src");
-        sample_tree(&src);
-        write(&src, "data/unique.bin", b"UNIQUE-CONTENT-0123456789", 0o644);
+        manifest_sample_tree(&src);
+        write_mode(&src, "data/unique.bin", b"UNIQUE-CONTENT-0123456789", 0o644);
         Fixture { dir, src }
     }
     fn path(&self, name: &str) -> PathBuf {
@@ -31,7 +32,7 @@ impl Fixture {
         let mut args = vec!["pack".to_string(), src.display().to_string(), "-o".into()];
         args.push(self.path(name).display().to_string());
         args.extend(flags.iter().map(|s| s.to_string()));
-        ok(&repropack(args)).trim().to_string()
+        ok(&repropack_out(args)).trim().to_string()
     }
     fn verify(&self, artifact: &str, flags: &[&str]) -> std::process::Output {
         let mut args = vec![
@@ -39,10 +40,10 @@ impl Fixture {
             self.path(artifact).display().to_string(),
         ];
         args.extend(flags.iter().map(|s| s.to_string()));
-        repropack(args)
+        repropack_out(args)
     }
     fn diff_json(&self, a: &Path, b: &Path) -> (i32, Value) {
-        let out = repropack([
+        let out = repropack_out([
             "diff".as_ref(),
             a.as_os_str(),
             b.as_os_str(),
@@ -118,7 +119,7 @@ fn verify_catches_a_changed_mode_and_a_missing_entry() {
     f.pack(&f.src, "a.tar.gz", &["--manifest", &m]);
 
     let v = f.variant("v-mode");
-    write(&v, "pkg/empty", b"", 0o755);
+    write_mode(&v, "pkg/empty", b"", 0o755);
     f.pack(&v, "a.tar.gz", &[]);
     let out = f.verify("a.tar.gz", &["--manifest", &m]);
     assert_eq!(code(&out), exit::HASH_MISMATCH);
@@ -210,7 +211,7 @@ fn diff_reports_byte_identical_and_errors() {
     let f = Fixture::new();
     f.pack(&f.src, "a.tar", &[]);
     f.pack(&f.src, "b.tar", &["--jobs", "1"]);
-    let out = repropack([
+    let out = repropack_out([
         "diff".as_ref(),
         f.path("a.tar").as_os_str(),
         f.path("b.tar").as_os_str(),
@@ -220,14 +221,14 @@ fn diff_reports_byte_identical_and_errors() {
         String::from_utf8_lossy(&out.stdout).trim(),
         "byte-identical"
     );
-    let out = repropack([
+    let out = repropack_out([
         "diff".as_ref(),
         f.path("a.tar").as_os_str(),
         f.path("nope.tar").as_os_str(),
     ]);
     assert_eq!(code(&out), 2, "{}", text(&out));
     // A directory against the artifact packed from it: same entries.
-    let out = repropack([
+    let out = repropack_out([
         "diff".as_ref(),
         f.src.as_os_str(),
         f.path("a.tar").as_os_str(),
@@ -239,7 +240,7 @@ fn diff_reports_byte_identical_and_errors() {
 fn diff_reports_exactly_one_content_byte() {
     let f = Fixture::new();
     let v = f.variant("v");
-    write(&v, "data/unique.bin", b"UNIQUE-CONTENT-0123456788", 0o644);
+    write_mode(&v, "data/unique.bin", b"UNIQUE-CONTENT-0123456788", 0o644);
     f.pack(&f.src, "a.tar", &[]);
     f.pack(&v, "b.tar", &[]);
     let (c, j) = f.diff_json(&f.path("a.tar"), &f.path("b.tar"));
@@ -256,7 +257,7 @@ fn diff_reports_exactly_one_content_byte() {
 fn diff_reports_exactly_one_mode() {
     let f = Fixture::new();
     let v = f.variant("v");
-    write(&v, "README.txt", b"hello\n", 0o755);
+    write_mode(&v, "README.txt", b"hello\n", 0o755);
     f.pack(&f.src, "a.tar.gz", &[]);
     f.pack(&v, "b.tar.gz", &[]);
     let (c, j) = f.diff_json(&f.path("a.tar.gz"), &f.path("b.tar.gz"));
@@ -301,7 +302,7 @@ fn diff_reports_mtime_and_owner_changes_and_nothing_else() {
 fn diff_reports_an_added_file_and_a_symlink_target() {
     let f = Fixture::new();
     let v = f.variant("v-add");
-    write(&v, "pkg/new.txt", b"new\n", 0o644);
+    write_mode(&v, "pkg/new.txt", b"new\n", 0o644);
     f.pack(&f.src, "a.tar", &[]);
     f.pack(&v, "b.tar", &[]);
     let (c, j) = f.diff_json(&f.path("a.tar"), &f.path("b.tar"));
@@ -355,7 +356,7 @@ fn diff_of_gzip_levels_points_at_the_gzip_layer() {
         "{j}"
     );
 
-    let out = repropack([
+    let out = repropack_out([
         "diff".as_ref(),
         f.path("a.tar.gz").as_os_str(),
         f.path("b.tar.gz").as_os_str(),
@@ -473,7 +474,7 @@ fn diff_of_squashfs_compressor_and_block_size_reports_superblock_fields() {
 
     // A content byte in squashfs is a content change, nothing else.
     let v = f.variant("v");
-    write(&v, "data/unique.bin", b"UNIQUE-CONTENT-0123456788", 0o644);
+    write_mode(&v, "data/unique.bin", b"UNIQUE-CONTENT-0123456788", 0o644);
     f.pack(&v, "c.squashfs", &[]);
     let (c, j) = f.diff_json(&f.path("a.squashfs"), &f.path("c.squashfs"));
     assert_eq!(c, 1);

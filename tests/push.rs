@@ -4,36 +4,16 @@
 //! then `repropack fetch` of the printed ref. Objects are checked on the
 //! server's disk with coreutils `sha256sum`.
 
-mod common;
-
-use common::sha256sum;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
-use repropack::digest::Sha256Digest;
+use crate::support::bin::{bin, json, stderr, stdout};
+use crate::support::fixtures::artifact;
+use crate::support::hash::{sha256_hex, sha256sum};
 
-const BIN: &str = env!("CARGO_BIN_EXE_repropack");
 const KEY_ID: &str = "AKIDREPROPACKTEST";
 const SECRET: &str = "repropack-test-secret-key";
-
-fn artifact(seed: u8, len: usize) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i as u32).wrapping_mul(2246822519).to_le_bytes()[1] ^ seed)
-        .collect()
-}
-
-fn sha(bytes: &[u8]) -> String {
-    Sha256Digest::of(bytes).to_hex()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).trim_end().to_string()
-}
 
 /// An s3s-fs server on 127.0.0.1 serving `root` (each bucket is a
 /// directory), on its own tokio runtime thread. Stops with the test process.
@@ -70,7 +50,7 @@ impl S3 {
 
     /// A `repropack` command with only this server's AWS settings.
     fn cmd(&self, secret: &str) -> Command {
-        let mut c = Command::new(BIN);
+        let mut c = Command::new(bin());
         c.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("AWS_ACCESS_KEY_ID", KEY_ID)
@@ -104,10 +84,6 @@ async fn serve(listener: std::net::TcpListener, root: PathBuf) {
     }
 }
 
-fn json(o: &Output) -> serde_json::Value {
-    serde_json::from_str(&stdout(o)).unwrap_or_else(|e| panic!("{e}: {}", stdout(o)))
-}
-
 #[test]
 fn push_to_s3_then_fetch_round_trips() {
     let s3 = S3::start(&["artifacts"]);
@@ -115,7 +91,7 @@ fn push_to_s3_then_fetch_round_trips() {
     let body = artifact(1, 700_000);
     let file = src.path().join("app.squashfs");
     fs::write(&file, &body).unwrap();
-    let hex = sha(&body);
+    let hex = sha256_hex(&body);
 
     let out = s3
         .cmd(SECRET)
@@ -173,7 +149,7 @@ fn large_push_uses_multipart_and_round_trips() {
     let body = artifact(2, 13 * 1024 * 1024);
     let file = src.path().join("rootfs.tar.gz");
     fs::write(&file, &body).unwrap();
-    let hex = sha(&body);
+    let hex = sha256_hex(&body);
     let out = s3
         .cmd(SECRET)
         .arg("push")
@@ -206,7 +182,7 @@ fn s3_missing_object_wrong_hash_and_bad_credentials_fail_cleanly() {
     let body = artifact(3, 10_000);
     let file = src.path().join("a.tar");
     fs::write(&file, &body).unwrap();
-    let hex = sha(&body);
+    let hex = sha256_hex(&body);
     let cache = tempfile::tempdir().unwrap();
 
     let missing = format!("s3://bkt/sha256/{hex}.tar#sha256={hex}");
@@ -239,7 +215,7 @@ fn s3_missing_object_wrong_hash_and_bad_credentials_fail_cleanly() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    let wrong = format!("s3://bkt/sha256/{hex}.tar#sha256={}", sha(b"other"));
+    let wrong = format!("s3://bkt/sha256/{hex}.tar#sha256={}", sha256_hex(b"other"));
     let out = s3
         .cmd(SECRET)
         .args(["fetch", &wrong, "--cache"])
@@ -274,9 +250,9 @@ fn push_to_a_directory_stores_by_content_and_fetch_reads_it_back() {
     let body = artifact(4, 50_000);
     let file = src.path().join("img.squashfs");
     fs::write(&file, &body).unwrap();
-    let hex = sha(&body);
+    let hex = sha256_hex(&body);
 
-    let out = Command::new(BIN)
+    let out = Command::new(bin())
         .args(["push", "--json"])
         .arg(&file)
         .arg(dest.path())
@@ -300,7 +276,7 @@ fn push_to_a_directory_stores_by_content_and_fetch_reads_it_back() {
     assert_eq!(names, vec![format!("{hex}.squashfs")], "no temp litter");
 
     let uri = format!("file://{}", dest.path().display());
-    let out = Command::new(BIN)
+    let out = Command::new(bin())
         .args(["push", "--json"])
         .arg(&file)
         .arg(&uri)
@@ -313,7 +289,7 @@ fn push_to_a_directory_stores_by_content_and_fetch_reads_it_back() {
     assert!(r.starts_with("file:///"), "{r}");
 
     let cache = tempfile::tempdir().unwrap();
-    let out = Command::new(BIN)
+    let out = Command::new(bin())
         .args(["fetch", &r, "--cache"])
         .arg(cache.path())
         .output()
@@ -325,7 +301,7 @@ fn push_to_a_directory_stores_by_content_and_fetch_reads_it_back() {
 #[test]
 fn push_of_missing_file_is_input_error() {
     let dest = tempfile::tempdir().unwrap();
-    let out = Command::new(BIN)
+    let out = Command::new(bin())
         .args(["push", "/nonexistent/a.tar"])
         .arg(dest.path())
         .output()
@@ -342,11 +318,11 @@ fn push_to_a_directory_replaces_a_damaged_object_of_the_right_size() {
     let body = artifact(5, 4096);
     let file = src.path().join("x.tar");
     fs::write(&file, &body).unwrap();
-    let hex = sha(&body);
+    let hex = sha256_hex(&body);
     let target = dest.path().join(format!("sha256/{hex}.tar"));
     fs::create_dir_all(target.parent().unwrap()).unwrap();
     fs::write(&target, artifact(6, 4096)).unwrap();
-    let out = Command::new(BIN)
+    let out = Command::new(bin())
         .args(["push", "--json"])
         .arg(&file)
         .arg(dest.path())

@@ -1,12 +1,12 @@
 //! CONTRACT.md §2: output bytes never depend on creation order, source
 //! timestamps, umask, absolute path, jobs, time zone or locale.
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 
-use common::{Build, repropack, sample_tree, sha256_file};
+use crate::support::bin::{bin, repropack};
+use crate::support::fixtures::{Build, build_tree, sample_items, sample_tree};
+use crate::support::hash::sha256_file;
 
 /// Packs `src` to `out` through `sh` so the packer runs under `umask`,
 /// with extra environment.
@@ -15,7 +15,7 @@ fn pack(src: &Path, out: &Path, jobs: usize, umask: &str, env: &[(&str, &str)]) 
     cmd.arg("-c")
         .arg(format!("umask {umask}; exec \"$@\""))
         .arg("sh")
-        .arg(common::bin())
+        .arg(bin())
         .arg("pack")
         .arg(src)
         .arg("-o")
@@ -49,9 +49,9 @@ fn all_variants_identical(ext: &str) {
     let deeper = tempfile::tempdir().unwrap();
     let nested = deeper.path().join("x/y/z");
     std::fs::create_dir_all(&nested).unwrap();
-    common::build_tree(
+    build_tree(
         &nested,
-        &common::sample_items(),
+        &sample_items(),
         Build {
             shuffle: Some(3),
             random_times: Some(11),

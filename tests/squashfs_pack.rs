@@ -1,23 +1,36 @@
-//! Byte identity, compressors, dedup, sparse files, --from-tar and option
-//! errors of `repropack pack --format squashfs`, checked with unsquashfs.
-
-mod squashfs_util;
+//! What `repropack pack --format squashfs` writes: bytes that do not depend
+//! on --jobs or creation order, the same image from a tar as from the
+//! directory, duplicates stored once, zero blocks as holes, every
+//! compressor, and option errors. Images are read back by unsquashfs and,
+//! where the behaviour is about the image as a whole, by every reader of
+//! the independent checker.
 
 use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use squashfs_util::*;
+use crate::support::bin::{pack, repropack, run_ok};
+use crate::support::fixtures::{feature_tree, hostile_corpus, spread_tree, write};
+use crate::support::rng::Rng;
+use crate::support::sqfs_check::{
+    PackSpec, Readers, all_tools_available, assert_clean, assert_unsquashfs_gives, check_image,
+    expected_tree, scratch,
+};
+use crate::support::tool::tool;
 
-/// Many small files (fragments), some multi-block ones, in several dirs.
-fn mixed_tree(root: &Path, order_seed: u64) {
+const EPOCH: u64 = 1_234_567_890;
+const BLOCK: usize = 128 * 1024;
+
+/// Many small files (fragments), some multi-block ones, in several dirs;
+/// creation order and mtimes depend on `order_seed`, content does not.
+fn ordered_tree(root: &Path, order_seed: u64) {
     let mut names: Vec<(String, Vec<u8>)> = Vec::new();
     for i in 0..400u64 {
-        let len = (noise(2, i)[0] as usize) * 37 + (i as usize % 5) * 40_000;
-        names.push((format!("d{}/f{i:03}", i % 7), text(len, i)));
+        let mut rng = Rng::new(i);
+        let len = (rng.below(256) as usize) * 37 + (i as usize % 5) * 40_000;
+        names.push((format!("d{}/f{i:03}", i % 7), rng.text(len)));
     }
-    // Creation order depends on the seed; content does not.
-    let perm = noise(names.len() * 2, order_seed);
+    let perm = Rng::new(order_seed).bytes(names.len() * 2);
     for k in (1..names.len()).rev() {
         let j = (usize::from(perm[2 * k]) << 8 | usize::from(perm[2 * k + 1])) % (k + 1);
         names.swap(k, j);
@@ -34,33 +47,57 @@ fn mixed_tree(root: &Path, order_seed: u64) {
     }
 }
 
+/// Every reader but rdsquashfs's extraction (it fsyncs every file, and its
+/// listing and stat still check the image).
+const MOST_READERS: Readers = Readers {
+    rdsquashfs_extract: false,
+    ..Readers::ALL
+};
+
 #[test]
 fn jobs_do_not_change_the_bytes() {
-    let dir = tempfile::tempdir().unwrap();
-    let src = dir.path().join("src");
-    mixed_tree(&src, 1);
+    let src = scratch();
+    let src = src.path();
+    ordered_tree(src, 1);
     feature_tree(&src.join("features"), 4096);
-    for comp in ["gzip", "zstd:3"] {
+    spread_tree(&src.join("spread"), 11);
+    let out = scratch();
+    let epoch = EPOCH.to_string();
+    for (comp, block) in [
+        ("gzip", None),
+        ("gzip", Some(16 * 1024)),
+        ("zstd:3", Some(16 * 1024)),
+    ] {
+        let mut spec = PackSpec::new(EPOCH);
+        spec.comp = comp.to_string();
+        spec.block_size = block;
+        let block_arg = block.map_or("default".to_string(), |b| b.to_string());
+        let img = |jobs: &str| out.path().join(format!("{comp}-{block_arg}-j{jobs}.sqfs"));
         let hashes: Vec<String> = ["1", "2", "8"]
             .iter()
             .map(|jobs| {
-                let img = dir.path().join(format!("j{jobs}.sqfs"));
-                pack(
-                    &img,
-                    &[
-                        src.to_str().unwrap(),
-                        "--comp",
-                        comp,
-                        "--block-size",
-                        "16K",
-                        "--jobs",
-                        jobs,
-                    ],
-                )
+                let mut args = vec![src.to_str().unwrap(), "--comp", comp, "--mtime", &epoch];
+                args.extend(["--jobs", jobs]);
+                if block.is_some() {
+                    args.extend(["--block-size", &block_arg]);
+                }
+                pack(&img(jobs), &args)
             })
             .collect();
-        assert_eq!(hashes[0], hashes[1], "{comp}: jobs 1 vs 2");
-        assert_eq!(hashes[0], hashes[2], "{comp}: jobs 1 vs 8");
+        assert_eq!(hashes[0], hashes[1], "{comp} {block_arg}: jobs 1 vs 2");
+        assert_eq!(hashes[0], hashes[2], "{comp} {block_arg}: jobs 1 vs 8");
+        // The bytes are a readable image of the tree (not, say, empty).
+        if all_tools_available() {
+            assert_clean(
+                &format!("{comp} {block_arg} --jobs 1 image"),
+                check_image(
+                    &img("1"),
+                    &expected_tree(src, EPOCH),
+                    &spec.expect(),
+                    MOST_READERS,
+                ),
+            );
+        }
     }
 }
 
@@ -69,8 +106,8 @@ fn reordered_creation_and_mtimes_give_same_bytes() {
     let dir = tempfile::tempdir().unwrap();
     let a = dir.path().join("a");
     let b = dir.path().join("b");
-    mixed_tree(&a, 11);
-    mixed_tree(&b, 12345);
+    ordered_tree(&a, 11);
+    ordered_tree(&b, 12345);
     let ha = pack(&dir.path().join("a.sqfs"), &[a.to_str().unwrap()]);
     let hb = pack(&dir.path().join("b.sqfs"), &[b.to_str().unwrap()]);
     assert_eq!(ha, hb);
@@ -78,9 +115,9 @@ fn reordered_creation_and_mtimes_give_same_bytes() {
 
 #[test]
 fn every_compressor_round_trips_through_unsquashfs() {
-    let Some(unsquashfs) = tool("unsquashfs") else {
+    if tool("unsquashfs").is_none() {
         return;
-    };
+    }
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src");
     feature_tree(&src, 8192);
@@ -93,47 +130,113 @@ fn every_compressor_round_trips_through_unsquashfs() {
             &[src.to_str().unwrap(), "--comp", comp, "--block-size", "8K"],
         );
         let out = dir.path().join(format!("x-{comp}"));
-        assert_unsquashfs_gives(&unsquashfs, &img, &out, &src);
+        assert_unsquashfs_gives(&img, &out, &src);
     }
+}
+
+/// Where backhand says each file's data lives: (blocks_start, block sizes,
+/// fragment index, offset in the fragment).
+fn data_locations(img: &Path) -> std::collections::BTreeMap<Vec<u8>, (u64, String, u32, u32)> {
+    use std::os::unix::ffi::OsStrExt;
+    let f = std::io::BufReader::new(fs::File::open(img).expect("open image"));
+    let fs = backhand::FilesystemReader::from_reader(f).expect("backhand reads the image");
+    let mut out = std::collections::BTreeMap::new();
+    for node in fs.files() {
+        if let backhand::InnerNode::File(file) = &node.inner {
+            out.insert(
+                node.fullpath.as_os_str().as_bytes().to_vec(),
+                (
+                    file.blocks_start(),
+                    format!("{:?}", file.block_sizes()),
+                    file.frag_index() as u32,
+                    file.block_offset(),
+                ),
+            );
+        }
+    }
+    out
 }
 
 #[test]
 fn duplicate_files_are_stored_once_unless_no_dedup() {
-    let Some(unsquashfs) = tool("unsquashfs") else {
+    if !all_tools_available() {
         return;
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let src = dir.path().join("src");
-    fs::create_dir_all(&src).unwrap();
-    let blob = noise(1 << 20, 3);
-    for name in ["a", "b", "c"] {
-        fs::write(src.join(name), &blob).unwrap();
     }
-    let with = dir.path().join("dedup.sqfs");
-    let without = dir.path().join("nodedup.sqfs");
-    pack(&with, &[src.to_str().unwrap()]);
-    pack(&without, &[src.to_str().unwrap(), "--no-dedup"]);
-    let (sw, so) = (
-        fs::metadata(&with).unwrap().len(),
-        fs::metadata(&without).unwrap().len(),
+    let src = scratch();
+    let mut rng = Rng::new(5);
+    let big = rng.text(3 * BLOCK + 999);
+    let small = rng.text(700);
+    for p in [&b"a/big"[..], b"b/big_copy", b"c/d/big_again"] {
+        write(src.path(), p, &big);
+    }
+    for p in [&b"a/small"[..], b"b/small_copy"] {
+        write(src.path(), p, &small);
+    }
+    write(src.path(), b"other", &rng.text(2 * BLOCK));
+    // Incompressible copies: image sizes show how many are stored.
+    let noise = Rng::new(3).bytes(1 << 20);
+    for p in [&b"noise/a"[..], b"noise/b", b"noise/c"] {
+        write(src.path(), p, &noise);
+    }
+    let out = scratch();
+    let mut sizes = Vec::new();
+    for no_dedup in [false, true] {
+        let mut spec = PackSpec::new(EPOCH);
+        spec.no_dedup = no_dedup;
+        let img = out.path().join(format!("dedup-{no_dedup}.squashfs"));
+        let mut args = vec![src.path().to_str().unwrap(), "--mtime", "1234567890"];
+        if no_dedup {
+            args.push("--no-dedup");
+        }
+        pack(&img, &args);
+        assert_clean(
+            &format!("no_dedup={no_dedup}"),
+            check_image(
+                &img,
+                &expected_tree(src.path(), EPOCH),
+                &spec.expect(),
+                MOST_READERS,
+            ),
+        );
+        let loc = data_locations(&img);
+        let at = |p: &str| loc[p.as_bytes()].clone();
+        let big_shared = at("/a/big") == at("/b/big_copy") && at("/a/big") == at("/c/d/big_again");
+        let small_shared = at("/a/small") == at("/b/small_copy");
+        let noise_shared = at("/noise/a") == at("/noise/b") && at("/noise/a") == at("/noise/c");
+        let noise_apart = at("/noise/a") != at("/noise/b")
+            && at("/noise/a") != at("/noise/c")
+            && at("/noise/b") != at("/noise/c");
+        assert_eq!(
+            (big_shared, small_shared, noise_shared, noise_apart),
+            (!no_dedup, !no_dedup, !no_dedup, no_dedup),
+            "no_dedup={no_dedup}: duplicates share data (big, small, noise, noise apart)? \
+             locations: {loc:?}"
+        );
+        sizes.push(fs::metadata(&img).expect("stat").len());
+        let s = run_ok(Command::new("unsquashfs").arg("-s").arg(&img));
+        let s = String::from_utf8_lossy(&s.stdout);
+        let said = if no_dedup {
+            "Duplicates are not removed"
+        } else {
+            "Duplicates are removed"
+        };
+        assert!(s.contains(said), "{s}");
+    }
+    // The two extra 1 MiB noise copies alone make the --no-dedup image
+    // at least 2 MiB larger.
+    assert!(
+        sizes[1] > sizes[0] + (2 << 20),
+        "deduplicated image ({}) is not 2 MiB smaller than the --no-dedup one ({})",
+        sizes[0],
+        sizes[1]
     );
-    assert!(sw < (1 << 20) + 64 * 1024, "dedup image {sw}");
-    assert!(so > 3 << 20, "no-dedup image {so}");
-    for img in [&with, &without] {
-        let out = dir
-            .path()
-            .join(format!("x{}", img.file_name().unwrap().to_string_lossy()));
-        assert_unsquashfs_gives(&unsquashfs, img, &out, &src);
-    }
-    let s = run(Command::new(&unsquashfs).arg("-s").arg(&with));
-    assert!(String::from_utf8_lossy(&s.stdout).contains("Duplicates are removed"));
 }
 
 #[test]
 fn all_zero_blocks_take_no_space() {
-    let Some(unsquashfs) = tool("unsquashfs") else {
+    if tool("unsquashfs").is_none() {
         return;
-    };
+    }
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src");
     fs::create_dir_all(&src).unwrap();
@@ -147,58 +250,66 @@ fn all_zero_blocks_take_no_space() {
     // Uncompressed, so anything but sparse blocks would take megabytes.
     assert!(fs::metadata(&img).unwrap().len() < 64 * 1024);
     let out = dir.path().join("x");
-    assert_unsquashfs_gives(&unsquashfs, &img, &out, &src);
+    assert_unsquashfs_gives(&img, &out, &src);
 }
 
 #[test]
 fn from_tar_gives_the_same_image_as_the_directory() {
     let Some(gnutar) = tool("tar") else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let src = dir.path().join("src");
-    feature_tree(&src, 4096);
-    mixed_tree(&src.join("mixed"), 5);
-    let tarball = dir.path().join("in.tar");
-    // Shuffled-looking member order, ./ prefixes, hard links as link members.
-    run(Command::new(&gnutar)
-        .arg("-cf")
-        .arg(&tarball)
-        .arg("-C")
-        .arg(&src)
-        .arg("."));
-    for (fmt, ext) in [("squashfs", "sqfs"), ("tar", "tar"), ("tar.gz", "tgz")] {
-        let from_dir = pack(
-            &dir.path().join(format!("dir.{ext}")),
-            &[src.to_str().unwrap(), "--format", fmt],
+    // Long and non-UTF-8 names, deep paths, hard links, long symlink
+    // targets, modes that need normalizing, many small files.
+    let src = scratch();
+    let src = src.path();
+    hostile_corpus(src);
+    feature_tree(&src.join("features"), 4096);
+    ordered_tree(&src.join("ordered"), 5);
+    let out = scratch();
+    let out = out.path();
+    let epoch = EPOCH.to_string();
+    let s = src.to_str().unwrap();
+    for tar_format in ["gnu", "pax"] {
+        let tarball = out.join(format!("{tar_format}.tar"));
+        // GNU tar's member order, ./ prefixes, hard links as link members.
+        run_ok(
+            Command::new(&gnutar)
+                .arg(format!("--format={tar_format}"))
+                .arg("-cf")
+                .arg(&tarball)
+                .arg("-C")
+                .arg(src)
+                .arg("."),
         );
-        let from_tar = pack(
-            &dir.path().join(format!("tar.{ext}")),
-            &["--from-tar", tarball.to_str().unwrap(), "--format", fmt],
+        let t = tarball.to_str().unwrap();
+        for (fmt, ext) in [("squashfs", "sqfs"), ("tar", "tar"), ("tar.gz", "tgz")] {
+            let from_dir = pack(
+                &out.join(format!("dir.{ext}")),
+                &[s, "--format", fmt, "--mtime", &epoch],
+            );
+            let img = out.join(format!("{tar_format}.{ext}"));
+            let from_tar = pack(&img, &["--from-tar", t, "--format", fmt, "--mtime", &epoch]);
+            assert_eq!(from_dir, from_tar, "{tar_format} tar to {fmt}");
+            // Whatever the bytes, the image must hold the tree.
+            if fmt == "squashfs" && tar_format == "pax" && all_tools_available() {
+                assert_clean(
+                    "--from-tar image",
+                    check_image(
+                        &img,
+                        &expected_tree(src, EPOCH),
+                        &PackSpec::new(EPOCH).expect(),
+                        MOST_READERS,
+                    ),
+                );
+            }
+        }
+        // Excludes prune subtrees the same way.
+        let excludes = ["--exclude", "ordered", "--exclude", "*.sh"];
+        let a = pack(&out.join("ex1.sqfs"), &[&[s][..], &excludes].concat());
+        let b = pack(
+            &out.join("ex2.sqfs"),
+            &[&["--from-tar", t][..], &excludes].concat(),
         );
-        assert_eq!(from_dir, from_tar, "{fmt}");
+        assert_eq!(a, b, "{tar_format} tar with excludes");
     }
-    // Excludes prune subtrees the same way.
-    let a = pack(
-        &dir.path().join("ex1.sqfs"),
-        &[
-            src.to_str().unwrap(),
-            "--exclude",
-            "mixed",
-            "--exclude",
-            "*.sh",
-        ],
-    );
-    let b = pack(
-        &dir.path().join("ex2.sqfs"),
-        &[
-            "--from-tar",
-            tarball.to_str().unwrap(),
-            "--exclude",
-            "mixed",
-            "--exclude",
-            "*.sh",
-        ],
-    );
-    assert_eq!(a, b);
 }
 
 #[test]
@@ -224,7 +335,7 @@ fn from_tar_reads_stdin_and_refuses_devices() {
     builder.append(&h, &[][..]).unwrap();
     let bytes = builder.into_inner().unwrap();
     let out = dir.path().join("x.sqfs");
-    let mut child = bin()
+    let mut child = repropack()
         .args(["pack", "--from-tar", "-", "-o"])
         .arg(&out)
         .stdin(std::process::Stdio::piped())
@@ -242,7 +353,7 @@ fn from_tar_reads_stdin_and_refuses_devices() {
         "no temp litter"
     );
     // With --specials it is packed.
-    let mut child = bin()
+    let mut child = repropack()
         .args(["pack", "--specials", "--from-tar", "-", "-o"])
         .arg(&out)
         .stdin(std::process::Stdio::piped())
@@ -252,7 +363,7 @@ fn from_tar_reads_stdin_and_refuses_devices() {
     std::io::Write::write_all(&mut child.stdin.take().unwrap(), &bytes).unwrap();
     assert!(child.wait_with_output().unwrap().status.success());
     if let Some(unsquashfs) = tool("unsquashfs") {
-        let o = run(Command::new(&unsquashfs).arg("-lln").arg(&out));
+        let o = run_ok(Command::new(&unsquashfs).arg("-lln").arg(&out));
         let listing = String::from_utf8_lossy(&o.stdout);
         assert!(listing.contains("prw-r--r-- 0/0"), "{listing}");
         assert!(
@@ -264,9 +375,11 @@ fn from_tar_reads_stdin_and_refuses_devices() {
     // unsquashfs -lln prints minors above 255 the old 16-bit way; the
     // kernel and rdsquashfs decode the 32-bit form the format specifies.
     if let Some(rdsquashfs) = tool("rdsquashfs") {
-        let o = run(Command::new(&rdsquashfs)
-            .args(["-s", "/dev/tty9"])
-            .arg(&out));
+        let o = run_ok(
+            Command::new(&rdsquashfs)
+                .args(["-s", "/dev/tty9"])
+                .arg(&out),
+        );
         let stat = String::from_utf8_lossy(&o.stdout);
         assert!(stat.contains("Device number: 4:300"), "{stat}");
     }
@@ -278,7 +391,12 @@ fn squashfs_options_are_checked() {
     let src = dir.path().join("src");
     fs::create_dir_all(&src).unwrap();
     let usage = |args: &[&str], needle: &str| {
-        let o = bin().arg("pack").arg(&src).args(args).output().unwrap();
+        let o = repropack()
+            .arg("pack")
+            .arg(&src)
+            .args(args)
+            .output()
+            .unwrap();
         assert_eq!(o.status.code(), Some(repropack::exit::USAGE), "{args:?}");
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(err.contains(needle), "{args:?}: {err}");
@@ -308,19 +426,21 @@ fn squashfs_options_are_checked() {
         &img,
         &[src.to_str().unwrap(), "--comp", "zstd", "--level", "7"],
     );
-    let o = run(bin()
-        .arg("pack")
-        .arg(&src)
-        .args([
-            "--json",
-            "--comp",
-            "xz",
-            "--block-size",
-            "1M",
-            "--no-dedup",
-            "-o",
-        ])
-        .arg(dir.path().join("j.sqfs")));
+    let o = run_ok(
+        repropack()
+            .arg("pack")
+            .arg(&src)
+            .args([
+                "--json",
+                "--comp",
+                "xz",
+                "--block-size",
+                "1M",
+                "--no-dedup",
+                "-o",
+            ])
+            .arg(dir.path().join("j.sqfs")),
+    );
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["format"], "squashfs");
     assert_eq!(v["options"]["compression"], "xz");
@@ -328,7 +448,7 @@ fn squashfs_options_are_checked() {
     assert_eq!(v["options"]["block_size"], 1 << 20);
     assert_eq!(v["options"]["dedup"], false);
     if let Some(unsquashfs) = tool("unsquashfs") {
-        let s = run(Command::new(&unsquashfs).arg("-s").arg(&img));
+        let s = run_ok(Command::new(&unsquashfs).arg("-s").arg(&img));
         assert!(String::from_utf8_lossy(&s.stdout).contains("compression-level 7"));
     }
 }
@@ -348,7 +468,7 @@ fn from_tar_refuses_paths_longer_than_path_max() {
         builder.into_inner().unwrap()
     };
     let pack_tar = |bytes: &[u8], out: &Path| {
-        let mut child = bin()
+        let mut child = repropack()
             .args(["pack", "--from-tar", "-", "-o"])
             .arg(out)
             .stdin(std::process::Stdio::piped())
@@ -388,7 +508,7 @@ fn from_tar_refuses_paths_longer_than_path_max() {
     let o = pack_tar(&tar_with(&at_limit), &out);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     if let Some(unsquashfs) = tool("unsquashfs") {
-        let o = run(Command::new(&unsquashfs).arg("-lln").arg(&out));
+        let o = run_ok(Command::new(&unsquashfs).arg("-lln").arg(&out));
         let listing = String::from_utf8_lossy(&o.stdout);
         assert!(
             listing.contains(&format!("squashfs-root/{at_limit}")),

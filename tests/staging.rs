@@ -1,14 +1,12 @@
 //! Staging rules seen through GNU tar's listing of the result: sources and
 //! destinations, excludes, symlink handling, mode/owner/mtime policies.
 
-mod common;
-
 use std::fs;
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::Path;
 use std::process::Command;
 
-use common::repropack;
+use crate::support::bin::repropack;
 
 /// `tar -tv` lines as (perm, owner, date time, name) with UTC times.
 fn listing(archive: &Path) -> Vec<String> {

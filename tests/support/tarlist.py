@@ -1,6 +1,6 @@
 """Independent reader for the manifest tests: lists a tar or tar.gz with
-Python's tarfile and computes the repropack tree digest from the spec in
-notes/ARCH-manifest.md, without any repropack code.
+Python's tarfile and computes the repropack tree digest (ARCHITECTURE.md,
+"Manifests, tree digest") without any repropack code.
 
 usage: tarlist.py entries|digest ARCHIVE
 """

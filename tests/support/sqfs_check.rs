@@ -1,90 +1,32 @@
 //! A checker for SquashFS images that trusts no reader of ours.
 //!
-//! The model: a [`Tree`] is what a reader says is in an image (or what a
-//! source directory holds, normalized as the contract §3 says): for every
-//! path (raw bytes, relative to the root, the root itself being `b""`) its
-//! kind, permission bits, owner, mtime, size, content fingerprint and symlink
-//! target, plus the groups of paths that are hard links of one inode.
-//!
-//! [`expected_tree`] computes the model from the source directory with its
-//! own walk (not repropack's staging). Each `read_*` function asks one
-//! independent reader (unsquashfs, rdsquashfs, sqfs2tar + GNU tar, backhand)
+//! [`expected_tree`] computes the [`Tree`] a correct image holds from the
+//! source directory with its own walk (not repropack's staging) and the
+//! default normalization. Each `read_*` function asks one independent reader
+//! (unsquashfs, rdsquashfs, sqfs2tar + the tar crate, the kernel, backhand)
 //! and returns its view; a reader fills only the fields it can see, and
-//! [`compare`] compares field by field, returning every mismatch found as a
-//! line naming the reader, the path and the field. [`check_image`] runs all
-//! readers over one image.
+//! [`compare`] returns every mismatch as a line naming the reader, the path
+//! and the field. [`check_image`] runs the chosen readers over one image.
 //!
-//! Tools that are missing make the check fail when `CI` is set, and skip
-//! (with a message) otherwise; see [`tool_available`].
-
-#![allow(dead_code)]
+//! Missing tools fail the check when `CI` is set and skip it (with a
+//! message) otherwise; see [`all_tools_available`].
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::OsStr;
 use std::fs::{self, File};
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufReader};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use sha2::{Digest, Sha256};
+use super::bin::{repropack, run_ok};
+use super::hash::sha256_file;
+use super::tool::tool;
+use super::tree::{
+    Kind, Node, Tree, compare, fingerprint, link_groups, normalized_perm, walk_disk,
+};
 
-/// What kind of inode a path is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Dir,
-    File,
-    Symlink,
-}
-
-/// One path as some reader sees it. `None` means "this reader cannot see it".
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Node {
-    pub kind: Kind,
-    /// Permission bits including setuid/setgid/sticky (`mode & 0o7777`).
-    pub perm: Option<u32>,
-    pub uid: Option<u32>,
-    pub gid: Option<u32>,
-    pub mtime: Option<i64>,
-    /// Size of a regular file.
-    pub size: Option<u64>,
-    /// [`fingerprint`] of a regular file's content.
-    pub content: Option<[u8; 32]>,
-    pub target: Option<Vec<u8>>,
-    /// Link count of a regular file.
-    pub nlink: Option<u64>,
-    /// mtime at minute resolution as `YYYY-MM-DD HH:MM` UTC (what
-    /// `unsquashfs -lln -UTC` shows).
-    pub minute: Option<String>,
-}
-
-impl Node {
-    fn bare(kind: Kind) -> Node {
-        Node {
-            kind,
-            perm: None,
-            uid: None,
-            gid: None,
-            mtime: None,
-            size: None,
-            content: None,
-            target: None,
-            nlink: None,
-            minute: None,
-        }
-    }
-}
-
-/// A whole tree as one reader sees it.
-#[derive(Debug, Default)]
-pub struct Tree {
-    pub nodes: BTreeMap<Vec<u8>, Node>,
-    /// Sets of ≥ 2 paths sharing one inode; `None` if the reader cannot tell.
-    pub links: Option<BTreeSet<Vec<Vec<u8>>>>,
-}
-
-/// Options the image was made with, as far as the readers can check them.
 #[derive(Debug, Clone)]
 pub struct Expect {
     /// Compressor name as `unsquashfs -s` prints it (`gzip`, `zstd`, `xz`, `lz4`).
@@ -92,49 +34,6 @@ pub struct Expect {
     pub block_size: u32,
     /// mkfs time and every inode's mtime.
     pub epoch: u64,
-}
-
-const CHUNK: usize = 1 << 20;
-static ZEROS: [u8; CHUNK] = [0; CHUNK];
-
-/// A collision-resistant fingerprint of a byte stream that is cheap for long
-/// runs of zeros: the stream is cut into 1 MiB chunks at fixed offsets, each
-/// chunk contributes either "zero chunk of n bytes" or its sha256, and the
-/// fingerprint is the sha256 of those records. Equal streams give equal
-/// fingerprints; different streams give different ones. Used so a 5 GiB
-/// sparse file is compared without 5 GiB of hashing per reader.
-pub fn fingerprint(mut r: impl Read) -> io::Result<(u64, [u8; 32])> {
-    let mut outer = Sha256::new();
-    let mut buf = vec![0u8; CHUNK];
-    let mut total = 0u64;
-    loop {
-        let mut n = 0;
-        while n < CHUNK {
-            match r.read(&mut buf[n..]) {
-                Ok(0) => break,
-                Ok(k) => n += k,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        if n == 0 {
-            break;
-        }
-        total += n as u64;
-        // Slice equality on u8 is a memcmp even in unoptimized test builds.
-        if buf[..n] == ZEROS[..n] {
-            outer.update(b"Z");
-            outer.update((n as u64).to_le_bytes());
-        } else {
-            outer.update(b"D");
-            outer.update(Sha256::digest(&buf[..n]));
-        }
-        if n < CHUNK {
-            break;
-        }
-    }
-    outer.update(total.to_le_bytes());
-    Ok((total, outer.finalize().into()))
 }
 
 /// A temp dir for trees and extractions: on `/dev/shm` when it is there
@@ -156,123 +55,18 @@ pub fn scratch() -> tempfile::TempDir {
     tempfile::tempdir().expect("temp dir")
 }
 
-/// True if `tool` runs. Missing: panics when `CI` is set, else prints why the
-/// caller skips and returns false.
-pub fn tool_available(tool: &str) -> bool {
-    let found = Command::new(tool)
-        .arg("--help")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    if !found {
-        if std::env::var_os("CI").is_some() {
-            panic!(
-                "{tool} is required when CI is set (install squashfs-tools / squashfs-tools-ng)"
-            );
-        }
-        eprintln!("SKIP: {tool} is not installed");
-    }
-    found
-}
-
 /// All tools [`check_image`] runs.
 pub const TOOLS: &[&str] = &["unsquashfs", "rdsquashfs", "sqfs2tar"];
 
-/// True if every tool in [`TOOLS`] is there (see [`tool_available`]).
+/// True if every tool in [`TOOLS`] is there (see [`tool`]).
 pub fn all_tools_available() -> bool {
-    TOOLS.iter().all(|t| tool_available(t))
-}
-
-fn rel(root: &Path, p: &Path) -> Vec<u8> {
-    p.strip_prefix(root)
-        .expect("walked path is under its root")
-        .as_os_str()
-        .as_bytes()
-        .to_vec()
-}
-
-/// Reads a directory tree from disk (a source or an extraction), with every
-/// field filled in. Hard-link groups come from (dev, ino) of regular files.
-pub fn walk_disk(root: &Path) -> io::Result<Tree> {
-    let mut tree = Tree::default();
-    let mut by_inode: HashMap<(u64, u64), Vec<Vec<u8>>> = HashMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(p) = stack.pop() {
-        let md = fs::symlink_metadata(&p)?;
-        let key = rel(root, &p);
-        let ft = md.file_type();
-        let mut node = if ft.is_dir() {
-            for e in fs::read_dir(&p)? {
-                stack.push(e?.path());
-            }
-            Node::bare(Kind::Dir)
-        } else if ft.is_symlink() {
-            let mut n = Node::bare(Kind::Symlink);
-            n.target = Some(fs::read_link(&p)?.into_os_string().into_vec());
-            n
-        } else if ft.is_file() {
-            let mut n = Node::bare(Kind::File);
-            let (len, fp) = fingerprint(File::open(&p)?)?;
-            assert_eq!(
-                len,
-                md.len(),
-                "{}: read length differs from stat size",
-                p.display()
-            );
-            n.size = Some(len);
-            n.content = Some(fp);
-            n.nlink = Some(md.nlink());
-            by_inode
-                .entry((md.dev(), md.ino()))
-                .or_default()
-                .push(key.clone());
-            n
-        } else {
-            panic!("{}: unexpected file type {ft:?}", p.display());
-        };
-        node.perm = Some(md.mode() & 0o7777);
-        node.uid = Some(md.uid());
-        node.gid = Some(md.gid());
-        node.mtime = Some(md.mtime());
-        tree.nodes.insert(key, node);
-    }
-    tree.links = Some(link_groups(by_inode.into_values()));
-    Ok(tree)
-}
-
-fn link_groups(groups: impl Iterator<Item = Vec<Vec<u8>>>) -> BTreeSet<Vec<Vec<u8>>> {
-    groups
-        .filter(|g| g.len() > 1)
-        .map(|mut g| {
-            g.sort();
-            g
-        })
-        .collect()
-}
-
-trait IntoVec {
-    fn into_vec(self) -> Vec<u8>;
-}
-impl IntoVec for std::ffi::OsString {
-    fn into_vec(self) -> Vec<u8> {
-        std::os::unix::ffi::OsStringExt::into_vec(self)
-    }
-}
-
-/// The normalized mode of the contract §3 for a source entry.
-pub fn normalized_perm(kind: Kind, source_mode: u32) -> u32 {
-    match kind {
-        Kind::Dir => 0o755,
-        Kind::Symlink => 0o777,
-        Kind::File if source_mode & 0o111 != 0 => 0o755,
-        Kind::File => 0o644,
-    }
+    TOOLS.iter().all(|t| tool(t).is_some())
 }
 
 /// What a correct image of `src` packed with default policies and `epoch`
-/// contains: the source walked independently, modes normalized per contract
-/// §3, owners 0:0, every mtime = epoch, link counts = hard-link group sizes.
+/// contains: the source walked independently, modes normalized as
+/// [`normalized_perm`] says, owners 0:0, every mtime = epoch, link counts =
+/// hard-link group sizes.
 pub fn expected_tree(src: &Path, epoch: u64) -> Tree {
     let mut tree = walk_disk(src).expect("walk source tree");
     let links = tree.links.clone().unwrap_or_default();
@@ -295,89 +89,8 @@ pub fn expected_tree(src: &Path, epoch: u64) -> Tree {
     tree
 }
 
-/// Compares what `reader` saw with the expectation; returns one line per
-/// difference. Fields the reader could not see (`None`) are not compared;
-/// `skip_root` leaves out the root's metadata for readers that extract into
-/// an existing directory.
-pub fn compare(reader: &str, expected: &Tree, got: &Tree, skip_root: bool) -> Vec<String> {
-    let mut errs = Vec::new();
-    let show = |p: &[u8]| format!("/{}", String::from_utf8_lossy(p));
-    for (path, want) in &expected.nodes {
-        let Some(have) = got.nodes.get(path) else {
-            errs.push(format!("{reader}: {} is missing", show(path)));
-            continue;
-        };
-        if have.kind != want.kind {
-            errs.push(format!(
-                "{reader}: {}: kind {:?}, expected {:?}",
-                show(path),
-                have.kind,
-                want.kind
-            ));
-            continue;
-        }
-        if skip_root && path.is_empty() {
-            continue;
-        }
-        macro_rules! field {
-            ($f:ident) => {
-                if let (Some(h), Some(w)) = (&have.$f, &want.$f) {
-                    if h != w {
-                        errs.push(format!(
-                            "{reader}: {}: {} is {:?}, expected {:?}",
-                            show(path),
-                            stringify!($f),
-                            h,
-                            w
-                        ));
-                    }
-                }
-            };
-        }
-        field!(perm);
-        field!(uid);
-        field!(gid);
-        field!(mtime);
-        field!(size);
-        field!(content);
-        field!(nlink);
-        field!(minute);
-        if let (Some(h), Some(w)) = (&have.target, &want.target)
-            && h != w
-        {
-            errs.push(format!(
-                "{reader}: {}: symlink target {:?}, expected {:?}",
-                show(path),
-                String::from_utf8_lossy(h),
-                String::from_utf8_lossy(w)
-            ));
-        }
-    }
-    for path in got.nodes.keys() {
-        if !expected.nodes.contains_key(path) {
-            errs.push(format!("{reader}: unexpected {}", show(path)));
-        }
-    }
-    if let (Some(h), Some(w)) = (&got.links, &expected.links)
-        && h != w
-    {
-        errs.push(format!("{reader}: hard-link groups {h:?}, expected {w:?}"));
-    }
-    errs
-}
-
 fn run(cmd: &mut Command) -> Vec<u8> {
-    let out = cmd
-        .stderr(Stdio::piped())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed with {}: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
+    run_ok(cmd).stdout
 }
 
 /// `unsquashfs -s` (compressor, block size) and `unsquashfs -mkfs-time`.
@@ -852,9 +565,10 @@ fn describe_name(s: &[u8]) -> (Vec<u8>, &[u8]) {
     (name, &s[s.len()..])
 }
 
-/// A read-only loop mount of an image, unmounted on drop.
-struct Mount {
-    dir: PathBuf,
+/// A read-only loop mount of an image, unmounted on drop (so a failing
+/// assertion leaves no mount behind).
+pub struct Mount {
+    pub dir: PathBuf,
 }
 
 impl Drop for Mount {
@@ -870,34 +584,45 @@ impl Drop for Mount {
 /// why) when this machine cannot mount and that is allowed: outside CI, or
 /// in CI with `REPROPACK_SKIP_KERNEL_MOUNT=1`.
 pub fn read_kernel_mount(img: &Path, scratch: &Path) -> Result<Option<Tree>, String> {
-    let dir = scratch.join("mnt");
-    fs::create_dir(&dir).expect("mkdir");
+    let Some(mount) = mount(img, &scratch.join("mnt"))? else {
+        return Ok(None);
+    };
+    let tree = walk_disk(&mount.dir).map_err(|e| format!("kernel: walking the mount failed: {e}"));
+    drop(mount);
+    tree.map(Some)
+}
+
+/// `mount -t squashfs -o loop,ro IMG DIR` (DIR is created). `Ok(None)`
+/// after saying why when mounting fails and that is allowed: outside CI, or
+/// in CI with `REPROPACK_SKIP_KERNEL_MOUNT=1` (machines that cannot
+/// loop-mount at all); `Err` otherwise.
+pub fn mount(img: &Path, dir: &Path) -> Result<Option<Mount>, String> {
+    fs::create_dir_all(dir).expect("mkdir");
     let out = Command::new("mount")
         .args(["-t", "squashfs", "-o", "loop,ro"])
         .arg(img)
-        .arg(&dir)
+        .arg(dir)
         .output();
     let failure = match &out {
         Ok(o) if o.status.success() => None,
         Ok(o) => Some(String::from_utf8_lossy(&o.stderr).trim().to_string()),
         Err(e) => Some(e.to_string()),
     };
-    if let Some(why) = failure {
-        let allowed = std::env::var_os("CI").is_none()
-            || std::env::var_os("REPROPACK_SKIP_KERNEL_MOUNT").is_some_and(|v| v == "1");
-        if allowed {
-            eprintln!("SKIP kernel mount check: {why}");
-            return Ok(None);
-        }
-        return Err(format!(
-            "kernel: mount -t squashfs -o loop,ro failed: {why} \
-             (set REPROPACK_SKIP_KERNEL_MOUNT=1 where loop mounts are impossible)"
-        ));
+    let Some(why) = failure else {
+        return Ok(Some(Mount {
+            dir: dir.to_path_buf(),
+        }));
+    };
+    let allowed = std::env::var_os("CI").is_none()
+        || std::env::var_os("REPROPACK_SKIP_KERNEL_MOUNT").is_some_and(|v| v == "1");
+    if allowed {
+        eprintln!("skipping kernel mount check: {why}");
+        return Ok(None);
     }
-    let mount = Mount { dir };
-    let tree = walk_disk(&mount.dir).map_err(|e| format!("kernel: walking the mount failed: {e}"));
-    drop(mount);
-    tree.map(Some)
+    Err(format!(
+        "kernel: mount -t squashfs -o loop,ro failed: {why} \
+         (set REPROPACK_SKIP_KERNEL_MOUNT=1 where loop mounts are impossible)"
+    ))
 }
 
 /// Which readers [`check_image`] asks.
@@ -1028,14 +753,13 @@ pub fn pack(producer: Producer, src: &Path, out: &Path, spec: &PackSpec) -> Stri
     let mut cmd;
     match producer {
         Producer::Repropack => {
-            cmd = Command::new(env!("CARGO_BIN_EXE_repropack"));
+            cmd = repropack();
             cmd.arg("pack")
                 .arg(src)
                 .arg("-o")
                 .arg(out)
                 .args(["--format", "squashfs", "--comp", &spec.comp])
-                .args(["--mtime", &spec.epoch.to_string()])
-                .env_remove("SOURCE_DATE_EPOCH");
+                .args(["--mtime", &spec.epoch.to_string()]);
             if let Some(b) = spec.block_size {
                 cmd.args(["--block-size", &b.to_string()]);
             }
@@ -1088,65 +812,42 @@ pub fn pack(producer: Producer, src: &Path, out: &Path, spec: &PackSpec) -> Stri
     sha256_file(out)
 }
 
-pub fn sha256_file(p: &Path) -> String {
-    let mut h = Sha256::new();
-    let mut f = BufReader::with_capacity(1 << 20, File::open(p).expect("open"));
-    loop {
-        let buf = f.fill_buf().expect("read");
-        if buf.is_empty() {
-            break;
-        }
-        h.update(buf);
-        let n = buf.len();
-        f.consume(n);
-    }
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+/// Asserts that `extracted` is the `source` tree as packed by default:
+/// same paths, kinds, normalized modes, contents, symlink targets and, if
+/// `links`, hard-link groups (rdsquashfs unpacks hard links as copies).
+/// Owners and times are not compared: callers pack without `--mtime`, and
+/// not every extractor restores them.
+pub fn assert_same_tree(source: &Path, extracted: &Path, links: bool) {
+    let view = |t: Tree| {
+        let t = t.without_root().without_owners().without_times();
+        if links { t } else { t.without_links() }
+    };
+    super::tree::assert_same(
+        &format!("{} vs its source", extracted.display()),
+        &view(Tree::of(source).normalized()),
+        &view(Tree::of(extracted)),
+    );
 }
 
-/// Small deterministic PRNG (xorshift64*) for test data.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
-    /// Bytes that compress (words from a small vocabulary) but are not trivial.
-    pub fn text(&mut self, len: usize) -> Vec<u8> {
-        const WORDS: &[&[u8]] = &[
-            b"squash",
-            b"block ",
-            b"inode ",
-            b"\n",
-            b"fragment",
-            b"0123",
-            b"zz",
-            b"deterministic ",
-            b"tail",
-            b" ",
-            b"{}",
-            b"repro",
-        ];
-        let mut v = Vec::with_capacity(len + 16);
-        while v.len() < len {
-            v.extend_from_slice(WORDS[self.below(WORDS.len() as u64) as usize]);
-            if self.below(7) == 0 {
-                v.push(self.next_u64() as u8);
-            }
-        }
-        v.truncate(len);
-        v
-    }
+/// Extracts `img` into `out` with `unsquashfs -d` and asserts the result is
+/// the normalized `source` tree (see [`assert_same_tree`]).
+pub fn assert_unsquashfs_gives(img: &Path, out: &Path, source: &Path) {
+    run_ok(
+        Command::new("unsquashfs")
+            .arg("-no-progress")
+            .arg("-d")
+            .arg(out)
+            .arg(img),
+    );
+    assert_same_tree(source, out, true);
 }
 
-pub fn path_of(root: &Path, rel: &[u8]) -> PathBuf {
-    root.join(OsStr::from_bytes(rel))
+/// Panics listing every difference a check found.
+pub fn assert_clean(what: &str, errs: Vec<String>) {
+    assert!(
+        errs.is_empty(),
+        "{what}: {} difference(s) between the image and its source:\n{}",
+        errs.len(),
+        errs.join("\n")
+    );
 }

@@ -1,17 +1,16 @@
 //! Independent readers (GNU tar, Python's tarfile, gzip) accept our tar and
 //! tar.gz and see exactly the source tree with normalized metadata.
 
-mod common;
-
 use std::collections::BTreeMap;
-use std::ffi::OsStr;
 use std::fs;
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::Command;
 
-use common::{Build, Item, have_tool, run_ok, sample_items, sample_tree};
+use crate::support::bin::{repropack, run_ok};
+use crate::support::fixtures::{Build, Item, sample_items, sample_tree};
+use crate::support::hash::hex;
+use crate::support::tool::have_tool;
+use crate::support::tree::{Kind, Tree, assert_same};
 
 /// Expected archive order, computed from the item list alone: depth-first,
 /// each directory's children sorted by raw bytes.
@@ -61,12 +60,7 @@ fn pack_sample(ext: &str) -> (tempfile::TempDir, tempfile::TempDir, std::path::P
     let src = sample_tree(Build::default());
     let out = tempfile::tempdir().unwrap();
     let file = out.path().join(format!("sample.{ext}"));
-    run_ok(&[
-        OsStr::new("pack"),
-        src.path().as_os_str(),
-        OsStr::new("-o"),
-        file.as_os_str(),
-    ]);
+    run_ok(repropack().arg("pack").arg(src.path()).arg("-o").arg(&file));
     (src, out, file)
 }
 
@@ -142,63 +136,28 @@ fn gnu_tar_lists_tar_gz_sorted_with_normalized_metadata() {
     gnu_tar_lists_sorted_normalized("tar.gz");
 }
 
-/// Compares two trees: same paths, kinds, contents, symlink targets, and
-/// hard-linked pairs still share an inode.
+/// Compares two trees: same paths, kinds, execute bits, contents, symlink
+/// targets and hard-link groups, and the hard-linked pair still shares an
+/// inode.
 fn assert_same_tree(a: &Path, b: &Path) {
-    let list = |root: &Path| -> BTreeMap<Vec<u8>, (String, Vec<u8>, u64)> {
-        let mut m = BTreeMap::new();
-        for e in walkdir::WalkDir::new(root).min_depth(1) {
-            let e = e.unwrap();
-            let rel = e
-                .path()
-                .strip_prefix(root)
-                .unwrap()
-                .as_os_str()
-                .as_bytes()
-                .to_vec();
-            let meta = e.path().symlink_metadata().unwrap();
-            let (kind, data) = if meta.is_dir() {
-                ("dir".to_string(), Vec::new())
-            } else if meta.file_type().is_symlink() {
-                (
-                    "symlink".to_string(),
-                    fs::read_link(e.path())
-                        .unwrap()
-                        .as_os_str()
-                        .as_bytes()
-                        .to_vec(),
-                )
-            } else {
-                (
-                    format!("file{}", if meta.mode() & 0o111 != 0 { "+x" } else { "" }),
-                    fs::read(e.path()).unwrap(),
-                )
-            };
-            m.insert(
-                rel,
-                (
-                    kind,
-                    data,
-                    if meta.nlink() > 1 && meta.is_file() {
-                        meta.ino()
-                    } else {
-                        0
-                    },
-                ),
-            );
-        }
-        m
+    let view = |root: &Path| {
+        Tree::of(root)
+            .without_root()
+            .without_owners()
+            .without_times()
+            .map_perm(|kind, perm| match kind {
+                Kind::File => u32::from(perm & 0o111 != 0),
+                _ => 0,
+            })
     };
-    let (la, lb) = (list(a), list(b));
-    assert_eq!(la.keys().collect::<Vec<_>>(), lb.keys().collect::<Vec<_>>());
-    for (k, (kind, data, _)) in &la {
-        let (kb, db, _) = &lb[k];
-        assert_eq!(kind, kb, "{}", String::from_utf8_lossy(k));
-        assert!(data == db, "content of {}", String::from_utf8_lossy(k));
-    }
-    let ino = |l: &BTreeMap<Vec<u8>, (String, Vec<u8>, u64)>, p: &[u8]| l[p].2;
-    assert_ne!(ino(&lb, b"a.txt"), 0, "hard link lost");
-    assert_eq!(ino(&lb, b"a.txt"), ino(&lb, b"deep/hard-a"));
+    let (la, lb) = (view(a), view(b));
+    assert_same("extracted", &la, &lb);
+    let pair = vec![b"a.txt".to_vec(), b"deep/hard-a".to_vec()];
+    assert!(
+        lb.links.as_ref().is_some_and(|l| l.contains(&pair)),
+        "hard link lost: {:?}",
+        lb.links
+    );
 }
 
 #[test]
@@ -309,10 +268,6 @@ fn python_tarfile_reads_every_entry_with_normalized_metadata() {
     }
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 #[test]
 fn gzip_accepts_every_tar_gz() {
     if !have_tool("gzip") {
@@ -323,16 +278,14 @@ fn gzip_accepts_every_tar_gz() {
         let out = tempfile::tempdir().unwrap();
         let file = out.path().join("x.tar.gz");
         for level in ["0", "1", "6", "9"] {
-            run_ok(&[
-                OsStr::new("pack"),
-                src.path().as_os_str(),
-                OsStr::new("-o"),
-                file.as_os_str(),
-                OsStr::new("--jobs"),
-                OsStr::new(jobs),
-                OsStr::new("--level"),
-                OsStr::new(level),
-            ]);
+            run_ok(
+                repropack()
+                    .arg("pack")
+                    .arg(src.path())
+                    .arg("-o")
+                    .arg(&file)
+                    .args(["--jobs", jobs, "--level", level]),
+            );
             let st = Command::new("gzip").arg("-t").arg(&file).status().unwrap();
             assert!(st.success(), "gzip -t failed at level {level}");
             let header = fs::read(&file).unwrap();

@@ -1,49 +1,21 @@
 //! The Linux kernel as an independent reader: loop-mount images and read
 //! them through the VFS. Needs root and loop devices; when mounting is not
-//! permitted (containers, non-root) the test says so and returns.
-
-mod squashfs_util;
+//! permitted (containers, non-root) the test says so and returns, except
+//! under CI without `REPROPACK_SKIP_KERNEL_MOUNT=1`, where it fails.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use squashfs_util::*;
+use crate::support::bin::{pack, run_ok};
+use crate::support::fixtures::feature_tree;
+use crate::support::sqfs_check::{Mount, assert_same_tree};
+use crate::support::tool::tool;
 
-/// Unmounts on drop, so a failing assertion does not leave a mount behind.
-struct Mounted(PathBuf);
-
-impl Drop for Mounted {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
-}
-
-fn mount(img: &Path, at: &Path) -> Option<Mounted> {
-    fs::create_dir_all(at).unwrap();
-    let o = Command::new("mount")
-        .args(["-t", "squashfs", "-o", "loop,ro"])
-        .arg(img)
-        .arg(at)
-        .output()
-        .ok()?;
-    if o.status.success() {
-        Some(Mounted(at.to_path_buf()))
-    } else {
-        // Under CI a failed mount is a failure, unless .ci/run found that
-        // this machine cannot loop-mount at all.
-        assert!(
-            std::env::var_os("CI").is_none()
-                || std::env::var_os("REPROPACK_SKIP_KERNEL_MOUNT").is_some_and(|v| v == "1"),
-            "mount failed under CI: {}",
-            String::from_utf8_lossy(&o.stderr).trim()
-        );
-        eprintln!(
-            "skipping kernel check: mount failed: {}",
-            String::from_utf8_lossy(&o.stderr).trim()
-        );
-        None
-    }
+/// The image mounted at `at`, or None when this machine cannot mount and
+/// that is allowed (see `sqfs_check::mount`).
+fn mount(img: &Path, at: &Path) -> Option<Mount> {
+    crate::support::sqfs_check::mount(img, at).unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[test]
@@ -56,7 +28,7 @@ fn kernel_reads_the_source_tree() {
     let Some(m) = mount(&img, &dir.path().join("mnt")) else {
         return;
     };
-    assert_same_tree(&src, &m.0);
+    assert_same_tree(&src, &m.dir, true);
 }
 
 #[test]
@@ -73,7 +45,7 @@ fn kernel_finds_every_name_in_a_large_indexed_directory() {
     pack(&img, &[src.to_str().unwrap()]);
     if let Some(unsquashfs) = tool("unsquashfs") {
         // The listing spans many metadata blocks: extended inode + index.
-        let o = run(Command::new(&unsquashfs).arg("-lln").arg(&img));
+        let o = run_ok(Command::new(&unsquashfs).arg("-lln").arg(&img));
         assert_eq!(
             String::from_utf8_lossy(&o.stdout)
                 .lines()
@@ -88,7 +60,7 @@ fn kernel_finds_every_name_in_a_large_indexed_directory() {
     // Each stat is a kernel lookup, which starts at the directory-index
     // record for the name; a wrong index makes names vanish.
     for i in (0..20_000).rev() {
-        let meta = fs::metadata(m.0.join("many").join(name(i)))
+        let meta = fs::metadata(m.dir.join("many").join(name(i)))
             .unwrap_or_else(|e| panic!("{}: {e}", name(i)));
         assert_eq!(meta.len(), i.to_string().len() as u64);
     }

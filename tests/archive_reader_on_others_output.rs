@@ -3,15 +3,17 @@
 //! detects the format from the bytes whatever the file is called, and
 //! reports the container facts those tools were asked to write.
 
-mod extract_support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use extract_support::{Node, have_tool, link_groups, read_tree, run_ok, sample_tree};
 use repropack::archive::{self, ContainerInfo, EntryKind, Format, normalize_path};
+
+use crate::support::bin::run_ok;
+use crate::support::fixtures::archive_sample_tree;
+use crate::support::tool::have_tool;
+use crate::support::tree::{Kind, Tree, fingerprint};
 
 /// Entries read back: normalized path → (kind, mode, content or target).
 /// (normalized path, entry, content) in archive order.
@@ -37,7 +39,13 @@ fn read_back(path: &Path) -> (Format, ReadBack) {
 /// Checks every entry against the source tree and that every source path
 /// was seen. `links`: the producer keeps hard links as links.
 fn assert_matches_source(src: &Path, archive: &Path, want: Format, links: bool) {
-    let tree = read_tree(src);
+    let tree = Tree::of(src).without_root();
+    let groups = tree.links.clone().unwrap_or_default();
+    let linked = |a: &[u8], b: &[u8]| {
+        groups
+            .iter()
+            .any(|g| g.iter().any(|p| p == a) && g.iter().any(|p| p == b))
+    };
     let (format, entries) = read_back(archive);
     assert_eq!(format, want, "{}", archive.display());
     let mut seen = BTreeSet::new();
@@ -47,28 +55,31 @@ fn assert_matches_source(src: &Path, archive: &Path, want: Format, links: bool) 
             continue;
         }
         let node = tree
+            .nodes
             .get(path)
             .unwrap_or_else(|| panic!("{:?} is not in the source", e.display_path()));
-        match (e.kind(), node) {
-            (EntryKind::Dir, Node::Dir { mode }) => assert_eq!(e.mode(), *mode, "{path:?}"),
-            (
-                EntryKind::File,
-                Node::File {
-                    mode, content: c, ..
-                },
-            ) => {
-                assert_eq!(e.mode(), *mode, "{:?}", e.display_path());
-                assert_eq!(content, c, "{:?}", e.display_path());
+        match (e.kind(), node.kind) {
+            (EntryKind::Dir, Kind::Dir) => assert_eq!(Some(e.mode()), node.perm, "{path:?}"),
+            (EntryKind::File, Kind::File) => {
+                assert_eq!(Some(e.mode()), node.perm, "{:?}", e.display_path());
+                let (len, fp) = fingerprint(&content[..]).unwrap();
+                assert_eq!(
+                    (Some(len), Some(fp)),
+                    (node.size, node.content),
+                    "content of {:?}",
+                    e.display_path()
+                );
             }
-            (EntryKind::Symlink, Node::Symlink { target }) => {
-                assert_eq!(e.link_target().unwrap(), &target[..]);
+            (EntryKind::Symlink, Kind::Symlink) => {
+                assert_eq!(e.link_target(), node.target.as_deref());
             }
-            (EntryKind::HardLink, Node::File { ino, .. }) => {
+            (EntryKind::HardLink, Kind::File) => {
                 let t = normalize_path(e.link_target().unwrap()).unwrap();
-                match tree.get(&t) {
-                    Some(Node::File { ino: other, .. }) => assert_eq!(ino, other),
-                    other => panic!("hard link {path:?} to {t:?}: {other:?}"),
-                }
+                assert!(
+                    tree.nodes.get(&t).is_some_and(|n| n.kind == Kind::File) && linked(path, &t),
+                    "hard link {path:?} to {t:?}: {:?}",
+                    tree.nodes.get(&t)
+                );
             }
             (k, n) => panic!(
                 "{:?}: archive says {k:?}, source has {n:?}",
@@ -77,10 +88,10 @@ fn assert_matches_source(src: &Path, archive: &Path, want: Format, links: bool) 
         }
         assert!(seen.insert(path.clone()), "{path:?} twice");
     }
-    let missing: Vec<_> = tree.keys().filter(|k| !seen.contains(*k)).collect();
+    let missing: Vec<_> = tree.nodes.keys().filter(|k| !seen.contains(*k)).collect();
     assert!(missing.is_empty(), "not in archive: {missing:?}");
     if links {
-        for group in link_groups(&tree) {
+        for group in &groups {
             let kinds: Vec<EntryKind> = entries
                 .iter()
                 .filter(|(p, _, _)| group.contains(p))
@@ -115,7 +126,7 @@ fn reads_gnu_tar_gnu_and_pax_formats_as_the_source_tree() {
     }
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src");
-    sample_tree(&src);
+    archive_sample_tree(&src);
     for format in ["gnu", "pax", "posix"] {
         // A misleading name: detection must use the bytes.
         let out = dir.path().join(format!("{format}.squashfs"));
@@ -131,7 +142,7 @@ fn reads_gzip_and_multi_member_gzip_tar() {
     }
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src");
-    sample_tree(&src);
+    archive_sample_tree(&src);
     let tar = dir.path().join("t.tar");
     gnu_tar(&src, &tar, "gnu");
     let bytes = fs::read(&tar).unwrap();
@@ -167,7 +178,7 @@ fn reads_python_tarfile_gnu_pax_and_gz() {
     }
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src");
-    sample_tree(&src);
+    archive_sample_tree(&src);
     for (name, mode, fmt, want) in [
         ("py-gnu.tar", "w", "GNU_FORMAT", Format::Tar),
         ("py-pax.tar", "w", "PAX_FORMAT", Format::Tar),
@@ -230,7 +241,7 @@ fn reads_mksquashfs_images_in_every_compressor_backhand_has() {
     }
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src");
-    sample_tree(&src);
+    archive_sample_tree(&src);
     for comp in ["gzip", "xz", "zstd", "lz4"] {
         let out = dir.path().join(format!("{comp}.tar.gz"));
         mksquashfs(
@@ -321,7 +332,7 @@ fn reads_squashfs_tools_ng_images() {
     }
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src");
-    sample_tree(&src);
+    archive_sample_tree(&src);
     let gen_out = dir.path().join("gen.img");
     run_ok(
         Command::new("gensquashfs")

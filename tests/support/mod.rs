@@ -1,0 +1,14 @@
+//! The one support kit of the integration tests. Each helper exists once:
+//! external tool probe, RNG, hashing, tree snapshots, running the binary,
+//! fixture trees, raw tar streams, the independent SquashFS checker and the
+//! HTTP test server.
+
+pub mod bin;
+pub mod fixtures;
+pub mod hash;
+pub mod http_server;
+pub mod rawtar;
+pub mod rng;
+pub mod sqfs_check;
+pub mod tool;
+pub mod tree;

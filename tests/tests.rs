@@ -1,0 +1,28 @@
+//! All integration suites in one test binary: one link instead of one per
+//! suite, and one copy of the support kit. Suites run as threads of one
+//! process, so none may change process-wide state (environment, current
+//! directory, umask); they set such things on the child commands they run.
+
+mod support;
+
+mod archive_reader_on_others_output;
+mod cli;
+mod cpu_features;
+mod errors;
+mod extract_hostile;
+mod extract_roundtrip;
+mod fetch_http;
+mod fetch_https;
+mod golden;
+mod manifest_check;
+mod manifest_ci_recipe;
+mod manifest_digest;
+mod manifest_record;
+mod manifest_verify_diff;
+mod push;
+mod reproducibility;
+mod squashfs_pack;
+mod squashfs_read_by_kernel;
+mod squashfs_read_by_others;
+mod staging;
+mod tar_read_by_others;
