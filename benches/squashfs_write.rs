@@ -9,7 +9,8 @@ use std::fs;
 use std::path::Path;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use repropack::pack::{Format, PackOptions, pack_to_path};
+use repropack::Format;
+use repropack::pack::{PackOptions, pack_to_path};
 use repropack::stage::{Source, StageOptions, stage};
 
 /// xorshift64* — deterministic data without a dependency.

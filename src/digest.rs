@@ -26,16 +26,25 @@ pub struct Sha256Digest([u8; 32]);
 /// Why a hex string is not a SHA-256 digest.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HexError {
+    /// Not 64 characters long; holds the length.
     #[error("expected 64 hex digits, got {0} characters")]
     Length(usize),
+    /// A character that is not `0-9a-f`.
     #[error("character {index} ({ch:?}) is not a lowercase hex digit")]
-    Char { index: usize, ch: char },
+    Char {
+        /// Its position (0-based).
+        index: usize,
+        /// The character.
+        ch: char,
+    },
 }
 
 impl Sha256Digest {
+    /// The digest with these 32 bytes.
     pub fn from_bytes(bytes: [u8; 32]) -> Sha256Digest {
         Sha256Digest(bytes)
     }
+    /// The 32 bytes.
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }
@@ -89,9 +98,11 @@ pub struct Hasher {
 }
 
 impl Hasher {
+    /// A hasher that has seen no bytes.
     pub fn new() -> Hasher {
         Hasher::default()
     }
+    /// Hashes `bytes` next.
     pub fn update(&mut self, bytes: &[u8]) {
         self.inner.update(bytes);
         self.size += bytes.len() as u64;
@@ -100,6 +111,7 @@ impl Hasher {
     pub fn size(&self) -> u64 {
         self.size
     }
+    /// The digest and the number of bytes hashed.
     pub fn finish(self) -> (Sha256Digest, u64) {
         (Sha256Digest(self.inner.finalize().into()), self.size)
     }
@@ -112,6 +124,7 @@ pub struct HashingWriter<W> {
 }
 
 impl<W: Write> HashingWriter<W> {
+    /// Hashes what is written to `inner`.
     pub fn new(inner: W) -> HashingWriter<W> {
         HashingWriter {
             inner,
@@ -122,9 +135,11 @@ impl<W: Write> HashingWriter<W> {
     pub fn size(&self) -> u64 {
         self.hasher.size()
     }
+    /// The wrapped writer.
     pub fn get_ref(&self) -> &W {
         &self.inner
     }
+    /// The wrapped writer, mutably (writes through it are not hashed).
     pub fn get_mut(&mut self) -> &mut W {
         &mut self.inner
     }

@@ -6,7 +6,7 @@
 //! extract.
 //!
 //! The pipeline runs one way:
-//! sources → [`stage`] (a [`Plan`]) → a writer in [`format`] → [`output`]
+//! sources → [`stage`] (a [`Plan`]) → a writer in [`format`](mod@format) → [`output`]
 //! (atomic) → a [`remote::ArtifactRef`]. [`Pack`] runs all of it, as
 //! `repropack pack` does. The other way, [`format::open`] reads an artifact,
 //! [`extract`] applies it safely to a directory, [`remote`] moves and

@@ -40,7 +40,7 @@ use crate::verify::revision::{SourceRevision, detect_git};
 use crate::verify::tree_digest::{Tree, TreeError};
 
 /// Options of the container (not of the tree: those are in
-/// [`StageOptions`](crate::stage::StageOptions)).
+/// [`StageOptions`]).
 #[derive(Debug, Clone)]
 pub struct PackOptions {
     /// The container format.
@@ -262,7 +262,7 @@ impl Input {
 ///     .run()?;
 /// assert_eq!(report.reference.uri(), "https://artifacts.example/builds/tree.squashfs");
 /// assert!(report.manifest.is_some());
-/// # Ok::<(), repropack::PackError>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct Pack {

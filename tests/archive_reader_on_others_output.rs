@@ -8,7 +8,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use repropack::archive::{self, ContainerInfo, EntryKind, Format, normalize_path};
+use repropack::EntryKind;
+use repropack::format::{self as archive, ContainerInfo, Format, normalize_path};
 
 use crate::support::bin::run_ok;
 use crate::support::fixtures::archive_sample_tree;
@@ -17,7 +18,7 @@ use crate::support::tree::{Kind, Tree, fingerprint};
 
 /// Entries read back: normalized path → (kind, mode, content or target).
 /// (normalized path, entry, content) in archive order.
-type ReadBack = Vec<(Vec<u8>, archive::Entry, Vec<u8>)>;
+type ReadBack = Vec<(Vec<u8>, archive::ArchiveEntry, Vec<u8>)>;
 
 fn read_back(path: &Path) -> (Format, ReadBack) {
     let a = archive::open(path).unwrap_or_else(|e| panic!("{e}"));
@@ -249,7 +250,7 @@ fn reads_mksquashfs_images_in_every_compressor_backhand_has() {
             &out,
             &["-comp", comp, "-b", "65536", "-mkfs-time", "1234567"],
         );
-        assert_matches_source(&src, &out, Format::SquashFs, true);
+        assert_matches_source(&src, &out, Format::Squashfs, true);
         match archive::open(&out).unwrap().info() {
             ContainerInfo::SquashFs(info) => {
                 assert_eq!(info.compressor, comp);
@@ -278,7 +279,7 @@ fn squashfs_hard_links_share_an_inode_number_and_point_at_the_first_path() {
     let out = dir.path().join("l.sqfs");
     mksquashfs(&src, &out, &[]);
     let (_, entries) = read_back(&out);
-    let by_path: BTreeMap<Vec<u8>, archive::Entry> =
+    let by_path: BTreeMap<Vec<u8>, archive::ArchiveEntry> =
         entries.into_iter().map(|(p, e, _)| (p, e)).collect();
     assert_eq!(by_path[&b"a"[..]].kind(), EntryKind::File);
     for later in [&b"x/one"[..], b"zz"] {
@@ -314,7 +315,7 @@ fn squashfs_devices_and_fifos_from_pseudo_definitions() {
         ],
     );
     let (_, entries) = read_back(&out);
-    let by_path: BTreeMap<Vec<u8>, archive::Entry> =
+    let by_path: BTreeMap<Vec<u8>, archive::ArchiveEntry> =
         entries.into_iter().map(|(p, e, _)| (p, e)).collect();
     assert_eq!(by_path[&b"null"[..]].kind(), EntryKind::CharDevice);
     assert_eq!(by_path[&b"null"[..]].device(), Some((1, 3)));
@@ -341,7 +342,7 @@ fn reads_squashfs_tools_ng_images() {
             .args(["-c", "zstd", "-q", "-k"])
             .arg(&gen_out),
     );
-    assert_matches_source(&src, &gen_out, Format::SquashFs, false);
+    assert_matches_source(&src, &gen_out, Format::Squashfs, false);
     let tar = dir.path().join("t.tar");
     gnu_tar(&src, &tar, "pax");
     let t2s = dir.path().join("t2s.img");
@@ -357,7 +358,7 @@ fn reads_squashfs_tools_ng_images() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_matches_source(&src, &t2s, Format::SquashFs, false);
+    assert_matches_source(&src, &t2s, Format::Squashfs, false);
 }
 
 #[test]

@@ -92,7 +92,7 @@ fn hash_of_a_missing_file_is_an_input_error() {
         .args(["hash", "/nonexistent/file"])
         .output()
         .unwrap();
-    assert_eq!(res.status.code(), Some(repropack::exit::INPUT));
+    assert_eq!(res.status.code(), Some(crate::support::exit::INPUT));
     assert!(String::from_utf8_lossy(&res.stderr).contains("/nonexistent/file"));
 }
 

@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use repropack::exit;
+use crate::support::exit;
 
 use crate::support::bin::{bin, repropack};
 use crate::support::fixtures::{Build, sample_tree};
@@ -194,7 +194,8 @@ fn invalid_epoch_names_the_variable() {
 /// an error naming it; nothing is published.
 #[test]
 fn file_changed_while_packing_is_an_error() {
-    use repropack::pack::{Format, PackError, PackOptions, pack_to_path};
+    use repropack::Format;
+    use repropack::pack::{PackError, PackOptions, pack_to_path};
     use repropack::stage::{Source, StageOptions, stage};
     for change in ["grow", "shrink", "touch"] {
         let src = tempfile::tempdir().unwrap();
@@ -335,4 +336,83 @@ fn skip_warnings_come_in_name_order_whatever_the_jobs() {
             .collect();
         assert_eq!(order, ["d02", "d17", "d33"], "jobs {jobs}: {err}");
     }
+}
+
+/// A tar.gz of about 1 MiB whose first member is a pax header declaring (and
+/// holding) 1 GiB. `pack --from-tar` goes through the same bounded reader as
+/// `extract`: both refuse it at the header, naming the limit, in bounded
+/// memory (the child may map at most 512 MiB, so reading the header whole
+/// would fail to allocate instead of exiting 3).
+#[test]
+fn from_tar_and_extract_refuse_a_1_gib_pax_header_in_bounded_memory() {
+    use std::io::Write;
+    use std::os::unix::process::CommandExt;
+
+    use crate::support::rawtar::{raw_header, set_checksum};
+
+    let dir = tempfile::tempdir().unwrap();
+    let bomb = dir.path().join("bomb.tar.gz");
+    let declared: u64 = 1 << 30;
+    let mut gz = flate2::write::GzEncoder::new(
+        fs::File::create(&bomb).unwrap(),
+        flate2::Compression::fast(),
+    );
+    let mut h = raw_header(b"././@PaxHeader", b'x', 0o644, declared, b"");
+    set_checksum(&mut h);
+    gz.write_all(&h).unwrap();
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..(declared >> 20) {
+        gz.write_all(&zeros).unwrap();
+    }
+    gz.write_all(&raw_header(b"f", b'0', 0o644, 0, b""))
+        .unwrap();
+    gz.write_all(&[0u8; 1024]).unwrap();
+    gz.finish().unwrap();
+    assert!(fs::metadata(&bomb).unwrap().len() < 16 << 20);
+
+    let limited = |cmd: &mut Command| {
+        // SAFETY: setrlimit is async-signal-safe; nothing else runs between
+        // fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                let lim = libc::rlimit {
+                    rlim_cur: 512 << 20,
+                    rlim_max: 512 << 20,
+                };
+                if libc::setrlimit(libc::RLIMIT_AS, &lim) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        cmd.output().unwrap()
+    };
+    let out_dir = dir.path().join("out");
+    fs::create_dir(&out_dir).unwrap();
+    let packed = limited(
+        repropack()
+            .args(["pack", "--from-tar"])
+            .arg(&bomb)
+            .arg("-o")
+            .arg(out_dir.join("x.squashfs")),
+    );
+    assert_fails(
+        &packed,
+        exit::INPUT,
+        &["bomb.tar.gz", "extension header", "1073741824"],
+    );
+    assert_empty_dir(&out_dir);
+
+    let extracted = limited(
+        repropack()
+            .arg("extract")
+            .arg(&bomb)
+            .arg(dir.path().join("tree")),
+    );
+    assert_fails(
+        &extracted,
+        exit::INPUT,
+        &["bomb.tar.gz", "extension header", "1073741824"],
+    );
+    assert!(!dir.path().join("tree").exists());
 }

@@ -8,7 +8,7 @@ use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use repropack::exit;
+use crate::support::exit;
 use repropack::extract::{ErrorClass, ExtractOptions, Rule, SymlinkPolicy, extract, parse_size};
 
 use crate::support::bin::{repropack, run_ok};

@@ -249,7 +249,7 @@ fn absolute_symlinks_are_kept_verbatim_and_never_followed() {
         .arg(&strict)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(repropack::exit::UNSAFE));
+    assert_eq!(out.status.code(), Some(crate::support::exit::UNSAFE));
     assert!(String::from_utf8_lossy(&out.stderr).contains("symlink-escapes"));
     assert!(!strict.exists());
 }

@@ -130,7 +130,12 @@ fn not_found_is_not_retried_and_exits_6() {
     let cache = tempfile::tempdir().unwrap();
     let r = pinned(&server, "/gone", b"x");
     let out = fetch(cache.path(), &r, &["--retries", "3"]);
-    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(crate::support::exit::FETCH),
+        "{}",
+        stderr(&out)
+    );
     assert!(stderr(&out).contains("404"), "{}", stderr(&out));
     assert_eq!(server.count("/gone"), 1);
     assert_nothing_stored(cache.path());
@@ -163,7 +168,12 @@ fn server_errors_beyond_the_retry_budget_fail_with_exit_6() {
     let cache = tempfile::tempdir().unwrap();
     let r = pinned(&server, "/down", b"x");
     let out = fetch(cache.path(), &r, &["--retries", "1"]);
-    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(crate::support::exit::FETCH),
+        "{}",
+        stderr(&out)
+    );
     assert!(stderr(&out).contains("500"), "{}", stderr(&out));
     assert!(stderr(&out).contains("2 attempts"), "{}", stderr(&out));
     assert_eq!(server.count("/down"), 2);
@@ -206,7 +216,12 @@ fn connection_reset_every_time_fails_cleanly() {
     let cache = tempfile::tempdir().unwrap();
     let r = pinned(&server, "/r", &body);
     let out = fetch(cache.path(), &r, &["--retries", "1"]);
-    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(crate::support::exit::FETCH),
+        "{}",
+        stderr(&out)
+    );
     eprintln!("reset: {}", stderr(&out));
     assert_eq!(server.count("/r"), 2);
     assert_nothing_stored(cache.path());
@@ -226,7 +241,12 @@ fn body_shorter_than_content_length_is_retried_then_fails_cleanly() {
     let cache = tempfile::tempdir().unwrap();
     let r = pinned(&server, "/short", &body);
     let out = fetch(cache.path(), &r, &["--retries", "2"]);
-    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(crate::support::exit::FETCH),
+        "{}",
+        stderr(&out)
+    );
     eprintln!("short: {}", stderr(&out));
     assert_eq!(server.count("/short"), 3);
     assert_nothing_stored(cache.path());
@@ -303,7 +323,12 @@ fn stalled_server_times_out_and_is_retried() {
         .arg(cache.path())
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(crate::support::exit::FETCH),
+        "{}",
+        stderr(&out)
+    );
     eprintln!("stall: {}", stderr(&out));
     assert!(stderr(&out).contains("timed out"), "{}", stderr(&out));
     assert_eq!(server.count("/stall"), 2);
@@ -326,7 +351,12 @@ fn redirects_are_followed_within_the_limit() {
     let cache = tempfile::tempdir().unwrap();
     let r = pinned(&server, "/loop", &body);
     let out = fetch(cache.path(), &r, &["--retries", "3"]);
-    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(crate::support::exit::FETCH),
+        "{}",
+        stderr(&out)
+    );
     assert!(stderr(&out).contains("redirect"), "{}", stderr(&out));
     // The limit is 10 redirects: 11 requests, and not retried.
     assert_eq!(server.count("/loop"), 11);
@@ -536,7 +566,12 @@ fn local_paths_and_file_uris_are_copied_into_the_cache_and_verified() {
 
     let missing = format!("{}/nope#sha256={}", src.path().display(), sha256_hex(&body));
     let out = fetch(cache.path(), &missing, &[]);
-    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(crate::support::exit::FETCH),
+        "{}",
+        stderr(&out)
+    );
     assert_nothing_stored(cache.path());
 }
 

@@ -123,7 +123,11 @@ fn https_fetch_verifies_the_server_certificate() {
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(6), "{err}");
+    assert_eq!(
+        out.status.code(),
+        Some(crate::support::exit::FETCH),
+        "{err}"
+    );
     assert!(err.contains("certificate"), "{err}");
     assert!(err.contains("after 1 attempt)"), "{err}");
     let stored: Vec<_> = walkdir::WalkDir::new(cache.path())

@@ -1,11 +1,10 @@
 //! `check` rebuilds under perturbation and leaves a marker; `gate` honours
 //! it. The non-deterministic input is a file rewritten between the two
-//! builds through the documented test hook
-//! REPROPACK_TEST_MUTATE_BETWEEN_BUILDS.
+//! builds through the library's `Check::between_builds`.
 
 use std::path::Path;
 
-use repropack::exit;
+use crate::support::exit;
 
 use crate::support::bin::{code, ok, repropack_env, repropack_out};
 use crate::support::fixtures::{manifest_sample_tree, write_mode};
@@ -74,7 +73,7 @@ fn deterministic_build_is_verified_and_passes_the_gate_silently() {
         assert_eq!(std::fs::read(&plain).unwrap(), std::fs::read(&out).unwrap());
 
         let g = gate(&out, &["--require-verified"], &[]);
-        assert_eq!(code(&g), 0);
+        assert_eq!(code(&g), exit::OK);
         assert!(
             g.stderr.is_empty() && g.stdout.is_empty(),
             "gate must be silent when verified"
@@ -124,19 +123,22 @@ fn file_rewritten_between_builds_is_unverified_and_out_stays_usable() {
     assert!(marker(&out, ".verified").exists());
     let before = std::fs::read(&out).unwrap();
 
+    // The library's between-builds hook stands in for a generated file
+    // that changes on every build.
     let target = src.join("pkg/sub/data.toml");
-    let env = [(
-        "REPROPACK_TEST_MUTATE_BETWEEN_BUILDS",
-        target.to_str().unwrap(),
-    )];
-    let run = check(&src, &out, &[], &env);
-    assert_eq!(
-        code(&run),
-        exit::DIFFERENT,
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    assert!(String::from_utf8_lossy(&run.stderr).contains("UNVERIFIED"));
+    let pack = repropack::Pack::new([&src]).output(&out);
+    let outcome = repropack::Check::new(pack)
+        .between_builds(move || {
+            use std::io::Write;
+            std::fs::OpenOptions::new()
+                .append(true)
+                .open(&target)?
+                .write_all(b"mutated between builds\n")
+        })
+        .run()
+        .unwrap();
+    assert!(!outcome.verified);
+    assert!(outcome.marker_path.ends_with("a.tar.gz.unverified"));
     // OUT is the first build, intact.
     assert_eq!(std::fs::read(&out).unwrap(), before);
     assert!(!marker(&out, ".verified").exists());
@@ -149,7 +151,7 @@ fn file_rewritten_between_builds_is_unverified_and_out_stays_usable() {
 
     // Default: warn and go on. Required (flag or env): refuse.
     let g = gate(&out, &[], &[]);
-    assert_eq!(code(&g), 0);
+    assert_eq!(code(&g), exit::OK);
     assert!(String::from_utf8_lossy(&g.stderr).contains("warning"));
     assert_eq!(
         code(&gate(&out, &["--require-verified"], &[])),
@@ -172,7 +174,7 @@ fn gate_does_not_trust_a_marker_for_other_bytes_or_a_missing_one() {
     manifest_sample_tree(&src);
     let out = dir.path().join("a.tar");
     ok(&check(&src, &out, &[], &[]));
-    assert_eq!(code(&gate(&out, &["--require-verified"], &[])), 0);
+    assert_eq!(code(&gate(&out, &["--require-verified"], &[])), exit::OK);
     // Rebuild different bytes at the same path: the marker is stale.
     write_mode(&src, "README.txt", b"changed\n", 0o644);
     ok(&repropack_out([
@@ -193,7 +195,7 @@ fn gate_does_not_trust_a_marker_for_other_bytes_or_a_missing_one() {
         plain.as_os_str(),
     ]));
     let g = gate(&plain, &[], &[]);
-    assert_eq!(code(&g), 0);
+    assert_eq!(code(&g), exit::OK);
     assert!(String::from_utf8_lossy(&g.stderr).contains("not verified"));
     assert_eq!(
         code(&gate(&plain, &["--require-verified"], &[])),

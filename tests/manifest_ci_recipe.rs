@@ -1,7 +1,7 @@
 //! The manifest CI recipe end to end on a local directory store:
 //! check -> gate -> push -> fetch -> verify -> gate.
 
-use repropack::exit;
+use crate::support::exit;
 
 use crate::support::bin::{code, ok, repropack_out};
 use crate::support::fixtures::manifest_sample_tree;

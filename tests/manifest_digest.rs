@@ -196,7 +196,7 @@ fn digest_of_a_non_archive_file_is_an_input_error() {
     let out = repropack_out(["digest".as_ref(), f.as_os_str()]);
     assert_eq!(
         code(&out),
-        repropack::exit::INPUT,
+        crate::support::exit::INPUT,
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );

@@ -6,7 +6,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::process::Command;
 
-use repropack::manifest::{Bytes, Manifest};
+use repropack::verify::manifest::{Bytes, Manifest};
 
 use crate::support::bin::{json, ok, repropack_out};
 use crate::support::fixtures::{manifest_sample_tree, write_mode};

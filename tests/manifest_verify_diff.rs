@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use repropack::exit;
+use crate::support::exit;
 use serde_json::Value;
 
 use crate::support::bin::{code, ok, repropack_out};

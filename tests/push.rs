@@ -192,7 +192,12 @@ fn s3_missing_object_wrong_hash_and_bad_credentials_fail_cleanly() {
         .arg(cache.path())
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(crate::support::exit::FETCH),
+        "{}",
+        stderr(&out)
+    );
     eprintln!("s3 missing: {}", stderr(&out));
     assert!(stderr(&out).contains("not found"), "{}", stderr(&out));
 
@@ -231,7 +236,12 @@ fn s3_missing_object_wrong_hash_and_bad_credentials_fail_cleanly() {
         .arg(cache.path())
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(crate::support::exit::FETCH),
+        "{}",
+        stderr(&out)
+    );
 
     let left: Vec<_> = walkdir::WalkDir::new(cache.path())
         .into_iter()

@@ -344,7 +344,7 @@ fn from_tar_reads_stdin_and_refuses_devices() {
         .unwrap();
     std::io::Write::write_all(&mut child.stdin.take().unwrap(), &bytes).unwrap();
     let o = child.wait_with_output().unwrap();
-    assert_eq!(o.status.code(), Some(repropack::exit::INPUT));
+    assert_eq!(o.status.code(), Some(crate::support::exit::INPUT));
     assert!(String::from_utf8_lossy(&o.stderr).contains("dev/pipe"));
     assert!(!out.exists());
     assert_eq!(
@@ -397,7 +397,11 @@ fn squashfs_options_are_checked() {
             .args(args)
             .output()
             .unwrap();
-        assert_eq!(o.status.code(), Some(repropack::exit::USAGE), "{args:?}");
+        assert_eq!(
+            o.status.code(),
+            Some(crate::support::exit::USAGE),
+            "{args:?}"
+        );
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(err.contains(needle), "{args:?}: {err}");
     };
@@ -484,7 +488,7 @@ fn from_tar_refuses_paths_longer_than_path_max() {
     let deep = format!("{}leaf", "a/".repeat(60_000));
     let o = pack_tar(&tar_with(&deep), &out);
     let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(repropack::exit::INPUT), "{err}");
+    assert_eq!(o.status.code(), Some(crate::support::exit::INPUT), "{err}");
     assert!(
         err.contains("120004 bytes") && err.contains("PATH_MAX"),
         "{err}"
@@ -502,7 +506,7 @@ fn from_tar_refuses_paths_longer_than_path_max() {
     let over = format!("{prefix}{}", "f".repeat(76));
     assert_eq!(at_limit.len(), 4095);
     let o = pack_tar(&tar_with(&over), &out);
-    assert_eq!(o.status.code(), Some(repropack::exit::INPUT));
+    assert_eq!(o.status.code(), Some(crate::support::exit::INPUT));
     assert!(String::from_utf8_lossy(&o.stderr).contains("4096 bytes"));
     assert!(!out.exists());
     let o = pack_tar(&tar_with(&at_limit), &out);

@@ -446,7 +446,7 @@ fn unsquashfs_reports_compressor_block_size_and_mkfs_time() {
         let o = run_ok(Command::new(&unsquashfs).args(["-s", "-UTC"]).arg(&img));
         let s = String::from_utf8_lossy(&o.stdout);
         assert!(s.contains(&format!("Compression {name}")), "{s}");
-        let bytes = repropack::squashfs::parse_block_size(bs).unwrap();
+        let bytes = repropack::format::squashfs::parse_block_size(bs).unwrap();
         assert!(s.contains(&format!("Block size {bytes}")), "{s}");
         assert!(s.contains("Fri Feb 13 23:31:30 2009"), "{s}");
         assert!(s.contains("Filesystem is exportable via NFS"), "{s}");

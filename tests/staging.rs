@@ -225,7 +225,11 @@ fn followed_directory_links_copy_and_loops_are_refused() {
             .output()
             .unwrap();
         let err = String::from_utf8_lossy(&res.stderr);
-        assert_eq!(res.status.code(), Some(repropack::exit::INPUT), "{err}");
+        assert_eq!(
+            res.status.code(),
+            Some(crate::support::exit::INPUT),
+            "{err}"
+        );
         assert!(
             err.contains("a/sub/up: directory loop"),
             "jobs {jobs}: {err}"

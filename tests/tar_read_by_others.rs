@@ -342,7 +342,8 @@ fn files_of_8_gib_and_more_get_a_pax_size_readers_accept() {
     let archive = out.path().join("huge.tar");
     let sink = SparseFile(fs::File::create(&archive).unwrap(), 0);
     let mut w =
-        repropack::tar::write_tar(&plan, std::io::BufWriter::with_capacity(1 << 20, sink)).unwrap();
+        repropack::format::tar::write_tar(&plan, std::io::BufWriter::with_capacity(1 << 20, sink))
+            .unwrap();
     w.flush().unwrap();
     drop(w);
     let res = Command::new("tar")

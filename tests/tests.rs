@@ -5,6 +5,8 @@
 
 mod support;
 
+mod architecture;
+
 mod archive_reader_on_others_output;
 mod cli;
 mod cpu_features;

@@ -26,9 +26,7 @@ pub fn run(args: CheckArgs) -> Result<(), Failure> {
         e @ (CheckError::Copy(_) | CheckError::Hook(_)) => Failure::new(exit::INPUT, e),
         e @ (CheckError::TempDir(_) | CheckError::Marker(_)) => Failure::new(exit::OUTPUT, e),
     })?;
-    for w in &outcome.first.warnings {
-        eprintln!("repropack: warning: {w}");
-    }
+    super::warn(&outcome.first.warnings);
     println!("{}", outcome.first.reference);
     let marker = outcome.marker_path.display();
     if outcome.verified {

@@ -37,9 +37,7 @@ pub fn run(args: DiffArgs) -> Result<(), Failure> {
         .run()
         .map_err(|e| Failure::new(exit::USAGE, e))?;
     if let repropack::verify::diff::DiffOutcome::Compared { warnings, .. } = &outcome {
-        for w in warnings {
-            eprintln!("repropack: warning: {w}");
-        }
+        super::warn(warnings);
     }
     if args.json {
         println!("{}", outcome.to_json());

@@ -26,9 +26,7 @@ pub struct ExtractArgs {
 pub fn run(args: ExtractArgs) -> Result<(), Failure> {
     let opts = args.extract.options()?;
     let report = extract(&args.artifact, &args.dir, &opts)?;
-    for w in &report.warnings {
-        eprintln!("repropack: warning: {w}");
-    }
+    super::warn(&report.warnings);
     if args.json {
         let value = serde_json::json!({
             "artifact": args.artifact.to_string_lossy(),

@@ -3,16 +3,13 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use crate::cli::exit;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use repropack::extract::extract_to_cache;
 use repropack::remote::refs::ArtifactRef;
-use repropack::remote::{
-    FetchError, FetchOptions, Fetched, Progress, default_cache_dir, fetch,
-};
+use repropack::remote::{FetchError, FetchOptions, Fetched, Progress, default_cache_dir, fetch};
 
 use super::Failure;
 use super::flags::{ExtractFlags, NetFlags};
@@ -55,7 +52,10 @@ pub fn run(args: FetchArgs) -> Result<(), Failure> {
         .parse()
         .map_err(|e| Failure::new(exit::INPUT, e))?;
     let opts = options(&args)?;
-    let extract_opts = args.extract.then(|| args.extract_flags.options()).transpose()?;
+    let extract_opts = args
+        .extract
+        .then(|| args.extract_flags.options())
+        .transpose()?;
     let fetched = fetch(&reference, &args.mirror, &opts).map_err(failure)?;
     let Some(extract_opts) = extract_opts else {
         print(&fetched, args.json);
@@ -68,9 +68,7 @@ pub fn run(args: FetchArgs) -> Result<(), Failure> {
         &extract_opts,
     )?;
     if let Some(report) = &tree.report {
-        for w in &report.warnings {
-            eprintln!("repropack: warning: {w}");
-        }
+        super::warn(&report.warnings);
     }
     if args.json {
         let v = serde_json::json!({

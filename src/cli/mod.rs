@@ -40,6 +40,13 @@ impl From<StageError> for Failure {
     }
 }
 
+/// Prints each warning to stderr.
+pub fn warn<S: std::fmt::Display>(warnings: impl IntoIterator<Item = S>) {
+    for w in warnings {
+        eprintln!("repropack: warning: {w}");
+    }
+}
+
 impl Failure {
     fn from_stage(e: &StageError) -> Failure {
         let code = match e {

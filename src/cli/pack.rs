@@ -76,9 +76,7 @@ pub struct PackArgs {
 
 pub fn run(args: PackArgs) -> Result<(), Failure> {
     let report = job(&args)?.record(args.json).run()?;
-    for w in &report.warnings {
-        eprintln!("repropack: warning: {w}");
-    }
+    super::warn(&report.warnings);
     if args.json {
         println!("{}", report.to_json());
     } else {

@@ -27,9 +27,7 @@ pub fn any_side(
     let mut opts = flags.options()?;
     opts.jobs = jobs.unwrap_or_else(default_jobs);
     let (side, warnings) = side::any_side(inputs, &opts).map_err(side_failure)?;
-    for w in warnings {
-        eprintln!("repropack: warning: {w}");
-    }
+    super::warn(warnings);
     Ok(side)
 }
 

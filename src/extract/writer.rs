@@ -287,6 +287,11 @@ impl<'a> Writer<'a> {
                 format!("already extracted as a {}", prev.name()),
             ));
         }
+        let at = At {
+            path: &path,
+            parent,
+            name,
+        };
         match e.kind() {
             EntryKind::Dir => {
                 let mode = self.mode_of(e);
@@ -298,12 +303,10 @@ impl<'a> Writer<'a> {
                 };
                 self.mkdir(parent, name, &path, meta)
             }
-            EntryKind::File => self.file(e, &path, parent, name, content),
-            EntryKind::Symlink => self.symlink(e, &path, parent, name),
-            EntryKind::HardLink => self.hardlink(e, &path, parent, name),
-            EntryKind::Fifo | EntryKind::CharDevice | EntryKind::BlockDevice => {
-                self.special(e, &path, parent, name)
-            }
+            EntryKind::File => self.file(e, at, content),
+            EntryKind::Symlink => self.symlink(e, at),
+            EntryKind::HardLink => self.hardlink(e, at),
+            EntryKind::Fifo | EntryKind::CharDevice | EntryKind::BlockDevice => self.special(e, at),
             EntryKind::Socket => {
                 self.report.warnings.push(format!(
                     "skipped socket {:?} (sockets cannot be extracted)",
@@ -417,11 +420,10 @@ impl<'a> Writer<'a> {
     fn file(
         &mut self,
         e: &ArchiveEntry,
-        path: &[u8],
-        parent: &[u8],
-        name: &[u8],
+        at: At<'_>,
         content: &mut dyn Read,
     ) -> Result<(), ExtractError> {
+        let At { path, parent, name } = at;
         let size = e.size();
         let total = self.report.bytes.saturating_add(size);
         if total > self.opts.max_size {
@@ -526,13 +528,8 @@ impl<'a> Writer<'a> {
         Ok((written, hole > 0))
     }
 
-    fn symlink(
-        &mut self,
-        e: &ArchiveEntry,
-        path: &[u8],
-        parent: &[u8],
-        name: &[u8],
-    ) -> Result<(), ExtractError> {
+    fn symlink(&mut self, e: &ArchiveEntry, at: At<'_>) -> Result<(), ExtractError> {
+        let At { path, name, .. } = at;
         let target = e.link_target().unwrap_or_default().to_vec();
         if target.is_empty() || target.contains(&0) {
             return Err(ExtractError::unsafe_entry(
@@ -541,7 +538,7 @@ impl<'a> Writer<'a> {
                 "empty target or NUL byte in target",
             ));
         }
-        self.make_at(e, path, parent, name, Made::Symlink, None, |fd| {
+        self.make_at(e, at, Made::Symlink, None, |fd| {
             rustix::fs::symlinkat(os(&target), fd, os(name))
         })?;
         self.note_symlink(path, target);
@@ -555,13 +552,8 @@ impl<'a> Writer<'a> {
         self.link_order.push(path.to_vec());
     }
 
-    fn hardlink(
-        &mut self,
-        e: &ArchiveEntry,
-        path: &[u8],
-        parent: &[u8],
-        name: &[u8],
-    ) -> Result<(), ExtractError> {
+    fn hardlink(&mut self, e: &ArchiveEntry, at: At<'_>) -> Result<(), ExtractError> {
+        let At { path, parent, name } = at;
         let raw_target = e.link_target().unwrap_or_default();
         let shown = String::from_utf8_lossy(raw_target).into_owned();
         let target = normalize_path(raw_target).map_err(|p| {
@@ -613,13 +605,8 @@ impl<'a> Writer<'a> {
         Ok(())
     }
 
-    fn special(
-        &mut self,
-        e: &ArchiveEntry,
-        path: &[u8],
-        parent: &[u8],
-        name: &[u8],
-    ) -> Result<(), ExtractError> {
+    fn special(&mut self, e: &ArchiveEntry, at: At<'_>) -> Result<(), ExtractError> {
+        let name = at.name;
         if !self.opts.specials {
             return Err(ExtractError::unsafe_entry(
                 e.path(),
@@ -637,7 +624,7 @@ impl<'a> Writer<'a> {
             _ => (FileType::Fifo, 0),
         };
         let mode = self.mode_of(e);
-        self.make_at(e, path, parent, name, Made::Special, Some(mode), |fd| {
+        self.make_at(e, at, Made::Special, Some(mode), |fd| {
             rustix::fs::mknodat(fd, os(name), file_type, Mode::from_raw_mode(0o600), dev)
         })?;
         self.report.specials += 1;
@@ -647,17 +634,15 @@ impl<'a> Writer<'a> {
     /// Creates `name` in the directory `parent` with `create`, then sets the
     /// entry's owner, `mode` (symlinks have none) and mtime on it without
     /// following it, and records `path` as `made`.
-    #[allow(clippy::too_many_arguments)]
     fn make_at(
         &mut self,
         e: &ArchiveEntry,
-        path: &[u8],
-        parent: &[u8],
-        name: &[u8],
+        at: At<'_>,
         made: Made,
         mode: Option<u32>,
         create: impl FnOnce(&OwnedFd) -> rustix::io::Result<()>,
     ) -> Result<(), ExtractError> {
+        let At { path, parent, name } = at;
         let owner = self.owner_of(e);
         let fd = self.take_parent(parent)?;
         let result = (|| -> io::Result<()> {
@@ -742,6 +727,15 @@ fn owner_ids(uid: u64, gid: u64) -> io::Result<(Uid, Gid)> {
     let uid = u32::try_from(uid).map_err(|_| too_big())?;
     let gid = u32::try_from(gid).map_err(|_| too_big())?;
     Ok((Uid::from_raw(uid), Gid::from_raw(gid)))
+}
+
+/// Where an entry goes: its normalized path, and that path split into
+/// the parent directory and the name in it.
+#[derive(Clone, Copy)]
+struct At<'a> {
+    path: &'a [u8],
+    parent: &'a [u8],
+    name: &'a [u8],
 }
 
 #[cfg(test)]

@@ -11,8 +11,8 @@ use std::io::{self, Read, Seek, SeekFrom};
 use flate2::read::MultiGzDecoder;
 
 use super::gzip::header::{GzipInfo, gzip_header};
-use super::tar::TarInfo;
 use super::squashfs::superblock::MAGIC as SQUASHFS_MAGIC;
+use super::tar::TarInfo;
 use super::tar::header::{BLOCK, info_from_block, looks_like_tar};
 
 pub(crate) enum Detected {
@@ -66,7 +66,8 @@ pub(crate) fn detect(file: &mut File) -> Result<Detected, Undetected> {
         return Err(unknown("big-endian SquashFS is not supported".to_string()));
     }
     if head.len() == BLOCK as usize
-        && (looks_like_tar(&head) || head.iter().all(|&b| b == 0) && len >= 2 * BLOCK) {
+        && (looks_like_tar(&head) || head.iter().all(|&b| b == 0) && len >= 2 * BLOCK)
+    {
         return Ok(Detected::Tar(info_from_block(&head)));
     }
     let what = if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {

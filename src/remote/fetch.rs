@@ -15,7 +15,7 @@
 //! stored, and the next mirror is tried against the same hash. There is no
 //! other fallback.
 //!
-//! The transports ([`source`]) only move bytes into a [`cache::Download`];
+//! The transports ([`source`]) only move bytes into a [`Download`](super::cache::Download);
 //! they never decide whether bytes are good. The cache never talks to the
 //! network. Fetch knows nothing about packing or formats.
 //!
@@ -35,9 +35,8 @@
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
-use super::cache::{self, Cache, CacheError};
+use super::cache::{Cache, CacheError};
 use super::net::NetOptions;
 use super::refs::ArtifactRef;
 use super::source::{self, Origin, Progress, SourceFailure};

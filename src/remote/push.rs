@@ -21,11 +21,11 @@
 //!   consumer re-hashes it on fetch anyway (CONTRACT.md §4).
 //!
 //! ```no_run
-//! use repropack::push::{push, Dest};
+//! use repropack::remote::push::{push, Dest};
 //! let dest = Dest::parse("s3://bucket/artifacts")?;
 //! let pushed = push("out.squashfs".as_ref(), &dest, &Default::default())?;
 //! println!("{}", pushed.artifact);
-//! # Ok::<(), repropack::push::PushError>(())
+//! # Ok::<(), repropack::remote::push::PushError>(())
 //! ```
 
 use std::fs::{self, File};

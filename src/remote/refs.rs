@@ -3,7 +3,7 @@
 //! Knows nothing of formats or transports: it only parses and prints.
 //!
 //! ```
-//! use repropack::refs::ArtifactRef;
+//! use repropack::remote::refs::ArtifactRef;
 //! let r: ArtifactRef = "s3://bucket/a.squashfs#sha256=\
 //!     ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad".parse().unwrap();
 //! assert_eq!(r.uri(), "s3://bucket/a.squashfs");

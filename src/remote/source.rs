@@ -11,9 +11,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::cache::Download;
-use crate::digest::Sha256Digest;
 use super::net::{NetOptions, chain, install_crypto_provider};
 use super::uri::{self, Location, UriError};
+use crate::digest::Sha256Digest;
 
 /// Receives progress of a download. The CLI draws a bar with it on a TTY;
 /// the library itself never prints.

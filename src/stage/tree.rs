@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap, btree_map};
 
-use super::normalize::{abbreviated, join, lossy};
+use super::normalize::{join, lossy};
 use super::{StageError, StageOptions};
 use crate::plan::{Content, Entry, EntryKind, Plan, RootMeta};
 

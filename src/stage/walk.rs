@@ -7,14 +7,12 @@ use std::fs;
 use std::io;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use super::normalize::{
-    Excludes, abbreviated, check_path_len, join, normalize_mode, normalize_mtime,
-};
+use super::normalize::{Excludes, check_path_len, join, normalize_mode, normalize_mtime};
 use super::tree::{Node, Staged};
 use super::{StageError, StageOptions};
 use crate::plan::{Content, EntryKind, mtime_ns_of};

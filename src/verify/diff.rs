@@ -1,7 +1,7 @@
 //! Comparing two artifacts or trees: what `diff`, `verify` and `check`
 //! report.
 //!
-//! A [`Side`] is what one input looks like once read: its [`Tree`], the
+//! A [`Side`] is what one input looks like once read: its [`Tree`](crate::verify::tree_digest::Tree), the
 //! container facts its reader found (header/superblock fields, in the
 //! reader's order), and — for artifacts — the file whose bytes can be
 //! compared plus named byte regions of the container. [`compare`] turns two
@@ -20,30 +20,35 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::digest::Sha256Digest;
 use crate::digest::hash_file;
 use crate::stage::StageOptions;
 use crate::verify::manifest::Bytes;
-use crate::verify::side::{ArtifactError, Layout, Side, SideError, any_side, tar_block};
-use crate::verify::tree_digest::{Tree, TreeEntry};
+use crate::verify::side::{ArtifactError, Side, SideError, any_side, tar_block};
+use crate::verify::tree_digest::TreeEntry;
 use flate2::bufread::MultiGzDecoder;
 
 /// A header/superblock fact that differs (absent on one side = `None`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FactChange {
+    /// The fact's name (`format`, `gzip.mtime`, `squashfs.block_size`, …).
     pub name: String,
+    /// Its value on side A.
     pub a: Option<String>,
+    /// Its value on side B.
     pub b: Option<String>,
 }
 
 /// One field of one entry that differs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct EntryChange {
+    /// The entry's path.
     pub path: Bytes,
     /// `kind`, `size`, `sha256`, `mode`, `uid`, `gid`, `mtime`, `symlink`,
     /// `hardlink` or `rdev`.
     pub field: &'static str,
+    /// The value on side A.
     pub a: String,
+    /// The value on side B.
     pub b: String,
 }
 
@@ -52,13 +57,16 @@ pub struct EntryChange {
 pub struct OrderChange {
     /// Index among the entries both sides have.
     pub index: usize,
+    /// Side A's entry at that index.
     pub a: Bytes,
+    /// Side B's entry at that index.
     pub b: Bytes,
 }
 
 /// First byte at which two files differ.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ByteDifference {
+    /// Byte offset of the first difference.
     pub offset: u64,
     /// The region of side A holding `offset` (or `end of A`/`end of B` when
     /// one file is a prefix of the other).
@@ -68,14 +76,23 @@ pub struct ByteDifference {
 /// Everything [`compare`] found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Report {
+    /// The two files have the same bytes.
     pub byte_identical: bool,
+    /// Tree digest of side A.
     pub tree_digest_a: String,
+    /// Tree digest of side B.
     pub tree_digest_b: String,
+    /// Container facts that differ.
     pub facts: Vec<FactChange>,
+    /// Paths only side B has.
     pub added: Vec<Bytes>,
+    /// Paths only side A has.
     pub removed: Vec<Bytes>,
+    /// Kind, size or content changes of common entries.
     pub content: Vec<EntryChange>,
+    /// Mode, owner, mtime, link target or device changes of common entries.
     pub metadata: Vec<EntryChange>,
+    /// The first order difference among the common entries.
     pub order: Option<OrderChange>,
     /// Every entry equal (all fields), whatever the bytes.
     pub entries_equal: bool,
@@ -164,18 +181,7 @@ pub fn compare(a: &Side, b: &Side) -> Result<Report, CompareError> {
     } else {
         Vec::new()
     };
-    let index_b: HashMap<&[u8], &TreeEntry> = b
-        .tree
-        .entries()
-        .iter()
-        .map(|e| (e.path.as_slice(), e))
-        .collect();
-    let index_a: HashMap<&[u8], &TreeEntry> = a
-        .tree
-        .entries()
-        .iter()
-        .map(|e| (e.path.as_slice(), e))
-        .collect();
+    let (index_a, index_b) = (by_path(a), by_path(b));
     let mut removed = Vec::new();
     let mut content = Vec::new();
     let mut metadata = Vec::new();
@@ -244,9 +250,20 @@ pub fn compare(a: &Side, b: &Side) -> Result<Report, CompareError> {
 #[derive(Debug, thiserror::Error)]
 #[error("{path}: {source}")]
 pub struct CompareError {
+    /// The file.
     pub path: PathBuf,
+    /// Why.
     #[source]
     pub source: io::Error,
+}
+
+/// A side's entries by path.
+fn by_path(s: &Side) -> HashMap<&[u8], &TreeEntry> {
+    s.tree
+        .entries()
+        .iter()
+        .map(|e| (e.path.as_slice(), e))
+        .collect()
 }
 
 fn compare_facts(a: &[(String, String)], b: &[(String, String)]) -> Vec<FactChange> {
@@ -422,8 +439,8 @@ pub enum DiffOutcome {
     ByteIdentical,
     /// The inputs were read and compared.
     Compared {
-        /// The comparison.
-        report: Report,
+        /// The comparison (boxed: it is large, and `ByteIdentical` is not).
+        report: Box<Report>,
         /// The first input's label.
         a: String,
         /// The second input's label.
@@ -496,7 +513,7 @@ impl Diff {
         let report = compare(&a, &b)?;
         let tar_stream = tar_stream_note(&a, &b, &report)?;
         Ok(DiffOutcome::Compared {
-            report,
+            report: Box::new(report),
             a: a.label,
             b: b.label,
             tar_stream,

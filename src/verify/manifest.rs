@@ -28,7 +28,6 @@ use crate::FORMAT_VERSION;
 use crate::digest::Sha256Digest;
 use crate::output::{AtomicFile, OutputError};
 use crate::plan::EntryKind;
-use crate::remote::refs::ArtifactRef;
 use crate::stage::StageOptions;
 use crate::verify::revision::SourceRevision;
 use crate::verify::tree_digest::{Tree, TreeEntry};

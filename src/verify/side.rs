@@ -18,10 +18,8 @@
 
 use std::ffi::OsString;
 use std::fs::File;
-use std::io::{self, BufReader, Read};
+use std::io::{self, BufReader};
 use std::path::{Path, PathBuf};
-
-use flate2::bufread::MultiGzDecoder;
 
 use crate::digest::{Sha256Digest, hash_file, hash_reader};
 use crate::format::{self, ArchiveError, ContainerInfo};

@@ -16,7 +16,6 @@ pub fn repropack() -> Command {
     let mut c = Command::new(bin());
     c.env_remove("SOURCE_DATE_EPOCH")
         .env_remove("REPROPACK_REQUIRE_VERIFIED")
-        .env_remove("REPROPACK_TEST_MUTATE_BETWEEN_BUILDS")
         .env("NO_PROXY", "127.0.0.1")
         .env("no_proxy", "127.0.0.1");
     c

@@ -4,6 +4,7 @@
 //! HTTP test server.
 
 pub mod bin;
+pub mod exit;
 pub mod fixtures;
 pub mod hash;
 pub mod http_server;

@@ -13,7 +13,7 @@
 //!
 //! ```
 //! use std::io::Write;
-//! use repropack::gzip::ParallelGzip;
+//! use repropack::format::gzip::ParallelGzip;
 //! let mut gz = ParallelGzip::new(Vec::new(), 6, 2).unwrap();
 //! gz.write_all(b"hello hello hello").unwrap();
 //! let bytes = gz.finish().unwrap();

@@ -132,7 +132,7 @@ impl Compression {
     /// Parses `NAME[:LEVEL]`: gzip, zstd, xz, lz4 or none.
     ///
     /// ```
-    /// use repropack::squashfs::Compression;
+    /// use repropack::format::squashfs::Compression;
     /// assert_eq!(Compression::parse("zstd:3").unwrap().to_string(), "zstd:3");
     /// assert_eq!(Compression::parse("gzip").unwrap().level(), Some(6));
     /// assert!(Compression::parse("gzip:10").is_err());

@@ -27,7 +27,7 @@ use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use backhand::kind::{Kind, LE_V4_0};
-use backhand::v4::inode::{Inode, InodeInner};
+use backhand::v4::inode::{BasicDeviceSpecialFile, ExtendedDeviceSpecialFile, Inode, InodeInner};
 use backhand::{FilesystemReader, Squashfs, SquashfsFileReader};
 
 use crate::format::{ArchiveEntry, ArchiveError, ReadOptions};
@@ -439,21 +439,20 @@ impl Walker<'_> {
                 entry.kind = EntryKind::Symlink;
                 entry.link_target = Some(s.target_path.clone());
             }
-            InodeInner::BasicBlockDevice(d) => {
+            InodeInner::BasicBlockDevice(BasicDeviceSpecialFile { device_number, .. })
+            | InodeInner::ExtendedBlockDevice(ExtendedDeviceSpecialFile {
+                device_number, ..
+            }) => {
                 entry.kind = EntryKind::BlockDevice;
-                entry.device = Some(decode_dev(d.device_number));
+                entry.device = Some(decode_dev(*device_number));
             }
-            InodeInner::ExtendedBlockDevice(d) => {
-                entry.kind = EntryKind::BlockDevice;
-                entry.device = Some(decode_dev(d.device_number));
-            }
-            InodeInner::BasicCharacterDevice(d) => {
+            InodeInner::BasicCharacterDevice(BasicDeviceSpecialFile { device_number, .. })
+            | InodeInner::ExtendedCharacterDevice(ExtendedDeviceSpecialFile {
+                device_number,
+                ..
+            }) => {
                 entry.kind = EntryKind::CharDevice;
-                entry.device = Some(decode_dev(d.device_number));
-            }
-            InodeInner::ExtendedCharacterDevice(d) => {
-                entry.kind = EntryKind::CharDevice;
-                entry.device = Some(decode_dev(d.device_number));
+                entry.device = Some(decode_dev(*device_number));
             }
             InodeInner::BasicNamedPipe(_) | InodeInner::ExtendedNamedPipe(_) => {
                 entry.kind = EntryKind::Fifo;

@@ -47,7 +47,7 @@ impl Default for SquashfsOptions {
 /// `1M`, also `128KiB`). Must be a power of two from 4 KiB to 1 MiB.
 ///
 /// ```
-/// use repropack::squashfs::parse_block_size;
+/// use repropack::format::squashfs::parse_block_size;
 /// assert_eq!(parse_block_size("128K"), Ok(131072));
 /// assert_eq!(parse_block_size("1M"), Ok(1 << 20));
 /// assert_eq!(parse_block_size("4096"), Ok(4096));

@@ -4,6 +4,8 @@
 //! Interchange Format"). The reader and the writer share this file; neither
 //! knows these layouts on its own.
 
+use std::ops::Range;
+
 use tar::Header;
 
 /// Size of a header block and the unit content is padded to.
@@ -49,6 +51,20 @@ pub(crate) fn info_from_block(block: &[u8]) -> TarInfo {
         first_header,
         first_typeflag: typeflag(block),
     }
+}
+
+/// The ustar `uid` field.
+pub(crate) const UID: Range<usize> = 108..116;
+/// The ustar `gid` field.
+pub(crate) const GID: Range<usize> = 116..124;
+/// The ustar `mtime` field.
+pub(crate) const MTIME: Range<usize> = 136..148;
+
+/// True when a numeric `field` of `block` is all NUL bytes and spaces: a
+/// writer that never set it (the `tar` crate leaves uid and gid so). Readers
+/// take such a field as 0, as GNU tar does.
+pub(crate) fn is_blank(block: &[u8], field: Range<usize>) -> bool {
+    block[field].iter().all(|&b| b == 0 || b == b' ')
 }
 
 /// The typeflag byte of a header block (`0` file, `5` directory, `x` pax

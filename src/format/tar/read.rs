@@ -28,7 +28,9 @@ use std::path::Path;
 
 use tar::Header;
 
-use super::header::{BLOCK, PaxFields, checksum_ok, padding, parse_pax, typeflag};
+use super::header::{
+    BLOCK, GID, MTIME, PaxFields, UID, checksum_ok, is_blank, padding, parse_pax, typeflag,
+};
 use crate::format::{ArchiveEntry, ArchiveError, Format};
 use crate::plan::EntryKind;
 
@@ -261,14 +263,17 @@ where
         let mode = header.mode().map_err(|e| bad("mode", e))? & 0o7777;
         let uid = match pax.uid {
             Some(u) => u,
+            None if is_blank(&block, UID) => 0,
             None => header.uid().map_err(|e| bad("uid", e))?,
         };
         let gid = match pax.gid {
             Some(g) => g,
+            None if is_blank(&block, GID) => 0,
             None => header.gid().map_err(|e| bad("gid", e))?,
         };
         let mtime = match pax.mtime {
             Some(m) => m,
+            None if is_blank(&block, MTIME) => 0,
             None => i64::try_from(header.mtime().map_err(|e| bad("mtime", e))?)
                 .map_err(|_| ctx.malformed(header_pos, "mtime out of range"))?,
         };

@@ -15,7 +15,7 @@
 //! The writer never touches the filesystem except through
 //! [`Content::reader`](crate::plan::Content::reader).
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 
 use tar::{EntryType, Header};
 
@@ -29,7 +29,9 @@ const RECORD: u64 = 10240;
 #[derive(Debug, thiserror::Error)]
 #[error("tar entry {entry:?}: {source}")]
 pub struct TarError {
+    /// The entry's archive path.
     pub entry: String,
+    /// What failed (reading the content, or writing the stream).
     #[source]
     pub source: io::Error,
 }
@@ -39,7 +41,7 @@ pub struct TarError {
 /// ```no_run
 /// # use repropack::stage::{stage, Source, StageOptions};
 /// let plan = stage(&[Source::parse("fixtures/demo")], &StageOptions::default()).unwrap();
-/// let bytes = repropack::tar::write_tar(&plan, Vec::new()).unwrap();
+/// let bytes = repropack::format::tar::write_tar(&plan, Vec::new()).unwrap();
 /// assert_eq!(bytes.len() % 10240, 0);
 /// ```
 pub fn write_tar<W: Write>(plan: &Plan, out: W) -> Result<W, TarError> {
