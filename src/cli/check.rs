@@ -6,13 +6,13 @@ use repropack::Check;
 use repropack::verify::check::CheckError;
 
 use super::Failure;
-use super::pack::{PackArgs, job};
+use super::flags::PackFlags;
 use crate::cli::exit;
 
 #[derive(Args)]
 pub struct CheckArgs {
     #[command(flatten)]
-    pack: PackArgs,
+    pack: PackFlags,
 }
 
 pub fn run(args: CheckArgs) -> Result<(), Failure> {
@@ -20,7 +20,7 @@ pub fn run(args: CheckArgs) -> Result<(), Failure> {
     if args.from_tar.is_some() {
         return Err(Failure::new(exit::USAGE, CheckError::FromTar));
     }
-    let outcome = Check::new(job(&args)?).run().map_err(|e| match e {
+    let outcome = Check::new(args.job()?).run().map_err(|e| match e {
         CheckError::Pack(p) => p.into(),
         e @ CheckError::FromTar => Failure::new(exit::USAGE, e),
         e @ (CheckError::Copy(_) | CheckError::Hook(_)) => Failure::new(exit::INPUT, e),

@@ -6,7 +6,7 @@ use crate::cli::exit;
 use clap::Args;
 use repropack::digest::{Sha256Digest, hash_file};
 use repropack::remote::refs::ArtifactRef;
-use repropack::verify::diff::compare;
+use repropack::verify::diff::{Wording, compare};
 use repropack::verify::manifest::Manifest;
 use repropack::verify::side::{Layout, Side};
 use repropack::verify::tree_digest::Tree;
@@ -163,28 +163,6 @@ fn entry_problems(
         ..got
     };
     let report = compare(&want, &got).map_err(|e| Failure::new(exit::INPUT, e))?;
-    for p in &report.removed {
-        problems.push(format!("missing {:?}", p.display()));
-    }
-    for p in &report.added {
-        problems.push(format!("extra {:?}", p.display()));
-    }
-    for c in report.content.iter().chain(&report.metadata) {
-        problems.push(format!(
-            "changed {:?}: {} {} (manifest) -> {} (artifact)",
-            c.path.display(),
-            c.field,
-            c.a,
-            c.b
-        ));
-    }
-    if let Some(o) = &report.order {
-        problems.push(format!(
-            "order: at entry #{} manifest has {:?}, artifact has {:?}",
-            o.index,
-            o.a.display(),
-            o.b.display()
-        ));
-    }
+    problems.extend(report.entry_lines(Wording::AgainstManifest));
     Ok(())
 }

@@ -335,13 +335,24 @@ mod tests {
         v
     }
 
-    #[test]
-    fn commit_refuses_a_download_of_other_bytes() {
+    /// An empty cache in a temp dir, and the digest of `bytes`.
+    fn cache_wanting(bytes: &[u8]) -> (tempfile::TempDir, Cache, Sha256Digest) {
         let root = tempfile::tempdir().unwrap();
         let cache = Cache::new(root.path().to_path_buf());
-        let want = Sha256Digest::of(b"abc");
+        (root, cache, Sha256Digest::of(bytes))
+    }
+
+    /// Locks `want` and starts a download of it.
+    fn begin(cache: &Cache, want: Sha256Digest) -> (CacheLock, Download) {
         let lock = cache.lock(want).unwrap();
-        let mut d = cache.begin(&lock).unwrap();
+        let d = cache.begin(&lock).unwrap();
+        (lock, d)
+    }
+
+    #[test]
+    fn commit_refuses_a_download_of_other_bytes() {
+        let (_root, cache, want) = cache_wanting(b"abc");
+        let (lock, mut d) = begin(&cache, want);
         d.write(b"abd").unwrap();
         assert!(cache.commit(&lock, d).is_err());
         let hex = want.to_hex();
@@ -350,11 +361,8 @@ mod tests {
 
     #[test]
     fn entry_without_record_is_rehashed_then_recorded() {
-        let root = tempfile::tempdir().unwrap();
-        let cache = Cache::new(root.path().to_path_buf());
-        let want = Sha256Digest::of(b"abc");
-        let lock = cache.lock(want).unwrap();
-        let mut d = cache.begin(&lock).unwrap();
+        let (_root, cache, want) = cache_wanting(b"abc");
+        let (lock, mut d) = begin(&cache, want);
         d.write(b"ab").unwrap();
         d.reset().unwrap();
         d.write(b"abc").unwrap();

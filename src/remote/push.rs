@@ -452,27 +452,22 @@ mod tests {
 
     #[test]
     fn dest_parses_each_form() {
-        assert_eq!(
-            Dest::parse("s3://b/p/q/").unwrap(),
-            Dest::S3 {
-                bucket: "b".into(),
-                prefix: "p/q".into()
-            }
-        );
-        assert_eq!(
-            Dest::parse("s3://b").unwrap(),
-            Dest::S3 {
-                bucket: "b".into(),
-                prefix: "".into()
-            }
-        );
-        assert_eq!(
-            Dest::parse("file:///srv/a").unwrap(),
-            Dest::Local {
-                dir: "/srv/a".into(),
-                as_file_uri: true
-            }
-        );
+        let s3 = |bucket: &str, prefix: &str| Dest::S3 {
+            bucket: bucket.into(),
+            prefix: prefix.into(),
+        };
+        let file_uri = Dest::Local {
+            dir: "/srv/a".into(),
+            as_file_uri: true,
+        };
+        let cases = [
+            ("s3://b/p/q/", s3("b", "p/q")),
+            ("s3://b", s3("b", "")),
+            ("file:///srv/a", file_uri),
+        ];
+        for (input, want) in cases {
+            assert_eq!(Dest::parse(input).unwrap(), want, "{input}");
+        }
         assert!(Dest::parse("ftp://x/y").is_err());
         assert!(Dest::parse("s3:///p").is_err());
     }

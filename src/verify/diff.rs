@@ -73,6 +73,16 @@ pub struct ByteDifference {
     pub region: String,
 }
 
+/// Whose words [`Report::entry_lines`] uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wording {
+    /// `diff`: side A against side B (`removed`, `added`, `A -> B`).
+    Diff,
+    /// `verify`: a manifest (side A) against the artifact (side B):
+    /// `missing`, `extra`, `(manifest) -> (artifact)`.
+    AgainstManifest,
+}
+
 /// Everything [`compare`] found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Report {
@@ -108,7 +118,40 @@ impl Report {
             || (self.entries_equal && self.facts.is_empty() && self.first_byte_difference.is_none())
     }
 
-    /// Human-readable lines, one finding each, in report order.
+    /// One line per entry only one side has, per differing field and for
+    /// the first order change, worded as `wording` says.
+    pub fn entry_lines(&self, wording: Wording) -> Vec<String> {
+        let (removed, added) = match wording {
+            Wording::Diff => ("removed", "added"),
+            Wording::AgainstManifest => ("missing", "extra"),
+        };
+        let mut out: Vec<String> = (self.removed.iter().map(|p| (removed, p)))
+            .chain(self.added.iter().map(|p| (added, p)))
+            .map(|(word, p)| format!("{word} {:?}", p.display()))
+            .collect();
+        for c in self.content.iter().chain(&self.metadata) {
+            let (path, field, a, b) = (c.path.display(), c.field, &c.a, &c.b);
+            out.push(match wording {
+                Wording::Diff => format!("{field} {path:?}: {a} -> {b}"),
+                Wording::AgainstManifest => {
+                    format!("changed {path:?}: {field} {a} (manifest) -> {b} (artifact)")
+                }
+            });
+        }
+        if let Some(o) = &self.order {
+            let (i, a, b) = (o.index, o.a.display(), o.b.display());
+            out.push(match wording {
+                Wording::Diff => format!("order changed at common entry #{i}: {a:?} vs {b:?}"),
+                Wording::AgainstManifest => {
+                    format!("order: at entry #{i} manifest has {a:?}, artifact has {b:?}")
+                }
+            });
+        }
+        out
+    }
+
+    /// Human-readable lines, one finding each, in report order: what
+    /// `repropack diff` prints.
     pub fn lines(&self) -> Vec<String> {
         if self.byte_identical {
             return vec!["byte-identical".to_string()];
@@ -122,29 +165,7 @@ impl Report {
                 f.b.as_deref().unwrap_or("(absent)")
             ));
         }
-        for p in &self.removed {
-            out.push(format!("removed {:?}", p.display()));
-        }
-        for p in &self.added {
-            out.push(format!("added {:?}", p.display()));
-        }
-        for c in self.content.iter().chain(&self.metadata) {
-            out.push(format!(
-                "{} {:?}: {} -> {}",
-                c.field,
-                c.path.display(),
-                c.a,
-                c.b
-            ));
-        }
-        if let Some(o) = &self.order {
-            out.push(format!(
-                "order changed at common entry #{}: {:?} vs {:?}",
-                o.index,
-                o.a.display(),
-                o.b.display()
-            ));
-        }
+        out.extend(self.entry_lines(Wording::Diff));
         if self.tree_digest_a == self.tree_digest_b {
             out.push(format!("same tree digest {}", self.tree_digest_a));
         } else {

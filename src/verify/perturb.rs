@@ -199,13 +199,8 @@ impl Copier<'_> {
             // Staging skips sockets; nothing to copy.
             return Ok(());
         } else {
-            let kind = if ft.is_fifo() {
-                libc::S_IFIFO
-            } else if ft.is_char_device() {
-                libc::S_IFCHR
-            } else {
-                libc::S_IFBLK
-            };
+            // A fifo or a device: recreate it with the same type bits.
+            let kind = meta.mode() & libc::S_IFMT;
             let c = CString::new(to.as_os_str().as_bytes())
                 .map_err(|e| err(to, io::Error::new(io::ErrorKind::InvalidInput, e)))?;
             // SAFETY: `c` is a valid NUL-terminated path for the duration of the call.

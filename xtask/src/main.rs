@@ -313,8 +313,12 @@ fn table(rows: &[Row], size_ref: &str) -> String {
 
 fn speedups(rows: &[Row]) -> String {
     let mut s = String::new();
-    let mut tools: Vec<&str> = rows.iter().map(|r| r.tool).collect();
-    tools.dedup();
+    let mut tools: Vec<&str> = Vec::new();
+    for r in rows {
+        if !tools.contains(&r.tool) {
+            tools.push(r.tool);
+        }
+    }
     for t in tools {
         let at = |j: usize| rows.iter().find(|r| r.tool == t && r.jobs == j);
         let Some(one) = at(1) else { continue };

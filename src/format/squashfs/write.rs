@@ -187,21 +187,17 @@ pub fn write_squashfs(
     let frag_blocks_at = put(&meta.dir_table, directory_table_start)?;
     drop(meta.inode_table);
     drop(meta.dir_table);
-    let (frag, fragment_table_start) = metadata::lookup_table(
-        &mut c1,
-        &table::fragment_entries(&data.fragments),
-        frag_blocks_at,
-    )?;
-    let export_blocks_at = put(&frag, frag_blocks_at)?;
-    let (export, export_table_start) = metadata::lookup_table(
-        &mut c1,
-        &table::export_entries(&meta.export),
-        export_blocks_at,
-    )?;
-    let id_blocks_at = put(&export, export_blocks_at)?;
-    let (id, id_table_start) =
-        metadata::lookup_table(&mut c1, &table::id_entries(ids.ids()), id_blocks_at)?;
-    let bytes_used = put(&id, id_blocks_at)?;
+    // The fragment, export and id tables (§7-§9), each a lookup table
+    // whose blocks start where the previous table ended.
+    let mut lookup_table = |entries: &[u8], at: u64| -> Result<(u64, u64), SquashfsError> {
+        let (bytes, table_start) = metadata::lookup_table(&mut c1, entries, at)?;
+        Ok((table_start, put(&bytes, at)?))
+    };
+    let (fragment_table_start, export_blocks_at) =
+        lookup_table(&table::fragment_entries(&data.fragments), frag_blocks_at)?;
+    let (export_table_start, id_blocks_at) =
+        lookup_table(&table::export_entries(&meta.export), export_blocks_at)?;
+    let (id_table_start, bytes_used) = lookup_table(&table::id_entries(ids.ids()), id_blocks_at)?;
     let padded = bytes_used.div_ceil(DEVICE_BLOCK) * DEVICE_BLOCK;
     let padding = vec![0u8; (padded - bytes_used) as usize];
     put(&padding, bytes_used)?;
