@@ -1,22 +1,48 @@
-//! Atomic output files (CONTRACT.md §6): bytes go to a temp file in the
-//! destination directory, which is fsynced and renamed into place only on
-//! [`AtomicFile::commit`]. Dropping an uncommitted `AtomicFile` removes the
-//! temp file, so a failed pack leaves neither a partial file nor litter.
+//! Atomic output files (docs/CONTRACT.md §6): bytes never appear at the
+//! final path until [`AtomicFile::commit`], and a process killed at any
+//! moment leaves no name behind.
 //!
-//! ```no_run
+//! How: the bytes go to an unnamed file (`O_TMPFILE`) in the destination
+//! directory. On commit it is fsynced, linked under a temp name
+//! (`.NAME.repropack-XXXXXXXXXXXX`) and renamed over the final path, and the
+//! directory is fsynced. Dropping an uncommitted `AtomicFile`, or a kill
+//! before the link, leaves nothing: the kernel frees an unnamed file with
+//! its last descriptor.
+//!
+//! Where the filesystem has no `O_TMPFILE` (or `/proc` is not mounted, so
+//! the file cannot be linked), the temp name exists from the start. Either
+//! way the file holds an exclusive `flock` for as long as its writer lives,
+//! so a temp name that a killed process left (after the link, or in the
+//! fallback) is known to be dead, not busy: [`AtomicFile::create`] removes
+//! every such name in the directory whose lock it can take. A lock, never a
+//! guess from pids or ages.
+//!
+//! ```
 //! use std::io::Write;
-//! let mut out = repropack::output::AtomicFile::create("out.bin".as_ref())?;
+//! # let dir = tempfile::tempdir()?;
+//! # let path = dir.path().join("out.bin");
+//! let mut out = repropack::output::AtomicFile::create(&path)?;
 //! out.file_mut().write_all(b"data")?;
+//! assert!(!path.exists());
 //! out.commit()?;
+//! assert_eq!(std::fs::read(&path)?, b"data");
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use std::fs::File;
+use std::ffi::{OsStr, OsString};
+use std::fs::{self, File, TryLockError};
+use std::hash::{BuildHasher, Hasher};
 use std::io;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use tempfile::NamedTempFile;
+use rustix::fs::{AtFlags, Mode, OFlags};
+
+/// Marks the temp names this module makes: `.NAME` + this + 12 hex digits.
+const TEMP_MARK: &[u8] = b".repropack-";
+/// Hex digits after [`TEMP_MARK`].
+const TEMP_RANDOM: usize = 12;
 
 /// Failure to create, write or publish an output file.
 #[derive(Debug, thiserror::Error)]
@@ -35,15 +61,21 @@ impl From<OutputError> for io::Error {
     }
 }
 
-/// A temp file that becomes `path` on commit.
+/// A file that becomes `path` on commit.
 pub struct AtomicFile {
-    tmp: NamedTempFile,
+    file: File,
     path: PathBuf,
+    dir: PathBuf,
+    /// The temp name in `dir`, when the file has one before commit (the
+    /// fallback without `O_TMPFILE`).
+    named: Option<PathBuf>,
 }
 
 impl AtomicFile {
-    /// Creates the temp file next to `path`. Fails if the directory does not
-    /// exist or `path` is a directory.
+    /// Creates the file that will become `path`, in `path`'s directory
+    /// (mode 0666 minus the umask, as any file a tool creates), after
+    /// removing temp files that dead writers left there. Fails if the
+    /// directory does not exist or `path` is a directory.
     pub fn create(path: &Path) -> Result<AtomicFile, OutputError> {
         let err = |source| OutputError {
             path: path.to_path_buf(),
@@ -68,20 +100,19 @@ impl AtomicFile {
                 format!("directory {} does not exist", dir.display()),
             )));
         }
-        let mut prefix = std::ffi::OsString::from(".");
-        prefix.push(name);
-        prefix.push(".");
-        // 0666 filtered by the umask, like any file a tool creates (tempfile
-        // defaults to 0600, which would publish private artifacts).
-        let tmp = tempfile::Builder::new()
-            .prefix(&prefix)
-            .suffix(".tmp")
-            .permissions(std::fs::Permissions::from_mode(0o666))
-            .tempfile_in(dir)
-            .map_err(err)?;
+        sweep_dead_temps(dir);
+        let (file, named) = match unnamed_file(dir) {
+            Some(file) => (file, None),
+            None => {
+                let (file, tmp) = named_file(dir, name).map_err(err)?;
+                (file, Some(tmp))
+            }
+        };
         Ok(AtomicFile {
-            tmp,
+            file,
             path: path.to_path_buf(),
+            dir: dir.to_path_buf(),
+            named,
         })
     }
 
@@ -90,9 +121,9 @@ impl AtomicFile {
         &self.path
     }
 
-    /// The temp file to write to.
+    /// The file to write to (it may be read back too).
     pub fn file_mut(&mut self) -> &mut File {
-        self.tmp.as_file_mut()
+        &mut self.file
     }
 
     /// Turns an I/O error into an [`OutputError`] naming the final path.
@@ -103,20 +134,161 @@ impl AtomicFile {
         }
     }
 
-    /// Fsyncs the temp file, renames it to the final path and fsyncs the
-    /// directory.
-    pub fn commit(self) -> Result<(), OutputError> {
-        let path = self.path;
+    /// Fsyncs the file, gives it its final name (replacing what was there)
+    /// and fsyncs the directory.
+    pub fn commit(mut self) -> Result<(), OutputError> {
         let err = |source| OutputError {
-            path: path.clone(),
+            path: self.path.clone(),
             source,
         };
-        self.tmp.as_file().sync_all().map_err(err)?;
-        self.tmp.persist(&path).map_err(|e| err(e.error))?;
-        File::open(parent_dir(&path))
+        self.file.sync_all().map_err(err)?;
+        let tmp = match self.named.take() {
+            Some(tmp) => tmp,
+            None => {
+                let name = self.path.file_name().unwrap_or_default().to_owned();
+                link_unnamed(&self.file, &self.dir, &name).map_err(err)?
+            }
+        };
+        if let Err(e) = fs::rename(&tmp, &self.path) {
+            let _ = fs::remove_file(&tmp);
+            return Err(err(e));
+        }
+        File::open(&self.dir)
             .and_then(|d| d.sync_all())
             .map_err(err)?;
         Ok(())
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        // Uncommitted: only the fallback has a name to remove.
+        if let Some(tmp) = self.named.take() {
+            let _ = fs::remove_file(tmp);
+        }
+    }
+}
+
+/// An unnamed, locked file in `dir`, if the filesystem and `/proc` allow
+/// linking one later.
+fn unnamed_file(dir: &Path) -> Option<File> {
+    if !Path::new("/proc/self/fd").is_dir() {
+        return None;
+    }
+    let fd = rustix::fs::open(
+        dir,
+        OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o666),
+    )
+    .ok()?;
+    let file = File::from(fd);
+    file.lock().ok()?;
+    Some(file)
+}
+
+/// Links the unnamed `file` into `dir` under a fresh temp name for `name`.
+fn link_unnamed(file: &File, dir: &Path, name: &OsStr) -> io::Result<PathBuf> {
+    let fd_path = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(file));
+    loop {
+        let tmp = dir.join(temp_name(name));
+        match rustix::fs::linkat(
+            rustix::fs::CWD,
+            fd_path.as_str(),
+            rustix::fs::CWD,
+            &tmp,
+            AtFlags::SYMLINK_FOLLOW,
+        ) {
+            Ok(()) => return Ok(tmp),
+            Err(rustix::io::Errno::EXIST) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// A new temp file with a name for `name` in `dir`, holding its lock. A
+/// sweeper may take the name away between creating and locking it; then
+/// the name no longer leads to this file and another one is made.
+fn named_file(dir: &Path, name: &OsStr) -> io::Result<(File, PathBuf)> {
+    loop {
+        let tmp = dir.join(temp_name(name));
+        let fd = match rustix::fs::open(
+            &tmp,
+            OFlags::CREATE | OFlags::EXCL | OFlags::RDWR | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o666),
+        ) {
+            Ok(fd) => fd,
+            Err(rustix::io::Errno::EXIST) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        let file = File::from(fd);
+        file.lock()?;
+        let ours = file.metadata()?;
+        match fs::symlink_metadata(&tmp) {
+            Ok(m) if m.dev() == ours.dev() && m.ino() == ours.ino() => return Ok((file, tmp)),
+            _ => continue,
+        }
+    }
+}
+
+/// `.NAME.repropack-XXXXXXXXXXXX` with 12 random hex digits.
+fn temp_name(name: &OsStr) -> OsString {
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.write_u32(std::process::id());
+    let random = h.finish() & ((1 << (4 * TEMP_RANDOM)) - 1);
+    let mut out = OsString::from(".");
+    out.push(name);
+    out.push(OsStr::from_bytes(TEMP_MARK));
+    out.push(format!("{random:0width$x}", width = TEMP_RANDOM));
+    out
+}
+
+/// True for a name [`temp_name`] makes.
+fn is_temp_name(name: &[u8]) -> bool {
+    if !name.starts_with(b".") || name.len() < TEMP_MARK.len() + TEMP_RANDOM + 2 {
+        return false;
+    }
+    let (head, random) = name.split_at(name.len() - TEMP_RANDOM);
+    head.ends_with(TEMP_MARK) && random.iter().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Removes the temp files in `dir` whose writers are gone: those whose
+/// exclusive lock can be taken right now. Best effort: a directory that
+/// cannot be read is left alone.
+fn sweep_dead_temps(dir: &Path) {
+    sweep_locked(dir, is_temp_name, |p| {
+        let _ = fs::remove_file(p);
+    });
+}
+
+/// For each entry of `dir` whose name `matches` and whose lock no live
+/// process holds, calls `remove` while holding that lock. Shared with the
+/// extractor's staging directories.
+pub(crate) fn sweep_locked(dir: &Path, matches: impl Fn(&[u8]) -> bool, remove: impl Fn(&Path)) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if !matches(e.file_name().as_bytes()) {
+            continue;
+        }
+        let path = e.path();
+        let Ok(fd) = rustix::fs::open(
+            &path,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK,
+            Mode::empty(),
+        ) else {
+            continue;
+        };
+        let held = File::from(fd);
+        match held.try_lock() {
+            Ok(()) => remove(&path),
+            Err(TryLockError::WouldBlock | TryLockError::Error(_)) => {}
+        }
     }
 }
 
@@ -124,5 +296,71 @@ fn parent_dir(path: &Path) -> &Path {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn temp_names_are_recognized_and_nothing_else() {
+        let n = temp_name(OsStr::new("a.tar"));
+        assert!(is_temp_name(n.as_bytes()), "{n:?}");
+        assert!(!is_temp_name(b".a.tar.abc123.tmp"));
+        assert!(!is_temp_name(b"a.tar.repropack-0123456789ab"));
+        assert!(!is_temp_name(b".a.tar.repropack-0123456789zz"));
+    }
+
+    #[test]
+    fn the_fallback_name_is_removed_on_drop_and_replaced_on_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut f, tmp) = named_file(dir.path(), OsStr::new("x")).unwrap();
+        f.write_all(b"1").unwrap();
+        let out = AtomicFile {
+            file: f,
+            path: dir.path().join("x"),
+            dir: dir.path().to_path_buf(),
+            named: Some(tmp),
+        };
+        drop(out);
+        assert!(names(dir.path()).is_empty());
+        let (mut f, tmp) = named_file(dir.path(), OsStr::new("x")).unwrap();
+        f.write_all(b"2").unwrap();
+        AtomicFile {
+            file: f,
+            path: dir.path().join("x"),
+            dir: dir.path().to_path_buf(),
+            named: Some(tmp),
+        }
+        .commit()
+        .unwrap();
+        assert_eq!(names(dir.path()), vec!["x"]);
+        assert_eq!(fs::read(dir.path().join("x")).unwrap(), b"2");
+    }
+
+    #[test]
+    fn a_live_writers_temp_survives_the_sweep_and_a_dead_ones_does_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_live, live_tmp) = named_file(dir.path(), OsStr::new("a")).unwrap();
+        // A dead writer's temp: the name exists, nobody holds its lock.
+        let dead = dir.path().join(temp_name(OsStr::new("b")));
+        fs::write(&dead, b"partial").unwrap();
+        // Someone else's file with a similar name is never touched.
+        fs::write(dir.path().join(".b.tmp"), b"theirs").unwrap();
+        sweep_dead_temps(dir.path());
+        assert!(live_tmp.exists());
+        assert!(!dead.exists());
+        assert!(dir.path().join(".b.tmp").exists());
     }
 }

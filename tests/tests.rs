@@ -16,6 +16,7 @@ mod extract_roundtrip;
 mod fetch_http;
 mod fetch_https;
 mod golden;
+mod kill_safety;
 mod manifest_check;
 mod manifest_ci_recipe;
 mod manifest_digest;

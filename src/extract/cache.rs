@@ -144,9 +144,6 @@ fn extract_locked(
             actual,
         });
     }
-    // We hold the lock: any staging directory for this key is left over
-    // from a process that died mid-extraction.
-    super::writer::remove_stale_staging(dir);
     let report = extract(artifact, dir, opts)?;
     Ok(CachedTree {
         path: dir.to_path_buf(),

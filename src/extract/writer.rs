@@ -14,7 +14,7 @@ use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use rustix::fs::{AtFlags, FileType, Gid, Mode, OFlags, Timespec, Timestamps, Uid};
@@ -33,25 +33,46 @@ const COPY_BUFFER: usize = 256 * 1024;
 const HOLE_CHUNK: usize = 4096;
 
 /// The private staging directory. Removed on drop unless
-/// [`Staging::disarm`]ed after it was renamed into place.
+/// [`Staging::disarm`]ed after it was renamed into place. It holds an
+/// exclusive `flock` on itself while its extraction lives, so a staging
+/// directory whose lock can be taken was left by a killed process (see
+/// [`remove_stale_staging`]).
 pub(crate) struct Staging {
     dir: Option<tempfile::TempDir>,
     path: PathBuf,
+    _lock: fs::File,
 }
 
 impl Staging {
     fn create(parent: &Path, final_name: &OsStr) -> io::Result<Staging> {
         let mut prefix = std::ffi::OsString::from(".");
         prefix.push(final_name);
-        prefix.push(".extract-");
-        let dir = tempfile::Builder::new()
-            .prefix(&prefix)
-            .tempdir_in(parent)?;
-        let path = dir.path().to_path_buf();
-        Ok(Staging {
-            dir: Some(dir),
-            path,
-        })
+        prefix.push(STAGING_MARK);
+        remove_stale_staging(parent);
+        loop {
+            let dir = tempfile::Builder::new()
+                .prefix(&prefix)
+                .tempdir_in(parent)?;
+            let path = dir.path().to_path_buf();
+            let lock = fs::File::open(&path);
+            // A sweeper may have taken the directory away before the lock:
+            // then the path leads elsewhere (or nowhere) and we start over.
+            let Ok(lock) = lock else { continue };
+            lock.lock()?;
+            let ours = lock.metadata()?;
+            match fs::symlink_metadata(&path) {
+                Ok(m) if m.dev() == ours.dev() && m.ino() == ours.ino() => {
+                    return Ok(Staging {
+                        dir: Some(dir),
+                        path,
+                        _lock: lock,
+                    });
+                }
+                _ => {
+                    let _ = dir.keep();
+                }
+            }
+        }
     }
 
     pub(crate) fn path(&self) -> &Path {
@@ -79,28 +100,24 @@ impl Drop for Staging {
     }
 }
 
-/// Removes staging directories that a killed extraction left beside
-/// `final_path` (names `.<final name>.extract-*`). Only safe while no other
-/// extraction into `final_path` can be running (the cache holds its lock).
-pub(crate) fn remove_stale_staging(final_path: &Path) {
-    let (Some(parent), Some(name)) = (final_path.parent(), final_path.file_name()) else {
-        return;
+/// Marks staging directories: `.NAME` + this + random characters.
+const STAGING_MARK: &str = ".extract-";
+
+/// Removes the staging directories in `parent` that killed extractions
+/// left (names `.NAME.extract-*` whose lock no live process holds).
+pub(crate) fn remove_stale_staging(parent: &Path) {
+    let is_staging = |name: &[u8]| {
+        name.starts_with(b".")
+            && name
+                .windows(STAGING_MARK.len())
+                .any(|w| w == STAGING_MARK.as_bytes())
     };
-    let mut prefix = std::ffi::OsString::from(".");
-    prefix.push(name);
-    prefix.push(".extract-");
-    let Ok(entries) = fs::read_dir(parent) else {
-        return;
-    };
-    for e in entries.flatten() {
-        if e.file_name().as_bytes().starts_with(prefix.as_bytes()) {
-            let p = e.path();
-            if fs::remove_dir_all(&p).is_err() {
-                make_writable(&p);
-                let _ = fs::remove_dir_all(&p);
-            }
+    crate::output::sweep_locked(parent, is_staging, |p| {
+        if fs::remove_dir_all(p).is_err() {
+            make_writable(p);
+            let _ = fs::remove_dir_all(p);
         }
-    }
+    });
 }
 
 fn make_writable(dir: &Path) {

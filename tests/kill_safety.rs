@@ -1,0 +1,245 @@
+//! A process killed with SIGKILL at any moment leaves nothing behind:
+//! the final path is absent or complete (the bytes of a clean run), and
+//! after the next run of the same command no temp file or staging
+//! directory is left. Kill points are spread (by a fixed-seed RNG) over the
+//! whole run of each command, so they land in reading, compressing, table
+//! writing and commit alike. Checked with std::fs and sha2 only.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::bin::{ok, repropack};
+use crate::support::hash::sha256_file;
+use crate::support::rng::Rng;
+use crate::support::tree::Tree;
+
+/// A tree that takes a noticeable fraction of a second to pack.
+fn source_tree(root: &Path) {
+    let mut rng = Rng::new(0x6b11_5afe);
+    for d in 0..6 {
+        let dir = root.join(format!("d{d}"));
+        fs::create_dir_all(&dir).unwrap();
+        for f in 0..12 {
+            // Half incompressible, half text: both compressor paths run.
+            let data = if f % 2 == 0 {
+                rng.bytes(96 * 1024)
+            } else {
+                rng.text(160 * 1024)
+            };
+            fs::write(dir.join(format!("f{f}")), data).unwrap();
+        }
+    }
+}
+
+/// The names in `dir`, sorted.
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Runs `cmd` to completion and returns how long it took.
+fn timed(mut cmd: Command) -> Duration {
+    let start = Instant::now();
+    ok(&cmd.output().unwrap());
+    start.elapsed()
+}
+
+/// Starts `cmd`, kills it with SIGKILL after `after`, and reaps it.
+fn kill_after(mut cmd: Command, after: Duration) {
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(after);
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// A kill delay in `[0, 1.2 × clean)`: most kills land mid-run, some after
+/// the end (then the run completed).
+fn delay(rng: &mut Rng, clean: Duration) -> Duration {
+    let span = (clean.as_micros() as u64 * 12 / 10).max(1);
+    Duration::from_micros(rng.below(span))
+}
+
+/// `kills` killed runs of `command` (which writes `out`), each followed by
+/// the check that `out` is absent or has the clean run's bytes; then one
+/// clean run, after which the directory holds exactly `out`.
+fn kill_pack_like(what: &str, kills: usize, seed: u64, command: impl Fn() -> Command, out: &Path) {
+    let clean = timed(command());
+    let want = sha256_file(out);
+    let dir = out.parent().unwrap();
+    let final_name = out.file_name().unwrap().to_string_lossy().into_owned();
+    let mut rng = Rng::new(seed);
+    let mut complete = 0;
+    for i in 0..kills {
+        fs::remove_file(out).ok();
+        kill_after(command(), delay(&mut rng, clean));
+        if out.exists() {
+            assert_eq!(
+                sha256_file(out),
+                want,
+                "{what}: kill {i} left a partial {final_name}"
+            );
+            complete += 1;
+        }
+    }
+    // The next run sweeps what killed runs may have left.
+    fs::remove_file(out).ok();
+    timed(command());
+    assert_eq!(
+        names(dir),
+        vec![final_name],
+        "{what}: litter after the next run"
+    );
+    assert_eq!(sha256_file(out), want);
+    eprintln!("{what}: {kills} kills, {complete} found the output complete");
+}
+
+#[test]
+fn pack_killed_anywhere_leaves_the_output_absent_or_complete_and_no_litter() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    source_tree(&src);
+    for (format, kills, seed) in [("tar.gz", 30, 1), ("squashfs", 30, 2)] {
+        let out_dir = tmp.path().join(format!("out-{format}"));
+        fs::create_dir(&out_dir).unwrap();
+        let out = out_dir.join(format!("a.{format}"));
+        let command = || {
+            let mut c = repropack();
+            c.arg("pack").arg(&src).arg("-o").arg(&out);
+            c.args(["--jobs", "2"]);
+            c
+        };
+        kill_pack_like(&format!("pack {format}"), kills, seed, command, &out);
+    }
+}
+
+#[test]
+fn push_to_a_directory_killed_anywhere_leaves_no_partial_object() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    source_tree(&src);
+    let artifact = tmp.path().join("a.tar");
+    ok(&repropack()
+        .arg("pack")
+        .arg(&src)
+        .arg("-o")
+        .arg(&artifact)
+        .output()
+        .unwrap());
+    let store = tmp.path().join("store");
+    fs::create_dir(&store).unwrap();
+    let command = || {
+        let mut c = repropack();
+        c.arg("push").arg(&artifact).arg(&store);
+        c
+    };
+    let hex = sha256_file(&artifact);
+    let object: PathBuf = store.join("sha256").join(format!("{hex}.tar"));
+    // The object's directory exists once the first push made it.
+    timed(command());
+    kill_pack_like("push dir", 20, 3, command, &object);
+}
+
+#[test]
+fn extract_killed_anywhere_leaves_dir_absent_or_complete_and_the_next_run_sweeps() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    source_tree(&src);
+    let artifact = tmp.path().join("a.squashfs");
+    ok(&repropack()
+        .arg("pack")
+        .arg(&src)
+        .arg("-o")
+        .arg(&artifact)
+        .output()
+        .unwrap());
+    let parent = tmp.path().join("x");
+    fs::create_dir(&parent).unwrap();
+    let command = |dir: &Path| {
+        let mut c = repropack();
+        c.arg("extract").arg(&artifact).arg(dir);
+        c
+    };
+    let reference = parent.join("clean");
+    let clean = timed(command(&reference));
+    let want = Tree::of(&reference).without_times();
+    let mut rng = Rng::new(4);
+    let kills = 25;
+    let mut complete = 0;
+    for i in 0..kills {
+        let dir = parent.join(format!("t{i}"));
+        kill_after(command(&dir), delay(&mut rng, clean));
+        if dir.exists() {
+            let got = Tree::of(&dir).without_times();
+            crate::support::tree::assert_same(&format!("extract kill {i}"), &want, &got);
+            complete += 1;
+        }
+    }
+    // The next extraction into the same parent sweeps the staging
+    // directories the killed ones left.
+    timed(command(&parent.join("last")));
+    let left: Vec<String> = names(&parent)
+        .into_iter()
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(left.is_empty(), "staging left behind: {left:?}");
+    eprintln!("extract: {kills} kills, {complete} found the directory complete");
+}
+
+#[test]
+fn fetch_from_a_path_killed_anywhere_serves_only_verified_bytes_and_the_next_run_cleans_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    source_tree(&src);
+    let artifact = tmp.path().join("a.tar");
+    let reference = ok(&repropack()
+        .arg("pack")
+        .arg(&src)
+        .arg("-o")
+        .arg(&artifact)
+        .output()
+        .unwrap());
+    let reference = reference.trim().to_string();
+    let hex = sha256_file(&artifact);
+    let cache = tmp.path().join("cache");
+    let command = || {
+        let mut c = repropack();
+        c.arg("fetch").arg(&reference).arg("--cache").arg(&cache);
+        c
+    };
+    let clean = timed(command());
+    let mut rng = Rng::new(5);
+    let kills = 15;
+    let shard = cache.join("sha256").join(&hex[..2]);
+    let stored = shard.join(&hex);
+    for i in 0..kills {
+        // Drop the entry (not what killed runs left) so each run downloads.
+        fs::remove_file(&stored).ok();
+        fs::remove_file(shard.join(format!("{hex}.record"))).ok();
+        kill_after(command(), delay(&mut rng, clean));
+        if stored.exists() {
+            assert_eq!(
+                sha256_file(&stored),
+                hex,
+                "fetch kill {i} stored other bytes"
+            );
+        }
+    }
+    fs::remove_file(&stored).ok();
+    let out = ok(&command().output().unwrap());
+    assert!(out.trim().ends_with(&hex), "{out}");
+    let left: Vec<String> = names(&shard)
+        .into_iter()
+        .filter(|n| !n.starts_with(&hex))
+        .collect();
+    assert!(left.is_empty(), "litter in the cache shard: {left:?}");
+}
