@@ -337,9 +337,17 @@ where
                     .into());
                 }
                 let at = pos;
-                let more = read_block(&mut reader, &mut ext).map_err(|e| ctx.read_error(at, e))?;
+                let more = read_block(&mut reader, &mut ext).map_err(|e| match e.kind() {
+                    io::ErrorKind::UnexpectedEof => sparse_err(format!(
+                        "truncated archive in the sparse extension block at byte {at}"
+                    )),
+                    _ => ctx.read_error(at, e),
+                })?;
                 if !more {
-                    return Err(ctx.malformed(at, "truncated archive").into());
+                    return Err(sparse_err(format!(
+                        "truncated archive before the sparse extension block at byte {at}"
+                    ))
+                    .into());
                 }
                 pos += BLOCK;
                 extended = oldgnu_sparse_extension(&ext, &mut map).map_err(&sparse_err)?;
@@ -384,6 +392,9 @@ where
                         .realsize
                         .ok_or_else(|| sparse_err("no GNU.sparse.realsize".into()))?;
                     let (map, map_bytes) = read_map_v1(&mut data, stored).map_err(|e| match e {
+                        MapError::Io(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                            sparse_err("truncated archive in the sparse map".into())
+                        }
                         MapError::Io(e) => ctx.read_error(header_pos, e),
                         MapError::Bad(r) => sparse_err(r),
                     })?;
