@@ -29,3 +29,4 @@ mod squashfs_read_by_kernel;
 mod squashfs_read_by_others;
 mod staging;
 mod tar_read_by_others;
+mod tar_sparse;

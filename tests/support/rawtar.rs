@@ -155,3 +155,54 @@ pub fn patch_unique(image: &mut [u8], marker: &[u8], with: &[u8]) {
     );
     image[hits[0]..hits[0] + marker.len()].copy_from_slice(with);
 }
+
+/// An old GNU sparse header (typeflag `S`, magic `ustar  \0`; GNU tar's
+/// `tar.h`, `struct oldgnu_header`): up to 4 (offset, numbytes) pairs at
+/// 386, `isextended` at 482, `realsize` at 483; `stored` is the size field
+/// (the data regions only).
+pub fn gnu_sparse_header(
+    name: &[u8],
+    map: &[(u64, u64)],
+    realsize: u64,
+    stored: u64,
+    isextended: bool,
+) -> [u8; 512] {
+    assert!(map.len() <= 4);
+    let mut h = raw_header(name, b'S', 0o644, stored, b"");
+    h[257..265].copy_from_slice(b"ustar  \0");
+    for (i, &(offset, numbytes)) in map.iter().enumerate() {
+        let at = 386 + 24 * i;
+        octal(&mut h[at..at + 12], offset);
+        octal(&mut h[at + 12..at + 24], numbytes);
+    }
+    h[482] = u8::from(isextended);
+    octal(&mut h[483..495], realsize);
+    set_checksum(&mut h);
+    h
+}
+
+/// An old GNU sparse extension block: up to 21 pairs, `isextended` at 504.
+pub fn gnu_sparse_extension(map: &[(u64, u64)], isextended: bool) -> [u8; 512] {
+    assert!(map.len() <= 21);
+    let mut h = [0u8; 512];
+    for (i, &(offset, numbytes)) in map.iter().enumerate() {
+        let at = 24 * i;
+        octal(&mut h[at..at + 12], offset);
+        octal(&mut h[at + 12..at + 24], numbytes);
+    }
+    h[504] = u8::from(isextended);
+    h
+}
+
+/// The data area of a pax sparse 1.0 member (GNU tar manual, "Sparse
+/// Formats"): the map as decimal lines (count, then offset and numbytes of
+/// each region) padded with zeros to 512 bytes, then `data`.
+pub fn sparse_v1_data(map: &[(u64, u64)], data: &[u8]) -> Vec<u8> {
+    let mut out = format!("{}\n", map.len()).into_bytes();
+    for (offset, numbytes) in map {
+        out.extend_from_slice(format!("{offset}\n{numbytes}\n").as_bytes());
+    }
+    out.resize(out.len().div_ceil(512) * 512, 0);
+    out.extend_from_slice(data);
+    out
+}

@@ -60,11 +60,161 @@ pub(crate) const GID: Range<usize> = 116..124;
 /// The ustar `mtime` field.
 pub(crate) const MTIME: Range<usize> = 136..148;
 
-/// True when a numeric `field` of `block` is all NUL bytes and spaces: a
-/// writer that never set it (the `tar` crate leaves uid and gid so). Readers
-/// take such a field as 0, as GNU tar does.
-pub(crate) fn is_blank(block: &[u8], field: Range<usize>) -> bool {
-    block[field].iter().all(|&b| b == 0 || b == b' ')
+/// The ustar `mode` field.
+pub(crate) const MODE: Range<usize> = 100..108;
+/// The ustar `size` field: the bytes stored after the header (for a sparse
+/// member, the data regions only, not its real size).
+pub(crate) const SIZE: Range<usize> = 124..136;
+/// The ustar `devmajor` field.
+pub(crate) const DEVMAJOR: Range<usize> = 329..337;
+/// The ustar `devminor` field.
+pub(crate) const DEVMINOR: Range<usize> = 337..345;
+
+/// True when the header has a ustar or GNU magic, so that the fields after
+/// the link name (owner names, device numbers, …) exist.
+pub(crate) fn has_magic(block: &[u8]) -> bool {
+    block[257..262] == *b"ustar"
+}
+
+/// A numeric header field as GNU tar reads it (`from_header` in GNU tar's
+/// `list.c`): leading blanks skipped; then octal digits ended by the end of
+/// the field, a NUL or a space (so a field may be all digits: 12 for the
+/// 12-byte fields, 8 GiB and beyond); or base-256, GNU tar's binary form,
+/// whose first byte has the high bit set: the remaining bits are a
+/// big-endian two's complement number (`0x80 …` non-negative, `0xff …`
+/// negative, e.g. an mtime before 1970). A field of NULs and spaces is 0.
+/// The obsolete base-64 form (`+`/`-`) is refused by name.
+pub(crate) fn number(field: &[u8]) -> Result<i128, String> {
+    if let Some(&first) = field.first()
+        && first & 0x80 != 0
+    {
+        // A field of n bytes holds an (8n - 1)-bit two's complement number.
+        let bits = 8 * field.len() as u32 - 1;
+        if bits > 120 {
+            return Err("base-256 number too long".to_string());
+        }
+        let mut value: i128 = i128::from(first & 0x7f);
+        for &b in &field[1..] {
+            value = (value << 8) | i128::from(b);
+        }
+        if first & 0x40 != 0 {
+            value -= 1i128 << bits;
+        }
+        return Ok(value);
+    }
+    let start = field.iter().position(|&b| b != b' ').unwrap_or(field.len());
+    let rest = &field[start..];
+    let digits = rest
+        .iter()
+        .position(|b| !(b'0'..=b'7').contains(b))
+        .unwrap_or(rest.len());
+    let terminated = match rest.get(digits) {
+        None | Some(0) => true,
+        Some(b) => b.is_ascii_whitespace(),
+    };
+    if !terminated {
+        let what = if digits == 0 && matches!(rest[0], b'+' | b'-') {
+            "an obsolete base-64 number, not supported"
+        } else {
+            "not an octal number"
+        };
+        return Err(format!(
+            "{:?} is {what}",
+            String::from_utf8_lossy(field).trim_end_matches('\0')
+        ));
+    }
+    // At most 12 octal digits (36 bits): no overflow in an i128.
+    Ok(rest[..digits]
+        .iter()
+        .fold(0i128, |v, &d| (v << 3) | i128::from(d - b'0')))
+}
+
+/// [`number`] of `block[field]` for a field that cannot be negative.
+pub(crate) fn unsigned(block: &[u8], field: Range<usize>) -> Result<u64, String> {
+    let v = number(&block[field])?;
+    u64::try_from(v).map_err(|_| format!("{v} is out of range"))
+}
+
+/// [`number`] of `block[field]` for a signed field (the mtime).
+pub(crate) fn signed(block: &[u8], field: Range<usize>) -> Result<i64, String> {
+    let v = number(&block[field])?;
+    i64::try_from(v).map_err(|_| format!("{v} is out of range"))
+}
+
+/// One region of a sparse file: `numbytes` bytes of data at `offset` of the
+/// real file; everything between regions is a hole (zero bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SparseRegion {
+    pub(crate) offset: u64,
+    pub(crate) numbytes: u64,
+}
+
+// The old GNU sparse header (GNU tar's `tar.h`, `struct oldgnu_header` and
+// `struct sparse_header`; GNU tar manual, "Sparse Formats", "Old GNU
+// Format"): typeflag `S`; the header holds 4 (offset, numbytes) pairs of 12
+// octal/base-256 bytes each at 386, `isextended` at 482 and `realsize` at
+// 483; when `isextended` is set, 512-byte extension blocks follow the header
+// (before the data), each with 21 pairs and its own `isextended` at 504. A
+// pair whose numbytes starts with NUL ends the map.
+const OLDGNU_SPARSE_AT: usize = 386;
+const OLDGNU_SPARSES: usize = 4;
+const OLDGNU_ISEXTENDED: usize = 482;
+const OLDGNU_REALSIZE: Range<usize> = 483..495;
+const EXT_SPARSES: usize = 21;
+const EXT_ISEXTENDED: usize = 504;
+
+/// The sparse pairs of an old GNU header or extension block, up to the
+/// first empty one, and whether more follow in the map (`Some(true)`: the
+/// block was full; `None`: an empty pair ended the map here).
+fn sparse_pairs(
+    block: &[u8],
+    at: usize,
+    count: usize,
+    out: &mut Vec<SparseRegion>,
+) -> Result<bool, String> {
+    for i in 0..count {
+        let pair = at + 24 * i;
+        let (offset, numbytes) = (pair..pair + 12, pair + 12..pair + 24);
+        if block[numbytes.start] == 0 {
+            // GNU tar stops at the first pair whose numbytes is empty; the
+            // pairs after it must be empty too, or the map is ambiguous.
+            if block[pair..at + 24 * count].iter().any(|&b| b != 0) {
+                return Err(format!("sparse map entry {} after its end", out.len()));
+            }
+            return Ok(false);
+        }
+        let offset = unsigned(block, offset).map_err(|e| format!("sparse offset: {e}"))?;
+        let numbytes = unsigned(block, numbytes).map_err(|e| format!("sparse numbytes: {e}"))?;
+        out.push(SparseRegion { offset, numbytes });
+    }
+    Ok(true)
+}
+
+/// The map, `isextended` and `realsize` of an old GNU sparse header.
+pub(crate) fn oldgnu_sparse(
+    block: &[u8],
+    out: &mut Vec<SparseRegion>,
+) -> Result<(bool, u64), String> {
+    let full = sparse_pairs(block, OLDGNU_SPARSE_AT, OLDGNU_SPARSES, out)?;
+    let extended = block[OLDGNU_ISEXTENDED] != 0;
+    if extended && !full {
+        return Err("isextended set after the end of the sparse map".to_string());
+    }
+    let realsize = unsigned(block, OLDGNU_REALSIZE).map_err(|e| format!("realsize: {e}"))?;
+    Ok((extended, realsize))
+}
+
+/// The pairs of an old GNU sparse extension block and its `isextended`.
+pub(crate) fn oldgnu_sparse_extension(
+    block: &[u8],
+    out: &mut Vec<SparseRegion>,
+) -> Result<bool, String> {
+    let full = sparse_pairs(block, 0, EXT_SPARSES, out)?;
+    let extended = block[EXT_ISEXTENDED] != 0;
+    if extended && !full {
+        return Err("isextended set after the end of the sparse map".to_string());
+    }
+    Ok(extended)
 }
 
 /// The typeflag byte of a header block (`0` file, `5` directory, `x` pax
@@ -87,31 +237,69 @@ pub(crate) struct PaxFields {
     pub(crate) uid: Option<u64>,
     pub(crate) gid: Option<u64>,
     pub(crate) mtime: Option<i64>,
+    pub(crate) sparse: PaxSparse,
+}
+
+/// GNU tar's sparse records (GNU tar manual, "Sparse Formats"): 0.0 repeats
+/// `GNU.sparse.offset` / `GNU.sparse.numbytes` (POSIX keeps only the last of
+/// a repeated keyword, GNU tar reads them in order); 0.1 has one
+/// `GNU.sparse.map` of comma-separated numbers; both give the real size in
+/// `GNU.sparse.size`. 1.0 has `GNU.sparse.major=1`, `GNU.sparse.minor=0`,
+/// `GNU.sparse.realsize`, and its map at the start of the data. 0.1 and 1.0
+/// store the real name in `GNU.sparse.name` (the ustar name is
+/// `GNUSparseFile.<pid>/<name>`, so that readers unaware of sparse files do
+/// not overwrite the real one).
+#[derive(Default)]
+pub(crate) struct PaxSparse {
+    pub(crate) major: Option<u64>,
+    pub(crate) minor: Option<u64>,
+    pub(crate) name: Option<Vec<u8>>,
+    pub(crate) realsize: Option<u64>,
+    pub(crate) numblocks: Option<u64>,
+    /// The 0.0 or 0.1 map, in record order; `None` when neither was given.
+    pub(crate) map: Option<Vec<SparseRegion>>,
+}
+
+impl PaxSparse {
+    /// True when any record makes the entry a sparse file.
+    pub(crate) fn any(&self) -> bool {
+        self.major.is_some()
+            || self.minor.is_some()
+            || self.realsize.is_some()
+            || self.numblocks.is_some()
+            || self.map.is_some()
+    }
+}
+
+/// A decimal pax number (`size`, `uid`, `GNU.sparse.*`); empty is `None`.
+fn decimal(what: &str, value: &[u8]) -> Result<Option<u64>, String> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    std::str::from_utf8(value)
+        .ok()
+        .filter(|s| s.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|s| s.parse::<u64>().ok())
+        .map(Some)
+        .ok_or_else(|| {
+            format!(
+                "pax {what} {:?} is not a number",
+                String::from_utf8_lossy(value)
+            )
+        })
 }
 
 /// Parses pax records `"<len> <key>=<value>\n"` (POSIX pax, "pax Extended
 /// Header"). An empty value cancels the field.
 pub(crate) fn parse_pax(data: &[u8]) -> Result<PaxFields, String> {
     let mut out = PaxFields::default();
+    let mut pending_offset: Option<u64> = None;
+    let (mut pairs, mut list) = (false, false);
     for record in tar::PaxExtensions::new(data) {
         let record = record.map_err(|e| format!("pax record: {e}"))?;
         let key = record.key_bytes();
         let value = record.value_bytes();
-        let number = |what: &str| -> Result<Option<u64>, String> {
-            if value.is_empty() {
-                return Ok(None);
-            }
-            std::str::from_utf8(value)
-                .ok()
-                .and_then(|s| s.parse::<u64>().ok())
-                .map(Some)
-                .ok_or_else(|| {
-                    format!(
-                        "pax {what} {:?} is not a number",
-                        String::from_utf8_lossy(value)
-                    )
-                })
-        };
+        let number = |what: &str| decimal(what, value);
         match key {
             b"path" => out.path = (!value.is_empty()).then(|| value.to_vec()),
             b"linkpath" => out.linkpath = (!value.is_empty()).then(|| value.to_vec()),
@@ -133,10 +321,68 @@ pub(crate) fn parse_pax(data: &[u8]) -> Result<PaxFields, String> {
                 out.mtime =
                     Some(parsed.ok_or_else(|| format!("pax mtime {text:?} is not a number"))?);
             }
+            b"GNU.sparse.major" => out.sparse.major = number("GNU.sparse.major")?,
+            b"GNU.sparse.minor" => out.sparse.minor = number("GNU.sparse.minor")?,
+            b"GNU.sparse.name" => out.sparse.name = (!value.is_empty()).then(|| value.to_vec()),
+            b"GNU.sparse.size" | b"GNU.sparse.realsize" => {
+                out.sparse.realsize = number("GNU.sparse.realsize")?;
+            }
+            b"GNU.sparse.numblocks" => {
+                out.sparse.numblocks = number("GNU.sparse.numblocks")?;
+            }
+            b"GNU.sparse.offset" => {
+                if pending_offset.is_some() {
+                    return Err("GNU.sparse.offset without its GNU.sparse.numbytes".to_string());
+                }
+                pending_offset = Some(number("GNU.sparse.offset")?.unwrap_or(0));
+                pairs = true;
+            }
+            b"GNU.sparse.numbytes" => {
+                let offset = pending_offset
+                    .take()
+                    .ok_or("GNU.sparse.numbytes without a GNU.sparse.offset before it")?;
+                let numbytes = number("GNU.sparse.numbytes")?.unwrap_or(0);
+                let map = out.sparse.map.get_or_insert_with(Vec::new);
+                map.push(SparseRegion { offset, numbytes });
+            }
+            b"GNU.sparse.map" => {
+                if list {
+                    return Err("two GNU.sparse.map records for one entry".to_string());
+                }
+                list = true;
+                let map = out.sparse.map.get_or_insert_with(Vec::new);
+                map.extend(sparse_map_list(value)?);
+            }
             _ => {}
         }
     }
+    if pending_offset.is_some() {
+        return Err("GNU.sparse.offset without its GNU.sparse.numbytes".to_string());
+    }
+    if pairs && list {
+        return Err("both GNU.sparse.offset records and a GNU.sparse.map".to_string());
+    }
     Ok(out)
+}
+
+/// `GNU.sparse.map`: `offset,numbytes,offset,numbytes,…` (sparse 0.1).
+fn sparse_map_list(value: &[u8]) -> Result<Vec<SparseRegion>, String> {
+    if value.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut numbers = value.split(|&b| b == b',');
+    let mut map = Vec::new();
+    while let Some(offset) = numbers.next() {
+        let numbytes = numbers
+            .next()
+            .ok_or("GNU.sparse.map has an odd count of numbers")?;
+        let offset = decimal("GNU.sparse.map offset", offset)?
+            .ok_or("GNU.sparse.map has an empty number")?;
+        let numbytes = decimal("GNU.sparse.map numbytes", numbytes)?
+            .ok_or("GNU.sparse.map has an empty number")?;
+        map.push(SparseRegion { offset, numbytes });
+    }
+    Ok(map)
 }
 
 /// ustar `chksum`: the sum of all header bytes with the field itself read as
@@ -226,6 +472,63 @@ mod tests {
         assert_eq!(
             parse_pax(b"16 size=1234567\n").unwrap().size,
             Some(1_234_567)
+        );
+    }
+
+    #[test]
+    fn numbers_are_read_as_gnu_tar_reads_them() {
+        assert_eq!(number(b"00000000017\0"), Ok(15));
+        assert_eq!(number(b"  017 \0\0\0\0\0\0"), Ok(15));
+        // 12 digits without a terminator: 64 GiB - 1.
+        assert_eq!(number(b"777777777777"), Ok((1 << 36) - 1));
+        assert_eq!(number(b"\0\0\0\0\0\0\0\0"), Ok(0));
+        assert_eq!(number(b"        "), Ok(0));
+        // base-256: 0x80 then a big-endian number; 0xff… two's complement.
+        assert_eq!(number(b"\x80\0\0\0\0\x2d\xc6\xc0"), Ok(3_000_000));
+        assert_eq!(number(&[0xff; 12]), Ok(-1));
+        let mut t = [0xffu8; 12];
+        t[8..].copy_from_slice(&(-315_619_200i32).to_be_bytes());
+        assert_eq!(number(&t), Ok(-315_619_200));
+        let mut big = [0u8; 12];
+        big[0] = 0x80;
+        big[4..].copy_from_slice(&(10u64 << 30).to_be_bytes());
+        assert_eq!(number(&big), Ok(10 << 30));
+        assert!(number(b"12x4\0\0\0\0").is_err());
+        assert!(number(b"+AAAAAAA").unwrap_err().contains("base-64"));
+    }
+
+    #[test]
+    fn pax_sparse_maps_are_read_in_order() {
+        let rec = |r: &[(&str, &str)]| {
+            let r: Vec<(&str, Vec<u8>)> =
+                r.iter().map(|(k, v)| (*k, v.as_bytes().to_vec())).collect();
+            parse_pax(&pax_records(&r))
+        };
+        let map = rec(&[("GNU.sparse.map", "0,5,100,0")])
+            .unwrap()
+            .sparse
+            .map
+            .unwrap();
+        assert_eq!(map.len(), 2);
+        assert_eq!((map[1].offset, map[1].numbytes), (100, 0));
+        let pairs = [
+            ("GNU.sparse.offset", "7"),
+            ("GNU.sparse.numbytes", "3"),
+            ("GNU.sparse.offset", "9"),
+            ("GNU.sparse.numbytes", "1"),
+        ];
+        let map = rec(&pairs).unwrap().sparse.map.unwrap();
+        assert_eq!((map[0].offset, map[0].numbytes), (7, 3));
+        assert_eq!((map[1].offset, map[1].numbytes), (9, 1));
+        assert!(rec(&[("GNU.sparse.offset", "7")]).is_err());
+        assert!(rec(&[("GNU.sparse.map", "0,5,100")]).is_err());
+        assert!(
+            rec(&[
+                ("GNU.sparse.map", "0,5"),
+                ("GNU.sparse.offset", "7"),
+                ("GNU.sparse.numbytes", "1")
+            ])
+            .is_err()
         );
     }
 
