@@ -1,4 +1,4 @@
-//! CONTRACT.md §2: output never depends on the CPU's instruction-set
+//! docs/CONTRACT.md §2: output never depends on the CPU's instruction-set
 //! extensions. The compressors detect SIMD features at run time, so the same
 //! binary is run natively and under `qemu-x86_64 -cpu qemu64` (an x86-64
 //! baseline without SSE4.2, AVX2, AVX-512 or PCLMULQDQ) and the bytes are

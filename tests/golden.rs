@@ -1,4 +1,4 @@
-//! CONTRACT.md §5: golden fixtures. `fixtures/golden.tsv` holds the sha256
+//! docs/CONTRACT.md §5: golden fixtures. `fixtures/golden.tsv` holds the sha256
 //! each format produces from a fixture tree with given options. A moved hash
 //! is a format change: bump FORMAT_VERSION on purpose, never "update the
 //! goldens" to make this pass.

@@ -1,4 +1,4 @@
-//! CONTRACT.md §2: output bytes never depend on creation order, source
+//! docs/CONTRACT.md §2: output bytes never depend on creation order, source
 //! timestamps, umask, absolute path, jobs, time zone or locale.
 
 use std::path::Path;

@@ -1,5 +1,5 @@
 //! Fetch-and-verify: turn an [`ArtifactRef`] into a local path whose bytes
-//! are known to have the ref's sha256 (CONTRACT.md §4, §6).
+//! are known to have the ref's sha256 (docs/CONTRACT.md §4, §6).
 //!
 //! # Model
 //!

@@ -18,7 +18,7 @@
 //!   that hash differs from the first pass (the file changed) the upload is
 //!   aborted before it completes. After completion a HEAD request must
 //!   report the expected size. The object is not downloaded again: every
-//!   consumer re-hashes it on fetch anyway (CONTRACT.md §4).
+//!   consumer re-hashes it on fetch anyway (docs/CONTRACT.md §4).
 //!
 //! ```no_run
 //! use repropack::remote::push::{push, Dest};

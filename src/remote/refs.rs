@@ -1,4 +1,4 @@
-//! Artifact refs: `<uri>#sha256=<64 lowercase hex>` (CONTRACT.md §4).
+//! Artifact refs: `<uri>#sha256=<64 lowercase hex>` (docs/CONTRACT.md §4).
 //!
 //! Knows nothing of formats or transports: it only parses and prints.
 //!

@@ -1,7 +1,7 @@
 //! Perturbed copies of sources, for `repropack check`.
 //!
 //! [`perturbed_copy`] recreates each source in a fresh temp directory so a
-//! second build sees the same logical tree (CONTRACT.md §1) through
+//! second build sees the same logical tree (docs/CONTRACT.md §1) through
 //! everything the contract says must not matter (§2): another absolute path
 //! and temp dir, files created in reverse name order (so directory listing
 //! order and inode numbers differ), another umask while creating, other

@@ -8,7 +8,7 @@
 //! `check` all compare trees; none of them knows how a container is laid out.
 //!
 //! The **tree digest** ([`Tree::digest`]) is one SHA-256 over a canonical text
-//! serialization of the *logical tree* of CONTRACT.md §1: path, kind,
+//! serialization of the *logical tree* of docs/CONTRACT.md §1: path, kind,
 //! normalized mode, content (size + sha256), symlink target, hard-link
 //! grouping and device numbers. It deliberately leaves out what the contract
 //! calls options or container details — uid/gid (owner policy), mtime

@@ -516,7 +516,14 @@ impl Walker<'_> {
                 let inode_offset = i16::from_le_bytes([e[2], e[3]]);
                 let base_type = u16::from_le_bytes([e[4], e[5]]);
                 let name_len = usize::from(u16::from_le_bytes([e[6], e[7]])) + 1;
+                let at = begin + (bytes.len() - rest.len());
                 let name = take(&mut rest, name_len)?;
+                if let Some(why) = bad_name(&name) {
+                    return Err(bad(format!(
+                        "entry name {:?} at byte {at} of the uncompressed directory table {why}",
+                        String::from_utf8_lossy(&name)
+                    )));
+                }
                 let number = i64::from(base_inode) + i64::from(inode_offset);
                 let inode_number = u32::try_from(number)
                     .map_err(|_| bad(format!("inode number {number} out of range")))?;
@@ -528,6 +535,27 @@ impl Walker<'_> {
             }
         }
         Ok(out)
+    }
+}
+
+/// Why a directory entry name is not one a SquashFS directory can hold
+/// (squashfs-tools-ng `doc/format.adoc`, "Directory Table": a name of 1 to
+/// 256 bytes naming one entry of the directory), as rdsquashfs refuses it.
+/// A name with `/` would silently become a deeper path, `.`/`..` another
+/// directory.
+fn bad_name(name: &[u8]) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("is empty")
+    } else if name.len() > 256 {
+        Some("is longer than 256 bytes")
+    } else if name.contains(&b'/') {
+        Some("contains '/'")
+    } else if name.contains(&0) {
+        Some("contains a NUL byte")
+    } else if name == b"." || name == b".." {
+        Some("is '.' or '..'")
+    } else {
+        None
     }
 }
 
