@@ -43,6 +43,10 @@ enum Command {
     Fetch(cli::fetch::FetchArgs),
     /// Store a file under its content address and print its ref.
     Push(cli::push::PushArgs),
+    /// Make a minisign key pair (prints the key id).
+    Keygen(cli::sign::KeygenArgs),
+    /// Sign files with a minisign secret key (writes FILE.minisig).
+    Sign(cli::sign::SignArgs),
 }
 
 fn main() -> ExitCode {
@@ -58,6 +62,8 @@ fn main() -> ExitCode {
         Command::Diff(args) => cli::diff::run(args),
         Command::Check(args) => cli::check::run(*args),
         Command::Gate(args) => cli::gate::run(args),
+        Command::Keygen(args) => cli::sign::keygen_run(args),
+        Command::Sign(args) => cli::sign::sign_run(args),
     };
     match result {
         Ok(()) => ExitCode::from(cli::exit::OK as u8),

@@ -160,6 +160,33 @@ impl AtomicFile {
     }
 }
 
+impl AtomicFile {
+    /// Like [`commit`](AtomicFile::commit), but fails with
+    /// `AlreadyExists` instead of replacing a file already at the final
+    /// path (a link, unlike a rename, never replaces).
+    pub fn commit_new(mut self) -> Result<(), OutputError> {
+        let err = |source| OutputError {
+            path: self.path.clone(),
+            source,
+        };
+        self.file.sync_all().map_err(err)?;
+        let tmp = match self.named.take() {
+            Some(tmp) => tmp,
+            None => {
+                let name = self.path.file_name().unwrap_or_default().to_owned();
+                link_unnamed(&self.file, &self.dir, &name).map_err(err)?
+            }
+        };
+        let linked = fs::hard_link(&tmp, &self.path);
+        let _ = fs::remove_file(&tmp);
+        linked.map_err(err)?;
+        File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(err)?;
+        Ok(())
+    }
+}
+
 impl Drop for AtomicFile {
     fn drop(&mut self) {
         // Uncommitted: only the fallback has a name to remove.

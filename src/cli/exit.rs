@@ -21,3 +21,6 @@ pub const FETCH: i32 = 6;
 pub const UNSAFE: i32 = 7;
 /// `gate --require-verified`: the artifact is not verified.
 pub const UNVERIFIED: i32 = 8;
+/// A key or signature problem: a missing, malformed, untrusted or bad
+/// signature, a secret key that cannot be read or decrypted.
+pub const SIGNATURE: i32 = 9;

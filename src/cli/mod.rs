@@ -14,6 +14,7 @@ pub mod hash;
 pub mod pack;
 pub mod push;
 pub mod side;
+pub mod sign;
 pub mod verify;
 
 use repropack::pack::PackError;
@@ -38,6 +39,17 @@ impl From<StageError> for Failure {
     fn from(e: StageError) -> Failure {
         Failure::from_stage(&e)
     }
+}
+
+/// The exit code of a key or signature failure: [`exit::SIGNATURE`], except
+/// that keys that cannot be written are output errors.
+pub fn signature_failure(e: repropack::verify::signature::SignatureError) -> Failure {
+    use repropack::verify::signature::SignatureError;
+    let code = match &e {
+        SignatureError::Output(_) => exit::OUTPUT,
+        _ => exit::SIGNATURE,
+    };
+    Failure::new(code, e)
 }
 
 /// Prints each warning to stderr.

@@ -9,6 +9,7 @@ use repropack::remote::refs::ArtifactRef;
 use repropack::verify::diff::{Wording, compare};
 use repropack::verify::manifest::Manifest;
 use repropack::verify::side::{Layout, Side};
+use repropack::verify::signature::verify_file;
 use repropack::verify::tree_digest::Tree;
 
 use super::Failure;
@@ -32,9 +33,37 @@ pub struct VerifyArgs {
     /// the source was not dirty). Needs --manifest.
     #[arg(long, value_name = "REV", requires = "manifest")]
     expect_revision: Option<String>,
+    /// Also require a minisign signature of the artifact (`ARTIFACT.minisig`,
+    /// or --signature) by one of these public keys (repeatable); with
+    /// --manifest, the manifest's own signature (`MANIFEST.minisig`) is
+    /// checked first and a bad one stops everything.
+    #[arg(long, value_name = "PUBLIC")]
+    trusted_key: Vec<PathBuf>,
+    /// The artifact's signature file, instead of `ARTIFACT.minisig`.
+    #[arg(long, value_name = "PATH", requires = "trusted_key")]
+    signature: Option<PathBuf>,
 }
 
 pub fn run(args: VerifyArgs) -> Result<(), Failure> {
+    let signed = !args.trusted_key.is_empty();
+    if signed {
+        if let Some(m) = &args.manifest {
+            let v = verify_file(m, None, &args.trusted_key).map_err(super::signature_failure)?;
+            eprintln!(
+                "repropack: manifest {} signed by key {}",
+                m.display(),
+                v.key_id
+            );
+        }
+        let v = verify_file(&args.artifact, args.signature.as_deref(), &args.trusted_key)
+            .map_err(super::signature_failure)?;
+        eprintln!(
+            "repropack: {} signed by key {} ({})",
+            args.artifact.display(),
+            v.key_id,
+            v.trusted_comment
+        );
+    }
     let mut expected: Vec<(String, Sha256Digest)> = Vec::new();
     if let Some(r) = &args.reference {
         let r: ArtifactRef = r.parse().map_err(|e| Failure::new(exit::INPUT, e))?;
@@ -59,9 +88,13 @@ pub fn run(args: VerifyArgs) -> Result<(), Failure> {
         expected.push((format!("manifest {}", p.display()), d));
     }
     if expected.is_empty() {
+        if signed {
+            println!("OK {} signature", args.artifact.display());
+            return Ok(());
+        }
         return Err(Failure::new(
             exit::USAGE,
-            "nothing to verify against: pass --ref, --sha256 or --manifest",
+            "nothing to verify against: pass --ref, --sha256, --manifest or --trusted-key",
         ));
     }
     let (actual, _) = hash_file(&args.artifact)

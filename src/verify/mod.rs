@@ -11,6 +11,7 @@
 //!   ([`Check`](check::Check)).
 //! - [`marker`]: `OUT.verified` / `OUT.unverified` and the use-time gate.
 //! - [`revision`]: the source revision a manifest records.
+//! - [`signature`]: minisign keys, signatures and their checks.
 
 pub mod check;
 pub mod diff;
@@ -19,4 +20,5 @@ pub mod marker;
 pub mod perturb;
 pub mod revision;
 pub mod side;
+pub mod signature;
 pub mod tree_digest;

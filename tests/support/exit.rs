@@ -19,3 +19,5 @@ pub const FETCH: i32 = 6;
 pub const UNSAFE: i32 = 7;
 /// `gate --require-verified`: not verified.
 pub const UNVERIFIED: i32 = 8;
+/// A missing, malformed, untrusted or bad signature, or an unusable key.
+pub const SIGNATURE: i32 = 9;

@@ -1,0 +1,61 @@
+//! `repropack keygen` and `repropack sign`: minisign keys and signatures.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use repropack::verify::signature::{keygen, sign_file};
+
+use super::Failure;
+use crate::cli::exit;
+
+#[derive(Args)]
+pub struct KeygenArgs {
+    /// Secret key file to create (mode 0600; never replaced).
+    #[arg(short = 's', long = "secret", value_name = "SECRET")]
+    secret: PathBuf,
+    /// Public key file to create (never replaced).
+    #[arg(short = 'p', long = "public", value_name = "PUBLIC")]
+    public: PathBuf,
+    /// Encrypt the secret key (as minisign does) with the password in this
+    /// environment variable. Default: unencrypted, for unattended CI use.
+    #[arg(long, value_name = "VAR")]
+    password_env: Option<String>,
+}
+
+#[derive(Args)]
+pub struct SignArgs {
+    /// Files to sign; each gets `FILE.minisig` next to it.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// The minisign secret key.
+    #[arg(short = 's', long = "secret", value_name = "SECRET")]
+    secret: PathBuf,
+    /// The secret key's password, from this environment variable.
+    #[arg(long, value_name = "VAR")]
+    password_env: Option<String>,
+}
+
+fn password(var: &Option<String>) -> Result<Option<String>, Failure> {
+    match var {
+        None => Ok(None),
+        Some(v) => std::env::var(v)
+            .map(Some)
+            .map_err(|_| Failure::new(exit::USAGE, format!("--password-env: {v} is not set"))),
+    }
+}
+
+pub fn keygen_run(args: KeygenArgs) -> Result<(), Failure> {
+    let id = keygen(&args.secret, &args.public, password(&args.password_env)?)
+        .map_err(super::signature_failure)?;
+    println!("{id}");
+    Ok(())
+}
+
+pub fn sign_run(args: SignArgs) -> Result<(), Failure> {
+    let pw = password(&args.password_env)?;
+    for f in &args.files {
+        let sig = sign_file(f, &args.secret, pw.clone()).map_err(super::signature_failure)?;
+        println!("{}", sig.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,324 @@
+//! minisign signatures of artifacts, manifests and markers: who made a
+//! file, on top of what its sha256 already proves.
+//!
+//! The format is minisign's own (Ed25519, 8-byte key id, a signed "trusted
+//! comment", prehashed with BLAKE2b-512 so a file of any size is signed and
+//! checked in one streaming pass), through the `minisign` crate by
+//! minisign's author, so Debian's `minisign -V` accepts our signatures and
+//! we accept its. Signatures live next to the file as `FILE.minisig`.
+//!
+//! The trusted comment of a signature made here is
+//! `repropack file:NAME sha256:HEX`. The signature covers the file's bytes
+//! anyway; the comment makes a signature copied next to another file fail
+//! with a message saying which file it was made for. Signatures made by
+//! `minisign` itself (any trusted comment) are accepted when the bytes
+//! match.
+//!
+//! ```
+//! # let dir = tempfile::tempdir()?;
+//! # let (secret, public) = (dir.path().join("key.sec"), dir.path().join("key.pub"));
+//! # let file = dir.path().join("a.tar");
+//! # std::fs::write(&file, b"bytes")?;
+//! use repropack::verify::signature::{keygen, sign_file, verify_file};
+//! keygen(&secret, &public, None)?;
+//! let sig = sign_file(&file, &secret, None)?;
+//! assert!(sig.ends_with("a.tar.minisig"));
+//! let ok = verify_file(&file, None, &[public])?;
+//! assert!(ok.trusted_comment.starts_with("repropack file:a.tar sha256:"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use minisign::{KeyPair, PublicKey, PublicKeyBox, SecretKeyBox, SignatureBox};
+
+use crate::digest::hash_file;
+use crate::output::{AtomicFile, OutputError};
+
+/// Largest key or signature file read, in bytes (real ones are < 1 KiB).
+pub const MAX_SIGNATURE_FILE: u64 = 16 * 1024;
+
+/// Why a key could not be made or used, or a signature did not verify.
+#[derive(Debug, thiserror::Error)]
+pub enum SignatureError {
+    /// A key, signature or signed file could not be read.
+    #[error("{}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// A key or signature file is not in minisign's format.
+    #[error("{}: not a minisign {what}: {reason}", path.display())]
+    Malformed {
+        /// The file.
+        path: PathBuf,
+        /// `public key`, `secret key` or `signature`.
+        what: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The file has no signature next to it.
+    #[error("{}: no signature ({} does not exist)", file.display(), signature.display())]
+    Missing {
+        /// The signed file.
+        file: PathBuf,
+        /// Where the signature was looked for.
+        signature: PathBuf,
+    },
+    /// The signature was made by a key that is not trusted.
+    #[error("{}: signed by key {key_id}, which is not a trusted key", file.display())]
+    Untrusted {
+        /// The signed file.
+        file: PathBuf,
+        /// The signing key's id (16 uppercase hex digits, as minisign prints it).
+        key_id: String,
+    },
+    /// The signature does not match the file (or its trusted comment).
+    #[error("{}: bad signature: {reason}", file.display())]
+    Bad {
+        /// The signed file.
+        file: PathBuf,
+        /// What did not match.
+        reason: String,
+    },
+    /// Making or writing a key or signature failed.
+    #[error(transparent)]
+    Output(#[from] OutputError),
+    /// The minisign library refused (a wrong password, no randomness).
+    #[error("{}: {reason}", path.display())]
+    Key {
+        /// The key file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// What a good signature says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    /// The signing key's id (16 uppercase hex digits).
+    pub key_id: String,
+    /// The signed trusted comment.
+    pub trusted_comment: String,
+    /// The signature file.
+    pub signature: PathBuf,
+}
+
+/// Makes a minisign key pair: `secret` (mode 0600; encrypted with
+/// `password` as minisign does, else unencrypted for unattended use) and
+/// `public`. Never replaces an existing file. Returns the key id.
+pub fn keygen(
+    secret: &Path,
+    public: &Path,
+    password: Option<String>,
+) -> Result<String, SignatureError> {
+    for p in [secret, public] {
+        if p.symlink_metadata().is_ok() {
+            return Err(SignatureError::Output(OutputError {
+                path: p.to_path_buf(),
+                source: io::Error::new(io::ErrorKind::AlreadyExists, "already exists"),
+            }));
+        }
+    }
+    let key_err = |reason: minisign::PError| SignatureError::Key {
+        path: secret.to_path_buf(),
+        reason: reason.to_string(),
+    };
+    let KeyPair { pk, sk } = match password {
+        Some(pw) => KeyPair::generate_encrypted_keypair(Some(pw)),
+        None => KeyPair::generate_unencrypted_keypair(),
+    }
+    .map_err(key_err)?;
+    let key_id = key_id(pk.keynum());
+    let sk_text = sk
+        .to_box(Some(&format!("repropack secret key {key_id}")))
+        .map_err(key_err)?
+        .to_string();
+    let pk_text = pk.to_box().map_err(key_err)?.to_string();
+    write_new(secret, sk_text.as_bytes(), 0o600)?;
+    write_new(public, pk_text.as_bytes(), 0o644)?;
+    Ok(key_id)
+}
+
+/// Signs `file` with the minisign secret key at `secret` (decrypted with
+/// `password` when it is encrypted) and writes `FILE.minisig` atomically.
+pub fn sign_file(
+    file: &Path,
+    secret: &Path,
+    password: Option<String>,
+) -> Result<PathBuf, SignatureError> {
+    let text = read_small(secret)?;
+    let malformed = |reason: String| SignatureError::Malformed {
+        path: secret.to_path_buf(),
+        what: "secret key",
+        reason,
+    };
+    let sk_box = SecretKeyBox::from_string(&text).map_err(|e| malformed(e.to_string()))?;
+    let sk = match password {
+        Some(pw) => sk_box.into_secret_key(Some(pw)),
+        None => sk_box.into_unencrypted_secret_key(),
+    }
+    .and_then(|sk| {
+        if sk.is_encrypted() {
+            Err(minisign::PError::new(
+                minisign::ErrorKind::EncryptedKey,
+                "the key is encrypted: give its password (--password-env VAR)",
+            ))
+        } else {
+            Ok(sk)
+        }
+    })
+    .map_err(|e| SignatureError::Key {
+        path: secret.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    let (sha256, _) = hash_file(file).map_err(|source| read_err(file, source))?;
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let comment = format!("repropack file:{name} sha256:{sha256}");
+    let data = File::open(file).map_err(|source| read_err(file, source))?;
+    let untrusted = "signature from repropack secret key";
+    let sig = minisign::sign(None, &sk, data, Some(&comment), Some(untrusted)).map_err(|e| {
+        SignatureError::Key {
+            path: secret.to_path_buf(),
+            reason: e.to_string(),
+        }
+    })?;
+    let path = signature_path(file);
+    let mut out = AtomicFile::create(&path)?;
+    std::io::Write::write_all(out.file_mut(), sig.to_string().as_bytes())
+        .map_err(|e| out.error(e))?;
+    out.commit()?;
+    Ok(path)
+}
+
+/// `FILE.minisig`.
+pub fn signature_path(file: &Path) -> PathBuf {
+    let mut p = file.as_os_str().to_os_string();
+    p.push(".minisig");
+    PathBuf::from(p)
+}
+
+/// Checks `file` against its signature (`signature`, else `FILE.minisig`)
+/// made by one of the `trusted` public keys. A repropack trusted comment
+/// must name the file's current sha256.
+pub fn verify_file(
+    file: &Path,
+    signature: Option<&Path>,
+    trusted: &[PathBuf],
+) -> Result<Verified, SignatureError> {
+    let sig_path = signature.map_or_else(|| signature_path(file), Path::to_path_buf);
+    if !sig_path.exists() {
+        return Err(SignatureError::Missing {
+            file: file.to_path_buf(),
+            signature: sig_path,
+        });
+    }
+    let text = read_small(&sig_path)?;
+    let sig = SignatureBox::from_string(&text).map_err(|e| SignatureError::Malformed {
+        path: sig_path.clone(),
+        what: "signature",
+        reason: e.to_string(),
+    })?;
+    let signer = key_id(sig.keynum());
+    let mut keys = Vec::new();
+    for k in trusted {
+        keys.push(read_public_key(k)?);
+    }
+    let Some(pk) = keys.iter().find(|pk| pk.keynum() == sig.keynum()) else {
+        return Err(SignatureError::Untrusted {
+            file: file.to_path_buf(),
+            key_id: signer,
+        });
+    };
+    let bad = |reason: String| SignatureError::Bad {
+        file: file.to_path_buf(),
+        reason,
+    };
+    let data = File::open(file).map_err(|source| read_err(file, source))?;
+    minisign::verify(pk, &sig, data, true, false, false).map_err(|e| bad(e.to_string()))?;
+    let trusted_comment = sig.trusted_comment().map_err(|e| bad(e.to_string()))?;
+    if let Some(rest) = trusted_comment.strip_prefix("repropack ")
+        && let Some(named) = rest.split(' ').find_map(|w| w.strip_prefix("sha256:"))
+    {
+        let (actual, _) = hash_file(file).map_err(|source| read_err(file, source))?;
+        if named != actual.to_hex() {
+            return Err(bad(format!(
+                "the signature was made for another file ({rest})"
+            )));
+        }
+    }
+    Ok(Verified {
+        key_id: signer,
+        trusted_comment,
+        signature: sig_path,
+    })
+}
+
+/// Reads a minisign public key file.
+pub fn read_public_key(path: &Path) -> Result<PublicKey, SignatureError> {
+    let text = read_small(path)?;
+    PublicKeyBox::from_string(&text)
+        .and_then(PublicKeyBox::into_public_key)
+        .map_err(|e| SignatureError::Malformed {
+            path: path.to_path_buf(),
+            what: "public key",
+            reason: e.to_string(),
+        })
+}
+
+/// A key id as minisign prints it: the 8 bytes as a little-endian number
+/// in 16 uppercase hex digits.
+fn key_id(keynum: &[u8]) -> String {
+    let mut n = [0u8; 8];
+    let len = keynum.len().min(8);
+    n[..len].copy_from_slice(&keynum[..len]);
+    format!("{:016X}", u64::from_le_bytes(n))
+}
+
+/// Reads a key or signature file of at most [`MAX_SIGNATURE_FILE`] bytes.
+fn read_small(path: &Path) -> Result<String, SignatureError> {
+    let f = File::open(path).map_err(|source| read_err(path, source))?;
+    let mut text = String::new();
+    f.take(MAX_SIGNATURE_FILE + 1)
+        .read_to_string(&mut text)
+        .map_err(|source| read_err(path, source))?;
+    if text.len() as u64 > MAX_SIGNATURE_FILE {
+        return Err(read_err(
+            path,
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("larger than {MAX_SIGNATURE_FILE} bytes"),
+            ),
+        ));
+    }
+    Ok(text)
+}
+
+fn read_err(path: &Path, source: io::Error) -> SignatureError {
+    SignatureError::Read {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Writes `bytes` to the new file `path` with `mode`, atomically, failing
+/// if `path` exists.
+fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), SignatureError> {
+    let mut out = AtomicFile::create(path)?;
+    let file = out.file_mut();
+    file.set_permissions(std::fs::Permissions::from_mode(mode))
+        .and_then(|()| std::io::Write::write_all(file, bytes))
+        .map_err(|e| out.error(e))?;
+    out.commit_new()?;
+    Ok(())
+}
