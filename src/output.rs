@@ -136,35 +136,31 @@ impl AtomicFile {
 
     /// Fsyncs the file, gives it its final name (replacing what was there)
     /// and fsyncs the directory.
-    pub fn commit(mut self) -> Result<(), OutputError> {
-        let err = |source| OutputError {
-            path: self.path.clone(),
-            source,
-        };
-        self.file.sync_all().map_err(err)?;
-        let tmp = match self.named.take() {
-            Some(tmp) => tmp,
-            None => {
-                let name = self.path.file_name().unwrap_or_default().to_owned();
-                link_unnamed(&self.file, &self.dir, &name).map_err(err)?
-            }
-        };
-        if let Err(e) = fs::rename(&tmp, &self.path) {
-            let _ = fs::remove_file(&tmp);
-            return Err(err(e));
-        }
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(err)?;
-        Ok(())
+    pub fn commit(self) -> Result<(), OutputError> {
+        self.publish(|tmp, path| {
+            fs::rename(tmp, path).inspect_err(|_| {
+                let _ = fs::remove_file(tmp);
+            })
+        })
     }
-}
 
-impl AtomicFile {
     /// Like [`commit`](AtomicFile::commit), but fails with
     /// `AlreadyExists` instead of replacing a file already at the final
     /// path (a link, unlike a rename, never replaces).
-    pub fn commit_new(mut self) -> Result<(), OutputError> {
+    pub fn commit_new(self) -> Result<(), OutputError> {
+        self.publish(|tmp, path| {
+            let linked = fs::hard_link(tmp, path);
+            let _ = fs::remove_file(tmp);
+            linked
+        })
+    }
+
+    /// Fsyncs the file, gives it a temp name if it has none, moves that
+    /// name to the final path with `place`, and fsyncs the directory.
+    fn publish(
+        mut self,
+        place: impl FnOnce(&Path, &Path) -> io::Result<()>,
+    ) -> Result<(), OutputError> {
         let err = |source| OutputError {
             path: self.path.clone(),
             source,
@@ -177,9 +173,7 @@ impl AtomicFile {
                 link_unnamed(&self.file, &self.dir, &name).map_err(err)?
             }
         };
-        let linked = fs::hard_link(&tmp, &self.path);
-        let _ = fs::remove_file(&tmp);
-        linked.map_err(err)?;
+        place(&tmp, &self.path).map_err(err)?;
         File::open(&self.dir)
             .and_then(|d| d.sync_all())
             .map_err(err)?;

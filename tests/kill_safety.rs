@@ -33,6 +33,17 @@ fn source_tree(root: &Path) {
     }
 }
 
+/// [`source_tree`] in `dir/src`, packed to `dir/NAME`.
+fn packed_source(dir: &Path, name: &str) -> PathBuf {
+    let src = dir.join("src");
+    source_tree(&src);
+    let artifact = dir.join(name);
+    let mut pack = repropack();
+    pack.arg("pack").arg(&src).arg("-o").arg(&artifact);
+    ok(&pack.output().unwrap());
+    artifact
+}
+
 /// The names in `dir`, sorted.
 fn names(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = fs::read_dir(dir)
@@ -125,16 +136,7 @@ fn pack_killed_anywhere_leaves_the_output_absent_or_complete_and_no_litter() {
 #[test]
 fn push_to_a_directory_killed_anywhere_leaves_no_partial_object() {
     let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("src");
-    source_tree(&src);
-    let artifact = tmp.path().join("a.tar");
-    ok(&repropack()
-        .arg("pack")
-        .arg(&src)
-        .arg("-o")
-        .arg(&artifact)
-        .output()
-        .unwrap());
+    let artifact = packed_source(tmp.path(), "a.tar");
     let store = tmp.path().join("store");
     fs::create_dir(&store).unwrap();
     let command = || {
@@ -152,16 +154,7 @@ fn push_to_a_directory_killed_anywhere_leaves_no_partial_object() {
 #[test]
 fn extract_killed_anywhere_leaves_dir_absent_or_complete_and_the_next_run_sweeps() {
     let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("src");
-    source_tree(&src);
-    let artifact = tmp.path().join("a.squashfs");
-    ok(&repropack()
-        .arg("pack")
-        .arg(&src)
-        .arg("-o")
-        .arg(&artifact)
-        .output()
-        .unwrap());
+    let artifact = packed_source(tmp.path(), "a.squashfs");
     let parent = tmp.path().join("x");
     fs::create_dir(&parent).unwrap();
     let command = |dir: &Path| {
@@ -198,17 +191,8 @@ fn extract_killed_anywhere_leaves_dir_absent_or_complete_and_the_next_run_sweeps
 #[test]
 fn fetch_from_a_path_killed_anywhere_serves_only_verified_bytes_and_the_next_run_cleans_up() {
     let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("src");
-    source_tree(&src);
-    let artifact = tmp.path().join("a.tar");
-    let reference = ok(&repropack()
-        .arg("pack")
-        .arg(&src)
-        .arg("-o")
-        .arg(&artifact)
-        .output()
-        .unwrap());
-    let reference = reference.trim().to_string();
+    let artifact = packed_source(tmp.path(), "a.tar");
+    let reference = format!("{}#sha256={}", artifact.display(), sha256_file(&artifact));
     let hex = sha256_file(&artifact);
     let cache = tmp.path().join("cache");
     let command = || {
