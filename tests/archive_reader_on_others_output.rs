@@ -347,16 +347,11 @@ fn reads_squashfs_tools_ng_images() {
     gnu_tar(&src, &tar, "pax");
     let t2s = dir.path().join("t2s.img");
     let tar_bytes = fs::File::open(&tar).unwrap();
-    let out = Command::new("tar2sqfs")
-        .args(["-q", "-c", "gzip"])
-        .arg(&t2s)
-        .stdin(tar_bytes)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        Command::new("tar2sqfs")
+            .args(["-q", "-c", "gzip"])
+            .arg(&t2s)
+            .stdin(tar_bytes),
     );
     assert_matches_source(&src, &t2s, Format::Squashfs, false);
 }

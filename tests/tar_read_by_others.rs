@@ -69,16 +69,11 @@ fn gnu_tar_lists_sorted_normalized(ext: &str) {
         return;
     }
     let (_src, _out, file) = pack_sample(ext);
-    let out = Command::new("tar")
-        .args(["--utc", "--quoting-style=escape", "-tvf"])
-        .arg(&file)
-        .env("LC_ALL", "C")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_ok(
+        Command::new("tar")
+            .args(["--utc", "--quoting-style=escape", "-tvf"])
+            .arg(&file)
+            .env("LC_ALL", "C"),
     );
     let text = String::from_utf8(out.stdout).unwrap();
     let expected = expected_order(&sample_items());
@@ -205,17 +200,7 @@ fn python_tarfile_reads_every_entry_with_normalized_metadata() {
     let items = sample_items();
     for ext in ["tar", "tar.gz"] {
         let (_src, _out, file) = pack_sample(ext);
-        let out = Command::new("python3")
-            .arg("-c")
-            .arg(PY_LIST)
-            .arg(&file)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = run_ok(Command::new("python3").arg("-c").arg(PY_LIST).arg(&file));
         let members: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
         let expected = expected_order(&items);
         assert_eq!(members.len(), expected.len());
@@ -359,17 +344,7 @@ fn files_of_8_gib_and_more_get_a_pax_size_readers_accept() {
     );
     assert!(text.contains("tail.txt"), "{text}");
     let py = "import tarfile,sys\nt=tarfile.open(sys.argv[1])\nm=t.getmember('huge.img')\nprint(m.size, m.pax_headers.get('size'))\nprint(t.extractfile('tail.txt').read().decode(), end='')";
-    let res = Command::new("python3")
-        .arg("-c")
-        .arg(py)
-        .arg(&archive)
-        .output()
-        .unwrap();
-    assert!(
-        res.status.success(),
-        "{}",
-        String::from_utf8_lossy(&res.stderr)
-    );
+    let res = run_ok(Command::new("python3").arg("-c").arg(py).arg(&archive));
     assert_eq!(
         String::from_utf8_lossy(&res.stdout),
         format!("{size} {size}\nafter the big one\n")

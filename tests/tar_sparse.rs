@@ -169,6 +169,19 @@ fn agrees_with_gnu_tar(work: &Path, src: &Path, archive: &Path, sparse: bool) {
     }
 }
 
+/// GNU tar with `flags` archives `big` and `sub` of `src` into `archive`.
+fn gnu_tar_create(flags: &[&str], src: &Path, archive: &Path) {
+    run_ok(
+        Command::new("tar")
+            .args(flags)
+            .arg("-C")
+            .arg(src)
+            .arg("-cf")
+            .arg(archive)
+            .args(["big", "sub"]),
+    );
+}
+
 fn gnu_tar_case(flags: &[&str], name: &str) {
     if !have_tool("tar") {
         return;
@@ -176,15 +189,7 @@ fn gnu_tar_case(flags: &[&str], name: &str) {
     let work = tempfile::tempdir().unwrap();
     let src = sparse_tree(work.path());
     let archive = work.path().join(name);
-    run_ok(
-        Command::new("tar")
-            .args(flags)
-            .arg("-C")
-            .arg(&src)
-            .arg("-cf")
-            .arg(&archive)
-            .args(["big", "sub"]),
-    );
+    gnu_tar_create(flags, &src, &archive);
     agrees_with_gnu_tar(work.path(), &src, &archive, true);
 }
 
@@ -246,15 +251,7 @@ fn tar_sparse_many_regions_need_gnu_extension_blocks() {
         ),
     ] {
         let archive = work.path().join(name);
-        run_ok(
-            Command::new("tar")
-                .args(flags)
-                .arg("-C")
-                .arg(&src)
-                .arg("-cf")
-                .arg(&archive)
-                .args(["big", "sub"]),
-        );
+        gnu_tar_create(flags, &src, &archive);
         agrees_with_gnu_tar(work.path(), &src, &archive, true);
     }
 }
