@@ -264,6 +264,96 @@ fn reads_mksquashfs_images_in_every_compressor_backhand_has() {
     }
 }
 
+/// The sample tree plus what exercises the rest of the format: a file with
+/// an all-zero block (a sparse block), files of exactly one and two blocks,
+/// a 4,095-byte symlink target, and a directory of 2,000 long names (a
+/// listing over many metadata blocks, with a directory index).
+fn layout_tree(src: &Path) {
+    archive_sample_tree(src);
+    let mut sparse = vec![0u8; 3 << 16];
+    sparse.extend_from_slice(b"tail after zeros");
+    fs::write(src.join("sparse"), &sparse).unwrap();
+    fs::write(src.join("one_block"), vec![7u8; 1 << 16]).unwrap();
+    fs::write(src.join("two_blocks"), vec![8u8; 2 << 16]).unwrap();
+    std::os::unix::fs::symlink(format!("{}x", "t/".repeat(2047)), src.join("long_link")).unwrap();
+    fs::create_dir(src.join("wide")).unwrap();
+    for i in 0..2000 {
+        fs::write(src.join("wide").join(format!("{i:0>60}")), i.to_string()).unwrap();
+    }
+}
+
+#[test]
+fn reads_every_layout_mksquashfs_and_gensquashfs_write() {
+    if !have_tool("mksquashfs") || !have_tool("gensquashfs") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    layout_tree(&src);
+    let variants: [&[&str]; 8] = [
+        &["-noI", "-noD", "-noF", "-noX"],
+        &["-no-fragments"],
+        &["-always-use-fragments"],
+        &["-b", "4096"],
+        &["-b", "1M", "-comp", "zstd"],
+        &["-no-exports", "-comp", "lz4", "-Xhc"],
+        &["-comp", "xz", "-Xbcj", "x86"],
+        &["-no-duplicates", "-no-tailends"],
+    ];
+    for (i, v) in variants.iter().enumerate() {
+        let out = dir.path().join(format!("m{i}.sqfs"));
+        // 64 KiB blocks unless the variant says otherwise.
+        let bs: &[&str] = if v.contains(&"-b") {
+            &[]
+        } else {
+            &["-b", "65536"]
+        };
+        mksquashfs(&src, &out, &[*v, bs].concat());
+        assert_matches_source(&src, &out, Format::Squashfs, true);
+    }
+    for comp in ["xz", "lz4", "gzip"] {
+        let out = dir.path().join(format!("g-{comp}.sqfs"));
+        run_ok(
+            Command::new("gensquashfs")
+                .arg("--pack-dir")
+                .arg(&src)
+                .args(["-c", comp, "-b", "65536", "-q", "-k"])
+                .arg(&out),
+        );
+        assert_matches_source(&src, &out, Format::Squashfs, false);
+    }
+}
+
+#[test]
+fn lzo_images_are_refused_as_an_unsupported_compressor() {
+    if !have_tool("mksquashfs") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    fs::create_dir(&src).unwrap();
+    fs::write(src.join("f"), b"x").unwrap();
+    let out = dir.path().join("lzo.sqfs");
+    let made = Command::new("mksquashfs")
+        .arg(&src)
+        .arg(&out)
+        .args(["-noappend", "-quiet", "-no-progress", "-comp", "lzo"])
+        .output()
+        .unwrap();
+    if !made.status.success() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "mksquashfs lacks lzo under CI"
+        );
+        return;
+    }
+    let err = match archive::open(&out) {
+        Ok(_) => panic!("an lzo image was opened"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("unsupported compressor lzo"), "{err}");
+}
+
 #[test]
 fn squashfs_hard_links_share_an_inode_number_and_point_at_the_first_path() {
     if !have_tool("mksquashfs") {

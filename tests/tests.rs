@@ -28,6 +28,7 @@ mod signatures;
 mod squashfs_pack;
 mod squashfs_read_by_kernel;
 mod squashfs_read_by_others;
+mod squashfs_reader;
 mod staging;
 mod tar_read_by_others;
 mod tar_sparse;

@@ -15,11 +15,10 @@
 //!   [`tar`]. Pax `path`, `linkpath`, `size`, `uid`, `gid` and
 //!   `mtime` records and GNU `L`/`K` long names override the header fields.
 //!   gzip may have several members (as `pigz` or `cat a.gz b.gz` produce).
-//! - **SquashFS 4.0** (little endian): superblock, inode, id and fragment
-//!   tables are read by `backhand`, which also decompresses file content (its
-//!   `parallel` feature). The directory table is walked here, see
-//!   [`squashfs`], so that raw names and inode numbers are
-//!   seen. The root directory comes first with the path `.`; then a
+//! - **SquashFS 4.0** (little endian): read by [`squashfs::read`] on the
+//!   writer's structure modules, lazily and in bounded memory (the bounds
+//!   are listed there); multi-block files are decompressed on the rayon
+//!   pool. The root directory comes first with the path `.`; then a
 //!   depth-first walk in directory-table order (sorted by name, as the format
 //!   requires). **Hard links**: a non-directory inode reached through several
 //!   directory entries is yielded with its own kind the first time and as
@@ -242,7 +241,8 @@ pub fn open(path: &Path) -> Result<Archive, ArchiveError> {
 }
 
 /// Opens `path`, detects its format from the first bytes and reads the
-/// container facts (for SquashFS: all metadata tables).
+/// container facts (for SquashFS: the superblock, the id table and the root
+/// inode; the other tables are read as [`Archive::for_each_entry`] walks).
 pub fn open_with(path: &Path, options: &ReadOptions) -> Result<Archive, ArchiveError> {
     let io_err = |source| ArchiveError::Io {
         path: path.to_path_buf(),

@@ -17,8 +17,7 @@
 //! ```
 
 use std::ffi::OsString;
-use std::fs::File;
-use std::io::{self, BufReader};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::digest::{Sha256Digest, hash_file, hash_reader};
@@ -120,7 +119,7 @@ pub fn read_side(path: &Path, label: &str) -> Result<Side, ArtifactError> {
             ));
             facts.push(("squashfs.id_count".into(), s.id_count.to_string()));
             facts.push(("squashfs.bytes_used".into(), s.bytes_used.to_string()));
-            Layout::Regions(squashfs_regions(path, size))
+            Layout::Regions(squashfs_regions(&s.layout, size))
         }
     };
     let mut entries = Vec::new();
@@ -226,31 +225,11 @@ fn gzip_regions(size: u64) -> Vec<Region> {
     ]
 }
 
-/// SquashFS layout from the superblock's table offsets, read by backhand
-/// (squashfs-tools-ng `doc/format.adoc`, "Overview"): superblock, data and
-/// fragment blocks, inode table, directory table, fragment table, export
-/// table, id table, xattr table, then padding up to the file size.
-fn squashfs_regions(path: &Path, size: u64) -> Vec<Region> {
-    let Ok(file) = File::open(path) else {
-        return Vec::new();
-    };
-    let Ok(sq) = backhand::Squashfs::from_reader(BufReader::new(file)) else {
-        return Vec::new();
-    };
-    let sb = &sq.superblock;
-    let mut starts: Vec<(u64, &str)> = vec![
-        (0, "superblock"),
-        (96, "compressor options, data and fragment blocks"),
-        (sb.inode_table, "inode table"),
-        (sb.dir_table, "directory table"),
-        (sb.frag_table, "fragment table"),
-        (sb.export_table, "export table"),
-        (sb.id_table, "id table"),
-        (sb.xattr_table, "xattr table"),
-        (sb.bytes_used, "padding after bytes_used"),
-    ];
-    starts.retain(|(s, _)| *s != u64::MAX && *s <= size);
-    starts.sort_by_key(|(s, _)| *s);
+/// SquashFS regions from the superblock's table offsets
+/// ([`format::squashfs::SquashfsInfo::layout`]): superblock, data and
+/// fragment blocks, each table, then padding up to the file size.
+fn squashfs_regions(layout: &[(u64, &'static str)], size: u64) -> Vec<Region> {
+    let starts: Vec<(u64, &str)> = layout.iter().copied().filter(|(s, _)| *s <= size).collect();
     let mut out = Vec::new();
     for (i, (start, name)) in starts.iter().enumerate() {
         let end = starts.get(i + 1).map_or(size, |(s, _)| *s);

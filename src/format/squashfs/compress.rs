@@ -316,6 +316,124 @@ impl Compressor {
     }
 }
 
+/// Name of a superblock compressor id (§2.4).
+pub(crate) fn compressor_name(id: u16) -> &'static str {
+    match id {
+        1 => "gzip",
+        2 => "lzma",
+        3 => "lzo",
+        4 => "xz",
+        5 => "lz4",
+        6 => "zstd",
+        _ => "unknown",
+    }
+}
+
+/// Memory the xz decoder may use. A SquashFS xz stream's dictionary is at
+/// most one block (1 MiB); a stream that asks for more is refused rather
+/// than given the memory.
+const XZ_MEMORY_LIMIT: u64 = 16 << 20;
+
+/// Decompresses single blocks (§2.4), the counterpart of [`Compressor`]: one
+/// per thread, each call independent of the previous ones, and never more
+/// output than the caller allows (a block that would decompress to more is
+/// malformed, so a bomb costs at most the limit).
+pub(crate) struct Decompressor {
+    state: Decoder,
+}
+
+enum Decoder {
+    Zlib(Box<libdeflater::Decompressor>),
+    Zstd(Box<zstd::bulk::Decompressor<'static>>),
+    Xz,
+    Lz4,
+}
+
+impl Decompressor {
+    /// A decompressor for superblock compressor id `id`; lzma and lzo images
+    /// are refused by name.
+    pub(crate) fn for_id(id: u16) -> Result<Decompressor, String> {
+        let state = match id {
+            1 => Decoder::Zlib(Box::new(libdeflater::Decompressor::new())),
+            4 => Decoder::Xz,
+            5 => Decoder::Lz4,
+            6 => Decoder::Zstd(Box::new(
+                zstd::bulk::Decompressor::new().map_err(|e| format!("zstd: {e}"))?,
+            )),
+            2 | 3 => {
+                return Err(format!(
+                    "unsupported compressor {} (gzip, xz, lz4 and zstd are read)",
+                    compressor_name(id)
+                ));
+            }
+            _ => return Err(format!("unknown compressor id {id}")),
+        };
+        Ok(Decompressor { state })
+    }
+
+    /// Decompresses `input` into `out` (replacing its contents): at most
+    /// `limit` bytes, or an error saying why not.
+    pub(crate) fn decompress(
+        &mut self,
+        input: &[u8],
+        limit: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<(), String> {
+        out.clear();
+        match &mut self.state {
+            Decoder::Zlib(d) => {
+                out.resize(limit, 0);
+                match d.zlib_decompress(input, out) {
+                    Ok(n) => out.truncate(n),
+                    Err(libdeflater::DecompressionError::InsufficientSpace) => {
+                        return Err(format!(
+                            "gzip block decompresses to more than {limit} bytes"
+                        ));
+                    }
+                    Err(libdeflater::DecompressionError::BadData) => {
+                        return Err("gzip block is not a valid zlib stream".to_string());
+                    }
+                }
+            }
+            Decoder::Zstd(d) => {
+                out.reserve_exact(limit);
+                d.decompress_to_buffer(input, out)
+                    .map_err(|e| format!("zstd block: {e}"))?;
+                if out.len() > limit {
+                    return Err(format!(
+                        "zstd block decompresses to more than {limit} bytes"
+                    ));
+                }
+            }
+            Decoder::Xz => {
+                let mut s = liblzma::stream::Stream::new_stream_decoder(XZ_MEMORY_LIMIT, 0)
+                    .map_err(|e| format!("xz: {e}"))?;
+                // One spare byte tells a block that is too large from one
+                // that fills the limit exactly. With the whole input and
+                // room for limit + 1 bytes, one call either ends the
+                // stream, fills the room, or runs out of input.
+                out.reserve_exact(limit + 1);
+                let status = s
+                    .process_vec(input, out, liblzma::stream::Action::Finish)
+                    .map_err(|e| format!("xz block: {e}"))?;
+                if out.len() > limit {
+                    return Err(format!("xz block decompresses to more than {limit} bytes"));
+                }
+                if status != liblzma::stream::Status::StreamEnd {
+                    return Err("xz block ends before its stream does".to_string());
+                }
+            }
+            Decoder::Lz4 => {
+                out.resize(limit, 0);
+                let n = lz4_flex::block::decompress_into(input, out)
+                    .map_err(|e| format!("lz4 block: {e}"))?;
+                out.truncate(n);
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -375,6 +493,36 @@ mod tests {
             reused.compress(&b, &mut out).unwrap();
             assert_eq!(out, fresh, "{name}");
         }
+    }
+
+    #[test]
+    fn every_compressor_round_trips_and_bombs_stop_at_the_limit() {
+        for name in ["gzip:6", "zstd:15", "xz:6", "lz4"] {
+            let c = Compression::parse(name).unwrap();
+            let input = sample(100_000);
+            let mut packed = Vec::new();
+            assert!(
+                c.compressor(131072)
+                    .unwrap()
+                    .compress(&input, &mut packed)
+                    .unwrap()
+            );
+            let mut d = Decompressor::for_id(c.algorithm().id()).unwrap();
+            let mut out = Vec::new();
+            d.decompress(&packed, 131072, &mut out).unwrap();
+            assert_eq!(out, input, "{name}");
+            let err = d.decompress(&packed, 99_999, &mut out).unwrap_err();
+            assert!(
+                err.contains("more than 99999") || err.contains("lz4"),
+                "{name}: {err}"
+            );
+        }
+        assert!(
+            Decompressor::for_id(3)
+                .err()
+                .unwrap()
+                .contains("unsupported compressor lzo")
+        );
     }
 
     #[test]

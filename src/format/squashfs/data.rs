@@ -28,8 +28,17 @@
 //! The planner→writer queue is bounded, so at most about `4 × jobs + 8`
 //! blocks are in memory at any time, whatever the input size. Buffers are
 //! recycled through a small pool.
+//!
+//! # Reading back
+//!
+//! [`DataReader`] streams one file's content: its block sizes are read from
+//! the inode table as it goes (a declared size costs nothing up front), runs
+//! of blocks are read with one `pread` and decompressed on the rayon pool,
+//! and the tail comes from a cached fragment block. Every block must lie
+//! inside the image and decompress to exactly the bytes its position in the
+//! file calls for.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::sync::Mutex;
@@ -38,7 +47,10 @@ use std::sync::mpsc::{self, Receiver, SyncSender};
 use sha2::{Digest, Sha256};
 
 use super::SquashfsError;
-use super::compress::{CompressError, Compression};
+use super::compress::{CompressError, Compression, Decompressor};
+use super::image::{BlockCache, Fault, Image};
+use super::metadata::{Cursor, MetadataReader};
+use super::table::{FragmentEntry, FragmentTable};
 use crate::plan::{ContentError, EntryKind, Plan};
 
 /// Blocks in flight per job, beyond 8 shared: enough read-ahead that a
@@ -59,14 +71,6 @@ pub(crate) struct FileLayout {
     pub fragment: Option<(u32, u32)>,
     /// Bytes of the file held by sparse blocks.
     pub sparse: u64,
-}
-
-/// One fragment-table record (§7).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct FragmentEntry {
-    pub start: u64,
-    /// On-disk size, bit 24 set if uncompressed.
-    pub size: u32,
 }
 
 /// Result of the data phase.
@@ -618,4 +622,257 @@ fn is_zero(buf: &[u8]) -> bool {
         }
     }
     chunks.remainder().iter().all(|&b| b == 0)
+}
+
+/// Blocks of one file decompressed together on the rayon pool: as many as
+/// there are threads, within this many bytes.
+const READ_AHEAD_BYTES: usize = 16 << 20;
+
+/// Fragment blocks the reader keeps decompressed, in bytes (at least two
+/// blocks): files are laid out in order, so their tails come from the same
+/// few fragment blocks in a row.
+pub(crate) const FRAGMENT_CACHE_BYTES: usize = 8 << 20;
+
+/// Bits of a block size word other than the size and the uncompressed flag:
+/// always zero.
+const SIZE_WORD_RESERVED: u32 = !(BLOCK_UNCOMPRESSED | 0x00FF_FFFF);
+
+/// The tables a [`DataReader`] needs besides the image.
+pub(crate) struct DataTables<'a> {
+    pub image: &'a mut Image,
+    /// The inode table, where block sizes follow each file inode.
+    pub inodes: &'a mut MetadataReader,
+    pub fragments: &'a mut FragmentTable,
+    pub fragment_cache: &'a mut BlockCache<Vec<u8>>,
+}
+
+/// Where a file's content lies, from its inode (§5.3).
+pub(crate) struct FileData {
+    pub blocks_start: u64,
+    pub file_size: u64,
+    pub frag_index: u32,
+    pub frag_offset: u32,
+    /// Where the u32 block sizes follow the inode.
+    pub sizes: Cursor,
+}
+
+/// How one block of a run is stored.
+struct Stored {
+    /// Offset in the run's raw bytes.
+    offset: usize,
+    size: usize,
+    uncompressed: bool,
+    /// Bytes it must decompress to.
+    expect: usize,
+}
+
+/// Streams one regular file's content (§4) as an [`io::Read`]. Errors are
+/// `InvalidData` naming the file and the block.
+pub(crate) struct DataReader<'a> {
+    t: DataTables<'a>,
+    what: String,
+    block_size: u64,
+    /// Where the next full block's bytes start.
+    next_at: u64,
+    /// Where the next block size word is, in the inode table.
+    sizes: Cursor,
+    blocks_left: u64,
+    /// Bytes the blocks still to read cover.
+    block_bytes_left: u64,
+    /// Fragment index and offset of the tail, and the tail's length.
+    tail: Option<(u32, u32, usize)>,
+    /// Decompressed bytes not yet handed out, in order.
+    ready: VecDeque<Vec<u8>>,
+    pos: usize,
+}
+
+impl<'a> DataReader<'a> {
+    /// A reader over the file `data`; `what` names the file for messages.
+    pub(crate) fn new(t: DataTables<'a>, what: String, data: &FileData) -> DataReader<'a> {
+        let block_size = u64::from(t.image.block_size());
+        let (blocks, tail) = if data.frag_index == super::inode::NO_FRAGMENT {
+            (data.file_size.div_ceil(block_size), None)
+        } else {
+            let tail_len = data.file_size % block_size;
+            // `tail_len < block_size <= 1 MiB`, so it fits a usize.
+            let tail =
+                (tail_len > 0).then_some((data.frag_index, data.frag_offset, tail_len as usize));
+            (data.file_size / block_size, tail)
+        };
+        DataReader {
+            t,
+            what,
+            block_size,
+            next_at: data.blocks_start,
+            sizes: data.sizes,
+            blocks_left: blocks,
+            block_bytes_left: data.file_size - tail.map_or(0, |(_, _, n)| n as u64),
+            tail,
+            ready: VecDeque::new(),
+            pos: 0,
+        }
+    }
+
+    fn malformed(&self, reason: String) -> Fault {
+        Fault::malformed(format!("data of {:?}", self.what), reason)
+    }
+
+    /// Reads the next run of blocks with one `pread` and decompresses it
+    /// (on the rayon pool when the run has several blocks) into `ready`.
+    fn fill_blocks(&mut self) -> Result<(), Fault> {
+        let threads = rayon::current_num_threads().max(1);
+        let batch_max = (READ_AHEAD_BYTES / self.block_size as usize).clamp(1, threads);
+        let batch = self.blocks_left.min(batch_max as u64) as usize;
+        let mut run = Vec::with_capacity(batch);
+        let mut raw_len = 0usize;
+        let mut covered = self.block_bytes_left;
+        for _ in 0..batch {
+            let word = self.t.inodes.u32(self.t.image, &mut self.sizes)?;
+            let size = word & !BLOCK_UNCOMPRESSED;
+            let expect = covered.min(self.block_size) as usize;
+            covered -= expect as u64;
+            if word & SIZE_WORD_RESERVED != 0 || u64::from(size) > self.block_size {
+                return Err(self.malformed(format!(
+                    "block size word {word:#x} (the block size is {})",
+                    self.block_size
+                )));
+            }
+            let uncompressed = word & BLOCK_UNCOMPRESSED != 0;
+            if uncompressed && size != 0 && size as usize != expect {
+                return Err(self.malformed(format!(
+                    "uncompressed block of {size} bytes where {expect} are due"
+                )));
+            }
+            run.push(Stored {
+                offset: raw_len,
+                size: size as usize,
+                uncompressed,
+                expect,
+            });
+            raw_len += size as usize;
+        }
+        let at = self.next_at;
+        let what = self.what.clone();
+        let mut raw = vec![0u8; raw_len];
+        self.t
+            .image
+            .read_at(at, &mut raw, &|| format!("data of {what:?}"))?;
+        self.next_at += raw_len as u64;
+        self.blocks_left -= batch as u64;
+        self.block_bytes_left = covered;
+
+        let one = |d: &mut Result<Decompressor, String>, b: &Stored| -> Result<Vec<u8>, String> {
+            if b.size == 0 {
+                // A sparse block: zeros, stored nowhere.
+                return Ok(vec![0u8; b.expect]);
+            }
+            let bytes = &raw[b.offset..b.offset + b.size];
+            if b.uncompressed {
+                return Ok(bytes.to_vec());
+            }
+            let d = d.as_mut().map_err(|e| e.clone())?;
+            let mut out = Vec::new();
+            d.decompress(bytes, b.expect, &mut out)?;
+            if out.len() != b.expect {
+                return Err(format!(
+                    "block at byte {} decompresses to {} bytes where {} are due",
+                    at + b.offset as u64,
+                    out.len(),
+                    b.expect
+                ));
+            }
+            Ok(out)
+        };
+        let id = self.t.image.sb.compression_id;
+        let results: Vec<Result<Vec<u8>, String>> = if run.len() > 1 {
+            use rayon::prelude::*;
+            run.par_iter()
+                .map_init(|| Decompressor::for_id(id), one)
+                .collect()
+        } else {
+            let mut d = Decompressor::for_id(id);
+            run.iter().map(|b| one(&mut d, b)).collect()
+        };
+        for r in results {
+            let block = r.map_err(|reason| self.malformed(reason))?;
+            self.ready.push_back(block);
+        }
+        Ok(())
+    }
+
+    /// Appends the tail from its fragment block to `ready`.
+    fn fill_tail(&mut self, index: u32, offset: u32, len: usize) -> Result<(), Fault> {
+        let entry = self.t.fragments.get(self.t.image, index)?;
+        let size = entry.size & !BLOCK_UNCOMPRESSED;
+        let block_size = self.block_size;
+        let what = format!("fragment block {index} at byte {}", entry.start);
+        if entry.size & SIZE_WORD_RESERVED != 0 || u64::from(size) > block_size || size == 0 {
+            return Err(Fault::malformed(
+                what,
+                format!(
+                    "size word {:#x} (the block size is {block_size})",
+                    entry.size
+                ),
+            ));
+        }
+        let image = &mut *self.t.image;
+        let block = self.t.fragment_cache.get_or_load(entry.start, || {
+            let mut raw = vec![0u8; size as usize];
+            image.read_at(entry.start, &mut raw, &|| what.clone())?;
+            if entry.size & BLOCK_UNCOMPRESSED != 0 {
+                return Ok(raw);
+            }
+            let mut out = Vec::new();
+            image.decompress(&raw, block_size as usize, &mut out, &|| what.clone())?;
+            Ok::<Vec<u8>, Fault>(out)
+        })?;
+        let start = offset as usize;
+        match start.checked_add(len).and_then(|end| block.get(start..end)) {
+            Some(bytes) => {
+                let bytes = bytes.to_vec();
+                self.ready.push_back(bytes);
+                Ok(())
+            }
+            None => {
+                let have = block.len();
+                Err(self.malformed(format!(
+                    "tail of {len} bytes at offset {offset} of fragment block {index} runs past its {have} bytes"
+                )))
+            }
+        }
+    }
+
+    /// Moves the next piece into `ready`; `false` after the last.
+    fn fill(&mut self) -> Result<bool, Fault> {
+        if self.blocks_left > 0 {
+            self.fill_blocks()?;
+            return Ok(true);
+        }
+        if let Some((index, offset, len)) = self.tail.take() {
+            self.fill_tail(index, offset, len)?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+}
+
+impl Read for DataReader<'_> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if let Some(front) = self.ready.front() {
+                if self.pos < front.len() {
+                    let n = (front.len() - self.pos).min(out.len());
+                    out[..n].copy_from_slice(&front[self.pos..self.pos + n]);
+                    self.pos += n;
+                    return Ok(n);
+                }
+                self.ready.pop_front();
+                self.pos = 0;
+                continue;
+            }
+            if out.is_empty() || !self.fill().map_err(Fault::into_io)? {
+                return Ok(0);
+            }
+        }
+    }
 }

@@ -17,10 +17,14 @@
 //! Every header that starts in a later metadata block than the header
 //! before it gets a directory-index record; a directory with any index
 //! record uses the extended inode.
+//!
+//! [`ListingReader`] reads a listing back one entry at a time, checking
+//! each header and name as it goes.
 
 use super::compress::CompressError;
+use super::image::{Fault, Image};
 use super::inode::DirIndex;
-use super::metadata::{METADATA_SIZE, MetaPos, MetadataWriter};
+use super::metadata::{Cursor, METADATA_SIZE, MetaPos, MetadataReader, MetadataWriter};
 
 /// At most this many entries follow one header.
 const MAX_ENTRIES_PER_HEADER: usize = 256;
@@ -122,6 +126,170 @@ pub(crate) fn write_listing(
 
 fn entry_size(e: &DirEntry<'_>) -> u64 {
     ENTRY_FIXED_SIZE + e.name.len() as u64
+}
+
+/// One entry of a listing as read back.
+#[derive(Debug, Clone)]
+pub(crate) struct RawEntry {
+    pub name: Vec<u8>,
+    pub inode_number: u32,
+    /// Reference of the entry's inode in the inode table (§2.2 form).
+    pub inode_ref: u64,
+    /// Basic inode type (1-7).
+    pub basic_type: u16,
+}
+
+/// Reads one directory's listing (§6) from the directory table.
+pub(crate) struct ListingReader {
+    cur: Cursor,
+    /// Listing bytes not read yet.
+    left: u64,
+    /// Listing bytes read so far, for messages.
+    at: u64,
+    /// Entries the current header still announces.
+    in_header: u32,
+    header_block: u32,
+    header_inode: u32,
+}
+
+impl ListingReader {
+    /// The listing of a directory inode with these fields (§5.2); `file_size`
+    /// is the listing size + 3.
+    pub(crate) fn new(
+        tables: &MetadataReader,
+        block_index: u32,
+        block_offset: u16,
+        file_size: u32,
+    ) -> Result<ListingReader, String> {
+        if file_size < 3 {
+            return Err(format!("listing size {file_size} is below 3"));
+        }
+        Ok(ListingReader {
+            cur: tables.cursor_at(u64::from(block_index), usize::from(block_offset)),
+            left: u64::from(file_size - 3),
+            at: 0,
+            in_header: 0,
+            header_block: 0,
+            header_inode: 0,
+        })
+    }
+
+    fn take(
+        &mut self,
+        image: &mut Image,
+        r: &mut MetadataReader,
+        out: &mut [u8],
+        what: &dyn Fn() -> String,
+    ) -> Result<(), Fault> {
+        if (out.len() as u64) > self.left {
+            return Err(Fault::malformed(
+                what(),
+                format!(
+                    "listing ends inside a header or entry (byte {} of {})",
+                    self.at,
+                    self.at + self.left
+                ),
+            ));
+        }
+        r.read(image, &mut self.cur, out)?;
+        self.left -= out.len() as u64;
+        self.at += out.len() as u64;
+        Ok(())
+    }
+
+    /// The next entry, or `None` after the last. `what` names the
+    /// directory for messages. Names are checked as rdsquashfs checks them:
+    /// 1 to 256 bytes, without `/` or NUL, neither `.` nor `..`.
+    pub(crate) fn next(
+        &mut self,
+        image: &mut Image,
+        r: &mut MetadataReader,
+        what: &dyn Fn() -> String,
+    ) -> Result<Option<RawEntry>, Fault> {
+        if self.in_header == 0 {
+            if self.left == 0 {
+                return Ok(None);
+            }
+            let mut h = [0u8; HEADER_SIZE as usize];
+            self.take(image, r, &mut h, what)?;
+            let count = u32::from_le_bytes([h[0], h[1], h[2], h[3]]) + 1;
+            if count as usize > MAX_ENTRIES_PER_HEADER || count == 0 {
+                return Err(Fault::malformed(
+                    what(),
+                    format!(
+                        "header at byte {} of the listing announces {} entries (1 to 256 allowed)",
+                        self.at - HEADER_SIZE,
+                        u64::from(u32::from_le_bytes([h[0], h[1], h[2], h[3]])) + 1
+                    ),
+                ));
+            }
+            self.in_header = count;
+            self.header_block = u32::from_le_bytes([h[4], h[5], h[6], h[7]]);
+            self.header_inode = u32::from_le_bytes([h[8], h[9], h[10], h[11]]);
+        }
+        let mut e = [0u8; ENTRY_FIXED_SIZE as usize];
+        self.take(image, r, &mut e, what)?;
+        let offset = u16::from_le_bytes([e[0], e[1]]);
+        let delta = i16::from_le_bytes([e[2], e[3]]);
+        let basic_type = u16::from_le_bytes([e[4], e[5]]);
+        let name_len = usize::from(u16::from_le_bytes([e[6], e[7]])) + 1;
+        let name_at = self.at;
+        if name_len > 256 {
+            return Err(Fault::malformed(
+                what(),
+                format!(
+                    "entry name at byte {name_at} of the listing is {name_len} bytes long (at most 256)"
+                ),
+            ));
+        }
+        let mut name = vec![0u8; name_len];
+        self.take(image, r, &mut name, what)?;
+        if let Some(why) = bad_name(&name) {
+            return Err(Fault::malformed(
+                what(),
+                format!(
+                    "entry name {:?} at byte {name_at} of the listing {why}",
+                    String::from_utf8_lossy(&name)
+                ),
+            ));
+        }
+        if !(1..=7).contains(&basic_type) {
+            return Err(Fault::malformed(
+                what(),
+                format!("entry at byte {name_at} of the listing has unknown type {basic_type}"),
+            ));
+        }
+        let number = i64::from(self.header_inode) + i64::from(delta);
+        let inode_number = u32::try_from(number).map_err(|_| {
+            Fault::malformed(
+                what(),
+                format!("entry at byte {name_at} of the listing has inode number {number}"),
+            )
+        })?;
+        self.in_header -= 1;
+        Ok(Some(RawEntry {
+            name,
+            inode_number,
+            inode_ref: (u64::from(self.header_block) << 16) | u64::from(offset),
+            basic_type,
+        }))
+    }
+}
+
+/// Why a directory entry name is not one a SquashFS directory can hold: a
+/// name of 1 to 256 bytes naming one entry of the directory, as rdsquashfs
+/// checks. A name with `/` would silently become a deeper path, `.`/`..`
+/// another directory.
+fn bad_name(name: &[u8]) -> Option<&'static str> {
+    if name.contains(&b'/') {
+        Some("contains '/'")
+    } else if name.contains(&0) {
+        Some("contains a NUL byte")
+    } else if name == b"." || name == b".." {
+        Some("is '.' or '..'")
+    } else {
+        None
+    }
 }
 
 #[cfg(test)]

@@ -13,6 +13,9 @@
 //!   accounting is right).
 //!
 //! Symlinks, devices and fifos are always basic (no xattrs are stored).
+//!
+//! [`decode`] reads all fourteen inode types, basic and extended, from the
+//! inode table.
 
 /// Basic inode type numbers (§5.1); the extended type is basic + 7.
 pub(crate) mod kind {
@@ -24,6 +27,12 @@ pub(crate) mod kind {
     pub const FIFO: u16 = 6;
     pub const EXTENDED: u16 = 7;
 }
+
+use super::image::{Fault, Image};
+use super::metadata::{Cursor, MetadataReader};
+
+/// Longest symlink target the reader accepts: Linux's PATH_MAX - 1.
+pub(crate) const MAX_SYMLINK_TARGET: u32 = 4095;
 
 /// No xattrs: the xattr index of extended inodes.
 const NO_XATTR: u32 = 0xFFFF_FFFF;
@@ -203,6 +212,183 @@ pub(crate) fn encode(header: &InodeHeader, body: &InodeBody<'_>, out: &mut Vec<u
     }
 }
 
+/// An inode as read back: the common header and what its type adds.
+#[derive(Debug, Clone)]
+pub(crate) struct Inode {
+    /// Basic type 1-7 (an extended inode's type minus 7), the type its
+    /// directory entries store.
+    pub basic_type: u16,
+    pub permissions: u16,
+    pub uid_idx: u16,
+    pub gid_idx: u16,
+    pub mtime: u32,
+    pub inode_number: u32,
+    pub link_count: u32,
+    pub body: Decoded,
+}
+
+/// The type-specific fields of a read inode.
+#[derive(Debug, Clone)]
+pub(crate) enum Decoded {
+    Dir {
+        block_index: u32,
+        block_offset: u16,
+        /// Listing size + 3 (§5.2).
+        file_size: u32,
+    },
+    File {
+        blocks_start: u64,
+        file_size: u64,
+        frag_index: u32,
+        frag_offset: u32,
+        /// Where the u32 block sizes follow the inode.
+        sizes_at: Cursor,
+    },
+    Symlink {
+        target: Vec<u8>,
+    },
+    Device {
+        block: bool,
+        device: u32,
+    },
+    Fifo,
+    Socket,
+}
+
+/// Reads the inode at `cur` (§5); `what` names it for messages.
+pub(crate) fn decode(
+    image: &mut Image,
+    r: &mut MetadataReader,
+    mut cur: Cursor,
+    what: &dyn Fn() -> String,
+) -> Result<Inode, Fault> {
+    let c = &mut cur;
+    let inode_type = r.u16(image, c)?;
+    let permissions = r.u16(image, c)?;
+    let uid_idx = r.u16(image, c)?;
+    let gid_idx = r.u16(image, c)?;
+    let mtime = r.u32(image, c)?;
+    let inode_number = r.u32(image, c)?;
+    let (basic_type, extended) = match inode_type {
+        1..=7 => (inode_type, false),
+        8..=14 => (inode_type - kind::EXTENDED, true),
+        t => return Err(Fault::malformed(what(), format!("unknown inode type {t}"))),
+    };
+    let mut link_count = 1;
+    let body = match basic_type {
+        kind::DIR if !extended => {
+            let block_index = r.u32(image, c)?;
+            link_count = r.u32(image, c)?;
+            let file_size = u32::from(r.u16(image, c)?);
+            let block_offset = r.u16(image, c)?;
+            let _parent = r.u32(image, c)?;
+            Decoded::Dir {
+                block_index,
+                block_offset,
+                file_size,
+            }
+        }
+        kind::DIR => {
+            link_count = r.u32(image, c)?;
+            let file_size = r.u32(image, c)?;
+            let block_index = r.u32(image, c)?;
+            let _parent = r.u32(image, c)?;
+            // The directory index (§6.2) speeds up lookups by name; a walk
+            // reads the whole listing and does not need it.
+            let _index_count = r.u16(image, c)?;
+            let block_offset = r.u16(image, c)?;
+            let _xattr = r.u32(image, c)?;
+            Decoded::Dir {
+                block_index,
+                block_offset,
+                file_size,
+            }
+        }
+        kind::FILE if !extended => {
+            let blocks_start = u64::from(r.u32(image, c)?);
+            let frag_index = r.u32(image, c)?;
+            let frag_offset = r.u32(image, c)?;
+            let file_size = u64::from(r.u32(image, c)?);
+            Decoded::File {
+                blocks_start,
+                file_size,
+                frag_index,
+                frag_offset,
+                sizes_at: *c,
+            }
+        }
+        kind::FILE => {
+            let blocks_start = r.u64(image, c)?;
+            let file_size = r.u64(image, c)?;
+            let _sparse = r.u64(image, c)?;
+            link_count = r.u32(image, c)?;
+            let frag_index = r.u32(image, c)?;
+            let frag_offset = r.u32(image, c)?;
+            let _xattr = r.u32(image, c)?;
+            Decoded::File {
+                blocks_start,
+                file_size,
+                frag_index,
+                frag_offset,
+                sizes_at: *c,
+            }
+        }
+        kind::SYMLINK => {
+            link_count = r.u32(image, c)?;
+            let size = r.u32(image, c)?;
+            if size == 0 || size > MAX_SYMLINK_TARGET {
+                return Err(Fault::malformed(
+                    what(),
+                    format!("symlink target of {size} bytes (1 to {MAX_SYMLINK_TARGET} allowed)"),
+                ));
+            }
+            let mut target = vec![0u8; size as usize];
+            r.read(image, c, &mut target)?;
+            if target.contains(&0) {
+                return Err(Fault::malformed(
+                    what(),
+                    "symlink target contains a NUL byte",
+                ));
+            }
+            Decoded::Symlink { target }
+        }
+        kind::BLOCK_DEV | kind::CHAR_DEV => {
+            link_count = r.u32(image, c)?;
+            let device = r.u32(image, c)?;
+            Decoded::Device {
+                block: basic_type == kind::BLOCK_DEV,
+                device,
+            }
+        }
+        kind::FIFO => {
+            link_count = r.u32(image, c)?;
+            Decoded::Fifo
+        }
+        // The one type left: 7, a socket.
+        _ => {
+            link_count = r.u32(image, c)?;
+            Decoded::Socket
+        }
+    };
+    Ok(Inode {
+        basic_type,
+        permissions,
+        uid_idx,
+        gid_idx,
+        mtime,
+        inode_number,
+        link_count,
+        body,
+    })
+}
+
+/// Linux `new_decode_dev`, the inverse of [`encode_device`] (§5.5).
+pub(crate) fn decode_device(dev: u32) -> (u32, u32) {
+    let major = (dev >> 8) & 0xfff;
+    let minor = (dev & 0xff) | ((dev >> 12) & 0xfff00);
+    (major, minor)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,6 +398,9 @@ mod tests {
         assert_eq!(encode_device(8, 1), 0x0801);
         // minor 0x12345 -> low 8 bits in place, the rest shifted by 12.
         assert_eq!(encode_device(1, 0x12345), 0x45 | (1 << 8) | (0x12300 << 12));
+        for (major, minor) in [(8, 1), (1, 0x12345), (0xfff, 0xfffff), (0, 0)] {
+            assert_eq!(decode_device(encode_device(major, minor)), (major, minor));
+        }
     }
 
     #[test]

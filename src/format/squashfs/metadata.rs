@@ -12,6 +12,7 @@
 //! position of the next record is always known exactly.
 
 use super::compress::{CompressError, Compressor};
+use super::image::{BlockCache, Fault, Image};
 
 /// Uncompressed size of a metadata block.
 pub(crate) const METADATA_SIZE: usize = 8192;
@@ -123,6 +124,213 @@ pub(crate) fn lookup_table(
         bytes.extend_from_slice(&(table_start + s).to_le_bytes());
     }
     Ok((bytes, list_at))
+}
+
+/// Where the reader stands in a metadata stream: the absolute offset of a
+/// block's header and an offset in that block's uncompressed bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Cursor {
+    pub block: u64,
+    pub offset: usize,
+}
+
+struct Block {
+    data: Vec<u8>,
+    /// Absolute offset of the next block's header.
+    next: u64,
+}
+
+/// Decompressed blocks each table reader keeps: 256 × 8 KiB = 2 MiB.
+const CACHED_BLOCKS: usize = 256;
+
+/// Reads one metadata stream whose blocks lie in `[start, end)`.
+pub(crate) struct MetadataReader {
+    start: u64,
+    end: u64,
+    table: &'static str,
+    cache: BlockCache<Block>,
+}
+
+impl MetadataReader {
+    /// A reader for the table named `table` (for messages) occupying
+    /// `[start, end)` of the image.
+    pub(crate) fn new(table: &'static str, start: u64, end: u64) -> MetadataReader {
+        MetadataReader {
+            start,
+            end,
+            table,
+            cache: BlockCache::new(CACHED_BLOCKS),
+        }
+    }
+
+    /// The cursor for a reference `block << 16 | offset` relative to the
+    /// table start (§2.2).
+    pub(crate) fn cursor(&self, reference: u64) -> Cursor {
+        Cursor {
+            block: self.start.saturating_add(reference >> 16),
+            offset: (reference & 0xFFFF) as usize,
+        }
+    }
+
+    /// The cursor for a block start relative to the table and an offset.
+    pub(crate) fn cursor_at(&self, block: u64, offset: usize) -> Cursor {
+        Cursor {
+            block: self.start.saturating_add(block),
+            offset,
+        }
+    }
+
+    fn block(&mut self, image: &mut Image, at: u64) -> Result<&Block, Fault> {
+        let (table, start, end) = (self.table, self.start, self.end);
+        self.cache
+            .get_or_load(at, || load_block(image, table, start, end, at))
+    }
+
+    /// Fills `out` from `cur`, moving on to the following blocks as needed,
+    /// and advances `cur`.
+    pub(crate) fn read(
+        &mut self,
+        image: &mut Image,
+        cur: &mut Cursor,
+        out: &mut [u8],
+    ) -> Result<(), Fault> {
+        let mut done = 0;
+        while done < out.len() {
+            let table = self.table;
+            let block = self.block(image, cur.block)?;
+            let len = block.data.len();
+            if cur.offset > len {
+                return Err(Fault::malformed(
+                    format!("{table} metadata block at byte {}", cur.block),
+                    format!("offset {} is past its {len} bytes", cur.offset),
+                ));
+            }
+            if cur.offset == len {
+                // A block holds 8 KiB unless it is the last: only a full
+                // block can be continued.
+                if len != METADATA_SIZE {
+                    return Err(Fault::malformed(
+                        format!("{table} metadata block at byte {}", cur.block),
+                        format!(
+                            "a record continues past its {len} bytes, but only a full block is followed by more"
+                        ),
+                    ));
+                }
+                *cur = Cursor {
+                    block: block.next,
+                    offset: 0,
+                };
+                continue;
+            }
+            let n = (len - cur.offset).min(out.len() - done);
+            out[done..done + n].copy_from_slice(&block.data[cur.offset..cur.offset + n]);
+            cur.offset += n;
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// Reads a little-endian u16, u32 or u64 at `cur`.
+    pub(crate) fn u16(&mut self, image: &mut Image, cur: &mut Cursor) -> Result<u16, Fault> {
+        let mut b = [0u8; 2];
+        self.read(image, cur, &mut b)?;
+        Ok(u16::from_le_bytes(b))
+    }
+
+    pub(crate) fn u32(&mut self, image: &mut Image, cur: &mut Cursor) -> Result<u32, Fault> {
+        let mut b = [0u8; 4];
+        self.read(image, cur, &mut b)?;
+        Ok(u32::from_le_bytes(b))
+    }
+
+    pub(crate) fn u64(&mut self, image: &mut Image, cur: &mut Cursor) -> Result<u64, Fault> {
+        let mut b = [0u8; 8];
+        self.read(image, cur, &mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+}
+
+/// Reads and decompresses the metadata block whose header is at `at`,
+/// which must lie in `[start, end)`.
+fn load_block(
+    image: &mut Image,
+    table: &str,
+    start: u64,
+    end: u64,
+    at: u64,
+) -> Result<Block, Fault> {
+    let what = || format!("{table} metadata block at byte {at}");
+    if at < start || at >= end {
+        return Err(Fault::malformed(
+            what(),
+            format!("lies outside the table (bytes {start} to {end})"),
+        ));
+    }
+    let mut h = [0u8; 2];
+    image.read_at(at, &mut h, &what)?;
+    let header = u16::from_le_bytes(h);
+    let size = usize::from(header & !UNCOMPRESSED);
+    if size == 0 || size > METADATA_SIZE {
+        return Err(Fault::malformed(
+            what(),
+            format!("stored size {size} is not 1 to {METADATA_SIZE}"),
+        ));
+    }
+    let body_at = at + 2;
+    if body_at + size as u64 > end {
+        return Err(Fault::malformed(
+            what(),
+            format!("its {size} bytes run past the end of the table (byte {end})"),
+        ));
+    }
+    let mut raw = vec![0u8; size];
+    image.read_at(body_at, &mut raw, &what)?;
+    let data = if header & UNCOMPRESSED != 0 {
+        raw
+    } else {
+        let mut out = Vec::new();
+        image.decompress(&raw, METADATA_SIZE, &mut out, &what)?;
+        out
+    };
+    if data.is_empty() {
+        return Err(Fault::malformed(what(), "decompresses to nothing"));
+    }
+    Ok(Block {
+        data,
+        next: body_at + size as u64,
+    })
+}
+
+/// Reads entry `index` (of `entry_size` bytes) of the lookup table (§2.3)
+/// whose list of block locations starts at `list_at` and holds `count`
+/// entries in all. The block location is read from the list on demand, so
+/// a declared count costs nothing until an entry is asked for.
+pub(crate) fn lookup_entry(
+    image: &mut Image,
+    reader: &mut MetadataReader,
+    list_at: u64,
+    count: u64,
+    index: u64,
+    out: &mut [u8],
+) -> Result<(), Fault> {
+    let table = reader.table;
+    if index >= count {
+        return Err(Fault::malformed(
+            format!("{table} table"),
+            format!("entry {index} asked for, but the table has {count}"),
+        ));
+    }
+    let per_block = (METADATA_SIZE / out.len()) as u64;
+    let slot = list_at + 8 * (index / per_block);
+    let mut loc = [0u8; 8];
+    image.read_at(slot, &mut loc, &|| {
+        format!("{table} table block list at byte {slot}")
+    })?;
+    let mut cur = Cursor {
+        block: u64::from_le_bytes(loc),
+        offset: (index % per_block) as usize * out.len(),
+    };
+    reader.read(image, &mut cur, out)
 }
 
 #[cfg(test)]
