@@ -1,6 +1,6 @@
 //! `cargo xtask` — project chores that are not part of the product.
 //!
-//! `cargo xtask bench [--corpus DIR] [--runs N] [--jobs N] [--tar] [--keep] [--baseline BIN]`
+//! `cargo xtask bench [--corpus DIR] [--runs N] [--jobs N] [--tar] [--extract] [--keep] [--baseline BIN]`
 //!
 //! Builds repropack in release, copies a real tree (default: the Python
 //! standard library of `python3`) into `target/bench/corpus`, then packs it
@@ -11,6 +11,9 @@
 //! A peer that is not installed is skipped, and the output says so.
 //! `--baseline BIN` adds another repropack binary (an earlier build) as a
 //! row of its own, so a change is measured before and after in one run.
+//! `--extract` adds reading back: repropack's image of the corpus extracted
+//! by `repropack extract` and `unsquashfs -d` (all CPUs and `-p 1`) to the
+//! disk and to tmpfs (`/dev/shm`), and read whole by `repropack digest`.
 //! Nothing here asserts a time: this is a measurement, not a test.
 
 use std::ffi::OsString;
@@ -27,7 +30,7 @@ fn main() -> Result<()> {
         Some("bench") => bench(BenchArgs::parse(args)?),
         _ => {
             eprintln!(
-                "usage: cargo xtask bench [--corpus DIR] [--runs N] [--jobs N] [--tar] [--keep] [--baseline BIN]"
+                "usage: cargo xtask bench [--corpus DIR] [--runs N] [--jobs N] [--tar] [--extract] [--keep] [--baseline BIN]"
             );
             std::process::exit(2);
         }
@@ -39,6 +42,7 @@ struct BenchArgs {
     runs: usize,
     jobs_all: usize,
     tar: bool,
+    extract: bool,
     keep: bool,
     /// Another repropack binary (an earlier build) measured in the same run.
     baseline: Option<PathBuf>,
@@ -51,6 +55,7 @@ impl BenchArgs {
             runs: 3,
             jobs_all: std::thread::available_parallelism().map_or(1, |n| n.get()),
             tar: false,
+            extract: false,
             keep: false,
             baseline: None,
         };
@@ -74,6 +79,7 @@ impl BenchArgs {
                         .context("--jobs wants a positive number")?
                 }
                 Some("--tar") => b.tar = true,
+                Some("--extract") => b.extract = true,
                 Some("--keep") => b.keep = true,
                 Some("--baseline") => b.baseline = Some(PathBuf::from(value("--baseline")?)),
                 _ => bail!("unknown argument {a:?}"),
@@ -224,6 +230,15 @@ fn named_case(
     }
 }
 
+/// Removes what a case wrote at `out`: a file or a directory tree.
+fn remove(out: &Path) {
+    if out.is_dir() {
+        let _ = fs::remove_dir_all(out);
+    } else {
+        let _ = fs::remove_file(out);
+    }
+}
+
 fn median<T: Copy + Ord>(v: &[T]) -> T {
     let mut s = v.to_vec();
     s.sort();
@@ -241,7 +256,7 @@ fn run_cases(cases: &[Case], runs: usize, out_dir: &Path) -> Result<Vec<Row>> {
         let mut samples = Vec::new();
         let mut size = 0;
         for _ in 0..runs {
-            let _ = fs::remove_file(&out);
+            remove(&out);
             samples.push(measure(&mut (case.make)(&out))?);
             size = fs::metadata(&out)
                 .with_context(|| format!("{} wrote no {}", case.tool, out.display()))?
@@ -271,7 +286,7 @@ fn run_cases(cases: &[Case], runs: usize, out_dir: &Path) -> Result<Vec<Row>> {
             row.rss_kib as f64 / 1024.0,
             row.size as f64 / (1 << 20) as f64
         );
-        let _ = fs::remove_file(&out);
+        remove(&out);
         rows.push(row);
     }
     Ok(rows)
@@ -493,11 +508,129 @@ fn bench(args: BenchArgs) -> Result<()> {
         }
     }
 
+    if args.extract {
+        report.push_str("\n### Reading repropack's image back (gzip level 6)\n\n");
+        let (tables, notes) = extract_bench(
+            &repropack,
+            args.baseline.as_deref(),
+            &corpus,
+            &work,
+            args.runs,
+        )?;
+        for (place, rows) in tables {
+            report.push_str(&format!("Into a directory on {place}:\n\n"));
+            report.push_str(&table(&rows, &format!("unsquashfs -d {place}")));
+            report.push('\n');
+        }
+        for n in notes {
+            report.push_str(&format!("- {n}\n"));
+        }
+    }
+
     if !args.keep {
         let _ = fs::remove_dir_all(&work);
     }
     println!("{report}");
     Ok(())
+}
+
+/// Packs `corpus` once, then reads the image back: `repropack extract` and
+/// `unsquashfs -d` into a fresh directory on the disk (next to the corpus)
+/// and on tmpfs, and `repropack digest`. The "output" column means nothing
+/// here (the size of a directory entry, or of the digest line).
+fn extract_bench(
+    repropack: &Path,
+    baseline: Option<&Path>,
+    corpus: &Path,
+    work: &Path,
+    runs: usize,
+) -> Result<(Vec<(&'static str, Vec<Row>)>, Vec<String>)> {
+    let image = work.join("read-back.sqfs");
+    measure(
+        Command::new(repropack)
+            .arg("pack")
+            .arg(corpus)
+            .arg("-o")
+            .arg(&image)
+            .args(["--comp", "gzip:6", "--mtime", "0"]),
+    )?;
+    let all = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut notes = Vec::new();
+    let mut places = vec![("disk", work.join("read-out"))];
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir() {
+        places.push((
+            "tmpfs",
+            shm.join(format!("repropack-bench-{}", std::process::id())),
+        ));
+    } else {
+        notes.push("/dev/shm is not there: no tmpfs rows".to_string());
+    }
+    if !installed("unsquashfs") {
+        notes.push("unsquashfs is not installed: skipped".to_string());
+    }
+    let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
+    let mut tables = Vec::new();
+    for (place, out_dir) in &places {
+        fs::create_dir_all(out_dir)?;
+        let mut cases = Vec::new();
+        let mut ours = vec![("repropack extract", repropack.to_path_buf())];
+        if let Some(b) = baseline {
+            ours.push(("repropack (baseline) extract", b.to_path_buf()));
+        }
+        for (name, bin) in ours {
+            let img = image.clone();
+            cases.push(Case {
+                tool: leak(format!("{name} {place}")),
+                jobs: all,
+                ours: true,
+                make: Box::new(move |out| {
+                    let mut cmd = Command::new(&bin);
+                    cmd.arg("extract").arg(&img).arg(out);
+                    cmd
+                }),
+            });
+        }
+        if installed("unsquashfs") {
+            for j in [all, 1] {
+                let img = image.clone();
+                cases.push(Case {
+                    tool: leak(format!("unsquashfs -d {place}")),
+                    jobs: j,
+                    ours: false,
+                    make: Box::new(move |out| {
+                        let mut cmd = Command::new("unsquashfs");
+                        cmd.args(["-q", "-n", "-p", &j.to_string(), "-d"])
+                            .arg(out)
+                            .arg(&img);
+                        cmd
+                    }),
+                });
+            }
+        }
+        if *place == "disk" {
+            let (img, bin) = (image.clone(), repropack.to_path_buf());
+            cases.push(Case {
+                tool: "repropack digest",
+                jobs: all,
+                ours: true,
+                make: Box::new(move |out| {
+                    // The digest line goes to `out`, so the case writes one.
+                    let mut cmd = Command::new("sh");
+                    cmd.args(["-c", "\"$0\" digest \"$1\" > \"$2\""])
+                        .arg(&bin)
+                        .arg(&img)
+                        .arg(out);
+                    cmd
+                }),
+            });
+        }
+        tables.push((*place, run_cases(&cases, runs, out_dir)?));
+        if *place == "tmpfs" {
+            remove(out_dir);
+        }
+    }
+    Ok((tables, notes))
 }
 
 /// `/proc/loadavg`'s first three fields, or `?` where there is none.

@@ -50,6 +50,7 @@
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, SyncSender};
 
 use super::compress::compressor_name;
 use super::data::{DataReader, DataTables, FRAGMENT_CACHE_BYTES, FileData};
@@ -242,12 +243,30 @@ impl SquashfsArchive {
     }
 
     /// Walks the tree (see the module docs) and calls `f` with each entry
-    /// and a reader over its content.
-    pub(crate) fn visit<E, F>(self, mut f: F) -> Result<(), E>
+    /// and a reader over its content. The walk and the decompression run on
+    /// a thread of their own, a bounded queue ahead of `f` (see [`Message`]),
+    /// so that reading the image and what `f` does with it overlap.
+    pub(crate) fn visit<E, F>(self, f: F) -> Result<(), E>
     where
         E: From<ArchiveError>,
         F: FnMut(&ArchiveEntry, &mut dyn Read) -> Result<(), E>,
     {
+        let (tx, rx) = mpsc::sync_channel(QUEUE);
+        std::thread::scope(|scope| {
+            scope.spawn(move || {
+                if let Err(Halt::Failed(e)) = self.walk(&tx) {
+                    let _ = tx.send(Message::Failed(e));
+                }
+            });
+            // `rx` is dropped when `consume` returns, early or not, so a
+            // walk blocked on a full queue ends before the scope joins it.
+            consume(rx, f)
+        })
+    }
+
+    /// The walk itself, sending every entry and its content to `tx`.
+    fn walk(self, tx: &SyncSender<Message>) -> Result<(), Halt> {
+        let send = |m: Message| tx.send(m).map_err(|_| Halt::Gone);
         let SquashfsArchive {
             path,
             info,
@@ -260,7 +279,7 @@ impl SquashfsArchive {
             fragment_cache_blocks,
             max_entries,
         } = self;
-        let fault = |fault: Fault| archive_error(&path, fault);
+        let fault = |fault: Fault| Halt::Failed(archive_error(&path, fault));
         let mut fragment_cache = BlockCache::new(fragment_cache_blocks);
         let mut walk = Walk {
             ids: &ids,
@@ -273,7 +292,7 @@ impl SquashfsArchive {
         let root_entry = walk
             .entry(b".".to_vec(), &root, 0, &|| "root inode".to_string())
             .map_err(fault)?;
-        f(&root_entry, &mut io::empty())?;
+        send(Message::Entry(root_entry, Content::Whole(Vec::new())))?;
 
         let mut stack = vec![Frame::new(&dirs, Vec::new(), &root).map_err(fault)?];
         let mut index = 1u64;
@@ -297,11 +316,10 @@ impl SquashfsArchive {
             let shown = String::from_utf8_lossy(&entry_path).into_owned();
             let what = || format!("inode of {shown:?}");
             if index >= max_entries {
-                return Err(ArchiveError::TooManyEntries {
+                return Err(Halt::Failed(ArchiveError::TooManyEntries {
                     path: path.clone(),
                     limit: max_entries,
-                }
-                .into());
+                }));
             }
             let at = inodes.cursor(raw.inode_ref);
             let inode = inode::decode(&mut image, &mut inodes, at, &what).map_err(fault)?;
@@ -312,8 +330,7 @@ impl SquashfsArchive {
                         "says inode {} of type {}, but its inode is number {} of type {}",
                         raw.inode_number, raw.basic_type, inode.inode_number, inode.basic_type
                     ),
-                ))
-                .into());
+                )));
             }
             let is_dir = matches!(inode.body, Decoded::Dir { .. });
             let first_time = walk
@@ -330,7 +347,7 @@ impl SquashfsArchive {
                 entry.size = 0;
                 entry.device = None;
                 entry.link_target = first;
-                f(&entry, &mut io::empty())?;
+                send(Message::Entry(entry, Content::Whole(Vec::new())))?;
                 continue;
             }
             if inode.link_count > 1 && !is_dir {
@@ -339,7 +356,7 @@ impl SquashfsArchive {
             }
             match &inode.body {
                 Decoded::Dir { .. } => {
-                    f(&entry, &mut io::empty())?;
+                    send(Message::Entry(entry, Content::Whole(Vec::new())))?;
                     stack.push(Frame::new(&dirs, entry_path, &inode).map_err(fault)?);
                 }
                 Decoded::File {
@@ -363,12 +380,163 @@ impl SquashfsArchive {
                         fragment_cache: &mut fragment_cache,
                     };
                     let mut reader = DataReader::new(tables, shown, &data);
-                    f(&entry, &mut reader)?;
+                    send_content(&send, entry, &mut reader, *file_size)?;
                 }
-                _ => f(&entry, &mut io::empty())?,
+                _ => send(Message::Entry(entry, Content::Whole(Vec::new())))?,
             }
         }
         Ok(())
+    }
+}
+
+/// Content of at most this many bytes travels whole from the walking
+/// thread to the caller; larger content travels in chunks of this size.
+const CHUNK: usize = 256 << 10;
+/// Messages in flight between the walking thread and the caller: with
+/// [`CHUNK`], at most 16 MiB of content.
+const QUEUE: usize = 64;
+
+/// What the walking thread sends the caller.
+enum Message {
+    Entry(ArchiveEntry, Content),
+    /// The next piece of a [`Content::Chunked`] entry's content.
+    Chunk(Vec<u8>),
+    /// The end of a chunked entry's content.
+    End,
+    /// The content could not be read: the caller's reader returns this.
+    ContentFailed(io::Error),
+    /// The walk stopped on a malformed or unreadable image.
+    Failed(ArchiveError),
+}
+
+enum Content {
+    Whole(Vec<u8>),
+    /// `Chunk`s follow, then `End` or `ContentFailed`.
+    Chunked,
+    /// Reading failed before a byte was sent.
+    Failed(io::Error),
+}
+
+/// Why the walk stopped early.
+enum Halt {
+    Failed(ArchiveError),
+    /// The caller stopped listening (its closure returned an error).
+    Gone,
+}
+
+/// Sends `entry` with the content `reader` yields (`size` bytes).
+fn send_content(
+    send: &dyn Fn(Message) -> Result<(), Halt>,
+    entry: ArchiveEntry,
+    reader: &mut dyn Read,
+    size: u64,
+) -> Result<(), Halt> {
+    if size <= CHUNK as u64 {
+        // `size` is at most CHUNK, so it fits a usize.
+        let mut whole = Vec::with_capacity(size as usize);
+        let content = match reader.read_to_end(&mut whole) {
+            Ok(_) => Content::Whole(whole),
+            Err(e) => Content::Failed(e),
+        };
+        return send(Message::Entry(entry, content));
+    }
+    send(Message::Entry(entry, Content::Chunked))?;
+    loop {
+        let mut chunk = Vec::with_capacity(CHUNK);
+        match reader.take(CHUNK as u64).read_to_end(&mut chunk) {
+            Ok(0) => return send(Message::End),
+            Ok(_) => send(Message::Chunk(chunk))?,
+            Err(e) => return send(Message::ContentFailed(e)),
+        }
+    }
+}
+
+/// The caller's side: hands each entry to `f` with a reader over its
+/// content, until the walk ends or `f` fails.
+fn consume<E, F>(rx: Receiver<Message>, mut f: F) -> Result<(), E>
+where
+    E: From<ArchiveError>,
+    F: FnMut(&ArchiveEntry, &mut dyn Read) -> Result<(), E>,
+{
+    while let Ok(message) = rx.recv() {
+        match message {
+            Message::Entry(entry, Content::Whole(bytes)) => f(&entry, &mut &bytes[..])?,
+            Message::Entry(entry, Content::Failed(e)) => {
+                f(&entry, &mut Failing(Some(e)))?;
+            }
+            Message::Entry(entry, Content::Chunked) => {
+                let mut reader = Chunks {
+                    rx: &rx,
+                    current: Vec::new(),
+                    pos: 0,
+                    done: false,
+                };
+                f(&entry, &mut reader)?;
+                // Skip what `f` left unread.
+                while !reader.done {
+                    match rx.recv() {
+                        Ok(Message::Chunk(_)) => {}
+                        Ok(Message::Failed(e)) => return Err(e.into()),
+                        Ok(_) | Err(_) => reader.done = true,
+                    }
+                }
+            }
+            Message::Failed(e) => return Err(e.into()),
+            // Pieces of content nobody asked for: already skipped above.
+            Message::Chunk(_) | Message::End | Message::ContentFailed(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// A reader that fails with the error the walking thread met.
+struct Failing(Option<io::Error>);
+
+impl Read for Failing {
+    fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+        Err(self
+            .0
+            .take()
+            .unwrap_or_else(|| io::Error::other("content unreadable")))
+    }
+}
+
+/// A chunked entry's content as it arrives.
+struct Chunks<'a> {
+    rx: &'a Receiver<Message>,
+    current: Vec<u8>,
+    pos: usize,
+    done: bool,
+}
+
+impl Read for Chunks<'_> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if self.pos < self.current.len() {
+                let n = (self.current.len() - self.pos).min(out.len());
+                out[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
+                self.pos += n;
+                return Ok(n);
+            }
+            if self.done || out.is_empty() {
+                return Ok(0);
+            }
+            match self.rx.recv() {
+                Ok(Message::Chunk(c)) => {
+                    self.current = c;
+                    self.pos = 0;
+                }
+                Ok(Message::ContentFailed(e)) => {
+                    self.done = true;
+                    return Err(e);
+                }
+                // `End`, or the walk is gone (it reports why on its own).
+                _ => {
+                    self.done = true;
+                    return Ok(0);
+                }
+            }
+        }
     }
 }
 
