@@ -29,5 +29,6 @@ mod squashfs_pack;
 mod squashfs_read_by_kernel;
 mod squashfs_read_by_others;
 mod staging;
+mod tar_before_1970;
 mod tar_read_by_others;
 mod tar_sparse;
