@@ -6,11 +6,15 @@
 //! writing, downloading, uploading and commit alike. Checked with std::fs
 //! and sha2 only; S3 objects on the server's disk, where `s3s-fs` keeps
 //! them as plain files.
+//!
+//! Also: the `.NAME.XXXXXX.tmp` temps that killed runs of earlier versions
+//! left are swept by the next write of the same name, when surely dead
+//! (docs/CONTRACT.md §6).
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::support::bin::{ok, repropack};
 use crate::support::hash::{sha256_file, sha256_hex};
@@ -394,4 +398,98 @@ fn push_to_s3_in_one_put_killed_anywhere_leaves_no_partial_or_stray_object() {
 fn push_to_s3_in_parts_killed_anywhere_leaves_no_partial_or_stray_object() {
     // Above the buffer: a multipart upload of three parts.
     kill_push_s3("push s3 (multipart)", 24 << 20, 20, 8);
+}
+
+/// Writes `path` and sets its mtime `age` ago.
+fn legacy_temp(path: &Path, age: Duration) {
+    fs::write(path, b"partial output of an old release").unwrap();
+    let when = filetime::FileTime::from_system_time(SystemTime::now() - age);
+    filetime::set_file_mtime(path, when).unwrap();
+}
+
+#[test]
+fn legacy_temps_of_the_same_output_are_swept_once_old_and_closed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let artifact = packed_source(tmp.path(), "a.tar");
+    let hex = sha256_file(&artifact);
+    let out = tmp.path().join("out");
+    fs::create_dir(&out).unwrap();
+    let two_hours = Duration::from_secs(2 * 3600);
+    let dead = out.join(".a.tar.Ab3xY9.tmp");
+    let busy = out.join(".a.tar.Zz9q8W.tmp");
+    let young = out.join(".a.tar.Qw1Er2.tmp");
+    legacy_temp(&dead, two_hours);
+    legacy_temp(&busy, two_hours);
+    legacy_temp(&young, Duration::from_secs(10 * 60));
+    // An old release still writing it: open here, in a live process.
+    let writer = fs::OpenOptions::new().append(true).open(&busy).unwrap();
+    // Not legacy temps of a.tar: another name, near misses, a symlink.
+    let kept = [
+        ".b.tar.Ab3xY9.tmp",
+        ".a.tar.Ab3xY.tmp",
+        ".a.tar.Ab_xY9.tmp",
+        ".a.tar.Ab3xY9.tmp.bak",
+        "a.tar.Ab3xY9.tmp",
+    ];
+    for k in kept {
+        legacy_temp(&out.join(k), two_hours);
+    }
+    let target = tmp.path().join("target");
+    legacy_temp(&target, two_hours);
+    std::os::unix::fs::symlink(&target, out.join(".a.tar.Sy1mLk.tmp")).unwrap();
+
+    let mut pack = repropack();
+    pack.arg("pack")
+        .arg(tmp.path().join("src"))
+        .arg("-o")
+        .arg(out.join("a.tar"));
+    ok(&pack.output().unwrap());
+    assert!(
+        !dead.exists(),
+        "an old, closed legacy temp of a.tar is swept"
+    );
+    assert!(
+        busy.exists(),
+        "a legacy temp open in a live process is kept"
+    );
+    assert!(
+        young.exists(),
+        "a legacy temp modified 10 minutes ago is kept"
+    );
+    for k in kept {
+        assert!(out.join(k).exists(), "{k} is not a legacy temp of a.tar");
+    }
+    assert!(out.join(".a.tar.Sy1mLk.tmp").exists() && target.exists());
+    drop(writer);
+
+    // push to a directory and the cache's records sweep them alike.
+    let store = tmp.path().join("store");
+    fs::create_dir_all(store.join("sha256")).unwrap();
+    let pushed_temp = store.join("sha256").join(format!(".{hex}.tar.k9Lm3Q.tmp"));
+    legacy_temp(&pushed_temp, two_hours);
+    let mut push = repropack();
+    push.arg("push").arg(&artifact).arg(&store);
+    ok(&push.output().unwrap());
+    assert!(
+        !pushed_temp.exists(),
+        "push sweeps the object's legacy temp"
+    );
+
+    let cache = tmp.path().join("cache");
+    let shard = cache.join("sha256").join(&hex[..2]);
+    fs::create_dir_all(&shard).unwrap();
+    let record_temp = shard.join(format!(".{hex}.record.p0Oi9U.tmp"));
+    legacy_temp(&record_temp, two_hours);
+    let mut fetch = repropack();
+    fetch
+        .arg("fetch")
+        .arg(format!("{}#sha256={hex}", artifact.display()))
+        .arg("--cache")
+        .arg(&cache);
+    ok(&fetch.output().unwrap());
+    assert!(
+        !record_temp.exists(),
+        "fetch sweeps the record's legacy temp"
+    );
+    assert_cache_clean(&cache, &hex, false, "fetch after legacy temps");
 }
