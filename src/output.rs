@@ -44,6 +44,17 @@ const TEMP_MARK: &[u8] = b".repropack-";
 /// Hex digits after [`TEMP_MARK`].
 const TEMP_RANDOM: usize = 12;
 
+/// Ends the temp names of repropack before temps held a lock:
+/// `.NAME.` + [`LEGACY_RANDOM`] ASCII alphanumerics + this (`tempfile`'s).
+const LEGACY_SUFFIX: &[u8] = b".tmp";
+/// Random characters in a legacy temp name.
+const LEGACY_RANDOM: usize = 6;
+/// A legacy temp is removed only if its mtime is at least this old. Its
+/// writer held no lock; an open descriptor shows it alive (see
+/// [`open_files`]), and this covers writers no `/proc` here can show (another
+/// PID namespace sharing the directory).
+pub const LEGACY_TEMP_MIN_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// Failure to create, write or publish an output file.
 #[derive(Debug, thiserror::Error)]
 #[error("output {path}: {source}")]
@@ -101,6 +112,7 @@ impl AtomicFile {
             )));
         }
         sweep_dead_temps(dir);
+        sweep_legacy_temps(dir, name, std::time::SystemTime::now());
         let (file, named) = match unnamed_file(dir) {
             Some(file) => (file, None),
             None => {
@@ -286,6 +298,96 @@ fn sweep_dead_temps(dir: &Path) {
     });
 }
 
+/// True for `.NAME.XXXXXX.tmp`, the legacy temp name for `name`.
+fn is_legacy_temp_name(file: &[u8], name: &[u8]) -> bool {
+    let random = file
+        .strip_prefix(b".")
+        .and_then(|r| r.strip_prefix(name))
+        .and_then(|r| r.strip_prefix(b"."))
+        .and_then(|r| r.strip_suffix(LEGACY_SUFFIX));
+    random.is_some_and(|r| r.len() == LEGACY_RANDOM && r.iter().all(u8::is_ascii_alphanumeric))
+}
+
+/// Removes the legacy temps of `name` in `dir` (`.NAME.XXXXXX.tmp`, left by
+/// killed runs of repropack versions whose temps held no lock) that are
+/// surely dead: a regular file with one link, owned by this user (so its
+/// writer, if alive, is this user's or root's and visible in `/proc`),
+/// unmodified for [`LEGACY_TEMP_MIN_AGE`], open in no process, and not
+/// locked. Nothing is removed when `/proc` cannot be read. Best effort.
+fn sweep_legacy_temps(dir: &Path, name: &OsStr, now: std::time::SystemTime) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    let candidates: Vec<PathBuf> = entries
+        .flatten()
+        .filter(|e| is_legacy_temp_name(e.file_name().as_bytes(), name.as_bytes()))
+        .map(|e| e.path())
+        .collect();
+    if candidates.is_empty() {
+        return;
+    }
+    let Some(open) = open_files() else {
+        return;
+    };
+    let uid = rustix::process::geteuid().as_raw();
+    for path in candidates {
+        let Ok(meta) = fs::symlink_metadata(&path) else {
+            continue;
+        };
+        let old = meta
+            .modified()
+            .ok()
+            .and_then(|m| now.duration_since(m).ok())
+            .is_some_and(|age| age >= LEGACY_TEMP_MIN_AGE);
+        if !meta.file_type().is_file()
+            || meta.nlink() != 1
+            || meta.uid() != uid
+            || !old
+            || open.contains(&(meta.dev(), meta.ino()))
+        {
+            continue;
+        }
+        let Ok(fd) = rustix::fs::open(
+            &path,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK,
+            Mode::empty(),
+        ) else {
+            continue;
+        };
+        let held = File::from(fd);
+        // The name must still lead to the file judged above.
+        let same = held
+            .metadata()
+            .is_ok_and(|m| m.dev() == meta.dev() && m.ino() == meta.ino());
+        if same && held.try_lock().is_ok() {
+            let _ = fs::remove_file(&path);
+        }
+    }
+}
+
+/// (device, inode) of every file some process has open, as far as
+/// `/proc/PID/fd` shows (all processes of this user; all of them for
+/// root); `None` if `/proc` cannot be listed.
+fn open_files() -> Option<std::collections::HashSet<(u64, u64)>> {
+    let mut open = std::collections::HashSet::new();
+    for proc_entry in fs::read_dir("/proc").ok()?.flatten() {
+        let pid = proc_entry.file_name();
+        if pid.is_empty() || !pid.as_bytes().iter().all(u8::is_ascii_digit) {
+            continue;
+        }
+        let Ok(fds) = fs::read_dir(proc_entry.path().join("fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            // Following the fd's link stats the open file itself.
+            if let Ok(m) = fs::metadata(fd.path()) {
+                open.insert((m.dev(), m.ino()));
+            }
+        }
+    }
+    Some(open)
+}
+
 /// For each entry of `dir` whose name `matches` and whose lock no live
 /// process holds, calls `remove` while holding that lock. Shared with the
 /// extractor's staging directories.
@@ -363,6 +465,61 @@ mod tests {
         .unwrap();
         assert_eq!(entries(dir.path()), 1);
         assert_eq!(fs::read(dir.path().join("x")).unwrap(), b"2");
+    }
+
+    #[test]
+    fn legacy_temp_names_are_recognized_for_their_output_only() {
+        assert!(is_legacy_temp_name(b".a.tar.Ab3xY9.tmp", b"a.tar"));
+        for other in [
+            &b".b.tar.Ab3xY9.tmp"[..],
+            b".a.tar.Ab3xY.tmp",
+            b".a.tar.Ab3xY9z.tmp",
+            b".a.tar.Ab-xY9.tmp",
+            b".a.tar.Ab3xY9.tmpx",
+            b"a.tar.Ab3xY9.tmp",
+            b".a.tar.repropack-0123456789ab",
+        ] {
+            assert!(
+                !is_legacy_temp_name(other, b"a.tar"),
+                "{}",
+                String::from_utf8_lossy(other)
+            );
+        }
+    }
+
+    #[test]
+    fn a_legacy_temp_is_removed_only_when_old_and_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let dead = dir.path().join(".a.Ab3xY9.tmp");
+        let open = dir.path().join(".a.Zz9q8W.tmp");
+        let fresh = dir.path().join(".a.Qw1Er2.tmp");
+        for p in [&dead, &open, &fresh] {
+            fs::write(p, b"partial").unwrap();
+        }
+        let writer = File::options().append(true).open(&open).unwrap();
+        let written = std::time::SystemTime::now();
+        let later = written + LEGACY_TEMP_MIN_AGE;
+        let set = |p: &Path, t| {
+            filetime::set_file_mtime(p, filetime::FileTime::from_system_time(t)).unwrap();
+        };
+        set(&dead, written);
+        set(&open, written);
+        set(&fresh, later);
+        // Still young a second before the age is reached.
+        sweep_legacy_temps(
+            dir.path(),
+            OsStr::new("a"),
+            later - std::time::Duration::from_secs(1),
+        );
+        assert!(dead.exists());
+        sweep_legacy_temps(dir.path(), OsStr::new("a"), later);
+        assert!(!dead.exists());
+        assert!(open.exists(), "a temp open in a live process is kept");
+        assert!(fresh.exists(), "a recently modified temp is kept");
+        drop(writer);
+        sweep_legacy_temps(dir.path(), OsStr::new("a"), later);
+        assert!(!open.exists(), "closed and old: removed");
+        assert!(fresh.exists());
     }
 
     #[test]

@@ -190,6 +190,40 @@ fn invalid_epoch_names_the_variable() {
     assert_empty_dir(out_dir.path());
 }
 
+#[test]
+fn an_epoch_past_what_tar_readers_hold_is_refused() {
+    let src = sample_tree(Build::default());
+    let out_dir = tempfile::tempdir().unwrap();
+    let o = out_dir.path().join("o.tar");
+    let res = repropack()
+        .arg("pack")
+        .arg(src.path())
+        .arg("-o")
+        .arg(&o)
+        .args(["--mtime", "9223372036854775808"])
+        .output()
+        .unwrap();
+    assert_fails(&res, exit::USAGE, &["--mtime", "9223372036854775808"]);
+    assert_empty_dir(out_dir.path());
+    // The largest one is GNU tar's largest time too.
+    let res = repropack()
+        .arg("pack")
+        .arg(src.path())
+        .arg("-o")
+        .arg(&o)
+        .args(["--mtime", "9223372036854775807"])
+        .output()
+        .unwrap();
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    if crate::support::tool::have_tool("tar") {
+        crate::support::bin::run_ok(Command::new("tar").arg("-tvf").arg(&o));
+    }
+}
+
 /// A file that changes between staging and reading makes the pack fail with
 /// an error naming it; nothing is published.
 #[test]

@@ -118,7 +118,7 @@ fn assert_same_entries(listed: &[serde_json::Value], m: &Manifest) {
         );
         assert_eq!(py["size"].as_u64().unwrap(), ours.size, "{what}");
         assert_eq!(py["uid"].as_u64().unwrap(), u64::from(ours.uid), "{what}");
-        assert_eq!(py["mtime"].as_u64().unwrap(), ours.mtime, "{what}");
+        assert_eq!(py["mtime"].as_i64().unwrap(), ours.mtime, "{what}");
         assert_eq!(py["sha256"].as_str(), ours.sha256.as_deref(), "{what}");
         assert_eq!(
             py["symlink"].as_str().map(str::to_string),

@@ -6,83 +6,12 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use crate::support::bin::{bin, json, stderr, stdout};
 use crate::support::fixtures::artifact;
 use crate::support::hash::{sha256_hex, sha256sum};
-
-const KEY_ID: &str = "AKIDREPROPACKTEST";
-const SECRET: &str = "repropack-test-secret-key";
-
-/// An s3s-fs server on 127.0.0.1 serving `root` (each bucket is a
-/// directory), on its own tokio runtime thread. Stops with the test process.
-struct S3 {
-    root: tempfile::TempDir,
-    endpoint: String,
-}
-
-impl S3 {
-    fn start(buckets: &[&str]) -> S3 {
-        let root = tempfile::tempdir().unwrap();
-        for b in buckets {
-            fs::create_dir(root.path().join(b)).unwrap();
-        }
-        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        std_listener.set_nonblocking(true).unwrap();
-        let endpoint = format!("http://{}", std_listener.local_addr().unwrap());
-        let fs_root = root.path().to_path_buf();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(serve(std_listener, fs_root));
-        });
-        S3 { root, endpoint }
-    }
-
-    /// Where s3s-fs keeps the object `bucket/key` on disk.
-    fn object_file(&self, bucket: &str, key: &str) -> PathBuf {
-        self.root.path().join(bucket).join(key)
-    }
-
-    /// A `repropack` command with only this server's AWS settings.
-    fn cmd(&self, secret: &str) -> Command {
-        let mut c = Command::new(bin());
-        c.env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("AWS_ACCESS_KEY_ID", KEY_ID)
-            .env("AWS_SECRET_ACCESS_KEY", secret)
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ENDPOINT_URL", &self.endpoint)
-            .stdin(Stdio::null());
-        c
-    }
-}
-
-async fn serve(listener: std::net::TcpListener, root: PathBuf) {
-    use hyper_util::rt::{TokioExecutor, TokioIo};
-    use hyper_util::server::conn::auto::Builder;
-
-    let fs = s3s_fs::FileSystem::new(root).unwrap();
-    let mut b = s3s::service::S3ServiceBuilder::new(fs);
-    b.set_auth(s3s::auth::SimpleAuth::from_single(KEY_ID, SECRET));
-    let service = b.build();
-    let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-    loop {
-        let Ok((socket, _)) = listener.accept().await else {
-            continue;
-        };
-        let service = service.clone();
-        tokio::spawn(async move {
-            let _ = Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(socket), service)
-                .await;
-        });
-    }
-}
+use crate::support::s3_server::{S3, SECRET};
 
 #[test]
 fn push_to_s3_then_fetch_round_trips() {

@@ -580,3 +580,88 @@ fn tar_sparse_pax_0_x_bad_maps_are_refused() {
     t.file("f", b"abcdefghij");
     refused(&t.finish(), "f", "GNU sparse format 2.0 is not supported");
 }
+
+#[test]
+fn pack_from_tar_spools_a_sparse_member_without_its_holes() {
+    use std::os::unix::fs::{FileExt, MetadataExt};
+    if !have_tool("tar") {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    fs::create_dir(&src).unwrap();
+    // 1 GiB with two small data regions; the rest is hole.
+    let big = src.join("big");
+    let f = fs::File::create(&big).unwrap();
+    f.set_len(1 << 30).unwrap();
+    f.write_all_at(&[b'a'; 5000], 100 * MIB + 7).unwrap();
+    f.write_all_at(b"second region", 700 * MIB).unwrap();
+    drop(f);
+    let archive = work.path().join("sparse.tar");
+    run_ok(
+        Command::new("tar")
+            .args(["--format=gnu", "--sparse", "-C"])
+            .arg(&src)
+            .arg("-cf")
+            .arg(&archive)
+            .arg("big"),
+    );
+    assert!(fs::metadata(&archive).unwrap().len() < MIB);
+
+    // The spool holds the data regions, not 1 GiB of zeros.
+    let plan = repropack::stage::stage_tar(
+        fs::File::open(&archive).unwrap(),
+        "sparse.tar",
+        &repropack::stage::StageOptions::default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let entry = plan.entries().iter().find(|e| e.path() == b"big").unwrap();
+    let Some(repropack::plan::Content::Spool { file, size, .. }) = entry.content() else {
+        panic!("big is not spooled");
+    };
+    assert_eq!(*size, 1 << 30);
+    let on_disk = file.metadata().unwrap().blocks() * 512;
+    assert!(
+        on_disk < 64 * MIB,
+        "the spool takes {on_disk} bytes of disk for 5 KiB of data"
+    );
+    drop(plan);
+
+    // What is packed from it is the original file, as unsquashfs and GNU
+    // tar restore it.
+    let want = sha256_file(&big);
+    let image = work.path().join("big.squashfs");
+    ok(&repropack_out([
+        "pack".as_ref(),
+        "--from-tar".as_ref(),
+        archive.as_os_str(),
+        "-o".as_ref(),
+        image.as_os_str(),
+    ]));
+    if have_tool("unsquashfs") {
+        let x = work.path().join("x");
+        run_ok(
+            Command::new("unsquashfs")
+                .args(["-no-progress", "-d"])
+                .arg(&x)
+                .arg(&image),
+        );
+        assert_eq!(sha256_file(&x.join("big")), want, "unsquashfs");
+        fs::remove_dir_all(&x).unwrap();
+    }
+    let tar = work.path().join("big.tar.gz");
+    ok(&repropack_out([
+        "pack".as_ref(),
+        "--from-tar".as_ref(),
+        archive.as_os_str(),
+        "-o".as_ref(),
+        tar.as_os_str(),
+    ]));
+    // Streamed to sha256sum: a 1 GiB non-sparse copy on disk is not needed.
+    let out = run_ok(
+        Command::new("sh")
+            .args(["-c", "tar -xzOf \"$0\" big | sha256sum"])
+            .arg(&tar),
+    );
+    assert_eq!(&String::from_utf8_lossy(&out.stdout)[..64], want, "GNU tar");
+}

@@ -30,5 +30,6 @@ mod squashfs_read_by_kernel;
 mod squashfs_read_by_others;
 mod squashfs_reader;
 mod staging;
+mod tar_before_1970;
 mod tar_read_by_others;
 mod tar_sparse;

@@ -18,7 +18,8 @@
 //! unsupported member types are refused, and for a gzip stream every
 //! member's CRC is checked. Content is copied into an anonymous temp file
 //! (the spool) while the stream is read, and entries refer to byte ranges of
-//! it ([`Content::Spool`]); the stream itself may be a pipe. A
+//! it ([`Content::Spool`]); the stream itself may be a pipe. The spool is a
+//! sparse file: zero blocks (a sparse member's holes) take no disk. A
 //! gzip-compressed stream is recognized by its magic bytes and decompressed.
 //!
 //! ```no_run
@@ -30,7 +31,7 @@
 //! ```
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -84,8 +85,7 @@ pub fn stage_tar(input: impl Read, name: &str, opts: &StageOptions) -> Result<Pl
         path: std::env::temp_dir(),
         source: e,
     })?);
-    let mut spool_out = BufWriter::with_capacity(1 << 20, &*spool);
-    let mut spool_len = 0u64;
+    let mut spool_out = SparseSpool::new(&spool);
 
     let mut buffered = BufReader::with_capacity(1 << 20, input);
     let is_gzip = buffered
@@ -153,17 +153,16 @@ pub fn stage_tar(input: impl Read, name: &str, opts: &StageOptions) -> Result<Pl
             let staged = match member.kind() {
                 EntryKind::File => {
                     // Spool even excluded files: a later hard link may name them.
-                    let offset = spool_len;
-                    let size = io::copy(content, &mut spool_out).map_err(|e| {
-                        if e.kind() == io::ErrorKind::UnexpectedEof
-                            || e.kind() == io::ErrorKind::InvalidData
+                    let offset = spool_out.len();
+                    let size = spool_out.append(content).map_err(|e| match e {
+                        Copy::Read(e)
+                            if e.kind() == io::ErrorKind::UnexpectedEof
+                                || e.kind() == io::ErrorKind::InvalidData =>
                         {
                             Stop::Read(ArchiveError::content(member, e))
-                        } else {
-                            Stop::Stage(io_err(e))
                         }
+                        Copy::Read(e) | Copy::Write(e) => Stop::Stage(io_err(e)),
                     })?;
-                    spool_len += size;
                     let key = (TAR_DEV, index);
                     let content = Content::Spool {
                         file: spool.clone(),
@@ -257,9 +256,111 @@ pub fn stage_tar(input: impl Read, name: &str, opts: &StageOptions) -> Result<Pl
         Err(Stop::Stage(e)) => return Err(e),
         Err(Stop::Read(e)) => return Err(StageError::TarStream(e)),
     }
-    spool_out.flush().map_err(io_err)?;
-    drop(spool_out);
+    spool_out.finish().map_err(io_err)?;
     finish_plan(root, opts, Vec::new())
+}
+
+/// Why copying a member into the spool failed.
+enum Copy {
+    /// Reading the member (a truncated or malformed archive).
+    Read(io::Error),
+    /// Writing the spool (a full disk).
+    Write(io::Error),
+}
+
+/// Spool block: whole blocks of zeros are left as holes.
+const SPOOL_BLOCK: usize = 4096;
+
+/// The spool, written as a sparse file: a block-aligned run of zeros (a
+/// sparse member's holes, or zeros stored as data) is skipped rather than
+/// written, so a 5 GiB member that is mostly hole costs its data on disk,
+/// not 5 GiB, and reads back the same bytes.
+struct SparseSpool<'a> {
+    file: &'a std::fs::File,
+    /// Bytes not yet written, starting at `buf_start`.
+    buf: Vec<u8>,
+    /// What each read of a member fills.
+    chunk: Vec<u8>,
+    buf_start: u64,
+    /// Logical length: where the next member starts.
+    len: u64,
+}
+
+impl<'a> SparseSpool<'a> {
+    fn new(file: &'a std::fs::File) -> SparseSpool<'a> {
+        SparseSpool {
+            file,
+            buf: Vec::with_capacity(1 << 20),
+            chunk: vec![0; 1 << 20],
+            buf_start: 0,
+            len: 0,
+        }
+    }
+
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Copies `content` to the end of the spool; returns its size.
+    fn append(&mut self, content: &mut dyn Read) -> Result<u64, Copy> {
+        let start = self.len;
+        let mut chunk = std::mem::take(&mut self.chunk);
+        let result = loop {
+            let n = match content.read(&mut chunk) {
+                Ok(0) => break Ok(self.len - start),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => break Err(Copy::Read(e)),
+            };
+            if let Err(e) = self.write(&chunk[..n]) {
+                break Err(Copy::Write(e));
+            }
+        };
+        self.chunk = chunk;
+        result
+    }
+
+    /// Appends `bytes`, in pieces that end on block boundaries of the spool.
+    fn write(&mut self, mut bytes: &[u8]) -> io::Result<()> {
+        while !bytes.is_empty() {
+            let into_block = (self.len % SPOOL_BLOCK as u64) as usize;
+            let piece = bytes.len().min(SPOOL_BLOCK - into_block);
+            let (head, rest) = bytes.split_at(piece);
+            let whole_block = into_block == 0 && piece == SPOOL_BLOCK;
+            if whole_block && head.iter().all(|&b| b == 0) {
+                self.flush()?;
+            } else {
+                if self.buf.len() + piece > self.buf.capacity() {
+                    self.flush()?;
+                }
+                if self.buf.is_empty() {
+                    self.buf_start = self.len;
+                }
+                self.buf.extend_from_slice(head);
+            }
+            self.len += piece as u64;
+            bytes = rest;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if !self.buf.is_empty() {
+            std::os::unix::fs::FileExt::write_all_at(self.file, &self.buf, self.buf_start)?;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+
+    /// Writes what is buffered and extends the file over a final hole, so
+    /// every member reads back to its full size.
+    fn finish(mut self) -> io::Result<()> {
+        self.flush()?;
+        if self.file.metadata()?.len() < self.len {
+            self.file.set_len(self.len)?;
+        }
+        Ok(())
+    }
 }
 
 /// Archive path of a tar member: leading `/` dropped (as GNU tar does when

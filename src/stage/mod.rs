@@ -255,11 +255,17 @@ pub fn epoch_from_env(explicit: Option<&str>) -> Result<u64, StageError> {
             expected: "a non-negative integer number of seconds since 1970",
         });
     }
-    trimmed.parse().map_err(|_| StageError::Option {
-        field,
-        value: value.clone(),
-        expected: "a number of seconds that fits in 64 bits",
-    })
+    // Tar readers (GNU tar, ours) hold times in a signed 64-bit number: a
+    // larger epoch would make an archive none of them can read.
+    trimmed
+        .parse::<i64>()
+        .ok()
+        .and_then(|v| u64::try_from(v).ok())
+        .ok_or_else(|| StageError::Option {
+            field,
+            value: value.clone(),
+            expected: "a number of seconds up to 9223372036854775807 (2^63 - 1, the most tar readers hold)",
+        })
 }
 
 /// One source argument: `SRC` or `SRC:DEST`.

@@ -234,8 +234,8 @@ pub struct ManifestEntry {
     pub uid: u32,
     /// Owner group id.
     pub gid: u32,
-    /// Modification time in seconds since 1970.
-    pub mtime: u64,
+    /// Modification time in seconds since 1970, negative before 1970.
+    pub mtime: i64,
     /// Content size in bytes of a regular file; 0 otherwise.
     pub size: u64,
     /// sha256 of a regular file's content (64 lowercase hex).

@@ -34,7 +34,7 @@ pub enum ArtifactError {
     #[error(transparent)]
     Archive(#[from] ArchiveError),
     /// An entry cannot be part of a tree (a bad path or hard-link target,
-    /// a uid or gid past 32 bits, a negative mtime, a socket).
+    /// a uid or gid past 32 bits, a socket).
     #[error("{path}: entry {entry:?}: {reason}")]
     Entry {
         /// The artifact file.
@@ -135,8 +135,7 @@ pub fn read_side(path: &Path, label: &str) -> Result<Side, ArtifactError> {
             u32::try_from(entry.uid()).map_err(|_| bad(format!("uid {} > 2^32", entry.uid())))?;
         let gid =
             u32::try_from(entry.gid()).map_err(|_| bad(format!("gid {} > 2^32", entry.gid())))?;
-        let mtime = u64::try_from(entry.mtime())
-            .map_err(|_| bad(format!("negative mtime {}", entry.mtime())))?;
+        let mtime = entry.mtime();
         let mode = entry.mode() & 0o7777;
         if rel.is_empty() {
             root_facts.push(("root.mode".to_string(), format!("{mode:04o}")));

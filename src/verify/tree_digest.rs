@@ -59,8 +59,9 @@ pub struct TreeEntry {
     pub uid: u32,
     /// Owner group id (not part of the tree digest).
     pub gid: u32,
-    /// Seconds since 1970.
-    pub mtime: u64,
+    /// Seconds since 1970; negative before 1970 (tar stores such mtimes in
+    /// base-256 or as a negative pax `mtime`). Not part of the tree digest.
+    pub mtime: i64,
     /// Content size of a regular file (hard-link members too); 0 otherwise.
     pub size: u64,
     /// SHA-256 of a regular file's content (hard-link members too).
@@ -104,6 +105,15 @@ pub enum TreeError {
     Duplicate {
         /// The repeated path (lossy UTF-8).
         path: String,
+    },
+    /// A plan entry's mtime (the epoch) is past what any tar reader's
+    /// signed 64-bit time holds.
+    #[error("entry {path:?}: mtime {mtime} is past 2^63 - 1 seconds")]
+    Mtime {
+        /// The entry's archive path (lossy UTF-8).
+        path: String,
+        /// The mtime.
+        mtime: u64,
     },
     /// The hashing thread pool could not be started; carries its error.
     #[error("worker pool: {0}")]
@@ -176,7 +186,10 @@ impl Tree {
                 mode: e.mode(),
                 uid: e.uid(),
                 gid: e.gid(),
-                mtime: e.mtime(),
+                mtime: i64::try_from(e.mtime()).map_err(|_| TreeError::Mtime {
+                    path: e.display_path(),
+                    mtime: e.mtime(),
+                })?,
                 size,
                 sha256,
                 symlink_target: e.symlink_target().to_vec(),

@@ -1,7 +1,7 @@
 //! The one support kit of the integration tests. Each helper exists once:
 //! external tool probe, RNG, hashing, tree snapshots, running the binary,
-//! fixture trees, raw tar streams, the independent SquashFS checker and the
-//! HTTP test server.
+//! fixture trees, raw tar streams, the independent SquashFS checker, the
+//! HTTP test server and the S3 test server.
 
 pub mod bin;
 pub mod exit;
@@ -10,6 +10,7 @@ pub mod hash;
 pub mod http_server;
 pub mod rawtar;
 pub mod rng;
+pub mod s3_server;
 pub mod sqfs_check;
 pub mod tool;
 pub mod tree;

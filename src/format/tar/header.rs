@@ -313,13 +313,10 @@ pub(crate) fn parse_pax(data: &[u8]) -> Result<PaxFields, String> {
                 }
                 let text =
                     std::str::from_utf8(value).map_err(|_| "pax mtime is not text".to_string())?;
-                let whole = text.split('.').next().unwrap_or("");
-                let parsed = match whole {
-                    "" | "-" => Some(0),
-                    w => w.parse::<i64>().ok(),
-                };
-                out.mtime =
-                    Some(parsed.ok_or_else(|| format!("pax mtime {text:?} is not a number"))?);
+                out.mtime = Some(
+                    pax_seconds(text)
+                        .ok_or_else(|| format!("pax mtime {text:?} is not a number"))?,
+                );
             }
             b"GNU.sparse.major" => out.sparse.major = number("GNU.sparse.major")?,
             b"GNU.sparse.minor" => out.sparse.minor = number("GNU.sparse.minor")?,
@@ -454,16 +451,55 @@ pub(crate) fn checksum_ok(block: &[u8]) -> bool {
     stored == unsigned || i64::from(stored) == i64::from(signed)
 }
 
+/// The whole seconds of a pax time `[-]SECONDS[.FRACTION]`, rounded down as
+/// `st_mtime` is: GNU tar writes a file at -12.5 s (tv_sec -13, tv_nsec
+/// 500000000) as `-12.5`, and its gnu-format header as -13.
+fn pax_seconds(text: &str) -> Option<i64> {
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    if !fraction.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let (negative, digits) = match whole.strip_prefix('-') {
+        Some(d) => (true, d),
+        None => (false, whole.strip_prefix('+').unwrap_or(whole)),
+    };
+    if digits.len() > 19 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // At most 19 digits: no overflow in an i128.
+    let magnitude = digits
+        .bytes()
+        .fold(0i128, |v, d| v * 10 + i128::from(d - b'0'));
+    let seconds = if negative {
+        let below = fraction.bytes().any(|b| b != b'0');
+        -magnitude - i128::from(below)
+    } else {
+        magnitude
+    };
+    i64::try_from(seconds).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn pax_mtime_keeps_whole_seconds_and_sign() {
+    fn pax_mtime_keeps_whole_seconds_rounded_down() {
         let f = parse_pax(b"30 mtime=1700000000.123456789\n").unwrap();
         assert_eq!(f.mtime, Some(1_700_000_000));
         let f = parse_pax(b"15 mtime=-12.5\n").unwrap();
+        assert_eq!(f.mtime, Some(-13));
+        let f = parse_pax(b"16 mtime=-12.00\n").unwrap();
         assert_eq!(f.mtime, Some(-12));
+        let f = parse_pax(b"13 mtime=-.5\n").unwrap();
+        assert_eq!(f.mtime, Some(-1));
+        assert!(parse_pax(b"15 mtime=12.5x\n").is_err());
+        let f = parse_pax(b"14 mtime=+125\n").unwrap();
+        assert_eq!(f.mtime, Some(125));
+        let f = parse_pax(b"30 mtime=-9223372036854775808\n").unwrap();
+        assert_eq!(f.mtime, Some(i64::MIN));
+        assert!(parse_pax(b"32 mtime=-9223372036854775808.1\n").is_err());
+        assert!(parse_pax(b"29 mtime=9223372036854775808\n").is_err());
     }
 
     #[test]
