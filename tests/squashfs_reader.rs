@@ -291,3 +291,16 @@ fn an_inode_with_one_link_reached_twice_is_malformed() {
         &["\"BC\"", "one link but is reached twice"],
     );
 }
+
+/// Found by fuzzing: a listing header announcing 0xFFFFFFFF + 1 entries
+/// (the count is stored minus one) overflowed instead of being refused.
+#[test]
+fn a_listing_header_announcing_four_billion_entries_is_malformed() {
+    if !have_tool("mksquashfs") {
+        return;
+    }
+    let (_dir, mut image, name_at, _, _) = image_with_dir();
+    let header = name_at - 8 - 12;
+    image[header..header + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+    assert_malformed(&image, "count", &["directory \".\"", "4294967296 entries"]);
+}

@@ -212,17 +212,19 @@ impl ListingReader {
             }
             let mut h = [0u8; HEADER_SIZE as usize];
             self.take(image, r, &mut h, what)?;
-            let count = u32::from_le_bytes([h[0], h[1], h[2], h[3]]) + 1;
-            if count as usize > MAX_ENTRIES_PER_HEADER || count == 0 {
+            // Stored as count - 1: widen before adding so that 0xFFFFFFFF
+            // is an error, not an overflow.
+            let count = u64::from(u32::from_le_bytes([h[0], h[1], h[2], h[3]])) + 1;
+            if count > MAX_ENTRIES_PER_HEADER as u64 {
                 return Err(Fault::malformed(
                     what(),
                     format!(
-                        "header at byte {} of the listing announces {} entries (1 to 256 allowed)",
+                        "header at byte {} of the listing announces {count} entries (1 to 256 allowed)",
                         self.at - HEADER_SIZE,
-                        u64::from(u32::from_le_bytes([h[0], h[1], h[2], h[3]])) + 1
                     ),
                 ));
             }
+            let count = count as u32;
             self.in_header = count;
             self.header_block = u32::from_le_bytes([h[4], h[5], h[6], h[7]]);
             self.header_inode = u32::from_le_bytes([h[8], h[9], h[10], h[11]]);

@@ -753,7 +753,7 @@ fn check_tables(sb: &Superblock, len: u64) -> Result<TableEnds, String> {
         ));
     }
     let inode_table = sb.directory_table_start - sb.inode_table_start;
-    let most_inodes = inode_table.div_ceil(3) * METADATA_SIZE as u64 / MIN_INODE_SIZE;
+    let most_inodes = inode_table.div_ceil(3).saturating_mul(METADATA_SIZE as u64) / MIN_INODE_SIZE;
     if sb.inode_count == 0 || u64::from(sb.inode_count) > most_inodes {
         return Err(format!(
             "inode_count {} does not fit an inode table of {inode_table} bytes",
