@@ -1,6 +1,6 @@
 //! `cargo xtask` — project chores that are not part of the product.
 //!
-//! `cargo xtask bench [--corpus DIR] [--runs N] [--jobs N] [--tar] [--extract] [--keep] [--baseline BIN]`
+//! `cargo xtask bench [--corpus DIR] [--runs N] [--jobs N] [--tar] [--extract | --extract-only] [--keep] [--baseline BIN]`
 //!
 //! Builds repropack in release, copies a real tree (default: the Python
 //! standard library of `python3`) into `target/bench/corpus`, then packs it
@@ -30,7 +30,7 @@ fn main() -> Result<()> {
         Some("bench") => bench(BenchArgs::parse(args)?),
         _ => {
             eprintln!(
-                "usage: cargo xtask bench [--corpus DIR] [--runs N] [--jobs N] [--tar] [--extract] [--keep] [--baseline BIN]"
+                "usage: cargo xtask bench [--corpus DIR] [--runs N] [--jobs N] [--tar] [--extract | --extract-only] [--keep] [--baseline BIN]"
             );
             std::process::exit(2);
         }
@@ -43,6 +43,8 @@ struct BenchArgs {
     jobs_all: usize,
     tar: bool,
     extract: bool,
+    /// Only the reading-back rows (`--extract-only`).
+    extract_only: bool,
     keep: bool,
     /// Another repropack binary (an earlier build) measured in the same run.
     baseline: Option<PathBuf>,
@@ -56,6 +58,7 @@ impl BenchArgs {
             jobs_all: std::thread::available_parallelism().map_or(1, |n| n.get()),
             tar: false,
             extract: false,
+            extract_only: false,
             keep: false,
             baseline: None,
         };
@@ -80,6 +83,10 @@ impl BenchArgs {
                 }
                 Some("--tar") => b.tar = true,
                 Some("--extract") => b.extract = true,
+                Some("--extract-only") => {
+                    b.extract = true;
+                    b.extract_only = true;
+                }
                 Some("--keep") => b.keep = true,
                 Some("--baseline") => b.baseline = Some(PathBuf::from(value("--baseline")?)),
                 _ => bail!("unknown argument {a:?}"),
@@ -386,6 +393,28 @@ fn bench(args: BenchArgs) -> Result<()> {
         bail!("cp -a {} failed", source.display());
     }
     let (files, bytes) = tree_size(&corpus)?;
+    if args.extract_only {
+        let mut report = format!(
+            "Corpus: `{}` ({files} files, {:.1} MiB); median of {} runs; load average before: {}.\n\n",
+            source.display(),
+            bytes as f64 / (1 << 20) as f64,
+            args.runs,
+            loadavg()
+        );
+        report.push_str(&extract_section(
+            &repropack,
+            args.baseline.as_deref(),
+            &corpus,
+            &work,
+            args.runs,
+        )?);
+        report.push_str(&format!("\nLoad average after: {}.\n", loadavg()));
+        if !args.keep {
+            let _ = fs::remove_dir_all(&work);
+        }
+        println!("{report}");
+        return Ok(());
+    }
 
     let n = args.jobs_all;
     let mut job_counts = vec![1, 2, n];
@@ -510,21 +539,13 @@ fn bench(args: BenchArgs) -> Result<()> {
 
     if args.extract {
         report.push_str("\n### Reading repropack's image back (gzip level 6)\n\n");
-        let (tables, notes) = extract_bench(
+        report.push_str(&extract_section(
             &repropack,
             args.baseline.as_deref(),
             &corpus,
             &work,
             args.runs,
-        )?;
-        for (place, rows) in tables {
-            report.push_str(&format!("Into a directory on {place}:\n\n"));
-            report.push_str(&table(&rows, &format!("unsquashfs -d {place}")));
-            report.push('\n');
-        }
-        for n in notes {
-            report.push_str(&format!("- {n}\n"));
-        }
+        )?);
     }
 
     if !args.keep {
@@ -532,6 +553,27 @@ fn bench(args: BenchArgs) -> Result<()> {
     }
     println!("{report}");
     Ok(())
+}
+
+/// The reading-back tables ([`extract_bench`]) as markdown.
+fn extract_section(
+    repropack: &Path,
+    baseline: Option<&Path>,
+    corpus: &Path,
+    work: &Path,
+    runs: usize,
+) -> Result<String> {
+    let (tables, notes) = extract_bench(repropack, baseline, corpus, work, runs)?;
+    let mut s = String::new();
+    for (place, rows) in tables {
+        s.push_str(&format!("Into a directory on {place}:\n\n"));
+        s.push_str(&table(&rows, &format!("unsquashfs -d {place}")));
+        s.push('\n');
+    }
+    for n in notes {
+        s.push_str(&format!("- {n}\n"));
+    }
+    Ok(s)
 }
 
 /// Packs `corpus` once, then reads the image back: `repropack extract` and
@@ -574,11 +616,21 @@ fn extract_bench(
     for (place, out_dir) in &places {
         fs::create_dir_all(out_dir)?;
         let mut cases = Vec::new();
-        let mut ours = vec![("repropack extract", repropack.to_path_buf())];
+        // `extract` syncs the file system before it publishes the tree,
+        // which unsquashfs never does: `--no-sync` rows compare like with
+        // like (on a busy disk, syncfs also waits for others' writes).
+        let mut ours = vec![
+            ("repropack extract", repropack.to_path_buf(), false),
+            ("repropack extract --no-sync", repropack.to_path_buf(), true),
+        ];
         if let Some(b) = baseline {
-            ours.push(("repropack (baseline) extract", b.to_path_buf()));
+            ours.push((
+                "repropack (baseline) extract --no-sync",
+                b.to_path_buf(),
+                true,
+            ));
         }
-        for (name, bin) in ours {
+        for (name, bin, no_sync) in ours {
             let img = image.clone();
             cases.push(Case {
                 tool: leak(format!("{name} {place}")),
@@ -587,6 +639,9 @@ fn extract_bench(
                 make: Box::new(move |out| {
                     let mut cmd = Command::new(&bin);
                     cmd.arg("extract").arg(&img).arg(out);
+                    if no_sync {
+                        cmd.arg("--no-sync");
+                    }
                     cmd
                 }),
             });
