@@ -101,11 +101,23 @@ pub struct ExtractFlags {
     /// published tree with missing content).
     #[arg(long)]
     pub no_sync: bool,
+    /// Threads that decompress SquashFS data blocks (default: all CPUs).
+    /// The tree and its bytes never depend on it.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub jobs: Option<u32>,
 }
 
 impl ExtractFlags {
-    /// The extraction options these flags ask for.
+    /// The extraction options these flags ask for; sizes the process's
+    /// decompression pool to `--jobs` when given.
     pub fn options(&self) -> Result<ExtractOptions, Failure> {
+        if let Some(jobs) = self.jobs {
+            // Fails only if the pool already exists, which no command that
+            // extracts has made before this point.
+            let _ = rayon::ThreadPoolBuilder::new()
+                .num_threads(jobs as usize)
+                .build_global();
+        }
         let max_size = parse_size(&self.max_size).ok_or_else(|| {
             Failure::new(
                 exit::USAGE,
