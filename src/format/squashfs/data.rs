@@ -666,6 +666,31 @@ struct Stored {
     expect: usize,
 }
 
+/// Reads fragment entry `index` (§7) and its block's stored bytes,
+/// checking the size word.
+fn read_fragment(
+    image: &mut Image,
+    fragments: &mut FragmentTable,
+    index: u32,
+    block_size: u64,
+) -> Result<(FragmentEntry, Vec<u8>), Fault> {
+    let entry = fragments.get(image, index)?;
+    let size = entry.size & !BLOCK_UNCOMPRESSED;
+    let what = || format!("fragment block {index} at byte {}", entry.start);
+    if entry.size & SIZE_WORD_RESERVED != 0 || u64::from(size) > block_size || size == 0 {
+        return Err(Fault::malformed(
+            what(),
+            format!(
+                "size word {:#x} (the block size is {block_size})",
+                entry.size
+            ),
+        ));
+    }
+    let mut raw = vec![0u8; size as usize];
+    image.read_at(entry.start, &mut raw, &what)?;
+    Ok((entry, raw))
+}
+
 /// Streams one regular file's content (§4) as an [`io::Read`]. Errors are
 /// `InvalidData` naming the file and the block.
 pub(crate) struct DataReader<'a> {
@@ -802,28 +827,19 @@ impl<'a> DataReader<'a> {
 
     /// Appends the tail from its fragment block to `ready`.
     fn fill_tail(&mut self, index: u32, offset: u32, len: usize) -> Result<(), Fault> {
-        let entry = self.t.fragments.get(self.t.image, index)?;
-        let size = entry.size & !BLOCK_UNCOMPRESSED;
-        let block_size = self.block_size;
-        let what = format!("fragment block {index} at byte {}", entry.start);
-        if entry.size & SIZE_WORD_RESERVED != 0 || u64::from(size) > block_size || size == 0 {
-            return Err(Fault::malformed(
-                what,
-                format!(
-                    "size word {:#x} (the block size is {block_size})",
-                    entry.size
-                ),
-            ));
+        if !self.t.fragment_cache.contains(u64::from(index)) {
+            self.prefetch_fragments(index);
         }
-        let image = &mut *self.t.image;
-        let block = self.t.fragment_cache.get_or_load(entry.start, || {
-            let mut raw = vec![0u8; size as usize];
-            image.read_at(entry.start, &mut raw, &|| what.clone())?;
+        let (image, fragments) = (&mut *self.t.image, &mut *self.t.fragments);
+        let block_size = self.block_size as usize;
+        let block = self.t.fragment_cache.get_or_load(u64::from(index), || {
+            let (entry, raw) = read_fragment(image, fragments, index, block_size as u64)?;
+            let what = || format!("fragment block {index} at byte {}", entry.start);
             if entry.size & BLOCK_UNCOMPRESSED != 0 {
                 return Ok(raw);
             }
             let mut out = Vec::new();
-            image.decompress(&raw, block_size as usize, &mut out, &|| what.clone())?;
+            image.decompress(&raw, block_size, &mut out, &what)?;
             Ok::<Vec<u8>, Fault>(out)
         })?;
         let start = offset as usize;
@@ -838,6 +854,58 @@ impl<'a> DataReader<'a> {
                 Err(self.malformed(format!(
                     "tail of {len} bytes at offset {offset} of fragment block {index} runs past its {have} bytes"
                 )))
+            }
+        }
+    }
+
+    /// Decompresses fragment blocks `index`, `index + 1`, … (as many as
+    /// there are threads, within half the cache) in parallel into the
+    /// cache: files are laid out in order, so their tails come from the
+    /// following fragment blocks. Failures are left for [`Self::fill_tail`]
+    /// to meet, and name, when a file needs that block.
+    fn prefetch_fragments(&mut self, index: u32) {
+        let room = (self.t.fragment_cache.capacity() / 2).max(1);
+        let want = rayon::current_num_threads().clamp(1, room) as u32;
+        let count = self.t.fragments.count();
+        let block_size = self.block_size;
+        let mut raws = Vec::new();
+        for i in index..index.saturating_add(want).min(count) {
+            if self.t.fragment_cache.contains(u64::from(i)) {
+                continue;
+            }
+            match read_fragment(self.t.image, self.t.fragments, i, block_size) {
+                Ok((entry, raw)) => raws.push((i, entry, raw)),
+                Err(_) => break,
+            }
+        }
+        if raws.len() < 2 {
+            // One block: `fill_tail` reads it on this thread.
+            return;
+        }
+        let id = self.t.image.sb.compression_id;
+        let decoded: Vec<(u32, Option<Vec<u8>>)> = {
+            use rayon::prelude::*;
+            raws.into_par_iter()
+                .map_init(
+                    || Decompressor::for_id(id),
+                    |d, (i, entry, raw)| {
+                        if entry.size & BLOCK_UNCOMPRESSED != 0 {
+                            return (i, Some(raw));
+                        }
+                        let mut out = Vec::new();
+                        let ok = d
+                            .as_mut()
+                            .ok()
+                            .and_then(|d| d.decompress(&raw, block_size as usize, &mut out).ok());
+                        (i, ok.map(|()| out))
+                    },
+                )
+                .collect()
+        };
+        // The block asked for goes in last, so it is the most recent.
+        for (i, block) in decoded.into_iter().rev() {
+            if let Some(block) = block {
+                self.t.fragment_cache.insert(u64::from(i), block);
             }
         }
     }

@@ -144,15 +144,23 @@ impl<V> BlockCache<V> {
         }
     }
 
-    /// The block at `key`, loaded by `load` on a miss (evicting the least
-    /// recently used block when full).
-    pub(crate) fn get_or_load<E>(
-        &mut self,
-        key: u64,
-        load: impl FnOnce() -> Result<V, E>,
-    ) -> Result<&V, E> {
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    pub(crate) fn contains(&self, key: u64) -> bool {
+        self.map.contains_key(&key)
+    }
+
+    /// Adds `value` at `key` as the most recently used block.
+    pub(crate) fn insert(&mut self, key: u64, value: V) {
+        self.evict_for(key);
         self.clock += 1;
-        let clock = self.clock;
+        self.map.insert(key, (value, self.clock));
+    }
+
+    /// Makes room for `key` when the cache is full.
+    fn evict_for(&mut self, key: u64) {
         if self.map.len() >= self.capacity
             && !self.map.contains_key(&key)
             && let Some(oldest) = self
@@ -163,6 +171,18 @@ impl<V> BlockCache<V> {
         {
             self.map.remove(&oldest);
         }
+    }
+
+    /// The block at `key`, loaded by `load` on a miss (evicting the least
+    /// recently used block when full).
+    pub(crate) fn get_or_load<E>(
+        &mut self,
+        key: u64,
+        load: impl FnOnce() -> Result<V, E>,
+    ) -> Result<&V, E> {
+        self.clock += 1;
+        let clock = self.clock;
+        self.evict_for(key);
         match self.map.entry(key) {
             std::collections::hash_map::Entry::Occupied(o) => {
                 let slot = o.into_mut();

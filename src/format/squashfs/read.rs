@@ -47,6 +47,7 @@
 //! table (only needed for NFS), directory indexes (a walk reads whole
 //! listings).
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -254,19 +255,32 @@ impl SquashfsArchive {
         let (tx, rx) = mpsc::sync_channel(QUEUE);
         std::thread::scope(|scope| {
             scope.spawn(move || {
-                if let Err(Halt::Failed(e)) = self.walk(&tx) {
-                    let _ = tx.send(Message::Failed(e));
+                let mut out = Outbox {
+                    tx,
+                    batch: Vec::new(),
+                    bytes: 0,
+                };
+                if let Err(Halt::Failed(e)) = self.walk(&mut out) {
+                    // After the entries before it, as an unbatched walk
+                    // would have delivered them.
+                    let _ = out.send(Message::Failed(e));
                 }
+                let _ = out.flush();
             });
             // `rx` is dropped when `consume` returns, early or not, so a
             // walk blocked on a full queue ends before the scope joins it.
-            consume(rx, f)
+            consume(
+                Inbox {
+                    rx,
+                    pending: VecDeque::new(),
+                },
+                f,
+            )
         })
     }
 
-    /// The walk itself, sending every entry and its content to `tx`.
-    fn walk(self, tx: &SyncSender<Message>) -> Result<(), Halt> {
-        let send = |m: Message| tx.send(m).map_err(|_| Halt::Gone);
+    /// The walk itself, sending every entry and its content to `out`.
+    fn walk(self, out: &mut Outbox) -> Result<(), Halt> {
         let SquashfsArchive {
             path,
             info,
@@ -292,7 +306,7 @@ impl SquashfsArchive {
         let root_entry = walk
             .entry(b".".to_vec(), &root, 0, &|| "root inode".to_string())
             .map_err(fault)?;
-        send(Message::Entry(root_entry, Content::Whole(Vec::new())))?;
+        out.send(Message::Entry(root_entry, Content::Whole(Vec::new())))?;
 
         let mut stack = vec![Frame::new(&dirs, Vec::new(), &root).map_err(fault)?];
         let mut index = 1u64;
@@ -347,7 +361,7 @@ impl SquashfsArchive {
                 entry.size = 0;
                 entry.device = None;
                 entry.link_target = first;
-                send(Message::Entry(entry, Content::Whole(Vec::new())))?;
+                out.send(Message::Entry(entry, Content::Whole(Vec::new())))?;
                 continue;
             }
             if inode.link_count > 1 && !is_dir {
@@ -356,7 +370,7 @@ impl SquashfsArchive {
             }
             match &inode.body {
                 Decoded::Dir { .. } => {
-                    send(Message::Entry(entry, Content::Whole(Vec::new())))?;
+                    out.send(Message::Entry(entry, Content::Whole(Vec::new())))?;
                     stack.push(Frame::new(&dirs, entry_path, &inode).map_err(fault)?);
                 }
                 Decoded::File {
@@ -380,9 +394,9 @@ impl SquashfsArchive {
                         fragment_cache: &mut fragment_cache,
                     };
                     let mut reader = DataReader::new(tables, shown, &data);
-                    send_content(&send, entry, &mut reader, *file_size)?;
+                    send_content(out, entry, &mut reader, *file_size)?;
                 }
-                _ => send(Message::Entry(entry, Content::Whole(Vec::new())))?,
+                _ => out.send(Message::Entry(entry, Content::Whole(Vec::new())))?,
             }
         }
         Ok(())
@@ -392,9 +406,14 @@ impl SquashfsArchive {
 /// Content of at most this many bytes travels whole from the walking
 /// thread to the caller; larger content travels in chunks of this size.
 const CHUNK: usize = 256 << 10;
-/// Messages in flight between the walking thread and the caller: with
-/// [`CHUNK`], at most 16 MiB of content.
-const QUEUE: usize = 64;
+/// Messages travel in batches of at most this many, or of at most
+/// [`BATCH_BYTES`] of content, so that the two threads wake each other once
+/// per batch rather than once per entry.
+const BATCH: usize = 64;
+const BATCH_BYTES: usize = 1 << 20;
+/// Batches in flight between the walking thread and the caller: at most
+/// 16 MiB of content (plus one chunk per batch).
+const QUEUE: usize = 16;
 
 /// What the walking thread sends the caller.
 enum Message {
@@ -424,9 +443,57 @@ enum Halt {
     Gone,
 }
 
+/// The walking thread's end of the queue.
+struct Outbox {
+    tx: SyncSender<Vec<Message>>,
+    batch: Vec<Message>,
+    bytes: usize,
+}
+
+impl Outbox {
+    fn send(&mut self, m: Message) -> Result<(), Halt> {
+        self.bytes += match &m {
+            Message::Entry(_, Content::Whole(b)) | Message::Chunk(b) => b.len(),
+            _ => 0,
+        };
+        self.batch.push(m);
+        if self.batch.len() >= BATCH || self.bytes >= BATCH_BYTES {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), Halt> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        self.bytes = 0;
+        let batch = std::mem::take(&mut self.batch);
+        self.tx.send(batch).map_err(|_| Halt::Gone)
+    }
+}
+
+/// The caller's end of the queue.
+struct Inbox {
+    rx: Receiver<Vec<Message>>,
+    pending: VecDeque<Message>,
+}
+
+impl Inbox {
+    /// The next message; `None` once the walk has ended.
+    fn recv(&mut self) -> Option<Message> {
+        loop {
+            if let Some(m) = self.pending.pop_front() {
+                return Some(m);
+            }
+            self.pending = self.rx.recv().ok()?.into();
+        }
+    }
+}
+
 /// Sends `entry` with the content `reader` yields (`size` bytes).
 fn send_content(
-    send: &dyn Fn(Message) -> Result<(), Halt>,
+    send: &mut Outbox,
     entry: ArchiveEntry,
     reader: &mut dyn Read,
     size: u64,
@@ -438,27 +505,27 @@ fn send_content(
             Ok(_) => Content::Whole(whole),
             Err(e) => Content::Failed(e),
         };
-        return send(Message::Entry(entry, content));
+        return send.send(Message::Entry(entry, content));
     }
-    send(Message::Entry(entry, Content::Chunked))?;
+    send.send(Message::Entry(entry, Content::Chunked))?;
     loop {
         let mut chunk = Vec::with_capacity(CHUNK);
         match reader.take(CHUNK as u64).read_to_end(&mut chunk) {
-            Ok(0) => return send(Message::End),
-            Ok(_) => send(Message::Chunk(chunk))?,
-            Err(e) => return send(Message::ContentFailed(e)),
+            Ok(0) => return send.send(Message::End),
+            Ok(_) => send.send(Message::Chunk(chunk))?,
+            Err(e) => return send.send(Message::ContentFailed(e)),
         }
     }
 }
 
 /// The caller's side: hands each entry to `f` with a reader over its
 /// content, until the walk ends or `f` fails.
-fn consume<E, F>(rx: Receiver<Message>, mut f: F) -> Result<(), E>
+fn consume<E, F>(mut inbox: Inbox, mut f: F) -> Result<(), E>
 where
     E: From<ArchiveError>,
     F: FnMut(&ArchiveEntry, &mut dyn Read) -> Result<(), E>,
 {
-    while let Ok(message) = rx.recv() {
+    while let Some(message) = inbox.recv() {
         match message {
             Message::Entry(entry, Content::Whole(bytes)) => f(&entry, &mut &bytes[..])?,
             Message::Entry(entry, Content::Failed(e)) => {
@@ -466,7 +533,7 @@ where
             }
             Message::Entry(entry, Content::Chunked) => {
                 let mut reader = Chunks {
-                    rx: &rx,
+                    inbox: &mut inbox,
                     current: Vec::new(),
                     pos: 0,
                     done: false,
@@ -474,10 +541,10 @@ where
                 f(&entry, &mut reader)?;
                 // Skip what `f` left unread.
                 while !reader.done {
-                    match rx.recv() {
-                        Ok(Message::Chunk(_)) => {}
-                        Ok(Message::Failed(e)) => return Err(e.into()),
-                        Ok(_) | Err(_) => reader.done = true,
+                    match reader.inbox.recv() {
+                        Some(Message::Chunk(_)) => {}
+                        Some(Message::Failed(e)) => return Err(e.into()),
+                        Some(_) | None => reader.done = true,
                     }
                 }
             }
@@ -503,7 +570,7 @@ impl Read for Failing {
 
 /// A chunked entry's content as it arrives.
 struct Chunks<'a> {
-    rx: &'a Receiver<Message>,
+    inbox: &'a mut Inbox,
     current: Vec<u8>,
     pos: usize,
     done: bool,
@@ -521,12 +588,12 @@ impl Read for Chunks<'_> {
             if self.done || out.is_empty() {
                 return Ok(0);
             }
-            match self.rx.recv() {
-                Ok(Message::Chunk(c)) => {
+            match self.inbox.recv() {
+                Some(Message::Chunk(c)) => {
                     self.current = c;
                     self.pos = 0;
                 }
-                Ok(Message::ContentFailed(e)) => {
+                Some(Message::ContentFailed(e)) => {
                     self.done = true;
                     return Err(e);
                 }

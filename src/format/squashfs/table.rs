@@ -82,6 +82,11 @@ impl FragmentTable {
         })
     }
 
+    /// How many entries the table has.
+    pub(crate) fn count(&self) -> u32 {
+        self.count
+    }
+
     /// Entry `index`: where its block starts and its on-disk size word.
     pub(crate) fn get(&mut self, image: &mut Image, index: u32) -> Result<FragmentEntry, Fault> {
         let mut b = [0u8; 16];
