@@ -382,7 +382,7 @@ fn squashfs_hard_links_share_an_inode_number_and_point_at_the_first_path() {
 }
 
 #[test]
-fn squashfs_devices_and_fifos_from_pseudo_definitions() {
+fn squashfs_devices_fifos_and_sockets_from_pseudo_definitions() {
     if !have_tool("mksquashfs") {
         return;
     }
@@ -402,6 +402,8 @@ fn squashfs_devices_and_fifos_from_pseudo_definitions() {
             "disk b 640 0 0 8 1",
             "-p",
             "pipe i 600 0 0 f",
+            "-p",
+            "sock I 0 600 0 0 s",
         ],
     );
     let (_, entries) = read_back(&out);
@@ -414,6 +416,8 @@ fn squashfs_devices_and_fifos_from_pseudo_definitions() {
     assert_eq!(by_path[&b"disk"[..]].kind(), EntryKind::BlockDevice);
     assert_eq!(by_path[&b"disk"[..]].device(), Some((8, 1)));
     assert_eq!(by_path[&b"pipe"[..]].kind(), EntryKind::Fifo);
+    assert_eq!(by_path[&b"sock"[..]].kind(), EntryKind::Socket);
+    assert_eq!(by_path[&b"sock"[..]].mode(), 0o600);
 }
 
 #[test]
