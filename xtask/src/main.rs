@@ -620,27 +620,44 @@ fn extract_bench(
         // which unsquashfs never does: `--no-sync` rows compare like with
         // like (on a busy disk, syncfs also waits for others' writes).
         let mut ours = vec![
-            ("repropack extract", repropack.to_path_buf(), false),
-            ("repropack extract --no-sync", repropack.to_path_buf(), true),
+            ("repropack extract", repropack.to_path_buf(), false, all),
+            (
+                "repropack extract --no-sync",
+                repropack.to_path_buf(),
+                true,
+                all,
+            ),
+            (
+                "repropack extract --no-sync",
+                repropack.to_path_buf(),
+                true,
+                1,
+            ),
         ];
         if let Some(b) = baseline {
             ours.push((
                 "repropack (baseline) extract --no-sync",
                 b.to_path_buf(),
                 true,
+                all,
             ));
         }
-        for (name, bin, no_sync) in ours {
+        for (name, bin, no_sync, jobs) in ours {
             let img = image.clone();
+            // The baseline may predate `--jobs`: it uses all CPUs.
+            let pass_jobs = bin == repropack;
             cases.push(Case {
                 tool: leak(format!("{name} {place}")),
-                jobs: all,
+                jobs,
                 ours: true,
                 make: Box::new(move |out| {
                     let mut cmd = Command::new(&bin);
                     cmd.arg("extract").arg(&img).arg(out);
                     if no_sync {
                         cmd.arg("--no-sync");
+                    }
+                    if pass_jobs {
+                        cmd.args(["--jobs", &jobs.to_string()]);
                     }
                     cmd
                 }),
