@@ -17,8 +17,10 @@
 //! `verify` ([`crate::format::tar::read`]): extension headers are capped,
 //! unsupported member types are refused, and for a gzip stream every
 //! member's CRC is checked. Content is copied into an anonymous temp file
-//! (the spool) while the stream is read, and entries refer to byte ranges of
-//! it ([`Content::Spool`]); the stream itself may be a pipe. A
+//! (the spool) while the stream is read, runs of zero bytes left as holes
+//! so that a sparse member costs the disk only its data, and entries refer
+//! to byte ranges of it ([`Content::Spool`]); the stream itself may be a
+//! pipe. A
 //! gzip-compressed stream is recognized by its magic bytes and decompressed.
 //!
 //! ```no_run
@@ -30,7 +32,8 @@
 //! ```
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -84,8 +87,7 @@ pub fn stage_tar(input: impl Read, name: &str, opts: &StageOptions) -> Result<Pl
         path: std::env::temp_dir(),
         source: e,
     })?);
-    let mut spool_out = BufWriter::with_capacity(1 << 20, &*spool);
-    let mut spool_len = 0u64;
+    let mut spool_out = Spool::new(&spool);
 
     let mut buffered = BufReader::with_capacity(1 << 20, input);
     let is_gzip = buffered
@@ -153,8 +155,8 @@ pub fn stage_tar(input: impl Read, name: &str, opts: &StageOptions) -> Result<Pl
             let staged = match member.kind() {
                 EntryKind::File => {
                     // Spool even excluded files: a later hard link may name them.
-                    let offset = spool_len;
-                    let size = io::copy(content, &mut spool_out).map_err(|e| {
+                    let offset = spool_out.len;
+                    let size = spool_out.append(content).map_err(|e| {
                         if e.kind() == io::ErrorKind::UnexpectedEof
                             || e.kind() == io::ErrorKind::InvalidData
                         {
@@ -163,7 +165,6 @@ pub fn stage_tar(input: impl Read, name: &str, opts: &StageOptions) -> Result<Pl
                             Stop::Stage(io_err(e))
                         }
                     })?;
-                    spool_len += size;
                     let key = (TAR_DEV, index);
                     let content = Content::Spool {
                         file: spool.clone(),
@@ -257,9 +258,66 @@ pub fn stage_tar(input: impl Read, name: &str, opts: &StageOptions) -> Result<Pl
         Err(Stop::Stage(e)) => return Err(e),
         Err(Stop::Read(e)) => return Err(StageError::TarStream(e)),
     }
-    spool_out.flush().map_err(io_err)?;
-    drop(spool_out);
+    spool_out.finish().map_err(io_err)?;
     finish_plan(root, opts, Vec::new())
+}
+
+/// The spool: the content of every regular file of the stream, back to
+/// back. Zero bytes are left as holes (a seek past them instead of a
+/// write), so a sparse member takes the disk space of its data, not of the
+/// real size it declares: a few bytes of tar may declare terabytes.
+struct Spool<'a> {
+    out: BufWriter<&'a File>,
+    /// Logical length: where the next content starts.
+    len: u64,
+    buf: Vec<u8>,
+}
+
+impl<'a> Spool<'a> {
+    fn new(file: &'a File) -> Spool<'a> {
+        Spool {
+            out: BufWriter::with_capacity(1 << 20, file),
+            len: 0,
+            buf: vec![0; 1 << 16],
+        }
+    }
+
+    /// Appends everything `content` yields; returns how many bytes.
+    fn append(&mut self, content: &mut dyn Read) -> io::Result<u64> {
+        let start = self.len;
+        // Whether the file offset is at `self.len` (no hole pending).
+        let mut at_end = true;
+        loop {
+            let n = match content.read(&mut self.buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            let chunk = &self.buf[..n];
+            if chunk.iter().all(|&b| b == 0) {
+                at_end = false;
+            } else {
+                if !at_end {
+                    self.out.seek(SeekFrom::Start(self.len))?;
+                    at_end = true;
+                }
+                self.out.write_all(chunk)?;
+            }
+            self.len += n as u64;
+        }
+        if !at_end {
+            self.out.seek(SeekFrom::Start(self.len))?;
+        }
+        Ok(self.len - start)
+    }
+
+    /// Writes out what is buffered and gives the file its full length, so
+    /// a hole at the end reads as zeros too.
+    fn finish(mut self) -> io::Result<()> {
+        self.out.flush()?;
+        self.out.get_ref().set_len(self.len)
+    }
 }
 
 /// Archive path of a tar member: leading `/` dropped (as GNU tar does when
