@@ -151,14 +151,17 @@ pub fn ref_parse(data: &[u8]) {
     }
 }
 
-/// `manifest_parse`: a manifest file and its entries as a tree. One that
-/// reads writes back to JSON that reads again.
+/// `manifest_parse`: a manifest file, its entries as a tree and that
+/// tree's digest (what `verify --manifest` computes). One that reads
+/// writes back to JSON that reads again.
 pub fn manifest_parse(data: &[u8]) {
     let file = temp_file(data, ".json");
     let Ok(manifest) = Manifest::read(file.path()) else {
         return;
     };
-    let _ = manifest.tree(file.path());
+    if let Ok(tree) = manifest.tree(file.path()) {
+        let _ = tree.digest();
+    }
     let json = manifest.to_json();
     let again = temp_file(&json, ".json");
     if let Err(e) = Manifest::read(again.path()) {
