@@ -226,3 +226,38 @@ fn keygen_never_replaces_a_file_and_an_encrypted_key_needs_its_password() {
         assert!(theirs.status.success(), "{}", stderr(&theirs));
     }
 }
+
+/// A signature file whose last line (the trusted comment's signature) is
+/// valid base64 of the wrong length is refused as malformed, naming the
+/// signature file, instead of crashing inside the minisign library (which
+/// slices it as 64 bytes unchecked). Found by the `signature_parse` fuzz
+/// target.
+#[test]
+fn a_trusted_comment_signature_of_the_wrong_length_is_malformed() {
+    let d = tempfile::tempdir().unwrap();
+    let (secret, public) = keygen(d.path(), "k");
+    let file = d.path().join("a.tar");
+    fs::write(&file, b"bytes").unwrap();
+    ok(&repropack_out([
+        "sign".as_ref(),
+        "-s".as_ref(),
+        secret.as_os_str(),
+        file.as_os_str(),
+    ]));
+    let sig = d.path().join("a.tar.minisig");
+    let text = fs::read_to_string(&sig).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    // 34 and 67 zero bytes in base64: shorter and longer than Ed25519's 64.
+    let short = format!("{}AA==", "AAAA".repeat(11));
+    let long = format!("{}AA==", "AAAA".repeat(22));
+    for global in [short, long] {
+        let edited = [lines[0], lines[1], lines[2], &global].join("\n");
+        fs::write(&sig, edited + "\n").unwrap();
+        assert_refused(
+            &verify(&file, &public),
+            "a.tar.minisig",
+            "not a minisign signature",
+        );
+    }
+}

@@ -665,3 +665,41 @@ fn pack_from_tar_spools_a_sparse_member_without_its_holes() {
     );
     assert_eq!(&String::from_utf8_lossy(&out.stdout)[..64], want, "GNU tar");
 }
+
+/// `pack --from-tar` spools a sparse member's holes as holes: a few bytes of
+/// tar that declare a file of 256 MiB must not put 256 MiB on the disk of
+/// TMPDIR (a tiny hostile stream could otherwise fill it), and the spooled
+/// content still reads back as the data followed by zeros.
+#[test]
+fn tar_sparse_holes_are_not_written_to_the_from_tar_spool() {
+    use std::io::Read;
+    use std::os::unix::fs::MetadataExt;
+
+    use repropack::plan::Content;
+    use repropack::stage::{StageOptions, stage_tar};
+
+    let real = 256 * MIB;
+    let h = gnu_sparse_header(b"big", &[(0, 3)], real, 3, false);
+    let tar = RawTar::new().raw(h, b"abc").finish();
+    let plan = stage_tar(&tar[..], "sparse.tar", &StageOptions::default()).unwrap();
+    let entry = plan.entries().iter().find(|e| e.path() == b"big").unwrap();
+    let content = entry.content().unwrap();
+    assert_eq!(content.size(), real);
+    let Content::Spool { file, offset, size } = content else {
+        panic!("a --from-tar member is spooled");
+    };
+    let meta = file.metadata().unwrap();
+    assert!(
+        meta.len() >= offset + size,
+        "the spool holds the whole file"
+    );
+    let on_disk = meta.blocks() * 512;
+    assert!(
+        on_disk < MIB,
+        "{on_disk} bytes on disk for 3 bytes of data in a {real}-byte sparse file"
+    );
+    let mut head = Vec::new();
+    let mut reader = content.reader().unwrap();
+    (&mut reader).take(4).read_to_end(&mut head).unwrap();
+    assert_eq!(head, b"abc\0");
+}

@@ -15,6 +15,7 @@ mod extract_hostile;
 mod extract_roundtrip;
 mod fetch_http;
 mod fetch_https;
+mod fuzz_corpus;
 mod golden;
 mod kill_safety;
 mod manifest_check;

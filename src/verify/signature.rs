@@ -229,6 +229,15 @@ pub fn verify_file(
         what: "signature",
         reason: e.to_string(),
     })?;
+    if let Some(len) = global_signature_len(&text).filter(|&n| n != ED25519_SIGNATURE_LEN) {
+        return Err(SignatureError::Malformed {
+            path: sig_path,
+            what: "signature",
+            reason: format!(
+                "the trusted comment's signature is {len} bytes, not {ED25519_SIGNATURE_LEN}"
+            ),
+        });
+    }
     let signer = key_id(sig.keynum());
     let mut keys = Vec::new();
     for k in trusted {
@@ -274,6 +283,19 @@ pub fn read_public_key(path: &Path) -> Result<PublicKey, SignatureError> {
             what: "public key",
             reason: e.to_string(),
         })
+}
+
+/// Size of an Ed25519 signature in bytes.
+const ED25519_SIGNATURE_LEN: usize = 64;
+
+/// Bytes the global signature (the trusted comment's signature, the fourth
+/// line) decodes to, for a signature text that `SignatureBox::from_string`
+/// accepted (so that line is valid base64). The minisign crate slices it as
+/// 64 bytes without checking and panics on a shorter one, so `verify_file`
+/// checks it first.
+fn global_signature_len(text: &str) -> Option<usize> {
+    let line = text.lines().nth(3)?.trim();
+    Some(line.trim_end_matches('=').len() * 6 / 8)
 }
 
 /// A key id as minisign prints it: the 8 bytes as a little-endian number
