@@ -51,7 +51,7 @@ const LEGACY_SUFFIX: &[u8] = b".tmp";
 const LEGACY_RANDOM: usize = 6;
 /// A legacy temp is removed only if its mtime is at least this old. Its
 /// writer held no lock; an open descriptor shows it alive (see
-/// [`open_files`]), and this covers writers no `/proc` here can show (another
+/// `open_files`), and this covers writers no `/proc` here can show (another
 /// PID namespace sharing the directory).
 pub const LEGACY_TEMP_MIN_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
 
