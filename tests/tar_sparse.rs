@@ -667,7 +667,8 @@ fn pack_from_tar_spools_a_sparse_member_without_its_holes() {
 }
 
 /// `pack --from-tar` spools a sparse member's holes as holes: a few bytes of
-/// tar that declare a file of 256 MiB must not put 256 MiB on the disk of
+/// tar that declare a file of 256 MiB must not put 256 MiB (only a few
+/// MiB of allocation at most) on the disk of
 /// TMPDIR (a tiny hostile stream could otherwise fill it), and the spooled
 /// content still reads back as the data followed by zeros.
 #[test]
@@ -694,8 +695,10 @@ fn tar_sparse_holes_are_not_written_to_the_from_tar_spool() {
         "the spool holds the whole file"
     );
     let on_disk = meta.blocks() * 512;
+    // Allocation granularity varies by file system (1 MiB is seen on
+    // ext4); 256 MiB would land without the holes.
     assert!(
-        on_disk < MIB,
+        on_disk <= 4 * MIB,
         "{on_disk} bytes on disk for 3 bytes of data in a {real}-byte sparse file"
     );
     let mut head = Vec::new();
