@@ -380,7 +380,6 @@ fn skip_warnings_come_in_name_order_whatever_the_jobs() {
 #[test]
 fn from_tar_and_extract_refuse_a_1_gib_pax_header_in_bounded_memory() {
     use std::io::Write;
-    use std::os::unix::process::CommandExt;
 
     use crate::support::rawtar::{raw_header, set_checksum};
 
@@ -404,23 +403,7 @@ fn from_tar_and_extract_refuse_a_1_gib_pax_header_in_bounded_memory() {
     gz.finish().unwrap();
     assert!(fs::metadata(&bomb).unwrap().len() < 16 << 20);
 
-    let limited = |cmd: &mut Command| {
-        // SAFETY: setrlimit is async-signal-safe; nothing else runs between
-        // fork and exec.
-        unsafe {
-            cmd.pre_exec(|| {
-                let lim = libc::rlimit {
-                    rlim_cur: 512 << 20,
-                    rlim_max: 512 << 20,
-                };
-                if libc::setrlimit(libc::RLIMIT_AS, &lim) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        cmd.output().unwrap()
-    };
+    let limited = crate::support::bin::output_in_512_mib;
     let out_dir = dir.path().join("out");
     fs::create_dir(&out_dir).unwrap();
     let packed = limited(

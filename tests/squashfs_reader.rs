@@ -7,11 +7,10 @@
 
 use std::fs;
 use std::os::unix::fs::symlink;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
-use crate::support::bin::{repropack, run_ok, stderr, stdout};
+use crate::support::bin::{output_in_512_mib, repropack, run_ok, stderr, stdout};
 use crate::support::exit;
 use crate::support::rawtar::patch_unique;
 use crate::support::tool::have_tool;
@@ -55,25 +54,6 @@ fn squash(src: &Path, out: &Path) -> Vec<u8> {
     fs::read(out).unwrap()
 }
 
-/// Runs `cmd` with its address space limited to 512 MiB.
-fn in_512_mib(cmd: &mut Command) -> Output {
-    // SAFETY: setrlimit is async-signal-safe; nothing else runs between
-    // fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            let lim = libc::rlimit {
-                rlim_cur: 512 << 20,
-                rlim_max: 512 << 20,
-            };
-            if libc::setrlimit(libc::RLIMIT_AS, &lim) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    cmd.output().unwrap()
-}
-
 /// `digest` and `extract` of `image` both exit 3 within 512 MiB with a
 /// message holding every word of `want`; extract leaves its parent as it was.
 fn assert_malformed(image: &[u8], name: &str, want: &[&str]) {
@@ -82,8 +62,8 @@ fn assert_malformed(image: &[u8], name: &str, want: &[&str]) {
     fs::write(&img, image).unwrap();
     let parent = dir.path().join("parent");
     fs::create_dir(&parent).unwrap();
-    let digest = in_512_mib(repropack().arg("digest").arg(&img));
-    let extract = in_512_mib(repropack().arg("extract").arg(&img).arg(parent.join("out")));
+    let digest = output_in_512_mib(repropack().arg("digest").arg(&img));
+    let extract = output_in_512_mib(repropack().arg("extract").arg(&img).arg(parent.join("out")));
     for (cmd, out) in [("digest", &digest), ("extract", &extract)] {
         let err = stderr(out);
         assert_eq!(out.status.code(), Some(exit::INPUT), "{name}: {cmd}: {err}");

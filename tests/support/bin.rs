@@ -107,3 +107,25 @@ pub fn pack(out: &std::path::Path, args: &[&str]) -> String {
     );
     hex
 }
+
+/// Runs `cmd` with its address space limited to 512 MiB, so that reading
+/// something whole, or allocating from a declared size, fails to allocate
+/// instead of succeeding.
+pub fn output_in_512_mib(cmd: &mut Command) -> Output {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: setrlimit is async-signal-safe; nothing else runs between
+    // fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: 512 << 20,
+                rlim_max: 512 << 20,
+            };
+            if libc::setrlimit(libc::RLIMIT_AS, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd.output().unwrap()
+}
