@@ -11,11 +11,12 @@ use std::process::Command;
 use crate::support::exit;
 use repropack::extract::{ErrorClass, ExtractOptions, Rule, SymlinkPolicy, extract, parse_size};
 
-use crate::support::bin::{repropack, run_ok};
+use crate::support::bin::repropack;
 use crate::support::rawtar::{
     RawTar, T_BLOCK, T_CHAR, T_FIFO, T_FILE, gnu_sparse_header, gzip, patch_unique, raw_header,
     set_checksum,
 };
+use crate::support::sqfs_check::squash_patchable as squash;
 use crate::support::tool::have_tool;
 use crate::support::tree::Tree;
 
@@ -575,32 +576,6 @@ fn hostile_tar_corpus_is_refused_without_a_trace() {
         failures.len(),
         failures.join("\n")
     );
-}
-
-/// Builds a SquashFS image of `src` with uncompressed metadata (so names
-/// can be patched) plus extra mksquashfs arguments.
-fn squash(src: &Path, out: &Path, extra: &[&str]) -> Vec<u8> {
-    run_ok(
-        Command::new("mksquashfs")
-            .arg(src)
-            .arg(out)
-            .args([
-                "-noappend",
-                "-no-xattrs",
-                "-quiet",
-                "-no-progress",
-                "-noI",
-                "-all-root",
-                // Fixed times: the same bytes every run, so a short marker
-                // cannot turn up in a timestamp by chance.
-                "-mkfs-time",
-                "0",
-                "-all-time",
-                "0",
-            ])
-            .args(extra),
-    );
-    fs::read(out).unwrap()
 }
 
 #[test]

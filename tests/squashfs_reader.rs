@@ -13,6 +13,7 @@ use std::process::Command;
 use crate::support::bin::{output_in_512_mib, repropack, run_ok, stderr, stdout};
 use crate::support::exit;
 use crate::support::rawtar::patch_unique;
+use crate::support::sqfs_check::squash_patchable;
 use crate::support::tool::have_tool;
 
 /// Superblock field offsets (squashfs-tools-ng `doc/format.adoc`, §3),
@@ -39,19 +40,7 @@ fn u32_at(b: &[u8], at: usize) -> u32 {
 /// mksquashfs of `src` with uncompressed metadata (so the tests can find
 /// and patch records), fixed times and owners.
 fn squash(src: &Path, out: &Path) -> Vec<u8> {
-    run_ok(Command::new("mksquashfs").arg(src).arg(out).args([
-        "-noappend",
-        "-no-xattrs",
-        "-quiet",
-        "-no-progress",
-        "-noI",
-        "-all-root",
-        "-mkfs-time",
-        "0",
-        "-all-time",
-        "0",
-    ]));
-    fs::read(out).unwrap()
+    squash_patchable(src, out, &[])
 }
 
 /// `digest` and `extract` of `image` both exit 3 within 512 MiB with a

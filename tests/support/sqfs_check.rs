@@ -851,3 +851,29 @@ pub fn assert_clean(what: &str, errs: Vec<String>) {
         errs.join("\n")
     );
 }
+
+/// Builds a SquashFS image of `src` with uncompressed metadata (so names
+/// can be patched) plus extra mksquashfs arguments.
+pub fn squash_patchable(src: &Path, out: &Path, extra: &[&str]) -> Vec<u8> {
+    crate::support::bin::run_ok(
+        std::process::Command::new("mksquashfs")
+            .arg(src)
+            .arg(out)
+            .args([
+                "-noappend",
+                "-no-xattrs",
+                "-quiet",
+                "-no-progress",
+                "-noI",
+                "-all-root",
+                // Fixed times: the same bytes every run, so a short marker
+                // cannot turn up in a timestamp by chance.
+                "-mkfs-time",
+                "0",
+                "-all-time",
+                "0",
+            ])
+            .args(extra),
+    );
+    fs::read(out).unwrap()
+}
