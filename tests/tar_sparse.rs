@@ -8,7 +8,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::support::bin::{code, ok, repropack_out, run_ok, stderr};
+use crate::support::bin::{code, ok, repropack, repropack_out, run_ok, stderr};
 use crate::support::exit;
 use crate::support::hash::sha256_file;
 use crate::support::rawtar::{
@@ -705,4 +705,101 @@ fn tar_sparse_holes_are_not_written_to_the_from_tar_spool() {
     let mut reader = content.reader().unwrap();
     (&mut reader).take(4).read_to_end(&mut head).unwrap();
     assert_eq!(head, b"abc\0");
+}
+
+/// A few hundred bytes of tar that declare a sparse file just past the
+/// default content limit (16 GiB) are refused by `digest` and `diff` at the
+/// entry, before any of its zeros are hashed: reading is
+/// bounded by the archive's bytes and `--max-size`, never by what the
+/// archive declares. (Without the limit `digest` would hash 16 GiB of zeros
+/// and succeed.)
+#[test]
+fn tar_sparse_declared_size_past_max_size_is_refused_before_reading() {
+    let dir = tempfile::tempdir().unwrap();
+    let real = ((16u64 << 30) + 1).to_string();
+    let member = pax_v1(&sparse_v1_data(&[(0, 3)], b"abc"), &real).finish();
+    let tar = dir.path().join("huge.tar");
+    fs::write(&tar, member).unwrap();
+    assert!(fs::metadata(&tar).unwrap().len() < 4096);
+    let tar_arg = tar.to_str().unwrap();
+    let empty = dir.path().join("empty");
+    fs::create_dir(&empty).unwrap();
+
+    for (args, want) in [
+        (vec!["digest", tar_arg], exit::INPUT),
+        (vec!["diff", tar_arg, empty.to_str().unwrap()], exit::USAGE),
+    ] {
+        let out = repropack_out(&args);
+        assert_eq!(code(&out), want, "{args:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains("\"f\"") && err.contains("--max-size"),
+            "{args:?} names the entry and the flag: {err}"
+        );
+    }
+}
+
+/// `--max-size` applies to SquashFS content as to tar, through the same
+/// check, in `digest`, `verify --manifest` and `extract`: a 2 MiB file is
+/// refused at 1M and read at `unlimited`, where the digest equals the
+/// source directory's.
+#[test]
+fn max_size_limits_digest_of_squashfs_and_unlimited_lifts_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    fs::create_dir(&src).unwrap();
+    fs::write(src.join("small"), b"x").unwrap();
+    fs::write(src.join("two-mib"), vec![7u8; 2 << 20]).unwrap();
+    let img = dir.path().join("t.squashfs");
+    let manifest = dir.path().join("m.json");
+    run_ok(repropack().args([
+        "pack",
+        src.to_str().unwrap(),
+        "-o",
+        img.to_str().unwrap(),
+        "--manifest",
+        manifest.to_str().unwrap(),
+    ]));
+    let img_arg = img.to_str().unwrap();
+    let manifest_arg = manifest.to_str().unwrap();
+    ok(&repropack_out([
+        "verify",
+        img_arg,
+        "--manifest",
+        manifest_arg,
+    ]));
+    let out = repropack_out([
+        "verify",
+        "--max-size",
+        "1M",
+        img_arg,
+        "--manifest",
+        manifest_arg,
+    ]);
+    assert_eq!(code(&out), exit::INPUT, "{}", stderr(&out));
+    assert!(stderr(&out).contains("\"two-mib\""), "{}", stderr(&out));
+
+    let out = repropack_out(["digest", "--max-size", "1M", img_arg]);
+    assert_eq!(code(&out), exit::INPUT, "{}", stderr(&out));
+    assert!(stderr(&out).contains("\"two-mib\""), "{}", stderr(&out));
+
+    let dest = dir.path().join("x");
+    let out = repropack_out([
+        "extract",
+        "--max-size",
+        "1M",
+        img_arg,
+        dest.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), exit::UNSAFE, "{}", stderr(&out));
+    assert!(!dest.exists());
+
+    let from_image = ok(&repropack_out([
+        "digest",
+        "--max-size",
+        "unlimited",
+        img_arg,
+    ]));
+    let from_dir = ok(&repropack_out(["digest", src.to_str().unwrap()]));
+    assert_eq!(from_image, from_dir);
 }

@@ -8,7 +8,7 @@ use repropack::Diff;
 use repropack::pack::default_jobs;
 
 use super::Failure;
-use super::flags::StageFlags;
+use super::flags::{ReadFlags, StageFlags};
 use crate::cli::exit;
 
 #[derive(Args)]
@@ -22,6 +22,8 @@ pub struct DiffArgs {
     json: bool,
     #[command(flatten)]
     stage: StageFlags,
+    #[command(flatten)]
+    read: ReadFlags,
     /// Threads hashing files of a directory (default: all CPUs).
     #[arg(long)]
     jobs: Option<usize>,
@@ -34,6 +36,7 @@ pub fn run(args: DiffArgs) -> Result<(), Failure> {
     opts.jobs = args.jobs.unwrap_or_else(default_jobs);
     let outcome = Diff::new(args.a, args.b)
         .stage_options(opts)
+        .read_options(args.read.options().map_err(as_error)?)
         .run()
         .map_err(|e| Failure::new(exit::USAGE, e))?;
     if let repropack::verify::diff::DiffOutcome::Compared { warnings, .. } = &outcome {

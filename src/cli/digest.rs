@@ -7,7 +7,7 @@ use crate::cli::exit;
 use clap::Args;
 
 use super::Failure;
-use super::flags::StageFlags;
+use super::flags::{ReadFlags, StageFlags};
 use super::side::any_side;
 
 #[derive(Args)]
@@ -19,6 +19,8 @@ pub struct DigestArgs {
     inputs: Vec<OsString>,
     #[command(flatten)]
     stage: StageFlags,
+    #[command(flatten)]
+    read: ReadFlags,
     /// Threads hashing files of a directory (default: all CPUs).
     #[arg(long)]
     jobs: Option<usize>,
@@ -34,7 +36,7 @@ pub fn run(args: DigestArgs) -> Result<(), Failure> {
     if args.jobs == Some(0) {
         return Err(Failure::new(exit::USAGE, "--jobs must be at least 1"));
     }
-    let side = any_side(&args.inputs, &args.stage, args.jobs)?;
+    let side = any_side(&args.inputs, &args.stage, &args.read, args.jobs)?;
     if args.canonical {
         std::io::stdout()
             .write_all(&side.tree.canonical_text())

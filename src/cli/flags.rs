@@ -14,6 +14,7 @@ use repropack::Format;
 use repropack::extract::{
     DEFAULT_MAX_ENTRIES, DEFAULT_MAX_PATH_LEN, ExtractOptions, SymlinkPolicy, parse_size,
 };
+use repropack::format::ReadOptions;
 use repropack::format::squashfs::{
     Compression, DEFAULT_BLOCK_SIZE, SquashfsOptions, parse_block_size,
 };
@@ -118,15 +119,7 @@ impl ExtractFlags {
                 .num_threads(jobs as usize)
                 .build_global();
         }
-        let max_size = parse_size(&self.max_size).ok_or_else(|| {
-            Failure::new(
-                exit::USAGE,
-                format!(
-                    "invalid --max-size {:?} (a number with an optional K/M/G/T suffix, or unlimited)",
-                    self.max_size
-                ),
-            )
-        })?;
+        let max_size = size_flag(&self.max_size)?;
         Ok(ExtractOptions {
             specials: self.specials,
             keep_special_bits: self.keep_special_bits,
@@ -142,6 +135,38 @@ impl ExtractFlags {
             sync: !self.no_sync,
         })
     }
+}
+
+/// Limits for reading an artifact from elsewhere, shared by `digest`,
+/// `verify` and `diff` (`extract` has its own in [`ExtractFlags`]).
+#[derive(Args, Clone, Debug)]
+pub struct ReadFlags {
+    /// Most bytes of file content to read from an artifact, e.g. 512M, 16G
+    /// or `unlimited` (a tiny sparse tar can declare terabytes of zeros).
+    #[arg(long, value_name = "SIZE", default_value = "16G")]
+    pub max_size: String,
+}
+
+impl ReadFlags {
+    /// The read limits these flags ask for.
+    pub fn options(&self) -> Result<ReadOptions, Failure> {
+        Ok(ReadOptions {
+            max_size: size_flag(&self.max_size)?,
+            ..ReadOptions::default()
+        })
+    }
+}
+
+/// Parses a `--max-size` value.
+fn size_flag(value: &str) -> Result<u64, Failure> {
+    parse_size(value).ok_or_else(|| {
+        Failure::new(
+            exit::USAGE,
+            format!(
+                "invalid --max-size {value:?} (a number with an optional K/M/G/T suffix, or unlimited)"
+            ),
+        )
+    })
 }
 
 /// Network flags shared by `fetch` and `push`.

@@ -8,13 +8,14 @@ use repropack::pack::default_jobs;
 use repropack::verify::side::{self, Side, SideError, read_side};
 
 use super::Failure;
-use super::flags::StageFlags;
+use super::flags::{ReadFlags, StageFlags};
 use crate::cli::exit;
 
 /// Reads an artifact file; one that cannot be read (missing, unreadable,
 /// malformed, not an archive) is bad input.
-pub fn artifact_side(path: &Path) -> Result<Side, Failure> {
-    read_side(path, &path.display().to_string()).map_err(|e| Failure::new(exit::INPUT, e))
+pub fn artifact_side(path: &Path, read: &ReadFlags) -> Result<Side, Failure> {
+    read_side(path, &path.display().to_string(), &read.options()?)
+        .map_err(|e| Failure::new(exit::INPUT, e))
 }
 
 /// A single regular file is read as an artifact; anything else is staged
@@ -22,11 +23,12 @@ pub fn artifact_side(path: &Path) -> Result<Side, Failure> {
 pub fn any_side(
     inputs: &[OsString],
     flags: &StageFlags,
+    read: &ReadFlags,
     jobs: Option<usize>,
 ) -> Result<Side, Failure> {
     let mut opts = flags.options()?;
     opts.jobs = jobs.unwrap_or_else(default_jobs);
-    let (side, warnings) = side::any_side(inputs, &opts).map_err(side_failure)?;
+    let (side, warnings) = side::any_side(inputs, &opts, &read.options()?).map_err(side_failure)?;
     super::warn(warnings);
     Ok(side)
 }

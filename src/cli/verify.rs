@@ -13,6 +13,7 @@ use repropack::verify::signature::verify_file;
 use repropack::verify::tree_digest::Tree;
 
 use super::Failure;
+use super::flags::ReadFlags;
 use super::side::artifact_side;
 
 #[derive(Args)]
@@ -42,6 +43,8 @@ pub struct VerifyArgs {
     /// The artifact's signature file, instead of `ARTIFACT.minisig`.
     #[arg(long, value_name = "PATH", requires = "trusted_key")]
     signature: Option<PathBuf>,
+    #[command(flatten)]
+    read: ReadFlags,
 }
 
 pub fn run(args: VerifyArgs) -> Result<(), Failure> {
@@ -117,7 +120,7 @@ pub fn run(args: VerifyArgs) -> Result<(), Failure> {
                 want_tree.digest()
             ));
         }
-        match artifact_side(&args.artifact) {
+        match artifact_side(&args.artifact, &args.read) {
             Ok(got) => entry_problems(m, mpath, want_tree, got, &mut problems)?,
             // Bytes that do not even parse: still report the hash mismatch.
             Err(f) if !hash_problems.is_empty() => {

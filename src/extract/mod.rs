@@ -63,7 +63,7 @@ use crate::format::{self, ArchiveError, PathProblem, ReadOptions, normalize_path
 pub use cache::{CachedTree, cache_dir_for, extract_to_cache};
 
 /// Default [`ExtractOptions::max_size`]: 16 GiB of file content.
-pub const DEFAULT_MAX_SIZE: u64 = 16 << 30;
+pub use crate::format::DEFAULT_MAX_SIZE;
 /// Default [`ExtractOptions::max_entries`].
 pub const DEFAULT_MAX_ENTRIES: u64 = 1_000_000;
 /// Default [`ExtractOptions::max_path_len`] (Linux `PATH_MAX`).
@@ -327,6 +327,19 @@ impl From<ArchiveError> for ExtractError {
                 rule: Rule::EntryCount,
                 detail: format!("more than {limit} entries (--max-entries)"),
             },
+            ArchiveError::TooLarge {
+                entry,
+                size,
+                total,
+                limit,
+                ..
+            } => ExtractError::Unsafe {
+                entry,
+                rule: Rule::TotalSize,
+                detail: format!(
+                    "{size} bytes would bring the total to {total}, limit {limit} (--max-size)"
+                ),
+            },
             other => ExtractError::Archive(other),
         }
     }
@@ -345,6 +358,7 @@ pub fn extract(
         artifact,
         &ReadOptions {
             max_entries: opts.max_entries,
+            max_size: opts.max_size,
         },
     )?;
     let format = archive.format().name();

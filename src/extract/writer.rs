@@ -441,18 +441,8 @@ impl<'a> Writer<'a> {
         content: &mut dyn Read,
     ) -> Result<(), ExtractError> {
         let At { path, parent, name } = at;
+        // The reader has checked the total against `max_size` already.
         let size = e.size();
-        let total = self.report.bytes.saturating_add(size);
-        if total > self.opts.max_size {
-            return Err(ExtractError::unsafe_entry(
-                e.path(),
-                Rule::TotalSize,
-                format!(
-                    "{size} bytes would bring the total to {total}, limit {} (--max-size)",
-                    self.opts.max_size
-                ),
-            ));
-        }
         let mode = self.mode_of(e);
         let fd = self.take_parent(parent)?;
         let created = rustix::fs::openat(
@@ -489,7 +479,7 @@ impl<'a> Writer<'a> {
         finish().map_err(|err| self.out_err(path, err))?;
         self.made.insert(path.to_vec(), Made::File);
         self.report.files += 1;
-        self.report.bytes = total;
+        self.report.bytes += size;
         Ok(())
     }
 

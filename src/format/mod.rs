@@ -22,8 +22,8 @@ pub mod tar;
 use std::path::Path;
 
 pub use read::{
-    Archive, ArchiveEntry, ArchiveError, ContainerInfo, PathProblem, ReadOptions, normalize_path,
-    open, open_with,
+    Archive, ArchiveEntry, ArchiveError, ContainerInfo, DEFAULT_MAX_SIZE, PathProblem, ReadOptions,
+    normalize_path, open, open_with,
 };
 
 /// A container format: what `pack` writes and what the readers detect.

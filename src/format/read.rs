@@ -141,19 +141,34 @@ impl ArchiveEntry {
     }
 }
 
+/// The content limit the command line applies to artifacts from elsewhere
+/// (`extract`, `digest`, `verify`, `diff` `--max-size`): 16 GiB.
+pub const DEFAULT_MAX_SIZE: u64 = 16 << 30;
+
 /// Limits applied while reading (the extractor passes its own).
+///
+/// Both are checked before any content is read, so a few bytes that
+/// declare a huge file (a sparse tar member, a SquashFS inode of sparse
+/// blocks) cost no time: reading is bounded by the archive's bytes and
+/// these limits, never by what the archive declares.
 #[derive(Debug, Clone)]
 pub struct ReadOptions {
     /// Stop with [`ArchiveError::TooManyEntries`] past this many entries.
     /// For SquashFS the superblock's inode count is checked before any table
     /// is read.
     pub max_entries: u64,
+    /// Stop with [`ArchiveError::TooLarge`] at the first regular file that
+    /// brings the total content (hard links counted once) past this many
+    /// bytes.
+    pub max_size: u64,
 }
 
 impl Default for ReadOptions {
+    /// No limit: the caller decides what its input deserves.
     fn default() -> ReadOptions {
         ReadOptions {
             max_entries: u64::MAX,
+            max_size: u64::MAX,
         }
     }
 }
@@ -196,6 +211,23 @@ pub enum ArchiveError {
     TooManyEntries {
         /// The archive file.
         path: PathBuf,
+        /// The limit that was passed.
+        limit: u64,
+    },
+    /// A regular file would bring the total content past
+    /// [`ReadOptions::max_size`]; nothing of it was read.
+    #[error(
+        "{path}: entry {entry:?}: its {size} bytes would bring the content to {total} bytes, more than the limit of {limit} (--max-size)"
+    )]
+    TooLarge {
+        /// The archive file.
+        path: PathBuf,
+        /// The entry's path as stored (lossy UTF-8).
+        entry: String,
+        /// The entry's declared size.
+        size: u64,
+        /// The total content with this entry.
+        total: u64,
         /// The limit that was passed.
         limit: u64,
     },
@@ -317,12 +349,32 @@ impl Archive {
     /// an [`ArchiveError`] (converted with `From`) when the archive is
     /// malformed or unreadable. Errors while `f` reads content come out of
     /// the reader as `io::Error`s; wrap them with [`ArchiveError::content`].
-    pub fn for_each_entry<E, F>(self, f: F) -> Result<(), E>
+    pub fn for_each_entry<E, F>(self, mut f: F) -> Result<(), E>
     where
         E: From<ArchiveError>,
         F: FnMut(&ArchiveEntry, &mut dyn Read) -> Result<(), E>,
     {
         let max = self.options.max_entries;
+        let limit = self.options.max_size;
+        let path = self.path.clone();
+        let mut total: u64 = 0;
+        // Checked here, before `f` sees the entry, so no reader ever spends
+        // time on content past the limit, whatever the format.
+        let f = move |e: &ArchiveEntry, content: &mut dyn Read| {
+            if e.kind() == EntryKind::File {
+                total = total.saturating_add(e.size());
+                if total > limit {
+                    return Err(E::from(ArchiveError::TooLarge {
+                        path: path.clone(),
+                        entry: e.display_path(),
+                        size: e.size(),
+                        total,
+                        limit,
+                    }));
+                }
+            }
+            f(e, content)
+        };
         match self.inner {
             Inner::Tar(reader) => tar::read::visit(&self.path, Format::Tar, reader, max, f),
             Inner::TarGz(reader) => tar::read::visit(&self.path, Format::TarGz, reader, max, f),

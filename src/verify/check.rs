@@ -149,7 +149,14 @@ impl Check {
 
 /// What `diff` reports between the two builds.
 fn differences(a: &std::path::Path, b: &std::path::Path) -> Vec<String> {
-    let read = |p: &std::path::Path| read_side(p, &p.display().to_string());
+    // Both are this run's own builds: no limit beyond their own bytes.
+    let read = |p: &std::path::Path| {
+        read_side(
+            p,
+            &p.display().to_string(),
+            &crate::format::ReadOptions::default(),
+        )
+    };
     match read(a).and_then(|x| read(b).map(|y| (x, y))) {
         Ok((x, y)) => match compare(&x, &y) {
             Ok(r) => {

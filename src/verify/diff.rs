@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::digest::hash_file;
+use crate::format::{DEFAULT_MAX_SIZE, ReadOptions};
 use crate::stage::StageOptions;
 use crate::verify::manifest::Bytes;
 use crate::verify::side::{ArtifactError, Side, SideError, any_side, tar_block};
@@ -451,6 +452,7 @@ pub struct Diff {
     a: OsString,
     b: OsString,
     stage: StageOptions,
+    limits: ReadOptions,
 }
 
 /// What [`Diff::run`] found.
@@ -505,12 +507,23 @@ impl Diff {
             a: a.into(),
             b: b.into(),
             stage: StageOptions::default(),
+            limits: ReadOptions {
+                max_size: DEFAULT_MAX_SIZE,
+                ..ReadOptions::default()
+            },
         }
     }
 
     /// How directories are staged (and `jobs`, the threads that hash).
     pub fn stage_options(mut self, opts: StageOptions) -> Diff {
         self.stage = opts;
+        self
+    }
+
+    /// Limits for reading an artifact (default: at most
+    /// [`DEFAULT_MAX_SIZE`] bytes of content).
+    pub fn read_options(mut self, limits: ReadOptions) -> Diff {
+        self.limits = limits;
         self
     }
 
@@ -528,8 +541,8 @@ impl Diff {
                 return Ok(DiffOutcome::ByteIdentical);
             }
         }
-        let (a, mut warnings) = any_side(std::slice::from_ref(&self.a), &self.stage)?;
-        let (b, more) = any_side(std::slice::from_ref(&self.b), &self.stage)?;
+        let (a, mut warnings) = any_side(std::slice::from_ref(&self.a), &self.stage, &self.limits)?;
+        let (b, more) = any_side(std::slice::from_ref(&self.b), &self.stage, &self.limits)?;
         warnings.extend(more);
         let report = compare(&a, &b)?;
         let tar_stream = tar_stream_note(&a, &b, &report)?;

@@ -11,7 +11,9 @@
 //! [`TreeEntry::hardlink_target`]s, normalized by [`Tree::new`].
 //!
 //! ```no_run
-//! let side = repropack::verify::side::read_side("demo.tar.gz".as_ref(), "demo.tar.gz")?;
+//! use repropack::format::ReadOptions;
+//! let limits = ReadOptions { max_size: repropack::format::DEFAULT_MAX_SIZE, ..ReadOptions::default() };
+//! let side = repropack::verify::side::read_side("demo.tar.gz".as_ref(), "demo.tar.gz", &limits)?;
 //! println!("{}", side.tree.digest());
 //! # Ok::<(), repropack::verify::side::ArtifactError>(())
 //! ```
@@ -21,7 +23,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::digest::{Sha256Digest, hash_file, hash_reader};
-use crate::format::{self, ArchiveError, ContainerInfo};
+use crate::format::{self, ArchiveError, ContainerInfo, ReadOptions};
 use crate::plan::EntryKind;
 use crate::stage::{Source, StageError, StageOptions, stage};
 use crate::verify::tree_digest::{Tree, TreeEntry, TreeError};
@@ -65,14 +67,16 @@ pub enum ArtifactError {
     },
 }
 
-/// Reads `path` into a [`Side`] labelled `label`.
-pub fn read_side(path: &Path, label: &str) -> Result<Side, ArtifactError> {
+/// Reads `path` into a [`Side`] labelled `label`, within `limits` (an
+/// artifact from elsewhere deserves [`format::DEFAULT_MAX_SIZE`] or the
+/// user's `--max-size`).
+pub fn read_side(path: &Path, label: &str, limits: &ReadOptions) -> Result<Side, ArtifactError> {
     let io_err = |source| ArtifactError::Io {
         path: path.to_path_buf(),
         source,
     };
     let (sha256, size) = hash_file(path).map_err(io_err)?;
-    let archive = format::open(path)?;
+    let archive = format::open_with(path, limits)?;
     let format = archive.format();
     let mut facts = vec![
         ("format".to_string(), format.name().to_string()),
@@ -344,16 +348,17 @@ pub fn staged_side(
     Ok((side, plan.warnings().to_vec()))
 }
 
-/// A single regular file is read as an artifact; anything else (a
-/// directory, `SRC:DEST`, several sources) is staged with `opts`.
+/// A single regular file is read as an artifact within `limits`; anything
+/// else (a directory, `SRC:DEST`, several sources) is staged with `opts`.
 pub fn any_side(
     inputs: &[OsString],
     opts: &StageOptions,
+    limits: &ReadOptions,
 ) -> Result<(Side, Vec<String>), SideError> {
     if let [one] = inputs {
         let p = Path::new(one);
         if p.is_file() {
-            return Ok((read_side(p, &p.display().to_string())?, Vec::new()));
+            return Ok((read_side(p, &p.display().to_string(), limits)?, Vec::new()));
         }
     }
     staged_side(inputs, opts)
