@@ -20,7 +20,7 @@ use repropack::format::squashfs::{
 };
 use repropack::pack::{Pack, default_jobs};
 use repropack::remote::NetOptions;
-use repropack::stage::{Owner, StageOptions, epoch_from_env};
+use repropack::stage::{Owner, PackFileSource, StageOptions, epoch_from_env};
 
 use super::Failure;
 use crate::cli::exit;
@@ -202,11 +202,19 @@ pub struct PackFlags {
     /// Sources: `SRC` (a directory's contents go to the root, a file goes to
     /// the root under its name) or `SRC:DEST` (DEST = path in the archive).
     #[arg(
-        required_unless_present = "from_tar",
+        required_unless_present_any = ["from_tar", "pack_file"],
         conflicts_with = "from_tar",
         value_name = "SRC[:DEST]"
     )]
     pub sources: Vec<OsString>,
+    /// Add the entries a pack file (gensquashfs's format) lists, after the
+    /// sources: new entries, or new owners and modes for staged ones.
+    #[arg(long, value_name = "FILE", conflicts_with = "from_tar")]
+    pub pack_file: Option<PathBuf>,
+    /// Where the pack file's source locations are found (default: the
+    /// pack file's directory).
+    #[arg(long, value_name = "DIR", requires = "pack_file")]
+    pub pack_dir: Option<PathBuf>,
     /// Pack the members of a tar stream (`-` = stdin; may be gzipped)
     /// instead of SRC paths, through the same staging rules.
     #[arg(long, value_name = "FILE|-")]
@@ -266,7 +274,13 @@ impl PackFlags {
             None => Pack::new(&args.sources),
         }
         .output(&args.output)
-        .stage_options(args.stage.options()?)
+        .stage_options(StageOptions {
+            pack_file: args.pack_file.as_ref().map(|file| PackFileSource {
+                file: file.clone(),
+                dir: args.pack_dir.clone(),
+            }),
+            ..args.stage.options()?
+        })
         .jobs(args.jobs.unwrap_or_else(default_jobs));
         let format = match &args.format {
             Some(name) => Format::parse(name).ok_or_else(|| {

@@ -62,7 +62,9 @@ pub fn warn<S: std::fmt::Display>(warnings: impl IntoIterator<Item = S>) {
 impl Failure {
     fn from_stage(e: &StageError) -> Failure {
         let code = match e {
-            StageError::Option { .. } | StageError::Glob { .. } => exit::USAGE,
+            StageError::Option { .. } | StageError::Glob { .. } | StageError::PackFile { .. } => {
+                exit::USAGE
+            }
             _ => exit::INPUT,
         };
         Failure::new(code, e)

@@ -143,6 +143,8 @@ pub fn stage_tar(input: impl Read, name: &str, opts: &StageOptions) -> Result<Pl
             let simple = |kind: EntryKind, mode: u32, symlink_target: Vec<u8>, rdev| Staged {
                 kind,
                 mode,
+                uid: opts.owner.uid,
+                gid: opts.owner.gid,
                 mtime,
                 content: None,
                 symlink_target,

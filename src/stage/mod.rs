@@ -21,6 +21,7 @@
 
 mod from_tar;
 mod normalize;
+pub mod pack_file;
 mod tree;
 mod walk;
 
@@ -33,6 +34,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use from_tar::stage_tar;
+pub use pack_file::PackFileSource;
 
 use crate::plan::Plan;
 use normalize::{Excludes, check_path_len, normalize_dest};
@@ -145,6 +147,18 @@ pub enum StageError {
         /// The number of entries staged.
         count: usize,
     },
+    /// A pack file cannot be read, or one of its lines is malformed or
+    /// cannot be applied (its source is missing, it conflicts with a
+    /// staged entry).
+    #[error("{}", pack_file_message(file, *line, message))]
+    PackFile {
+        /// The pack file.
+        file: PathBuf,
+        /// The 1-based line, when the problem is one line's.
+        line: Option<usize>,
+        /// What is wrong.
+        message: String,
+    },
     /// The tar stream itself is malformed or refused by the reader
     /// (truncated, bad checksum, oversized extension header, unsupported
     /// member type).
@@ -161,6 +175,13 @@ pub enum StageError {
         /// Why it is refused.
         reason: String,
     },
+}
+
+fn pack_file_message(file: &Path, line: Option<usize>, message: &str) -> String {
+    match line {
+        Some(n) => format!("{}:{n}: {message}", file.display()),
+        None => format!("pack file {}: {message}", file.display()),
+    }
 }
 
 /// How owners are set.
@@ -219,6 +240,8 @@ pub struct StageOptions {
     /// Threads that read directories and metadata (at least 1). Never
     /// changes the plan.
     pub jobs: usize,
+    /// A pack file applied after the sources (see [`pack_file`]).
+    pub pack_file: Option<PackFileSource>,
 }
 
 impl Default for StageOptions {
@@ -233,6 +256,7 @@ impl Default for StageOptions {
             specials: false,
             excludes: Vec::new(),
             jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            pack_file: None,
         }
     }
 }
@@ -371,5 +395,16 @@ pub fn stage(sources: &[Source], opts: &StageOptions) -> Result<Plan, StageError
             }
         }
     }
-    finish_plan(root, opts, warnings)
+    let root_meta = match &opts.pack_file {
+        Some(source) => {
+            let lines = pack_file::read(&source.file)?;
+            pack_file::apply(&mut root, source, &lines, opts, &mut warnings)?
+        }
+        None => None,
+    };
+    let mut plan = finish_plan(root, opts, warnings)?;
+    if let Some(meta) = root_meta {
+        plan.root = meta;
+    }
+    Ok(plan)
 }

@@ -21,6 +21,10 @@ pub(super) struct Node {
 pub(super) struct Staged {
     pub(super) kind: EntryKind,
     pub(super) mode: u32,
+    /// Owner as staged: from the owner policy, or the source's with
+    /// `keep_owners`.
+    pub(super) uid: u32,
+    pub(super) gid: u32,
     pub(super) mtime: u64,
     pub(super) content: Option<Content>,
     pub(super) symlink_target: Vec<u8>,
@@ -33,7 +37,8 @@ pub(super) struct Staged {
 }
 
 impl Staged {
-    fn source(&self) -> String {
+    /// Where the entry came from, for messages.
+    pub(super) fn source(&self) -> String {
         match &self.content {
             Some(content @ Content::Path { .. }) if self.origin.is_empty() => {
                 content.describe().display().to_string()
@@ -210,8 +215,8 @@ pub(super) fn flatten(node: Node, prefix: &[u8], opts: &StageOptions, out: &mut 
                     path: path.clone(),
                     kind: s.kind,
                     mode: s.mode,
-                    uid: opts.owner.uid,
-                    gid: opts.owner.gid,
+                    uid: s.uid,
+                    gid: s.gid,
                     mtime: s.mtime,
                     content: s.content,
                     symlink_target: s.symlink_target.into_boxed_slice(),

@@ -123,6 +123,8 @@ impl Stager<'_> {
         Ok(Found::Staged(Staged {
             kind,
             mode: self.mode_for(kind, meta.mode()),
+            uid: self.opts.owner.uid,
+            gid: self.opts.owner.gid,
             mtime: self.mtime_for(meta),
             content,
             symlink_target: target,
