@@ -326,6 +326,19 @@ pub fn read_sqfs2tar(img: &Path) -> (Tree, Vec<String>) {
                     n.content = Some(fp);
                     n
                 }
+                tar::EntryType::Fifo => Node::bare(Kind::Fifo),
+                ty @ (tar::EntryType::Char | tar::EntryType::Block) => {
+                    let kind = if ty == tar::EntryType::Char {
+                        Kind::CharDevice
+                    } else {
+                        Kind::BlockDevice
+                    };
+                    let mut n = Node::bare(kind);
+                    let (major, minor) = (h.device_major()?, h.device_minor()?);
+                    // As st_rdev, the form the disk walk records.
+                    n.rdev = Some(libc::makedev(major.unwrap_or(0), minor.unwrap_or(0)));
+                    n
+                }
                 other => {
                     errs.push(format!(
                         "sqfs2tar: /{}: unexpected entry type {other:?}",

@@ -1,0 +1,364 @@
+//! `pack --pack-file`: gensquashfs's pack-file format, checked against
+//! gensquashfs itself given the same pack file (the listing `unsquashfs
+//! -lln` prints, and names, kinds, modes, owners, device numbers, symlink
+//! targets, hard links and contents as sqfs2tar streams them), plus the
+//! rules for combining a pack file with SRC arguments and every class of
+//! malformed line.
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use crate::support::bin::{code, pack, repropack_out, run_ok, stderr};
+use crate::support::exit;
+use crate::support::rng::Rng;
+use crate::support::sqfs_check::{check_rdsquashfs_links, read_sqfs2tar};
+use crate::support::tool::have_tool;
+use crate::support::tree::assert_same;
+
+const EPOCH: &str = "1000000000";
+
+/// `unsquashfs -lln IMG` with the image's own name cut from each path.
+fn listing(img: &Path) -> String {
+    let out = run_ok(Command::new("unsquashfs").arg("-lln").arg(img));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Packs `pack_file` with gensquashfs (`-F FILE [-D DIR]`) and with
+/// repropack (`--pack-file FILE [--pack-dir DIR]`), and asserts that the
+/// two images hold the same tree.
+fn same_as_gensquashfs(dir: &Path, pack_file: &Path, pack_dir: Option<&Path>) {
+    let theirs = dir.join("gensquashfs.sqfs");
+    let ours = dir.join("repropack.squashfs");
+    let mut theirs_cmd = Command::new("gensquashfs");
+    theirs_cmd.env("SOURCE_DATE_EPOCH", EPOCH)
+        .arg("-q")
+        .arg("-F")
+        .arg(pack_file);
+    if let Some(d) = pack_dir {
+        theirs_cmd.arg("-D").arg(d);
+    }
+    run_ok(theirs_cmd.arg(&theirs));
+    let mut args = vec!["--mtime", EPOCH, "--pack-file", pack_file.to_str().unwrap()];
+    if let Some(d) = pack_dir {
+        args.extend(["--pack-dir", d.to_str().unwrap()]);
+    }
+    pack(&ours, &args);
+    assert_eq!(listing(&theirs), listing(&ours), "unsquashfs -lln");
+    let (want, errs) = read_sqfs2tar(&theirs);
+    assert!(errs.is_empty(), "{errs:?}");
+    let (got, errs) = read_sqfs2tar(&ours);
+    assert!(errs.is_empty(), "{errs:?}");
+    assert_same("sqfs2tar of gensquashfs vs ours", &want, &got);
+    let errs = check_rdsquashfs_links(&ours, &want);
+    assert!(errs.is_empty(), "{errs:?}");
+}
+
+fn tools() -> bool {
+    ["gensquashfs", "unsquashfs", "sqfs2tar", "rdsquashfs"]
+        .iter()
+        .all(|t| have_tool(t))
+}
+
+/// The pack file of the man page's example, every kind but sockets, with
+/// setuid and setgid bits, owners, quoting and escapes, hard links (one
+/// listed before its target, one through another link) and comments.
+const EVERY_KIND: &str = r#"# a root filesystem written down
+dir /dev 0755 0 0
+nod /dev/console 0600 0 5 c 5 1
+nod /dev/sda 0660 0 6 b 8 0
+nod /dev/big 0600 0 0 c 4095 1048575
+  dir /root 0700 0 0
+dir / 0750 0 0
+file /sbin/init 0755 0 0 ../data/init
+file /bin/su 4755 0 0 data/su
+file /usr/bin/chage 2755 0 42 data/su
+dir /tmp 1777 0 0
+link /bin/su2 0 0 0 /bin/su
+link /bin/su3 0 0 0 bin/su2
+file "/opt/my app/\"special\" \\ name" 0600 7 8 data/su
+file /etc/motd 0644 0 0
+slink /bin/sh 0777 0 0 busybox with spaces
+pipe /run/initctl 0600 0 0
+dir "/home/user" 0700 1000 1000
+file /home/user/.profile 0644 1000 1000 ../data/init
+"#;
+
+#[test]
+fn every_kind_matches_gensquashfs() {
+    if !tools() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    fs::create_dir_all(d.join("pack/data")).unwrap();
+    fs::create_dir_all(d.join("pack/etc")).unwrap();
+    fs::create_dir_all(d.join("data")).unwrap();
+    fs::write(d.join("data/init"), "#!/bin/sh\nexec /bin/sh\n").unwrap();
+    fs::write(d.join("pack/data/su"), vec![7u8; 200_000]).unwrap();
+    fs::write(d.join("pack/etc/motd"), "welcome\n").unwrap();
+    let pf = d.join("pack/files.txt");
+    fs::write(&pf, EVERY_KIND).unwrap();
+    same_as_gensquashfs(d, &pf, None);
+    let l = listing(&d.join("repropack.squashfs"));
+    for want in [
+        "crw------- 0/5                   5,  1",
+        "-rwsr-xr-x 0/0",
+        "-rwxr-sr-x 0/42",
+        "drwxrwxrwt 0/0",
+        "drwxr-x--- 0/0",
+        "squashfs-root/opt/my app/\"special\" \\ name",
+        "squashfs-root/bin/sh -> busybox with spaces",
+    ] {
+        assert!(l.contains(want), "{want:?} missing from\n{l}");
+    }
+}
+
+#[test]
+fn glob_options_match_gensquashfs() {
+    if !tools() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    // gensquashfs 1.2 and 1.3 read globbed files from their archive path
+    // (fixed after 1.3.1), so the globs here scan the directory of that
+    // name, where both readings agree.
+    let lib = d.join("usr/lib");
+    fs::create_dir_all(lib.join("sub/deeper")).unwrap();
+    fs::create_dir_all(lib.join(".hidden")).unwrap();
+    fs::write(lib.join("libc.so.6"), "c").unwrap();
+    fs::write(lib.join("libm.so.6"), "m").unwrap();
+    fs::write(lib.join("notes.txt"), "n").unwrap();
+    fs::write(lib.join("sub/libz.so.1"), "z").unwrap();
+    fs::write(lib.join("sub/deeper/libq.so.2"), "q").unwrap();
+    fs::write(lib.join(".hidden/libh.so.0"), "h").unwrap();
+    std::os::unix::fs::symlink("libc.so.6", lib.join("libc.so")).unwrap();
+    std::os::unix::fs::symlink("libm.so.6", lib.join("libm so.link")).unwrap();
+    let sh = d.join("usr/share");
+    fs::create_dir_all(sh.join("doc/a")).unwrap();
+    fs::write(sh.join("doc/a/README"), "r").unwrap();
+    fs::write(sh.join("doc/a/x.so.1"), "x").unwrap();
+    fs::write(sh.join("doc/notes"), "old notes").unwrap();
+    fs::create_dir_all(d.join("etc/skel")).unwrap();
+    fs::write(d.join("etc/skel/.bashrc"), "b").unwrap();
+    fs::write(d.join("etc/issue"), "i").unwrap();
+    let pf = d.join("files.txt");
+    fs::write(
+        &pf,
+        r#"glob /usr/lib 0755 0 0 -type d ./usr/lib
+glob /usr/lib 0644 1 2 -type f -name "*.so.*" ./usr/lib
+glob /usr/lib 0777 0 0 -type l -name '*.so*' -- ./usr/lib
+glob /usr/share 0700 3 4 -path "usr/share/d*" -nonrecursive usr/share
+glob /usr/share 0600 5 6 -type f -keeptime -xdev -path usr/share/*/* usr/share
+glob /etc * * * -type d -type f -mount etc
+"#,
+    )
+    .unwrap();
+    for p in [d.join("usr/share/doc/notes"), d.join("etc/issue")] {
+        let f = fs::File::options().write(true).open(p).unwrap();
+        f.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(500_000_000))
+            .unwrap();
+    }
+    fs::set_permissions(d.join("etc/issue"), fs::Permissions::from_mode(0o640)).unwrap();
+    same_as_gensquashfs(d, &pf, Some(d));
+    let l = listing(&d.join("repropack.squashfs"));
+    assert!(l.contains("squashfs-root/usr/lib/.hidden/libh.so.0"), "{l}");
+    assert!(!l.contains("notes.txt"), "{l}");
+    assert!(l.contains("lrwxrwxrwx 0/0                       9"), "{l}");
+    assert!(l.contains("-rw------- 5/6                       9 1985-11-05 00:53 squashfs-root/usr/share/doc/notes"), "{l}");
+    assert!(!l.contains("doc/a"), "{l}");
+}
+
+use std::os::unix::fs::PermissionsExt;
+
+#[test]
+fn line_order_never_changes_the_bytes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    fs::create_dir_all(d.join("pack/data")).unwrap();
+    fs::create_dir_all(d.join("data")).unwrap();
+    fs::create_dir_all(d.join("pack/etc")).unwrap();
+    fs::write(d.join("data/init"), "init").unwrap();
+    fs::write(d.join("pack/data/su"), "su").unwrap();
+    fs::write(d.join("pack/etc/motd"), "motd").unwrap();
+    let lines: Vec<&str> = EVERY_KIND
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .collect();
+    let mut rng = Rng::new(12);
+    let mut hashes = std::collections::BTreeSet::new();
+    for round in 0..4 {
+        let mut order = lines.clone();
+        if round > 0 {
+            rng.shuffle(&mut order);
+        }
+        let pf = d.join(format!("pack/files{round}.txt"));
+        fs::write(&pf, order.join("\n")).unwrap();
+        for fmt in ["squashfs", "tar"] {
+            let out = d.join(format!("out{round}.{fmt}"));
+            let h = pack(&out, &["--pack-file", pf.to_str().unwrap()]);
+            hashes.insert((fmt, h));
+        }
+    }
+    assert_eq!(hashes.len(), 2, "{hashes:?}");
+}
+
+#[test]
+fn pack_file_overrides_staged_paths_and_adds_new_ones() {
+    if !tools() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let src = d.join("src");
+    fs::create_dir_all(src.join("bin")).unwrap();
+    fs::create_dir_all(src.join("etc")).unwrap();
+    fs::write(src.join("bin/su"), "su from the tree").unwrap();
+    fs::write(src.join("etc/shadow"), "root:*:").unwrap();
+    fs::write(d.join("other"), "other content").unwrap();
+    let pf = d.join("layout.txt");
+    fs::write(
+        &pf,
+        "file /bin/su 4755 0 0\nfile /etc/shadow 0640 0 42\ndir /etc 0750 0 0\n\
+         nod /dev/null 0666 0 0 c 1 3\nfile /etc/replaced 0600 0 0 other\nlink /bin/su-again 0 0 0 /bin/su\n",
+    )
+    .unwrap();
+    fs::write(src.join("etc/replaced"), "staged").unwrap();
+    let img = d.join("out.squashfs");
+    pack(&img, &[src.to_str().unwrap(), "--pack-file", pf.to_str().unwrap()]);
+    let l = listing(&img);
+    for want in [
+        "-rwsr-xr-x 0/0                      16 2001-09-09 01:46 squashfs-root/bin/su",
+        "-rwsr-xr-x 0/0                      16 2001-09-09 01:46 squashfs-root/bin/su-again",
+        "-rw-r----- 0/42                      7 2001-09-09 01:46 squashfs-root/etc/shadow",
+        "drwxr-x--- 0/0",
+        "crw-rw-rw- 0/0                   1,  3",
+        "-rw------- 0/0                      13 2001-09-09 01:46 squashfs-root/etc/replaced",
+    ] {
+        let want = want.replace("2001-09-09 01:46", "1980-01-01 00:00");
+        assert!(l.contains(want.as_str()), "{want:?} missing from\n{l}");
+    }
+    let cat = run_ok(
+        Command::new("unsquashfs")
+            .arg("-cat")
+            .arg(&img)
+            .arg("etc/replaced"),
+    );
+    assert_eq!(cat.stdout, b"other content");
+}
+
+#[test]
+fn pack_file_conflicts_with_staged_entries_name_both() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let src = d.join("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("etc"), "a file").unwrap();
+    let pf = d.join("layout.txt");
+    fs::write(&pf, "dir /etc 0755 0 0\n").unwrap();
+    let out = d.join("out.squashfs");
+    let o = repropack_out([
+        "pack".as_ref(),
+        src.as_os_str(),
+        "--pack-file".as_ref(),
+        pf.as_os_str(),
+        "-o".as_ref(),
+        out.as_os_str(),
+    ]);
+    assert_eq!(code(&o), exit::USAGE, "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(e.contains(&format!("{}:1:", pf.display())), "{e}");
+    assert!(e.contains(&src.join("etc").display().to_string()), "{e}");
+    assert!(!out.exists());
+}
+
+#[test]
+fn malformed_pack_file_lines_exit_2_naming_file_and_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    fs::write(d.join("present"), "x").unwrap();
+    let cases: &[(&str, &str)] = &[
+        ("bogus /a 0755 0 0", "unknown entry type"),
+        ("dir /a 0758 0 0", "octal"),
+        ("dir /a 17777 0 0", "octal"),
+        ("dir /a 0755 -1 0", "uid"),
+        ("dir /a 0755 0 99999999999", "gid"),
+        ("dir /a 0755 0 0junk", "gid"),
+        ("dir \"/a 0755 0 0", "closing"),
+        ("dir \"/a\"0755 0 0", "followed by a blank"),
+        ("dir /a", "followed by the mode"),
+        ("dir /a 0755", "followed by a blank"),
+        ("pipe / 0644 0 0", "cannot use /"),
+        ("dir /a/../../b 0755 0 0", "`..`"),
+        ("slink /a 0777 0 0", "needs a target"),
+        ("link /a 0 0 0", "needs a target"),
+        ("nod /a 0600 0 0 q 1 2", "device type"),
+        ("nod /a 0600 0 0 c x 2", "MAJOR MINOR"),
+        ("nod /a 0600 0 0 b 1 1048576", "cannot be stored"),
+        ("glob /a 0755 0 0 -type x here", "unknown glob option"),
+        ("file /a 0644 0 0 missing-source", "does not exist"),
+        ("file /a 0644 0 0 .", "not a regular file"),
+        ("file /a 0644 0 0 present\nfile /a 0600 0 0 present", "already set at line 3"),
+        ("link /a 0 0 0 /nowhere", "does not exist"),
+        ("dir /d 0755 0 0\nlink /a 0 0 0 /d", "only regular files"),
+        ("link /a 0 0 0 /b\nlink /b 0 0 0 /a", "loop"),
+        ("file /f 0644 0 0 present\ndir /f/sub 0755 0 0", "needed as a directory"),
+        ("glob /g 0755 0 0 missing-dir", "does not exist"),
+        ("sock /s 0644 0 0", "sockets"),
+    ];
+    for (i, (body, what)) in cases.iter().enumerate() {
+        // Two lines of comment and blank first: the bad line is line 3.
+        let pf = d.join(format!("case{i}.txt"));
+        fs::write(&pf, format!("# case\n\n{body}\n")).unwrap();
+        let out = d.join(format!("case{i}.squashfs"));
+        let o = repropack_out([
+            "pack".as_ref(),
+            "--pack-file".as_ref(),
+            pf.as_os_str(),
+            "-o".as_ref(),
+            out.as_os_str(),
+        ]);
+        let e = stderr(&o);
+        assert_eq!(code(&o), exit::USAGE, "{body:?}: {e}");
+        let at = e.contains(&format!("{}:3:", pf.display())) || e.contains(&format!("{}:4:", pf.display()));
+        assert!(at, "{body:?}: {e}");
+        assert!(e.contains(what), "{body:?}: {e}");
+        assert!(!out.exists(), "{body:?}");
+    }
+    let left: Vec<_> = fs::read_dir(d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| !n.ends_with(".txt") && n != "present")
+        .collect();
+    assert!(left.is_empty(), "litter: {left:?}");
+}
+
+#[test]
+fn missing_or_oversized_pack_file_exits_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let out = d.join("out.squashfs");
+    let missing = d.join("no-such-pack-file");
+    let o = repropack_out([
+        "pack".as_ref(),
+        "--pack-file".as_ref(),
+        missing.as_os_str(),
+        "-o".as_ref(),
+        out.as_os_str(),
+    ]);
+    assert_eq!(code(&o), exit::USAGE, "{}", stderr(&o));
+    assert!(stderr(&o).contains(&missing.display().to_string()));
+    let long = d.join("long.txt");
+    fs::write(&long, format!("dir /{} 0755 0 0\n", "a".repeat(70_000))).unwrap();
+    let o = repropack_out([
+        "pack".as_ref(),
+        "--pack-file".as_ref(),
+        long.as_os_str(),
+        "-o".as_ref(),
+        out.as_os_str(),
+    ]);
+    assert_eq!(code(&o), exit::USAGE, "{}", stderr(&o));
+    assert!(stderr(&o).contains(&format!("{}:1:", long.display())), "{}", stderr(&o));
+    assert!(!out.exists());
+}
