@@ -19,7 +19,8 @@
 //! - modes and owners are taken as written, special bits included: the
 //!   pack file is the user's explicit intent. A `glob` that keeps source
 //!   modes (`*`) but replaces the owner drops setuid (setgid) where the
-//!   uid (gid) changed, with a warning, so that it never grants root;
+//!   uid (gid) of a regular file changed, with a warning, as staging does,
+//!   so that it never grants root;
 //! - entries get the epoch as mtime (`glob -keeptime`: the source's,
 //!   clamped to the epoch). `--exclude`, `--keep-modes` and `--owner` do
 //!   not touch pack-file entries.
@@ -162,6 +163,7 @@ impl Applier<'_> {
             uid: meta.uid,
             gid: meta.gid,
             mtime: self.opts.epoch,
+            xattrs: None,
             content: None,
             symlink_target: Vec::new(),
             rdev: (0, 0),
@@ -406,6 +408,7 @@ impl Applier<'_> {
                 uid: staged.uid,
                 gid: staged.gid,
                 mtime: staged.mtime,
+                xattrs: staged.xattrs.clone(),
                 content: staged.content.clone(),
                 symlink_target: Vec::new(),
                 rdev: (0, 0),
@@ -596,18 +599,19 @@ impl Applier<'_> {
         let mode = match glob.mode {
             Some(m) => m,
             None => {
-                // Source special bits with a replaced owner would make, say,
-                // a user's setuid file a setuid-root one.
+                // The staging rule: source special bits with a replaced
+                // owner would make, say, a user's setuid file a setuid-root
+                // one.
                 let mut drop = 0;
-                if uid != meta.uid() {
+                if kind == EntryKind::File && uid != meta.uid() {
                     drop |= 0o4000;
                 }
-                if gid != meta.gid() {
+                if kind == EntryKind::File && gid != meta.gid() {
                     drop |= 0o2000;
                 }
                 if src_mode & drop != 0 {
                     self.warnings.push(format!(
-                        "{}: setuid/setgid dropped: the pack file replaces its owner",
+                        "{}: setuid/setgid dropped: the glob line replaces its owner but keeps its mode",
                         src.display()
                     ));
                 }
@@ -636,6 +640,7 @@ impl Applier<'_> {
             uid,
             gid,
             mtime,
+            xattrs: None,
             content: None,
             symlink_target,
             rdev,
