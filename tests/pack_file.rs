@@ -362,3 +362,88 @@ fn missing_or_oversized_pack_file_exits_2() {
     assert!(stderr(&o).contains(&format!("{}:1:", long.display())), "{}", stderr(&o));
     assert!(!out.exists());
 }
+
+/// Extended attributes as `getfattr --dump` writes them, in each of its
+/// encodings, reach the plan with the bytes `setfattr` set.
+#[test]
+fn xattr_file_reads_what_getfattr_dumps() {
+    if !have_tool("getfattr") || !have_tool("setfattr") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let tree = tmp.path().join("tree");
+    fs::create_dir_all(tree.join("a b")).unwrap();
+    fs::write(tree.join("a b/f\\g"), "x").unwrap();
+    fs::write(tree.join("plain"), "y").unwrap();
+    let set = |name: &str, value: &str, file: &str| {
+        let o = Command::new("setfattr")
+            .args(["-n", name, "-v", value])
+            .arg(tree.join(file))
+            .output()
+            .unwrap();
+        o.status.success()
+    };
+    if !set("user.text", "hello world", "a b/f\\g") {
+        eprintln!("skipping: this filesystem refuses user.* attributes");
+        return;
+    }
+    assert!(set("user.bin", "0x00ff0a22", "plain"));
+    assert!(set("user.q", "\"quoted\" \\ back", "plain"));
+    let want: &[(&[u8], &[u8], &[u8])] = &[
+        (b"a b/f\\g", b"user.text", b"hello world"),
+        (b"plain", b"user.bin", b"\x00\xff\x0a\x22"),
+        (b"plain", b"user.q", b"\"quoted\" \\ back"),
+    ];
+    for encoding in ["text", "hex", "base64"] {
+        let dump = run_ok(
+            Command::new("getfattr")
+                .current_dir(&tree)
+                .args(["-R", "--dump", "-m", "-", "-e", encoding, "."]),
+        );
+        let xf = tmp.path().join(format!("xattrs-{encoding}.txt"));
+        fs::write(&xf, &dump.stdout).unwrap();
+        let opts = repropack::stage::StageOptions {
+            xattr_file: Some(xf),
+            jobs: 1,
+            ..Default::default()
+        };
+        let plan = repropack::stage::stage(&[repropack::stage::Source::parse(&tree)], &opts).unwrap();
+        for (path, name, value) in want {
+            let e = plan.entries().iter().find(|e| e.path() == *path).unwrap();
+            assert_eq!(plan.xattrs(e).get(name), Some(*value), "{encoding}: {path:?} {name:?}");
+        }
+        let dir = plan.entries().iter().find(|e| e.path() == b"a b").unwrap();
+        assert!(plan.xattrs(dir).is_empty());
+    }
+}
+
+#[test]
+fn xattr_file_paths_not_in_the_archive_exit_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    fs::create_dir_all(d.join("tree")).unwrap();
+    fs::write(d.join("tree/present"), "x").unwrap();
+    let out = d.join("out.tar");
+    for (body, line, what) in [
+        ("# file: absent\nuser.a=1\n", 1, "not in the archive"),
+        ("# file: present\nuser.a=1\nuser.a=2\n", 3, "already given at line 2"),
+        ("# file: present\nuser.a=0xabc\n", 2, "even number"),
+        ("user.a=1\n", 1, "before any"),
+    ] {
+        let xf = d.join("x.txt");
+        fs::write(&xf, body).unwrap();
+        let o = repropack_out([
+            "pack".as_ref(),
+            d.join("tree").as_os_str(),
+            "--xattr-file".as_ref(),
+            xf.as_os_str(),
+            "-o".as_ref(),
+            out.as_os_str(),
+        ]);
+        let e = stderr(&o);
+        assert_eq!(code(&o), exit::USAGE, "{body:?}: {e}");
+        assert!(e.contains(&format!("{}:{line}:", xf.display())), "{body:?}: {e}");
+        assert!(e.contains(what), "{body:?}: {e}");
+        assert!(!out.exists());
+    }
+}

@@ -254,6 +254,10 @@ pub struct PackFlags {
     /// pack file's directory).
     #[arg(long, value_name = "DIR", requires = "pack_file")]
     pub pack_dir: Option<PathBuf>,
+    /// Add extended attributes per archive path from FILE, in the format
+    /// `getfattr --dump` writes.
+    #[arg(long, value_name = "FILE")]
+    pub xattr_file: Option<PathBuf>,
     /// Pack the members of a tar stream (`-` = stdin; may be gzipped)
     /// instead of SRC paths, through the same staging rules.
     #[arg(long, value_name = "FILE|-")]
@@ -318,6 +322,7 @@ impl PackFlags {
                 file: file.clone(),
                 dir: args.pack_dir.clone(),
             }),
+            xattr_file: args.xattr_file.clone(),
             ..args.stage.options()?
         })
         .jobs(args.jobs.unwrap_or_else(default_jobs));

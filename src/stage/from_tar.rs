@@ -291,6 +291,7 @@ pub fn stage_tar(input: impl Read, name: &str, opts: &StageOptions) -> Result<Pl
         Err(Stop::Read(e)) => return Err(StageError::TarStream(e)),
     }
     spool_out.finish().map_err(io_err)?;
+    super::apply_xattr_file(&mut root, opts)?;
     finish_plan(root, opts, warnings)
 }
 

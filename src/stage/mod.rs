@@ -24,6 +24,7 @@ mod normalize;
 pub mod pack_file;
 mod tree;
 mod walk;
+pub mod xattr_file;
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
@@ -160,6 +161,17 @@ pub enum StageError {
         /// What is wrong.
         message: String,
     },
+    /// An xattr file cannot be read, or one of its lines is malformed or
+    /// names a path that is not staged.
+    #[error("{}", xattr_file_message(file, *line, message))]
+    XattrFile {
+        /// The xattr file.
+        file: PathBuf,
+        /// The 1-based line, when the problem is one line's.
+        line: Option<usize>,
+        /// What is wrong.
+        message: String,
+    },
     /// An extended attribute could not be read, or is refused (a name or
     /// value over the limits, a name given twice).
     #[error("{source_path}: extended attribute {name:?}: {reason}")]
@@ -193,6 +205,13 @@ fn pack_file_message(file: &Path, line: Option<usize>, message: &str) -> String 
     match line {
         Some(n) => format!("{}:{n}: {message}", file.display()),
         None => format!("pack file {}: {message}", file.display()),
+    }
+}
+
+fn xattr_file_message(file: &Path, line: Option<usize>, message: &str) -> String {
+    match line {
+        Some(n) => format!("{}:{n}: {message}", file.display()),
+        None => format!("xattr file {}: {message}", file.display()),
     }
 }
 
@@ -293,6 +312,8 @@ pub struct StageOptions {
     pub jobs: usize,
     /// A pack file applied after the sources (see [`pack_file`]).
     pub pack_file: Option<PackFileSource>,
+    /// An xattr file applied last (see [`xattr_file`]).
+    pub xattr_file: Option<PathBuf>,
 }
 
 impl Default for StageOptions {
@@ -311,6 +332,7 @@ impl Default for StageOptions {
             excludes: Vec::new(),
             jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
             pack_file: None,
+            xattr_file: None,
         }
     }
 }
@@ -375,6 +397,14 @@ impl Source {
             path: PathBuf::from(arg),
             dest: Vec::new(),
         }
+    }
+}
+
+/// Adds the attributes of `opts.xattr_file`, if any, to the tree.
+fn apply_xattr_file(root: &mut Node, opts: &StageOptions) -> Result<(), StageError> {
+    match &opts.xattr_file {
+        Some(file) => xattr_file::apply(root, file, &xattr_file::read(file)?, opts),
+        None => Ok(()),
     }
 }
 
@@ -457,6 +487,7 @@ pub fn stage(sources: &[Source], opts: &StageOptions) -> Result<Plan, StageError
         }
         None => None,
     };
+    apply_xattr_file(&mut root, opts)?;
     let mut plan = finish_plan(root, opts, warnings)?;
     if let Some(meta) = root_meta {
         plan.root = meta;
