@@ -197,6 +197,37 @@ pub fn from_tar_stage(data: &[u8]) {
     }
 }
 
+/// `pack_file_parse`: the input as a pack file (`pack --pack-file`):
+/// every line parsed into its directive, or the first bad line refused.
+pub fn pack_file_parse(data: &[u8]) {
+    use repropack::stage::pack_file::{self, Directive};
+    let Ok(lines) = pack_file::parse(data) else {
+        return;
+    };
+    for line in &lines {
+        assert!(line.number >= 1, "line numbers start at 1");
+        assert!(!line.path.starts_with(b"/") && !line.path.ends_with(b"/"));
+        if let Directive::Device { major, minor, .. } = line.directive {
+            assert!(major <= 0xfff && minor <= 0xf_ffff, "device number out of range");
+        }
+    }
+}
+
+/// `xattr_file_parse`: the input as an xattr file (`pack --xattr-file`,
+/// `getfattr --dump` format).
+pub fn xattr_file_parse(data: &[u8]) {
+    use repropack::stage::{MAX_XATTR_NAME, MAX_XATTR_VALUE, xattr_file};
+    let Ok(blocks) = xattr_file::parse(data) else {
+        return;
+    };
+    for block in &blocks {
+        for (_, name, value) in &block.attrs {
+            assert!(!name.is_empty() && name.len() <= MAX_XATTR_NAME);
+            assert!(value.len() <= MAX_XATTR_VALUE);
+        }
+    }
+}
+
 /// A public key made with `repropack keygen` for the fuzz corpus; the
 /// corpus holds signatures made with it over [`SIGNED_FILE`], so the
 /// fuzzer starts from signatures that verify.

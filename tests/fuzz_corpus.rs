@@ -27,6 +27,8 @@ const TARGETS: &[(&str, Entry)] = &[
     ("manifest_parse", entry::manifest_parse),
     ("from_tar_stage", entry::from_tar_stage),
     ("signature_parse", entry::signature_parse),
+    ("pack_file_parse", entry::pack_file_parse),
+    ("xattr_file_parse", entry::xattr_file_parse),
 ];
 
 fn fuzz_dir() -> PathBuf {
