@@ -208,7 +208,10 @@ pub fn pack_file_parse(data: &[u8]) {
         assert!(line.number >= 1, "line numbers start at 1");
         assert!(!line.path.starts_with(b"/") && !line.path.ends_with(b"/"));
         if let Directive::Device { major, minor, .. } = line.directive {
-            assert!(major <= 0xfff && minor <= 0xf_ffff, "device number out of range");
+            assert!(
+                major <= 0xfff && minor <= 0xf_ffff,
+                "device number out of range"
+            );
         }
     }
 }

@@ -31,7 +31,8 @@ fn same_as_gensquashfs(dir: &Path, pack_file: &Path, pack_dir: Option<&Path>) {
     let theirs = dir.join("gensquashfs.sqfs");
     let ours = dir.join("repropack.squashfs");
     let mut theirs_cmd = Command::new("gensquashfs");
-    theirs_cmd.env("SOURCE_DATE_EPOCH", EPOCH)
+    theirs_cmd
+        .env("SOURCE_DATE_EPOCH", EPOCH)
         .arg("-q")
         .arg("-F")
         .arg(pack_file);
@@ -226,7 +227,10 @@ fn pack_file_overrides_staged_paths_and_adds_new_ones() {
     .unwrap();
     fs::write(src.join("etc/replaced"), "staged").unwrap();
     let img = d.join("out.squashfs");
-    pack(&img, &[src.to_str().unwrap(), "--pack-file", pf.to_str().unwrap()]);
+    pack(
+        &img,
+        &[src.to_str().unwrap(), "--pack-file", pf.to_str().unwrap()],
+    );
     let l = listing(&img);
     for want in [
         "-rwsr-xr-x 0/0                      16 2001-09-09 01:46 squashfs-root/bin/su",
@@ -299,11 +303,17 @@ fn malformed_pack_file_lines_exit_2_naming_file_and_line() {
         ("glob /a 0755 0 0 -type x here", "unknown glob option"),
         ("file /a 0644 0 0 missing-source", "does not exist"),
         ("file /a 0644 0 0 .", "not a regular file"),
-        ("file /a 0644 0 0 present\nfile /a 0600 0 0 present", "already set at line 3"),
+        (
+            "file /a 0644 0 0 present\nfile /a 0600 0 0 present",
+            "already set at line 3",
+        ),
         ("link /a 0 0 0 /nowhere", "does not exist"),
         ("dir /d 0755 0 0\nlink /a 0 0 0 /d", "only regular files"),
         ("link /a 0 0 0 /b\nlink /b 0 0 0 /a", "loop"),
-        ("file /f 0644 0 0 present\ndir /f/sub 0755 0 0", "needed as a directory"),
+        (
+            "file /f 0644 0 0 present\ndir /f/sub 0755 0 0",
+            "needed as a directory",
+        ),
         ("glob /g 0755 0 0 missing-dir", "does not exist"),
         ("sock /s 0644 0 0", "sockets"),
     ];
@@ -321,7 +331,8 @@ fn malformed_pack_file_lines_exit_2_naming_file_and_line() {
         ]);
         let e = stderr(&o);
         assert_eq!(code(&o), exit::USAGE, "{body:?}: {e}");
-        let at = e.contains(&format!("{}:3:", pf.display())) || e.contains(&format!("{}:4:", pf.display()));
+        let at = e.contains(&format!("{}:3:", pf.display()))
+            || e.contains(&format!("{}:4:", pf.display()));
         assert!(at, "{body:?}: {e}");
         assert!(e.contains(what), "{body:?}: {e}");
         assert!(!out.exists(), "{body:?}");
@@ -359,7 +370,11 @@ fn missing_or_oversized_pack_file_exits_2() {
         out.as_os_str(),
     ]);
     assert_eq!(code(&o), exit::USAGE, "{}", stderr(&o));
-    assert!(stderr(&o).contains(&format!("{}:1:", long.display())), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!("{}:1:", long.display())),
+        "{}",
+        stderr(&o)
+    );
     assert!(!out.exists());
 }
 
@@ -407,10 +422,15 @@ fn xattr_file_reads_what_getfattr_dumps() {
             jobs: 1,
             ..Default::default()
         };
-        let plan = repropack::stage::stage(&[repropack::stage::Source::parse(&tree)], &opts).unwrap();
+        let plan =
+            repropack::stage::stage(&[repropack::stage::Source::parse(&tree)], &opts).unwrap();
         for (path, name, value) in want {
             let e = plan.entries().iter().find(|e| e.path() == *path).unwrap();
-            assert_eq!(plan.xattrs(e).get(name), Some(*value), "{encoding}: {path:?} {name:?}");
+            assert_eq!(
+                plan.xattrs(e).get(name),
+                Some(*value),
+                "{encoding}: {path:?} {name:?}"
+            );
         }
         let dir = plan.entries().iter().find(|e| e.path() == b"a b").unwrap();
         assert!(plan.xattrs(dir).is_empty());
@@ -426,7 +446,11 @@ fn xattr_file_paths_not_in_the_archive_exit_2() {
     let out = d.join("out.tar");
     for (body, line, what) in [
         ("# file: absent\nuser.a=1\n", 1, "not in the archive"),
-        ("# file: present\nuser.a=1\nuser.a=2\n", 3, "already given at line 2"),
+        (
+            "# file: present\nuser.a=1\nuser.a=2\n",
+            3,
+            "already given at line 2",
+        ),
         ("# file: present\nuser.a=0xabc\n", 2, "even number"),
         ("user.a=1\n", 1, "before any"),
     ] {
@@ -442,8 +466,51 @@ fn xattr_file_paths_not_in_the_archive_exit_2() {
         ]);
         let e = stderr(&o);
         assert_eq!(code(&o), exit::USAGE, "{body:?}: {e}");
-        assert!(e.contains(&format!("{}:{line}:", xf.display())), "{body:?}: {e}");
+        assert!(
+            e.contains(&format!("{}:{line}:", xf.display())),
+            "{body:?}: {e}"
+        );
         assert!(e.contains(what), "{body:?}: {e}");
         assert!(!out.exists());
+    }
+}
+
+/// The same pack file written as tar: GNU tar lists the devices, special
+/// bits, owners and hard links the pack file asks for.
+#[test]
+fn pack_file_to_tar_is_read_by_gnu_tar() {
+    if !have_tool("tar") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    fs::create_dir_all(d.join("pack/data")).unwrap();
+    fs::create_dir_all(d.join("pack/etc")).unwrap();
+    fs::create_dir_all(d.join("data")).unwrap();
+    fs::write(d.join("data/init"), "init").unwrap();
+    fs::write(d.join("pack/data/su"), "su").unwrap();
+    fs::write(d.join("pack/etc/motd"), "motd").unwrap();
+    let pf = d.join("pack/files.txt");
+    fs::write(&pf, EVERY_KIND).unwrap();
+    let out = d.join("out.tar");
+    pack(&out, &["--pack-file", pf.to_str().unwrap()]);
+    let o = run_ok(
+        Command::new("tar")
+            .args(["--numeric-owner", "-tvf"])
+            .arg(&out),
+    );
+    let l = String::from_utf8_lossy(&o.stdout);
+    for want in [
+        "crw------- 0/5",
+        "brw-rw---- 0/6",
+        "-rwsr-xr-x 0/0",
+        "-rwxr-sr-x 0/42",
+        "drwxrwxrwt 0/0",
+        "prw------- 0/0",
+        "drwx------ 1000/1000",
+        "bin/su2 link to bin/su",
+        "bin/sh -> busybox with spaces",
+    ] {
+        assert!(l.contains(want), "{want:?} missing from\n{l}");
     }
 }

@@ -62,10 +62,10 @@ pub fn warn<S: std::fmt::Display>(warnings: impl IntoIterator<Item = S>) {
 impl Failure {
     fn from_stage(e: &StageError) -> Failure {
         let code = match e {
-            StageError::Option { .. } | StageError::Glob { .. } | StageError::PackFile { .. }
-            | StageError::XattrFile { .. } => {
-                exit::USAGE
-            }
+            StageError::Option { .. }
+            | StageError::Glob { .. }
+            | StageError::PackFile { .. }
+            | StageError::XattrFile { .. } => exit::USAGE,
             _ => exit::INPUT,
         };
         Failure::new(code, e)

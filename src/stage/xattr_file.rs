@@ -26,7 +26,7 @@
 use std::collections::HashMap;
 use std::fs;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use base64::Engine;
 
@@ -85,7 +85,10 @@ pub fn parse(text: &[u8]) -> Result<Vec<Block>, ParseError> {
             )));
         }
         let start = raw.iter().position(|&b| !is_space(b)).unwrap_or(raw.len());
-        let end = raw.iter().rposition(|&b| !is_space(b)).map_or(start, |e| e + 1);
+        let end = raw
+            .iter()
+            .rposition(|&b| !is_space(b))
+            .map_or(start, |e| e + 1);
         let line = &raw[start..end.max(start)];
         if line.is_empty() {
             continue;
@@ -115,9 +118,8 @@ pub fn parse(text: &[u8]) -> Result<Vec<Block>, ParseError> {
                     name.len()
                 )));
             }
-            let value = decode(&line[eq + 1..]).map_err(|m| {
-                fail(format!("attribute {:?}: {m}", lossy(name)))
-            })?;
+            let value = decode(&line[eq + 1..])
+                .map_err(|m| fail(format!("attribute {:?}: {m}", lossy(name))))?;
             if value.len() > MAX_XATTR_VALUE {
                 return Err(fail(format!(
                     "attribute {:?}: value is {} bytes; at most {MAX_XATTR_VALUE} are allowed",
@@ -241,20 +243,23 @@ pub fn read(path: &Path) -> Result<Vec<Block>, StageError> {
     parse(&text).map_err(|e| fail(Some(e.line), e.message))
 }
 
+/// One attribute of a block: (line, name, value).
+type Attr<'a> = (usize, &'a [u8], &'a [u8]);
+
 /// Adds the attributes of `blocks` (read from `file`) to the staging tree.
 pub(super) fn apply(
     root: &mut Node,
-    file: &PathBuf,
+    file: &Path,
     blocks: &[Block],
     opts: &StageOptions,
 ) -> Result<(), StageError> {
     let fail = |line: usize, message: String| StageError::XattrFile {
-        file: file.clone(),
+        file: file.to_path_buf(),
         line: Some(line),
         message,
     };
     // Every attribute of each path, with the line that gave it.
-    let mut by_path: HashMap<&[u8], (usize, Vec<(usize, &[u8], &[u8])>)> = HashMap::new();
+    let mut by_path: HashMap<&[u8], (usize, Vec<Attr<'_>>)> = HashMap::new();
     for b in blocks {
         let entry = by_path.entry(&b.path).or_insert((b.line, Vec::new()));
         for (line, name, value) in &b.attrs {
@@ -285,7 +290,9 @@ pub(super) fn apply(
         }
         let node = path
             .split(|&b| b == b'/')
-            .try_fold(&mut *root, |at, comp| at.children.get_mut(comp).map(|b| &mut **b))
+            .try_fold(&mut *root, |at, comp| {
+                at.children.get_mut(comp).map(|b| &mut **b)
+            })
             .ok_or_else(|| fail(line, format!("{:?} is not in the archive", lossy(path))))?;
         let staged = node.staged.get_or_insert_with(|| Staged {
             // A directory only implied as a parent, made explicit to carry
@@ -313,9 +320,8 @@ pub(super) fn apply(
             })
             .unwrap_or_default();
         pairs.extend(attrs.iter().map(|(_, n, v)| (n.to_vec(), v.to_vec())));
-        let set = XattrSet::new(pairs).map_err(|name| {
-            fail(line, format!("attribute {:?} is given twice", lossy(&name)))
-        })?;
+        let set = XattrSet::new(pairs)
+            .map_err(|name| fail(line, format!("attribute {:?} is given twice", lossy(&name))))?;
         staged.xattrs = Some(Box::new(set));
     }
     Ok(())
@@ -336,7 +342,10 @@ mod tests {
         assert_eq!(blocks[0].attrs[0].2, b"system_u:object_r:device_t:s0");
         assert_eq!(blocks[0].attrs[1].2, [0xca, 0xfe, 0xca, 0xfe]);
         assert_eq!(blocks[1].path, b"a b/c");
-        assert_eq!(blocks[1].attrs[0], (6, b"user.b64".to_vec(), b"Hello".to_vec()));
+        assert_eq!(
+            blocks[1].attrs[0],
+            (6, b"user.b64".to_vec(), b"Hello".to_vec())
+        );
         assert_eq!(blocks[1].attrs[1].2, b"q\"\\\nx\x07");
         assert_eq!(blocks[1].attrs[2].2, b"");
     }

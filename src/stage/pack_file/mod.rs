@@ -41,8 +41,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use parse::{
-    Directive, Glob, KIND_ALL, KIND_BLOCK, KIND_CHAR, KIND_DIR, KIND_FIFO, KIND_FILE,
-    KIND_SOCKET, KIND_SYMLINK, Kinds, Line, MAX_LINE, MAX_PACK_FILE, Meta, ParseError, parse,
+    Directive, Glob, KIND_ALL, KIND_BLOCK, KIND_CHAR, KIND_DIR, KIND_FIFO, KIND_FILE, KIND_SOCKET,
+    KIND_SYMLINK, Kinds, Line, MAX_LINE, MAX_PACK_FILE, Meta, ParseError, parse,
 };
 
 use super::normalize::{join, lossy};
@@ -250,7 +250,15 @@ impl Applier<'_> {
                 self.links.push((n, line.path.clone(), target.clone()));
                 // A placeholder, replaced by the target's entry once every
                 // line is read.
-                self.staged(n, EntryKind::File, &Meta { mode: 0, uid: 0, gid: 0 })
+                self.staged(
+                    n,
+                    EntryKind::File,
+                    &Meta {
+                        mode: 0,
+                        uid: 0,
+                        gid: 0,
+                    },
+                )
             }
             Directive::Glob(_) => return Ok(()),
         };
@@ -307,7 +315,12 @@ impl Applier<'_> {
 
     /// The node at `path`, creating it and missing parents (as implied
     /// directories).
-    fn walk_to<'n>(&self, root: &'n mut Node, n: usize, path: &[u8]) -> Result<&'n mut Node, StageError> {
+    fn walk_to<'n>(
+        &self,
+        root: &'n mut Node,
+        n: usize,
+        path: &[u8],
+    ) -> Result<&'n mut Node, StageError> {
         let mut at = root;
         let mut walked = Vec::new();
         for comp in path.split(|&b| b == b'/') {
@@ -347,10 +360,16 @@ impl Applier<'_> {
             Err(e) => return Err(self.err(n, format!("source {}: {e}", path.display()))),
         };
         let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
-            return Err(self.err(n, format!("source {} is not a regular file", path.display())));
+            return Err(self.err(
+                n,
+                format!("source {} is not a regular file", path.display()),
+            ));
         };
         if !meta.is_file() {
-            return Err(self.err(n, format!("source {} is not a regular file", path.display())));
+            return Err(self.err(
+                n,
+                format!("source {} is not a regular file", path.display()),
+            ));
         }
         Ok(Content::Path {
             dir: Arc::from(dir),
@@ -376,7 +395,9 @@ impl Applier<'_> {
             while let Some(&(_, t)) = by_path.get(end) {
                 steps += 1;
                 if steps > by_path.len() {
-                    return Err(self.err(*n, format!("hard link {:?} is part of a loop", lossy(path))));
+                    return Err(
+                        self.err(*n, format!("hard link {:?} is part of a loop", lossy(path)))
+                    );
                 }
                 end = t;
             }
@@ -423,7 +444,13 @@ impl Applier<'_> {
     }
 
     /// A `glob` line: scans its location into the directory at `path`.
-    fn glob(&mut self, root: &mut Node, n: usize, path: &[u8], glob: &Glob) -> Result<(), StageError> {
+    fn glob(
+        &mut self,
+        root: &mut Node,
+        n: usize,
+        path: &[u8],
+        glob: &Glob,
+    ) -> Result<(), StageError> {
         let disk = match &glob.location {
             Some(loc) => self.base.join(OsStr::from_bytes(loc)),
             None => self.base.clone(),
@@ -447,7 +474,12 @@ impl Applier<'_> {
         {
             return Err(self.err(
                 n,
-                format!("{:?} is a {} from {}; a glob needs a directory", lossy(path), s.kind.name(), old_source(s)),
+                format!(
+                    "{:?} is a {} from {}; a glob needs a directory",
+                    lossy(path),
+                    s.kind.name(),
+                    old_source(s)
+                ),
             ));
         }
         let start = GlobDir {
@@ -458,8 +490,18 @@ impl Applier<'_> {
         self.glob_dir(n, glob, meta.dev(), start)
     }
 
-    fn glob_dir(&mut self, n: usize, glob: &Glob, dev: u64, dir: GlobDir<'_>) -> Result<(), StageError> {
-        let GlobDir { node, archive, disk } = dir;
+    fn glob_dir(
+        &mut self,
+        n: usize,
+        glob: &Glob,
+        dev: u64,
+        dir: GlobDir<'_>,
+    ) -> Result<(), StageError> {
+        let GlobDir {
+            node,
+            archive,
+            disk,
+        } = dir;
         let mut names: Vec<_> = fs::read_dir(&disk)
             .map_err(|e| self.io(n, e, &disk))?
             .map(|e| e.map(|e| e.file_name()))
@@ -495,7 +537,10 @@ impl Applier<'_> {
             if child_archive.len() > MAX_ARCHIVE_PATH {
                 return Err(self.err(
                     n,
-                    format!("{}: archive path is longer than {MAX_ARCHIVE_PATH} bytes", src.display()),
+                    format!(
+                        "{}: archive path is longer than {MAX_ARCHIVE_PATH} bytes",
+                        src.display()
+                    ),
                 ));
             }
             if glob.kinds & bit == 0 {
@@ -513,13 +558,18 @@ impl Applier<'_> {
                 continue;
             }
             if let Some(pattern) = &glob.pattern {
-                let subject = if glob.whole_path { &child_archive } else { name_b };
+                let subject = if glob.whole_path {
+                    &child_archive
+                } else {
+                    name_b
+                };
                 if !fnmatch::fnmatch(pattern, subject, glob.whole_path) {
                     continue;
                 }
             }
             if kind == EntryKind::Socket {
-                self.warnings.push(format!("{}: socket skipped", src.display()));
+                self.warnings
+                    .push(format!("{}: socket skipped", src.display()));
                 continue;
             }
             let mut staged = self.glob_entry(n, glob, kind, &meta, &src)?;
@@ -619,13 +669,16 @@ impl Applier<'_> {
             }
         };
         let mtime = if glob.keep_time {
-            u64::try_from(meta.mtime()).unwrap_or(0).min(self.opts.epoch)
+            u64::try_from(meta.mtime())
+                .unwrap_or(0)
+                .min(self.opts.epoch)
         } else {
             self.opts.epoch
         };
         let (symlink_target, rdev) = match kind {
             EntryKind::Symlink => {
-                let t = fs::read_link(src).map_err(|e| self.err(n, format!("source {}: {e}", src.display())))?;
+                let t = fs::read_link(src)
+                    .map_err(|e| self.err(n, format!("source {}: {e}", src.display())))?;
                 (t.as_os_str().as_bytes().to_vec(), (0, 0))
             }
             EntryKind::CharDevice | EntryKind::BlockDevice => {

@@ -232,7 +232,9 @@ const EXPECTED: &str = "expected `TYPE PATH MODE UID GID [EXTRA]`";
 fn parse_line(number: usize, line: &[u8]) -> Result<Line, String> {
     let &(word, kw) = KEYWORDS
         .iter()
-        .find(|(w, _)| line.starts_with(w.as_bytes()) && line.get(w.len()).is_some_and(|&b| is_space(b)))
+        .find(|(w, _)| {
+            line.starts_with(w.as_bytes()) && line.get(w.len()).is_some_and(|&b| is_space(b))
+        })
         .ok_or_else(|| {
             let word = line.split(|&b| is_space(b)).next().unwrap_or_default();
             format!(
@@ -242,8 +244,12 @@ fn parse_line(number: usize, line: &[u8]) -> Result<Line, String> {
         })?;
     let rest = skip_spaces(&line[word.len()..]);
     let (raw_path, rest) = read_path(rest)?;
-    let path = canonicalize(&raw_path)
-        .ok_or_else(|| format!("path {:?} has a `..` component", String::from_utf8_lossy(&raw_path)))?;
+    let path = canonicalize(&raw_path).ok_or_else(|| {
+        format!(
+            "path {:?} has a `..` component",
+            String::from_utf8_lossy(&raw_path)
+        )
+    })?;
     if path.len() > MAX_ARCHIVE_PATH {
         return Err(format!(
             "path is {} bytes; at most {MAX_ARCHIVE_PATH} are allowed",
@@ -265,14 +271,22 @@ fn parse_line(number: usize, line: &[u8]) -> Result<Line, String> {
     let extra = match rest.first() {
         None => None,
         Some(&b) if is_space(b) => Some(skip_spaces(rest)).filter(|e| !e.is_empty()),
-        Some(_) => return Err(format!("gid must be a decimal number < 2^32 followed by a blank; {EXPECTED}")),
+        Some(_) => {
+            return Err(format!(
+                "gid must be a decimal number < 2^32 followed by a blank; {EXPECTED}"
+            ));
+        }
     };
     let meta = || Meta {
         mode: mode.unwrap_or(0),
         uid: uid.unwrap_or(0),
         gid: gid.unwrap_or(0),
     };
-    let needs = |what: &str| extra.map(<[u8]>::to_vec).ok_or_else(|| format!("{word} needs {what} after the gid"));
+    let needs = |what: &str| {
+        extra
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| format!("{word} needs {what} after the gid"))
+    };
     let directive = match kw {
         Keyword::Dir => Directive::Dir(meta()),
         Keyword::Pipe => Directive::Fifo(meta()),
@@ -289,7 +303,12 @@ fn parse_line(number: usize, line: &[u8]) -> Result<Line, String> {
             let target = needs("a target")?;
             let target = canonicalize(&target)
                 .filter(|t| !t.is_empty())
-                .ok_or_else(|| format!("hard link target {:?} is not a path in the archive", String::from_utf8_lossy(&target)))?;
+                .ok_or_else(|| {
+                    format!(
+                        "hard link target {:?} is not a path in the archive",
+                        String::from_utf8_lossy(&target)
+                    )
+                })?;
             Directive::HardLink { target }
         }
         Keyword::Nod => {
@@ -331,10 +350,15 @@ fn read_path(s: &[u8]) -> Result<(Vec<u8>, &[u8]), String> {
         }
         match s.get(i + 1) {
             Some(&b) if is_space(b) => Ok((out, skip_spaces(&s[i + 1..]))),
-            _ => Err(format!("the quoted path must be followed by a blank; {EXPECTED}")),
+            _ => Err(format!(
+                "the quoted path must be followed by a blank; {EXPECTED}"
+            )),
         }
     } else {
-        let end = s.iter().position(|&b| is_space(b)).ok_or_else(|| format!("the path must be followed by the mode; {EXPECTED}"))?;
+        let end = s
+            .iter()
+            .position(|&b| is_space(b))
+            .ok_or_else(|| format!("the path must be followed by the mode; {EXPECTED}"))?;
         Ok((s[..end].to_vec(), skip_spaces(&s[end..])))
     }
 }
@@ -360,7 +384,12 @@ pub(crate) fn canonicalize(path: &[u8]) -> Option<Vec<u8>> {
 
 /// A number in `base` (or `*` where `star` allows it, as `None`) at the
 /// start of `s`, and the rest.
-fn field<'a>(s: &'a [u8], star: bool, base: u32, message: &str) -> Result<(Option<u32>, &'a [u8]), String> {
+fn field<'a>(
+    s: &'a [u8],
+    star: bool,
+    base: u32,
+    message: &str,
+) -> Result<(Option<u32>, &'a [u8]), String> {
     if star && s.first() == Some(&b'*') {
         return Ok((None, &s[1..]));
     }
@@ -385,7 +414,9 @@ fn field<'a>(s: &'a [u8], star: bool, base: u32, message: &str) -> Result<(Optio
 fn need_space<'a>(s: &'a [u8], after: &str) -> Result<&'a [u8], String> {
     match s.first() {
         Some(&b) if is_space(b) => Ok(skip_spaces(s)),
-        _ => Err(format!("the {after} must be followed by a blank; {EXPECTED}")),
+        _ => Err(format!(
+            "the {after} must be followed by a blank; {EXPECTED}"
+        )),
     }
 }
 
@@ -403,7 +434,8 @@ fn device(spec: &[u8]) -> Result<(bool, u32, u32), String> {
         b'b' | b'B' => true,
         c => return Err(format!("unknown device type {:?} (c or b)", char::from(c))),
     };
-    let (major, rest) = field(skip_spaces(&spec[1..]), false, 10, "major").map_err(|_| expected())?;
+    let (major, rest) =
+        field(skip_spaces(&spec[1..]), false, 10, "major").map_err(|_| expected())?;
     let (minor, _) = field(skip_spaces(rest), false, 10, "minor").map_err(|_| expected())?;
     let (major, minor) = (major.unwrap_or(0), minor.unwrap_or(0));
     if major > MAX_MAJOR || minor > MAX_MINOR {
@@ -430,7 +462,12 @@ const GLOB_FLAGS: &[(&str, Kinds)] = &[
     ("-nonrecursive", 0),
 ];
 
-fn glob_options(mut s: &[u8], mode: Option<u32>, uid: Option<u32>, gid: Option<u32>) -> Result<Glob, String> {
+fn glob_options(
+    mut s: &[u8],
+    mode: Option<u32>,
+    uid: Option<u32>,
+    gid: Option<u32>,
+) -> Result<Glob, String> {
     let mut glob = Glob {
         mode,
         uid,
@@ -444,7 +481,9 @@ fn glob_options(mut s: &[u8], mode: Option<u32>, uid: Option<u32>, gid: Option<u
         location: None,
     };
     let mut typed = false;
-    let followed = |s: &[u8], word: &str| s.starts_with(word.as_bytes()) && s.get(word.len()).is_some_and(|&b| is_space(b));
+    let followed = |s: &[u8], word: &str| {
+        s.starts_with(word.as_bytes()) && s.get(word.len()).is_some_and(|&b| is_space(b))
+    };
     while !s.is_empty() {
         if let Some(&(word, kind)) = GLOB_FLAGS.iter().find(|(w, _)| followed(s, w)) {
             s = skip_spaces(&s[word.len()..]);
@@ -546,17 +585,26 @@ mod tests {
         );
         let l = one("  file \"/opt/my app/\\\"special\\\"/data\" 4755 0 0\n");
         assert_eq!(l.path, b"opt/my app/\"special\"/data");
-        assert!(matches!(l.directive, Directive::File { location: None, meta } if meta.mode == 0o4755));
+        assert!(
+            matches!(l.directive, Directive::File { location: None, meta } if meta.mode == 0o4755)
+        );
         let l = one("link //a/./b 0 0 0 /x//y/\n");
         assert_eq!(l.path, b"a/b");
-        assert_eq!(l.directive, Directive::HardLink { target: b"x/y".to_vec() });
+        assert_eq!(
+            l.directive,
+            Directive::HardLink {
+                target: b"x/y".to_vec()
+            }
+        );
         assert_eq!(one("dir / 0700 1 2").path, b"");
     }
 
     #[test]
     fn reads_glob_options() {
         let l = one("glob /usr/lib * 0 * -type f -type l -name \"*.so *\" -xdev -- -lib\n");
-        let Directive::Glob(g) = l.directive else { panic!() };
+        let Directive::Glob(g) = l.directive else {
+            panic!()
+        };
         assert_eq!((g.mode, g.uid, g.gid), (None, Some(0), None));
         assert_eq!(g.kinds, KIND_FILE | KIND_SYMLINK);
         assert_eq!(g.pattern.as_deref(), Some(&b"*.so *"[..]));
