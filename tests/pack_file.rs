@@ -514,3 +514,37 @@ fn pack_file_to_tar_is_read_by_gnu_tar() {
         assert!(l.contains(want), "{want:?} missing from\n{l}");
     }
 }
+
+/// A line that overrides one member of a hard-linked pair on disk gives
+/// the whole group the new mode and owner (they share one inode).
+#[test]
+fn pack_file_override_reaches_every_hard_link_member() {
+    if !have_tool("tar") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let src = d.join("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("a"), "shared").unwrap();
+    fs::hard_link(src.join("a"), src.join("b")).unwrap();
+    let pf = d.join("layout.txt");
+    fs::write(&pf, "file /b 4750 0 7\n").unwrap();
+    let out = d.join("out.tar");
+    pack(
+        &out,
+        &[src.to_str().unwrap(), "--pack-file", pf.to_str().unwrap()],
+    );
+    let o = run_ok(
+        Command::new("tar")
+            .args(["--numeric-owner", "-tvf"])
+            .arg(&out),
+    );
+    let l = String::from_utf8_lossy(&o.stdout);
+    let l = l.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(l.contains("-rwsr-x--- 0/7 6 1980-01-01 00:00 a "), "{l}");
+    assert!(
+        l.contains("hrwsr-x--- 0/7 0 1980-01-01 00:00 b link to a"),
+        "{l}"
+    );
+}

@@ -110,12 +110,14 @@ pub(super) fn apply(
         opts,
         defined: HashMap::new(),
         links: Vec::new(),
+        groups: HashMap::new(),
         root_meta: None,
         warnings,
     };
     for line in lines {
         applier.line(root, line)?;
     }
+    applier.update_groups(root);
     applier.resolve_links(root)?;
     Ok(applier.root_meta)
 }
@@ -128,6 +130,10 @@ struct Applier<'a> {
     defined: HashMap<Vec<u8>, usize>,
     /// `link` lines: (line, archive path, target path).
     links: Vec<(usize, Vec<u8>, Vec<u8>)>,
+    /// New (mode, uid, gid) of staged hard-link groups (by inode key) a
+    /// line overrode, with that line: every member gets them, since the
+    /// members share one inode.
+    groups: HashMap<(u64, u64), (usize, Meta)>,
     root_meta: Option<RootMeta>,
     warnings: &'a mut Vec<String>,
 }
@@ -269,7 +275,13 @@ impl Applier<'_> {
 
     /// Puts `new` at `path`: a new entry, a directory so far only implied,
     /// or an override of what a source staged there with the same kind.
-    fn place(&self, root: &mut Node, n: usize, path: &[u8], new: Staged) -> Result<(), StageError> {
+    fn place(
+        &mut self,
+        root: &mut Node,
+        n: usize,
+        path: &[u8],
+        new: Staged,
+    ) -> Result<(), StageError> {
         let node = self.walk_to(root, n, path)?;
         match &mut node.staged {
             None if node.children.is_empty() || new.kind == EntryKind::Dir => {
@@ -293,6 +305,29 @@ impl Applier<'_> {
                         old.content = new.content;
                         old.inode = None;
                         old.origin = new.origin;
+                    }
+                    EntryKind::File => {
+                        if let Some(key) = old.inode {
+                            let meta = Meta {
+                                mode: new.mode,
+                                uid: new.uid,
+                                gid: new.gid,
+                            };
+                            match self.groups.get(&key) {
+                                Some(&(first, m)) if m != meta => {
+                                    return Err(self.err(
+                                        n,
+                                        format!(
+                                            "{:?} is a hard link of the file line {first} sets, with another mode or owner",
+                                            lossy(path)
+                                        ),
+                                    ));
+                                }
+                                _ => {
+                                    self.groups.insert(key, (n, meta));
+                                }
+                            }
+                        }
                     }
                     EntryKind::Symlink => old.symlink_target = new.symlink_target,
                     EntryKind::CharDevice | EntryKind::BlockDevice => old.rdev = new.rdev,
@@ -377,6 +412,24 @@ impl Applier<'_> {
             size: meta.len(),
             mtime_ns: mtime_ns_of(&meta),
         })
+    }
+
+    /// Gives every member of an overridden hard-link group the group's new
+    /// mode and owner.
+    fn update_groups(&self, node: &mut Node) {
+        if self.groups.is_empty() {
+            return;
+        }
+        for child in node.children.values_mut() {
+            if let Some(s) = &mut child.staged
+                && let Some(&(_, meta)) = s.inode.and_then(|k| self.groups.get(&k))
+            {
+                s.mode = meta.mode;
+                s.uid = meta.uid;
+                s.gid = meta.gid;
+            }
+            self.update_groups(child);
+        }
     }
 
     /// Gives every `link` line the entry its target resolves to.
