@@ -1,5 +1,6 @@
 //! Everyday use: shell completions and man pages generated from the flags
-//! (checked by bash, zsh, fish and groff), `REPROPACK_JOBS`, and `--json`
+//! (checked by bash, zsh, fish and groff), the progress bar (under a
+//! pseudo-terminal), `REPROPACK_JOBS`, and `--json`
 //! on `hash`, `verify` and `gate`.
 
 use std::fs;
@@ -323,5 +324,73 @@ fn diff_names_the_tar_header_flavours() {
     assert!(
         text.contains("header tar.first_header: ustar -> gnu"),
         "{text}"
+    );
+}
+
+/// Runs `repropack ARGS` under a pseudo-terminal (util-linux `script`), so
+/// stderr is a terminal; returns everything the terminal got.
+fn on_a_terminal(args: &[&str]) -> String {
+    let line = std::iter::once(crate::support::bin::bin())
+        .chain(args.iter().copied())
+        .map(|a| format!("'{a}'"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let out = run_ok(
+        Command::new("script")
+            .args(["-qfec", &line, "/dev/null"])
+            .env_remove("SOURCE_DATE_EPOCH")
+            .env_remove("REPROPACK_JOBS"),
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `pack` and `extract` draw a progress bar on a terminal, never on a pipe
+/// or with `--quiet`, and the bar changes no byte of the output.
+#[test]
+fn progress_bar_on_a_terminal_only_and_never_in_the_output() {
+    if !have_tool("script") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let src = small_tree(dir.path());
+    let src = src.to_str().unwrap();
+    let on_tty = dir.path().join("tty.squashfs");
+    let piped = dir.path().join("pipe.squashfs");
+    let quiet = dir.path().join("quiet.squashfs");
+
+    let shown = on_a_terminal(&["pack", src, "-o", on_tty.to_str().unwrap()]);
+    assert!(
+        shown.contains("pack") && shown.contains("entries"),
+        "no bar on a terminal: {shown:?}"
+    );
+    let out = repropack_out(["pack", src, "-o", piped.to_str().unwrap()]);
+    assert_eq!(stderr(&out), "", "a bar on a pipe");
+    let hushed = on_a_terminal(&["pack", "--quiet", src, "-o", quiet.to_str().unwrap()]);
+    assert!(
+        !hushed.contains("entries"),
+        "a bar despite --quiet: {hushed:?}"
+    );
+    assert_eq!(sha256sum(&on_tty), sha256sum(&piped));
+    assert_eq!(sha256sum(&quiet), sha256sum(&piped));
+
+    let x = dir.path().join("x");
+    let shown = on_a_terminal(&["extract", on_tty.to_str().unwrap(), x.to_str().unwrap()]);
+    assert!(
+        shown.contains("extract") && shown.contains("entries"),
+        "no bar on a terminal: {shown:?}"
+    );
+    let y = dir.path().join("y");
+    let out = repropack_out(["extract", on_tty.to_str().unwrap(), y.to_str().unwrap()]);
+    assert_eq!(stderr(&out), "", "a bar on a pipe");
+    let z = dir.path().join("z");
+    let hushed = on_a_terminal(&[
+        "extract",
+        "-q",
+        on_tty.to_str().unwrap(),
+        z.to_str().unwrap(),
+    ]);
+    assert!(
+        !hushed.contains("entries"),
+        "a bar despite --quiet: {hushed:?}"
     );
 }

@@ -144,6 +144,7 @@ impl ExtractFlags {
             max_entries: self.max_entries,
             max_path_len: self.max_path_len,
             sync: !self.no_sync,
+            progress: None,
         })
     }
 }
@@ -257,6 +258,9 @@ pub struct PackFlags {
     /// Print a JSON object instead of the bare ref.
     #[arg(long)]
     pub json: bool,
+    /// No progress bar (it is drawn on stderr only when that is a terminal).
+    #[arg(long, short)]
+    pub quiet: bool,
     /// Also write a JSON manifest (artifact, options, source revision, tree
     /// digest, every entry with its sha256) to FILE, atomically.
     #[arg(long, value_name = "FILE")]

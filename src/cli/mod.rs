@@ -13,6 +13,7 @@ pub mod flags;
 pub mod gate;
 pub mod hash;
 pub mod pack;
+pub mod progress;
 pub mod push;
 pub mod side;
 pub mod sign;
