@@ -213,7 +213,7 @@ impl SigningKey {
         let data = File::open(file).map_err(|source| read_err(file, source))?;
         let untrusted = "signature from repropack secret key";
         let sig =
-            minisign::sign(None, &sk, data, Some(&comment), Some(untrusted)).map_err(|e| {
+            minisign::sign(None, sk, data, Some(&comment), Some(untrusted)).map_err(|e| {
                 SignatureError::Key {
                     path: secret.to_path_buf(),
                     reason: e.to_string(),
