@@ -38,6 +38,7 @@ pub use from_tar::stage_tar;
 pub use pack_file::PackFileSource;
 
 use crate::plan::Plan;
+use crate::progress::Counters;
 use normalize::{Excludes, XattrFilter, check_path_len, normalize_dest};
 pub use normalize::{MAX_XATTR_NAME, MAX_XATTR_VALUE};
 use tree::{Node, finish_plan, merge, place_node};
@@ -314,6 +315,9 @@ pub struct StageOptions {
     pub pack_file: Option<PackFileSource>,
     /// An xattr file applied last (see [`xattr_file`]).
     pub xattr_file: Option<PathBuf>,
+    /// Counts the entries found, for a progress display; never changes the
+    /// plan.
+    pub progress: Option<Arc<Counters>>,
 }
 
 impl Default for StageOptions {
@@ -333,6 +337,7 @@ impl Default for StageOptions {
             jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
             pack_file: None,
             xattr_file: None,
+            progress: None,
         }
     }
 }
