@@ -435,6 +435,37 @@ fn xattr_file_reads_what_getfattr_dumps() {
         let dir = plan.entries().iter().find(|e| e.path() == b"a b").unwrap();
         assert!(plan.xattrs(dir).is_empty());
     }
+    // And in a SquashFS image, as unsquashfs restores them.
+    if !have_tool("unsquashfs") {
+        return;
+    }
+    let img = tmp.path().join("out.squashfs");
+    let xf = tmp.path().join("xattrs-base64.txt");
+    pack(
+        &img,
+        &[tree.to_str().unwrap(), "--xattr-file", xf.to_str().unwrap()],
+    );
+    let x = tmp.path().join("x");
+    run_ok(
+        Command::new("unsquashfs")
+            .arg("-xattrs")
+            .arg("-d")
+            .arg(&x)
+            .arg(&img),
+    );
+    let dump = run_ok(
+        Command::new("getfattr")
+            .current_dir(&x)
+            .args(["-R", "--dump", "-m", "user.", "-e", "hex", "."]),
+    );
+    let dump = String::from_utf8_lossy(&dump.stdout);
+    for want in [
+        "# file: a b/f\\134g\nuser.text=0x68656c6c6f20776f726c64",
+        "user.bin=0x00ff0a22",
+        "user.q=0x2271756f74656422205c206261636b",
+    ] {
+        assert!(dump.contains(want), "{want:?} missing from\n{dump}");
+    }
 }
 
 #[test]
