@@ -13,6 +13,7 @@ pub mod gate;
 pub mod hash;
 pub mod pack;
 pub mod push;
+pub mod resolve;
 pub mod side;
 pub mod sign;
 pub mod verify;
