@@ -38,7 +38,10 @@ fn ok(out: &Output) -> String {
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8(out.stdout.clone()).unwrap().trim().to_string()
+    String::from_utf8(out.stdout.clone())
+        .unwrap()
+        .trim()
+        .to_string()
 }
 
 fn stderr(out: &Output) -> String {
@@ -121,7 +124,10 @@ fn pushed_artifact_is_an_oras_style_manifest_that_skopeo_curl_and_oras_read() {
     let m: serde_json::Value = serde_json::from_slice(&raw.stdout).unwrap();
     assert_eq!(m["mediaType"], "application/vnd.oci.image.manifest.v1+json");
     assert_eq!(m["artifactType"], "application/vnd.repropack.squashfs.v1");
-    assert_eq!(m["config"]["mediaType"], "application/vnd.oci.empty.v1+json");
+    assert_eq!(
+        m["config"]["mediaType"],
+        "application/vnd.oci.empty.v1+json"
+    );
     assert_eq!(
         m["config"]["digest"],
         format!("sha256:{}", sha256_hex(b"{}"))
@@ -130,7 +136,10 @@ fn pushed_artifact_is_an_oras_style_manifest_that_skopeo_curl_and_oras_read() {
     assert_eq!(layers.len(), 1);
     assert_eq!(layers[0]["digest"], format!("sha256:{hex}"));
     assert_eq!(layers[0]["size"], body.len());
-    assert_eq!(layers[0]["mediaType"], "application/vnd.repropack.squashfs.v1");
+    assert_eq!(
+        layers[0]["mediaType"],
+        "application/vnd.repropack.squashfs.v1"
+    );
     assert_eq!(
         layers[0]["annotations"]["org.opencontainers.image.title"],
         "app.squashfs"
@@ -205,7 +214,10 @@ fn second_push_skips_the_upload_and_large_files_go_up_in_chunks() {
     let (file, _) = write_artifact(dir.path(), "big.tar", 3, 40 << 20);
     let hex = sha256sum(&file);
     let first = push(&file, &reg.oci("big"), &[]);
-    assert_eq!(first["ref"], format!("{}#sha256={hex}", reg.oci("big:latest")));
+    assert_eq!(
+        first["ref"],
+        format!("{}#sha256={hex}", reg.oci("big:latest"))
+    );
     assert_eq!(first["uploaded"], true);
     assert_eq!(reg.count("PATCH", "/v2/big/blobs/uploads/", 202), 2);
     let uploads = reg.count("POST", "/v2/big/blobs/uploads/", 202);
@@ -224,7 +236,11 @@ fn fetch_of_a_digest_the_repository_lacks_fails_with_exit_6_and_caches_nothing()
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("cache");
     let missing = sha256_hex(b"not pushed");
-    let out = fetch(&format!("{}#sha256={missing}", reg.oci("team/app")), &cache, &[]);
+    let out = fetch(
+        &format!("{}#sha256={missing}", reg.oci("team/app")),
+        &cache,
+        &[],
+    );
     assert_eq!(out.status.code(), Some(exit::FETCH), "{}", stderr(&out));
     assert!(stderr(&out).contains("not found"), "{}", stderr(&out));
     assert_eq!(cache_content(&cache), Vec::<PathBuf>::new());
@@ -235,7 +251,11 @@ fn fetch_of_a_tag_without_digest_is_refused_and_points_at_resolve() {
     let dir = tempfile::tempdir().unwrap();
     let out = fetch("oci://127.0.0.1:9/team/app:v1", &dir.path().join("c"), &[]);
     assert_eq!(out.status.code(), Some(exit::INPUT));
-    assert!(stderr(&out).contains("repropack resolve"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("repropack resolve"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -275,7 +295,9 @@ fn concurrent_fetches_of_one_ref_make_one_blob_get() {
 
 #[test]
 fn killed_registry_is_retried_then_fails_cleanly() {
-    let Some(mut reg) = Registry::start() else { return };
+    let Some(mut reg) = Registry::start() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let (file, _) = write_artifact(dir.path(), "a.tar", 5, 100_000);
     let r = push(&file, &reg.oci("gone"), &[])["ref"]
@@ -286,7 +308,11 @@ fn killed_registry_is_retried_then_fails_cleanly() {
     let cache = dir.path().join("cache");
     let out = fetch(&r, &cache, &[]);
     assert_eq!(out.status.code(), Some(exit::FETCH), "{}", stderr(&out));
-    assert!(stderr(&out).contains("after 4 attempts"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("after 4 attempts"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(cache_content(&cache), Vec::<PathBuf>::new());
 }
 
@@ -296,7 +322,13 @@ fn registry_reset_mid_blob_is_retried_then_fails_with_no_litter() {
     let body = artifact(6, 500_000);
     let hex = sha256_hex(&body);
     let path = format!("/v2/r/blobs/sha256:{hex}");
-    server.route(&path, vec![Reply::Reset { body, send: 100_000 }]);
+    server.route(
+        &path,
+        vec![Reply::Reset {
+            body,
+            send: 100_000,
+        }],
+    );
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("cache");
     let r = format!("oci://{}/r#sha256={hex}", server.authority());
@@ -320,7 +352,12 @@ fn registry_serving_other_bytes_for_a_digest_fails_with_exit_5_and_caches_nothin
         &cache,
         &[],
     );
-    assert_eq!(out.status.code(), Some(exit::HASH_MISMATCH), "{}", stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(exit::HASH_MISMATCH),
+        "{}",
+        stderr(&out)
+    );
     assert!(stderr(&out).contains("sha256 mismatch"), "{}", stderr(&out));
     assert_eq!(cache_content(&cache), Vec::<PathBuf>::new());
 }
@@ -343,7 +380,10 @@ fn bearer_challenge_is_answered_with_a_token_from_the_realm() {
             body: body.clone(),
         }],
     );
-    server.route("/token", vec![Reply::Ok(br#"{"token":"tok-123"}"#.to_vec())]);
+    server.route(
+        "/token",
+        vec![Reply::Ok(br#"{"token":"tok-123"}"#.to_vec())],
+    );
     let dir = tempfile::tempdir().unwrap();
     // Credentials from a docker config.json go to the token endpoint.
     let docker = dir.path().join("docker");
@@ -397,7 +437,10 @@ fn htpasswd_registry_refuses_anonymous_and_accepts_each_credential_source() {
     let out = fetch(&pinned, &cache, &[]);
     assert_eq!(out.status.code(), Some(exit::FETCH), "{}", stderr(&out));
     let msg = stderr(&out);
-    assert!(msg.contains("unauthorized") && msg.contains(&reg.authority()), "{msg}");
+    assert!(
+        msg.contains("unauthorized") && msg.contains(&reg.authority()),
+        "{msg}"
+    );
 
     // docker config.json `auths` (base64 user:password).
     let docker = dir.path().join("docker");
@@ -412,7 +455,10 @@ fn htpasswd_registry_refuses_anonymous_and_accepts_each_credential_source() {
     .unwrap();
     let docker_env = [("DOCKER_CONFIG", docker.to_str().unwrap())];
     let pushed = push(&file, &reg.oci("sec/app"), &docker_env);
-    assert_eq!(pushed["ref"], format!("{}#sha256={hex}", reg.oci("sec/app:latest")));
+    assert_eq!(
+        pushed["ref"],
+        format!("{}#sha256={hex}", reg.oci("sec/app:latest"))
+    );
     let path = ok(&fetch(&pinned, &cache, &docker_env));
     assert_eq!(fs::read(path).unwrap(), body);
 
@@ -450,7 +496,10 @@ fn htpasswd_registry_refuses_anonymous_and_accepts_each_credential_source() {
     fs::create_dir(&helped).unwrap();
     fs::write(
         helped.join("config.json"),
-        format!(r#"{{"credHelpers":{{"{}":"testhelper"}}}}"#, reg.authority()),
+        format!(
+            r#"{{"credHelpers":{{"{}":"testhelper"}}}}"#,
+            reg.authority()
+        ),
     )
     .unwrap();
     let path_var = format!(
@@ -465,7 +514,10 @@ fn htpasswd_registry_refuses_anonymous_and_accepts_each_credential_source() {
             ("PATH", &path_var),
         ],
     ));
-    assert_eq!(resolved, format!("{}#sha256={hex}", reg.oci("sec/app:latest")));
+    assert_eq!(
+        resolved,
+        format!("{}#sha256={hex}", reg.oci("sec/app:latest"))
+    );
 
     // A wrong password is refused, and no secret reaches the message.
     fs::write(
@@ -480,7 +532,10 @@ fn htpasswd_registry_refuses_anonymous_and_accepts_each_credential_source() {
     assert_eq!(out.status.code(), Some(exit::FETCH));
     let msg = stderr(&out);
     assert!(msg.contains("unauthorized"), "{msg}");
-    assert!(!msg.contains("WRONG-pw-77") && !msg.contains("pw-Secret-9"), "{msg}");
+    assert!(
+        !msg.contains("WRONG-pw-77") && !msg.contains("pw-Secret-9"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -494,7 +549,13 @@ fn signature_is_pushed_as_a_referrer_of_the_artifact_manifest() {
     let sig = b"untrusted comment: test\nRWQ...\n";
     fs::write(dir.path().join("s.tar.minisig"), sig).unwrap();
     let out = run(
-        &["push", file.to_str().unwrap(), &reg.oci("signed:v1"), "--sign", "--json"],
+        &[
+            "push",
+            file.to_str().unwrap(),
+            &reg.oci("signed:v1"),
+            "--sign",
+            "--json",
+        ],
         &[],
     );
     let v: serde_json::Value = serde_json::from_str(&ok(&out)).unwrap();
@@ -509,7 +570,10 @@ fn signature_is_pushed_as_a_referrer_of_the_artifact_manifest() {
     assert_eq!(format!("sha256:{}", sha256_hex(&bytes)), referrer);
     let m: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
     assert_eq!(m["artifactType"], "application/vnd.repropack.minisig.v1");
-    assert_eq!(m["layers"][0]["digest"], format!("sha256:{}", sha256_hex(sig)));
+    assert_eq!(
+        m["layers"][0]["digest"],
+        format!("sha256:{}", sha256_hex(sig))
+    );
     // The subject is the artifact's manifest as the registry serves it.
     let artifact = dir.path().join("artifact.json");
     curl_blob(
@@ -524,7 +588,12 @@ fn signature_is_pushed_as_a_referrer_of_the_artifact_manifest() {
     // Without the .minisig, --sign refuses.
     fs::remove_file(dir.path().join("s.tar.minisig")).unwrap();
     let out = run(
-        &["push", file.to_str().unwrap(), &reg.oci("signed:v2"), "--sign"],
+        &[
+            "push",
+            file.to_str().unwrap(),
+            &reg.oci("signed:v2"),
+            "--sign",
+        ],
         &[],
     );
     assert_eq!(out.status.code(), Some(exit::INPUT), "{}", stderr(&out));

@@ -38,13 +38,12 @@ pub fn run(args: PushArgs) -> Result<(), Failure> {
     };
     let pushed = push(&args.file, &dest, &opts).map_err(failure)?;
     if args.json {
-        let v = serde_json::json!({
+        let mut v = serde_json::json!({
             "ref": pushed.artifact.to_string(),
             "sha256": pushed.artifact.sha256().to_hex(),
             "size": pushed.size,
             "uploaded": pushed.uploaded,
         });
-        let mut v = v;
         if let Some(d) = &pushed.signature_manifest {
             v["signature_manifest"] = serde_json::json!(d);
         }

@@ -12,9 +12,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::cache::Download;
+use super::net::{NetOptions, chain, install_crypto_provider};
 use super::oci::OciRef;
 use super::oci::client::{Access, OciError, Registry};
-use super::net::{NetOptions, chain, install_crypto_provider};
 use super::uri::{self, Location, UriError};
 use crate::digest::Sha256Digest;
 

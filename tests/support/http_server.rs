@@ -115,18 +115,14 @@ impl Server {
     /// Sets the script of `path` (e.g. "/a.tar") and resets its counter.
     pub fn route(&self, path: &str, script: Vec<Reply>) {
         assert!(!script.is_empty());
-        self.shared
-            .routes
-            .lock()
-            .unwrap()
-            .insert(
-                path.to_string(),
-                Route {
-                    script,
-                    served: 0,
-                    seen: Vec::new(),
-                },
-            );
+        self.shared.routes.lock().unwrap().insert(
+            path.to_string(),
+            Route {
+                script,
+                served: 0,
+                seen: Vec::new(),
+            },
+        );
     }
 
     /// Requests received for `path` so far.
@@ -220,7 +216,12 @@ fn handle(mut conn: TcpStream, shared: &Shared) {
     };
     let reply = {
         let mut routes = shared.routes.lock().unwrap();
-        let bare = seen.target.split('?').next().unwrap_or_default().to_string();
+        let bare = seen
+            .target
+            .split('?')
+            .next()
+            .unwrap_or_default()
+            .to_string();
         let key = if routes.contains_key(&seen.target) {
             seen.target.clone()
         } else {

@@ -114,7 +114,11 @@ pub fn lookup(registry: &str) -> Result<Option<Credentials>, CredentialError> {
 
 /// The credential files in lookup order (podman's, then docker's).
 fn candidate_files() -> Vec<PathBuf> {
-    let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let env = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
     let mut files = Vec::new();
     if let Some(f) = env("REGISTRY_AUTH_FILE") {
         files.push(f);
@@ -343,10 +347,9 @@ mod tests {
 
     #[test]
     fn auth_entries_decode_and_match_on_host() {
-        let file: AuthFile = serde_json::from_str(
-            r#"{"auths":{"https://reg.example:5000/v1/":{"auth":"dTpw"}}}"#,
-        )
-        .unwrap();
+        let file: AuthFile =
+            serde_json::from_str(r#"{"auths":{"https://reg.example:5000/v1/":{"auth":"dTpw"}}}"#)
+                .unwrap();
         let c = from_file(&file, "reg.example:5000", Path::new("x"))
             .unwrap()
             .unwrap();

@@ -7,7 +7,9 @@
 use std::time::Duration;
 
 use base64::Engine as _;
-use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, WWW_AUTHENTICATE};
+use reqwest::header::{
+    ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, WWW_AUTHENTICATE,
+};
 use reqwest::{Client, RequestBuilder, Response, StatusCode};
 
 use super::OciRef;
@@ -72,8 +74,9 @@ impl Registry {
         access: Access,
         timeout: Duration,
     ) -> Result<Registry, OciError> {
-        let base = url::Url::parse(&oci.base_url())
-            .map_err(|e| OciError::Permanent(format!("{}: bad registry URL: {e}", oci.registry())))?;
+        let base = url::Url::parse(&oci.base_url()).map_err(|e| {
+            OciError::Permanent(format!("{}: bad registry URL: {e}", oci.registry()))
+        })?;
         Ok(Registry {
             client,
             oci: oci.clone(),
@@ -92,9 +95,9 @@ impl Registry {
     /// `BASE/v2/REPO/SUFFIX`.
     pub(crate) fn api_url(&self, suffix: &str) -> Result<url::Url, OciError> {
         let path = format!("/v2/{}/{suffix}", self.oci.repository());
-        self.base
-            .join(&path)
-            .map_err(|e| OciError::Permanent(format!("{}: bad URL {path}: {e}", self.oci.registry())))
+        self.base.join(&path).map_err(|e| {
+            OciError::Permanent(format!("{}: bad URL {path}: {e}", self.oci.registry()))
+        })
     }
 
     /// A URL the registry handed out (a `Location`), resolved against the base.
@@ -238,7 +241,10 @@ impl Registry {
         creds: Option<&Credentials>,
     ) -> Result<String, OciError> {
         let mut url = url::Url::parse(realm).map_err(|e| {
-            OciError::Permanent(format!("{}: bad token realm {realm:?}: {e}", self.oci.registry()))
+            OciError::Permanent(format!(
+                "{}: bad token realm {realm:?}: {e}",
+                self.oci.registry()
+            ))
         })?;
         if !matches!(url.scheme(), "https" | "http") {
             return Err(OciError::Permanent(format!(
@@ -283,7 +289,10 @@ impl Registry {
     }
 
     /// `HEAD /v2/REPO/blobs/sha256:HEX`: the size if the blob is there.
-    pub(crate) async fn blob_size(&mut self, sha256: Sha256Digest) -> Result<Option<u64>, OciError> {
+    pub(crate) async fn blob_size(
+        &mut self,
+        sha256: Sha256Digest,
+    ) -> Result<Option<u64>, OciError> {
         let url = self.blob_url(sha256)?;
         let resp = self.send(|c| c.head(url.clone())).await?;
         match resp.status() {
@@ -320,11 +329,15 @@ impl Registry {
         let url = self.api_url(&format!("manifests/{reference}"))?;
         let body = bytes::Bytes::copy_from_slice(bytes);
         let resp = self
-            .expect("PUT manifest", &[StatusCode::CREATED, StatusCode::OK], |c| {
-                c.put(url.clone())
-                    .header(CONTENT_TYPE, MANIFEST_MEDIA_TYPE)
-                    .body(body.clone())
-            })
+            .expect(
+                "PUT manifest",
+                &[StatusCode::CREATED, StatusCode::OK],
+                |c| {
+                    c.put(url.clone())
+                        .header(CONTENT_TYPE, MANIFEST_MEDIA_TYPE)
+                        .body(body.clone())
+                },
+            )
             .await?;
         let header = |name: &str| {
             resp.headers()
@@ -332,7 +345,10 @@ impl Registry {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string)
         };
-        Ok((header("docker-content-digest"), header("oci-subject").is_some()))
+        Ok((
+            header("docker-content-digest"),
+            header("oci-subject").is_some(),
+        ))
     }
 
     /// `POST /v2/REPO/blobs/uploads/`: the upload session's URL.

@@ -146,7 +146,9 @@ pub enum ManifestError {
     Json(String),
     /// `schemaVersion` is not 2, or `mediaType` names another kind
     /// (an index, a docker manifest list).
-    #[error("manifest has media type {media_type:?} and schema version {schema_version}; expected an OCI image manifest")]
+    #[error(
+        "manifest has media type {media_type:?} and schema version {schema_version}; expected an OCI image manifest"
+    )]
     Kind {
         /// The media type found.
         media_type: String,

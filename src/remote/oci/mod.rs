@@ -12,8 +12,8 @@
 //!
 //! - [`OciRef`]: the URI grammar (distribution spec “Pulling manifests”:
 //!   the `<name>` and `<reference>` patterns).
-//! - [`manifest`]: the manifest JSON, written and read in one place.
-//! - [`auth`]: credentials (docker and podman files, credential helpers)
+//! - [`manifest`](mod@manifest): the manifest JSON, written and read in one place.
+//! - [`auth`](mod@auth): credentials (docker and podman files, credential helpers)
 //!   and the `WWW-Authenticate` challenge flow (basic and bearer tokens).
 //! - `client`: the requests, over the same reqwest/rustls client setup as
 //!   `https://` fetches.
@@ -121,9 +121,7 @@ impl OciRef {
 
 fn host_of(registry: &str) -> &str {
     if registry.starts_with('[') {
-        return registry
-            .find(']')
-            .map_or(registry, |end| &registry[..=end]);
+        return registry.find(']').map_or(registry, |end| &registry[..=end]);
     }
     registry.split(':').next().unwrap_or(registry)
 }
@@ -240,10 +238,12 @@ pub fn resolve(oci: &OciRef, net: &NetOptions) -> Result<ArtifactRef, ResolveErr
         uri: tagged.to_string(),
         source,
     })?;
-    let (_, sha256) = m.artifact_layer().map_err(|source| ResolveError::Manifest {
-        uri: tagged.to_string(),
-        source,
-    })?;
+    let (_, sha256) = m
+        .artifact_layer()
+        .map_err(|source| ResolveError::Manifest {
+            uri: tagged.to_string(),
+            source,
+        })?;
     Ok(ArtifactRef::new(tagged.to_string(), sha256))
 }
 
