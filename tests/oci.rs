@@ -598,3 +598,38 @@ fn signature_is_pushed_as_a_referrer_of_the_artifact_manifest() {
     );
     assert_eq!(out.status.code(), Some(exit::INPUT), "{}", stderr(&out));
 }
+
+#[test]
+fn blob_get_follows_the_redirect_to_storage_without_the_registry_token() {
+    let registry = Server::start();
+    let storage = Server::start();
+    let body = artifact(12, 80_000);
+    let hex = sha256_hex(&body);
+    let blob = format!("/v2/team/app/blobs/sha256:{hex}");
+    let challenge = format!(
+        "Bearer realm=\"{}\",service=\"reg.test\"",
+        registry.url("/token")
+    );
+    registry.route(
+        &blob,
+        vec![
+            Reply::Challenge(challenge),
+            Reply::Redirect(storage.url("/bucket/object?sig=abc")),
+        ],
+    );
+    registry.route(
+        "/token",
+        vec![Reply::Ok(br#"{"access_token":"tok-9"}"#.to_vec())],
+    );
+    storage.route("/bucket/object", vec![Reply::Ok(body.clone())]);
+    let dir = tempfile::tempdir().unwrap();
+    let r = format!("oci://{}/team/app#sha256={hex}", registry.authority());
+    let path = ok(&fetch(&r, &dir.path().join("cache"), &[]));
+    assert_eq!(fs::read(path).unwrap(), body);
+    let seen = registry.seen(&blob);
+    assert_eq!(seen[1].authorization.as_deref(), Some("Bearer tok-9"));
+    let at_storage = storage.seen("/bucket/object");
+    assert_eq!(at_storage.len(), 1);
+    assert_eq!(at_storage[0].target, "/bucket/object?sig=abc");
+    assert_eq!(at_storage[0].authorization, None, "token leaked to storage");
+}
