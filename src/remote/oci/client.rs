@@ -18,6 +18,10 @@ use super::manifest::{MANIFEST_MEDIA_TYPE, MAX_MANIFEST_BYTES};
 use crate::digest::Sha256Digest;
 use crate::remote::net::chain;
 
+/// What a 401 means when no credentials were found.
+const NO_CREDENTIALS: &str =
+    "no credentials for this registry (docker login, podman login, or a credential helper)";
+
 /// Most bytes read of a token endpoint's answer or an error body.
 const MAX_SMALL_BODY: usize = 1 << 20;
 
@@ -131,7 +135,11 @@ impl Registry {
                 return Ok(resp);
             }
             if answered {
-                return Err(self.unauthorized("the registry refused the credentials"));
+                let why = match self.credentials.as_ref().and_then(Option::as_ref) {
+                    Some(_) => "the registry refused the credentials",
+                    None => NO_CREDENTIALS,
+                };
+                return Err(self.unauthorized(why));
             }
             answered = true;
             self.answer(&resp).await?;
@@ -222,7 +230,7 @@ impl Registry {
                 Ok(())
             }
             (None, Some(Challenge::Basic)) => {
-                let c = creds.ok_or_else(|| self.unauthorized("no credentials for this registry (docker login, podman login, or a credential helper)"))?;
+                let c = creds.ok_or_else(|| self.unauthorized(NO_CREDENTIALS))?;
                 let pair = format!("{}:{}", c.username, c.secret);
                 let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
                 self.authorization = Some(format!("Basic {encoded}"));
@@ -414,6 +422,12 @@ fn error_codes(body: &[u8]) -> Option<String> {
         code: String,
     }
     let b: Body = serde_json::from_slice(body).ok()?;
-    let codes: Vec<String> = b.errors.into_iter().map(|i| i.code).take(4).collect();
+    // Registry-chosen text: a few short codes at most.
+    let codes: Vec<String> = b
+        .errors
+        .into_iter()
+        .take(4)
+        .map(|i| i.code.chars().take(64).collect())
+        .collect();
     (!codes.is_empty()).then(|| codes.join(", "))
 }
