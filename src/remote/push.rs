@@ -241,7 +241,7 @@ pub fn push(file: &Path, dest: &Dest, opts: &PushOptions) -> Result<Pushed, Push
             };
             push_s3(file, sha256, size, bucket, &key, &opts.net)
         }
-        Dest::Oci(oci) => super::oci::push::push(file, sha256, size, oci, opts),
+        Dest::Oci(oci) => push_oci(file, sha256, size, oci, opts),
     }
 }
 
@@ -349,6 +349,39 @@ fn copy_verified(file: &Path, expected: Sha256Digest, target: &Path) -> Result<(
         });
     }
     out.commit().map_err(out_err)
+}
+
+fn push_oci(
+    file: &Path,
+    sha256: Sha256Digest,
+    size: u64,
+    oci: &super::oci::OciRef,
+    opts: &PushOptions,
+) -> Result<Pushed, PushError> {
+    use super::oci::push::OciPushError;
+    let uri = oci.to_string();
+    let pushed = super::oci::push::push(file, sha256, size, oci, &opts.net, opts.sign).map_err(
+        |e| match e {
+            OciPushError::Input { path, source } => PushError::Input { path, source },
+            OciPushError::Changed {
+                path,
+                first,
+                second,
+            } => PushError::Changed {
+                path,
+                first,
+                second,
+            },
+            OciPushError::Remote(message) => PushError::Remote { uri, message },
+            OciPushError::Verify(message) => PushError::Verify { uri, message },
+        },
+    )?;
+    Ok(Pushed {
+        artifact: ArtifactRef::new(pushed.tagged.to_string(), sha256),
+        size,
+        uploaded: pushed.uploaded,
+        signature_manifest: pushed.signature_manifest,
+    })
 }
 
 fn push_s3(

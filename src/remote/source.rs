@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::cache::Download;
-use super::net::{NetOptions, chain, install_crypto_provider};
+use super::net::{NetOptions, chain, http_client, is_tls_error};
 use super::oci::OciRef;
 use super::oci::client::{Access, OciError, Registry};
 use super::uri::{self, Location, UriError};
@@ -342,17 +342,6 @@ async fn oci_get(
     stream_body(resp, &label, sink, timeout).await
 }
 
-pub(crate) fn http_client(net: &NetOptions) -> Result<reqwest::Client, String> {
-    install_crypto_provider();
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::limited(net.max_redirects))
-        .connect_timeout(net.timeout)
-        .read_timeout(net.timeout)
-        .user_agent(concat!("repropack/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| format!("cannot build HTTP client: {}", chain(&e)))
-}
-
 fn classify_reqwest(e: &reqwest::Error, timeout: Duration) -> AttemptError {
     let msg = chain(e);
     if e.is_redirect() || e.is_builder() || is_tls_error(e) {
@@ -362,31 +351,6 @@ fn classify_reqwest(e: &reqwest::Error, timeout: Duration) -> AttemptError {
     } else {
         AttemptError::Transient(msg)
     }
-}
-
-/// True if a TLS error (e.g. an untrusted certificate) is in the chain:
-/// retrying cannot fix it.
-pub(crate) fn is_tls_error(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cur = Some(e);
-    while let Some(c) = cur {
-        // io::Error::source skips its payload, and rustls errors arrive
-        // wrapped in (nested) io::Errors: unwrap those payloads too.
-        let mut payload = c;
-        loop {
-            if payload.is::<rustls::Error>() {
-                return true;
-            }
-            match payload
-                .downcast_ref::<io::Error>()
-                .and_then(|io| io.get_ref())
-            {
-                Some(inner) => payload = inner,
-                None => break,
-            }
-        }
-        cur = c.source();
-    }
-    false
 }
 
 async fn http_get(

@@ -188,7 +188,7 @@ impl Registry {
 
     pub(crate) fn transport(&self, e: &reqwest::Error) -> OciError {
         let msg = format!("{}: {}", self.oci.registry(), chain(e));
-        if e.is_redirect() || e.is_builder() || crate::remote::source::is_tls_error(e) {
+        if e.is_redirect() || e.is_builder() || crate::remote::net::is_tls_error(e) {
             OciError::Permanent(msg)
         } else if e.is_timeout() {
             OciError::Transient(format!(

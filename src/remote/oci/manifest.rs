@@ -21,7 +21,6 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::digest::Sha256Digest;
-use crate::format::Format;
 
 /// The media type of an OCI image manifest.
 pub const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -38,22 +37,27 @@ pub const MINISIG_MEDIA_TYPE: &str = "application/vnd.repropack.minisig.v1";
 /// refuse larger ones; 4 MiB is what the CNCF registry accepts).
 pub const MAX_MANIFEST_BYTES: usize = 4 << 20;
 
-/// The media type of an artifact of `format`; files repropack did not
-/// write (or whose name does not say) are `application/octet-stream`.
-pub fn media_type(format: Option<Format>) -> &'static str {
-    match format {
-        Some(Format::Squashfs) => "application/vnd.repropack.squashfs.v1",
-        Some(Format::Tar) => "application/vnd.repropack.tar.v1",
-        Some(Format::TarGz) => "application/vnd.repropack.tar.v1+gzip",
-        None => "application/octet-stream",
+/// The media type of the artifact file `name`, by its name (as `pack`
+/// names its outputs: `.squashfs`/`.sqfs`/`.sfs`, `.tar`, `.tar.gz`/`.tgz`);
+/// any other file is `application/octet-stream`.
+pub fn media_type(name: &str) -> &'static str {
+    if name.ends_with(".tar.gz") || name.ends_with(".tgz") {
+        "application/vnd.repropack.tar.v1+gzip"
+    } else if name.ends_with(".tar") {
+        "application/vnd.repropack.tar.v1"
+    } else if name.ends_with(".squashfs") || name.ends_with(".sqfs") || name.ends_with(".sfs") {
+        "application/vnd.repropack.squashfs.v1"
+    } else {
+        "application/octet-stream"
     }
 }
 
-/// The artifact type of an artifact of `format`.
-pub fn artifact_type(format: Option<Format>) -> &'static str {
-    match format {
-        None => "application/vnd.repropack.artifact.v1",
-        f => media_type(f),
+/// The artifact type of the artifact file `name`: its [`media_type`], or
+/// `application/vnd.repropack.artifact.v1` for a file of no known format.
+pub fn artifact_type(name: &str) -> &'static str {
+    match media_type(name) {
+        "application/octet-stream" => "application/vnd.repropack.artifact.v1",
+        t => t,
     }
 }
 
@@ -137,7 +141,7 @@ pub struct ImageManifest {
 
 /// Why a manifest from a registry is not one we can use.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ManifestError {
+pub enum OciManifestError {
     /// More than [`MAX_MANIFEST_BYTES`].
     #[error("manifest is larger than {MAX_MANIFEST_BYTES} bytes")]
     TooLarge,
@@ -186,15 +190,15 @@ impl ImageManifest {
 
     /// Parses manifest bytes read from a registry (bounded by the caller's
     /// read limit and checked again here).
-    pub fn parse(bytes: &[u8]) -> Result<ImageManifest, ManifestError> {
+    pub fn parse(bytes: &[u8]) -> Result<ImageManifest, OciManifestError> {
         if bytes.len() > MAX_MANIFEST_BYTES {
-            return Err(ManifestError::TooLarge);
+            return Err(OciManifestError::TooLarge);
         }
         let m: ImageManifest =
-            serde_json::from_slice(bytes).map_err(|e| ManifestError::Json(e.to_string()))?;
+            serde_json::from_slice(bytes).map_err(|e| OciManifestError::Json(e.to_string()))?;
         let media_type = m.media_type.as_deref().unwrap_or(MANIFEST_MEDIA_TYPE);
         if m.schema_version != 2 || media_type != MANIFEST_MEDIA_TYPE {
-            return Err(ManifestError::Kind {
+            return Err(OciManifestError::Kind {
                 media_type: media_type.to_string(),
                 schema_version: m.schema_version,
             });
@@ -203,13 +207,13 @@ impl ImageManifest {
     }
 
     /// The one layer of a repropack artifact and its sha256.
-    pub fn artifact_layer(&self) -> Result<(&Descriptor, Sha256Digest), ManifestError> {
+    pub fn artifact_layer(&self) -> Result<(&Descriptor, Sha256Digest), OciManifestError> {
         let [layer] = self.layers.as_slice() else {
-            return Err(ManifestError::Layers(self.layers.len()));
+            return Err(OciManifestError::Layers(self.layers.len()));
         };
         let sha256 = layer
             .sha256()
-            .ok_or_else(|| ManifestError::Digest(layer.digest.clone()))?;
+            .ok_or_else(|| OciManifestError::Digest(layer.digest.clone()))?;
         Ok((layer, sha256))
     }
 }
@@ -231,11 +235,16 @@ mod tests {
     #[test]
     fn artifact_manifest_round_trips_and_names_its_layer() {
         let sha = Sha256Digest::of(b"x");
-        let mut layer = Descriptor::new(media_type(Some(Format::Squashfs)), sha, 1);
+        assert_eq!(media_type("x.tgz"), "application/vnd.repropack.tar.v1+gzip");
+        assert_eq!(
+            artifact_type("x.bin"),
+            "application/vnd.repropack.artifact.v1"
+        );
+        let mut layer = Descriptor::new(media_type("a.squashfs"), sha, 1);
         layer
             .annotations
             .insert(TITLE_ANNOTATION.into(), "a.squashfs".into());
-        let m = ImageManifest::artifact(artifact_type(Some(Format::Squashfs)), layer);
+        let m = ImageManifest::artifact(artifact_type("a.squashfs"), layer);
         let bytes = m.to_bytes();
         let back = ImageManifest::parse(&bytes).unwrap();
         assert_eq!(back, m);
@@ -247,11 +256,14 @@ mod tests {
         let index = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","config":{"mediaType":"x","digest":"d","size":1},"manifests":[]}"#;
         assert!(matches!(
             ImageManifest::parse(index),
-            Err(ManifestError::Kind { .. })
+            Err(OciManifestError::Kind { .. })
         ));
         let two = br#"{"schemaVersion":2,"config":{"mediaType":"x","digest":"d","size":1},"layers":[{"mediaType":"x","digest":"d","size":1},{"mediaType":"x","digest":"d","size":1}]}"#;
         let m = ImageManifest::parse(two).unwrap();
-        assert!(matches!(m.artifact_layer(), Err(ManifestError::Layers(2))));
+        assert!(matches!(
+            m.artifact_layer(),
+            Err(OciManifestError::Layers(2))
+        ));
         assert!(ImageManifest::parse(b"{").is_err());
     }
 }

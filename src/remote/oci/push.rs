@@ -28,10 +28,7 @@ use super::manifest::{
     MINISIG_MEDIA_TYPE, TITLE_ANNOTATION, artifact_type, media_type,
 };
 use crate::digest::{Hasher, Sha256Digest};
-use crate::format::Format;
 use crate::remote::net::NetOptions;
-use crate::remote::push::{PushError, PushOptions, Pushed};
-use crate::remote::refs::ArtifactRef;
 
 /// Upload unit: files up to this size go up in one PUT, larger ones in
 /// PATCH chunks of this size (the memory one push holds).
@@ -40,11 +37,38 @@ pub const CHUNK: usize = 32 << 20;
 /// Most bytes of a `.minisig` file pushed.
 const MAX_SIGNATURE_BYTES: u64 = 1 << 16;
 
-/// How one step failed: a registry error (retried when transient) or a
-/// push error that ends the push.
+/// Why an OCI push failed; `remote::push` turns it into its `PushError`.
+#[derive(Debug)]
+pub(crate) enum OciPushError {
+    /// FILE or FILE.minisig could not be read.
+    Input { path: PathBuf, source: io::Error },
+    /// FILE's bytes changed between the first hash and the upload.
+    Changed {
+        path: PathBuf,
+        first: Sha256Digest,
+        second: Sha256Digest,
+    },
+    /// The registry refused or failed a request.
+    Remote(String),
+    /// What the registry stored does not check out.
+    Verify(String),
+}
+
+/// What an OCI push did.
+pub(crate) struct OciPushed {
+    /// The reference pushed to, with its tag.
+    pub tagged: OciRef,
+    /// False if the registry had the blob.
+    pub uploaded: bool,
+    /// The signature referrer manifest's digest, when signing.
+    pub signature_manifest: Option<String>,
+}
+
+/// How one step failed: a registry error (retried when transient) or an
+/// error that ends the push.
 enum Fail {
     Oci(OciError),
-    Push(PushError),
+    Push(OciPushError),
 }
 
 impl From<OciError> for Fail {
@@ -62,14 +86,11 @@ pub(crate) fn push(
     sha256: Sha256Digest,
     size: u64,
     oci: &OciRef,
-    opts: &PushOptions,
-) -> Result<Pushed, PushError> {
-    let uri = oci.to_string();
-    let remote = |message: String| PushError::Remote {
-        uri: uri.clone(),
-        message,
-    };
-    let signature = if opts.sign {
+    net: &NetOptions,
+    sign: bool,
+) -> Result<OciPushed, OciPushError> {
+    let remote = OciPushError::Remote;
+    let signature = if sign {
         Some(read_signature(file)?)
     } else {
         None
@@ -78,10 +99,9 @@ pub(crate) fn push(
         .enable_all()
         .build()
         .map_err(|e| remote(format!("cannot start tokio: {e}")))?;
-    let client = crate::remote::source::http_client(&opts.net).map_err(&remote)?;
-    let mut reg = Registry::new(client, oci, Access::Push, opts.net.timeout)
+    let client = crate::remote::net::http_client(net).map_err(remote)?;
+    let mut reg = Registry::new(client, oci, Access::Push, net.timeout)
         .map_err(|e| remote(e.message().to_string()))?;
-    let net = &opts.net;
     let tag = oci.tag_or_default().to_string();
     let result = rt.block_on(async {
         let present = retrying(net, &mut reg, |r| {
@@ -101,28 +121,28 @@ pub(crate) fn push(
             })
             .await?;
             if stored != Some(size) {
-                return Err(Fail::Push(PushError::Verify {
-                    uri: uri.clone(),
-                    message: format!(
-                        "registry reports {} for the blob, expected {size} bytes",
-                        stored.map_or("no size".to_string(), |n| format!("{n} bytes"))
-                    ),
-                }));
+                return Err(Fail::Push(OciPushError::Verify(format!(
+                    "registry reports {} for the blob, expected {size} bytes",
+                    stored.map_or("no size".to_string(), |n| format!("{n} bytes"))
+                ))));
             }
         }
         ensure_blob(net, &mut reg, EMPTY_CONFIG.to_vec()).await?;
-        let format = Format::from_path(file);
-        let mut layer = Descriptor::new(media_type(format), sha256, size);
-        if let Some(name) = file.file_name().and_then(|n| n.to_str()) {
+        let name = file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        let mut layer = Descriptor::new(media_type(name), sha256, size);
+        if !name.is_empty() {
             layer
                 .annotations
                 .insert(TITLE_ANNOTATION.to_string(), name.to_string());
         }
-        let manifest = ImageManifest::artifact(artifact_type(format), layer).to_bytes();
-        put_manifest(net, &mut reg, &tag, manifest.clone(), &uri).await?;
+        let manifest = ImageManifest::artifact(artifact_type(name), layer).to_bytes();
+        put_manifest(net, &mut reg, &tag, manifest.clone()).await?;
         let signature_manifest = match signature {
             Some((name, bytes)) => {
-                Some(push_signature(net, &mut reg, &manifest, name, bytes, &uri).await?)
+                Some(push_signature(net, &mut reg, &manifest, name, bytes).await?)
             }
             None => None,
         };
@@ -132,9 +152,8 @@ pub(crate) fn push(
         Fail::Push(p) => p,
         Fail::Oci(e) => remote(e.message().to_string()),
     })?;
-    Ok(Pushed {
-        artifact: ArtifactRef::new(oci.with_tag(&tag).to_string(), sha256),
-        size,
+    Ok(OciPushed {
+        tagged: oci.with_tag(&tag),
         uploaded,
         signature_manifest,
     })
@@ -174,7 +193,7 @@ async fn upload_file(
     size: u64,
 ) -> Result<(), Fail> {
     let input = |source: io::Error| {
-        Fail::Push(PushError::Input {
+        Fail::Push(OciPushError::Input {
             path: file.to_path_buf(),
             source,
         })
@@ -220,7 +239,7 @@ async fn upload_file(
         // Best effort: the changed input is what the user must hear about.
         let at = location.clone();
         let _ = reg.send(|c| c.delete(at.clone())).await;
-        return Err(Fail::Push(PushError::Changed {
+        return Err(Fail::Push(OciPushError::Changed {
             path: file.to_path_buf(),
             first: expected,
             second,
@@ -275,7 +294,6 @@ async fn put_manifest(
     reg: &mut Registry,
     reference: &str,
     bytes: Vec<u8>,
-    uri: &str,
 ) -> Result<bool, Fail> {
     let expected = format!("sha256:{}", Sha256Digest::of(&bytes));
     let reference = reference.to_string();
@@ -288,20 +306,19 @@ async fn put_manifest(
     if let Some(d) = reported
         && d != expected
     {
-        return Err(Fail::Push(PushError::Verify {
-            uri: uri.to_string(),
-            message: format!("registry stored the manifest as {d}, expected {expected}"),
-        }));
+        return Err(Fail::Push(OciPushError::Verify(format!(
+            "registry stored the manifest as {d}, expected {expected}"
+        ))));
     }
     Ok(subject)
 }
 
 /// `FILE.minisig`: its name and bytes.
-fn read_signature(file: &Path) -> Result<(String, Vec<u8>), PushError> {
+fn read_signature(file: &Path) -> Result<(String, Vec<u8>), OciPushError> {
     let mut name = file.file_name().unwrap_or_default().to_os_string();
     name.push(".minisig");
     let path: PathBuf = file.with_file_name(&name);
-    let input = |source| PushError::Input {
+    let input = |source| OciPushError::Input {
         path: path.clone(),
         source,
     };
@@ -327,7 +344,6 @@ async fn push_signature(
     artifact_manifest: &[u8],
     name: String,
     bytes: Vec<u8>,
-    uri: &str,
 ) -> Result<String, Fail> {
     let sig_sha = Sha256Digest::of(&bytes);
     let sig_size = bytes.len() as u64;
@@ -343,7 +359,7 @@ async fn push_signature(
     debug_assert_eq!(m.config.media_type, EMPTY_MEDIA_TYPE);
     let bytes = m.to_bytes();
     let digest = format!("sha256:{}", Sha256Digest::of(&bytes));
-    put_manifest(net, reg, &digest, bytes, uri).await?;
+    put_manifest(net, reg, &digest, bytes).await?;
     Ok(digest)
 }
 
