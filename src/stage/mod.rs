@@ -35,6 +35,7 @@ use std::sync::Arc;
 pub use from_tar::stage_tar;
 
 use crate::plan::Plan;
+use crate::progress::Counters;
 use normalize::{Excludes, check_path_len, normalize_dest};
 use tree::{Node, finish_plan, merge, place_node};
 use walk::Stager;
@@ -219,6 +220,9 @@ pub struct StageOptions {
     /// Threads that read directories and metadata (at least 1). Never
     /// changes the plan.
     pub jobs: usize,
+    /// Counts the entries found, for a progress display; never changes the
+    /// plan.
+    pub progress: Option<Arc<Counters>>,
 }
 
 impl Default for StageOptions {
@@ -233,6 +237,7 @@ impl Default for StageOptions {
             specials: false,
             excludes: Vec::new(),
             jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            progress: None,
         }
     }
 }
