@@ -27,6 +27,7 @@ const TARGETS: &[(&str, Entry)] = &[
     ("manifest_parse", entry::manifest_parse),
     ("from_tar_stage", entry::from_tar_stage),
     ("signature_parse", entry::signature_parse),
+    ("oci_parse", entry::oci_parse),
 ];
 
 fn fuzz_dir() -> PathBuf {
@@ -112,6 +113,11 @@ fn manifest_parse_corpus_replays() {
 #[test]
 fn from_tar_stage_corpus_replays() {
     replay_target("from_tar_stage");
+}
+
+#[test]
+fn oci_parse_corpus_replays() {
+    replay_target("oci_parse");
 }
 
 #[test]

@@ -24,6 +24,7 @@ mod manifest_ci_recipe;
 mod manifest_digest;
 mod manifest_record;
 mod manifest_verify_diff;
+mod oci;
 mod push;
 mod reproducibility;
 mod signatures;
