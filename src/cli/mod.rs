@@ -5,6 +5,7 @@
 pub mod check;
 pub mod diff;
 pub mod digest;
+pub mod docs;
 pub mod exit;
 pub mod extract;
 pub mod fetch;
