@@ -80,6 +80,12 @@ fn read_archive(path: &Path) {
         last_index = Some(entry.index());
         let _ = entry.display_path();
         let _ = format::normalize_path(entry.path());
+        // Attributes come sorted by name, each name once.
+        let names: Vec<&[u8]> = entry.xattrs().iter().map(|(n, _)| n).collect();
+        assert!(
+            names.windows(2).all(|w| w[0] < w[1]),
+            "xattrs not sorted or repeated"
+        );
         let budget = MAX_ENTRY_READ.min(MAX_TOTAL_READ - total);
         let read = io::copy(&mut content.take(budget), &mut io::sink())
             .map_err(|e| ArchiveError::content(entry, e))?;

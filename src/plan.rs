@@ -294,7 +294,13 @@ pub struct Entry {
     pub(crate) hardlink_of: Option<u32>,
     pub(crate) links: u32,
     pub(crate) rdev: (u32, u32),
+    /// Index into [`Plan::xattr_sets`], or [`NO_XATTRS`]: a u32, not the
+    /// set itself, keeps the entry small and stores each distinct set once.
+    pub(crate) xattrs: u32,
 }
+
+/// [`Entry`]'s xattr index when it has no extended attributes.
+pub(crate) const NO_XATTRS: u32 = u32::MAX;
 
 impl Entry {
     /// Path inside the archive: raw bytes, no leading or trailing `/`,
@@ -363,6 +369,65 @@ impl Entry {
     pub fn display_path(&self) -> String {
         String::from_utf8_lossy(&self.path).into_owned()
     }
+    /// Index of the entry's extended attributes in [`Plan::xattr_sets`];
+    /// `None` when it has none (always, unless staging kept xattrs). Use
+    /// [`Plan::xattrs`] for the set itself.
+    pub fn xattr_index(&self) -> Option<u32> {
+        (self.xattrs != NO_XATTRS).then_some(self.xattrs)
+    }
+}
+
+/// A set of extended attributes: names and values as raw bytes, in one
+/// canonical order (by name bytes), names unique. The order attributes
+/// were set in, or listed by the OS, never shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct XattrSet {
+    // A Vec (not a boxed slice) so that the empty set can be a constant;
+    // a plan stores each distinct set once, so the capacity word is cheap.
+    attrs: Vec<Xattr>,
+}
+
+/// One attribute of an [`XattrSet`]: (name, value).
+type Xattr = (Box<[u8]>, Box<[u8]>);
+
+impl XattrSet {
+    /// The set with no attribute.
+    pub const EMPTY: XattrSet = XattrSet { attrs: Vec::new() };
+}
+
+impl XattrSet {
+    /// Builds the set from `(name, value)` pairs in any order. A name given
+    /// twice is refused: the error is that name.
+    pub fn new(pairs: Vec<(Vec<u8>, Vec<u8>)>) -> Result<XattrSet, Vec<u8>> {
+        let mut attrs: Vec<Xattr> = pairs
+            .into_iter()
+            .map(|(n, v)| (n.into_boxed_slice(), v.into_boxed_slice()))
+            .collect();
+        attrs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        if let Some(w) = attrs.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(w[0].0.to_vec());
+        }
+        Ok(XattrSet { attrs })
+    }
+    /// The attributes as `(name, value)`, sorted by name bytes.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&[u8], &[u8])> {
+        self.attrs.iter().map(|(n, v)| (&**n, &**v))
+    }
+    /// The value of attribute `name`, if present.
+    pub fn get(&self, name: &[u8]) -> Option<&[u8]> {
+        self.attrs
+            .binary_search_by(|(n, _)| (**n).cmp(name))
+            .ok()
+            .map(|i| &*self.attrs[i].1)
+    }
+    /// Number of attributes.
+    pub fn len(&self) -> usize {
+        self.attrs.len()
+    }
+    /// True when the set holds no attribute.
+    pub fn is_empty(&self) -> bool {
+        self.attrs.is_empty()
+    }
 }
 
 /// Metadata of the archive root directory.
@@ -385,6 +450,9 @@ pub struct Plan {
     pub(crate) entries: Vec<Entry>,
     pub(crate) warnings: Vec<String>,
     pub(crate) epoch: u64,
+    /// Distinct non-empty xattr sets, in the order of their first use in
+    /// plan order (so the table never depends on how staging ran).
+    pub(crate) xattr_sets: Vec<XattrSet>,
 }
 
 impl Plan {
@@ -403,5 +471,19 @@ impl Plan {
     /// The epoch used for timestamps.
     pub fn epoch(&self) -> u64 {
         self.epoch
+    }
+    /// The distinct extended-attribute sets the entries use, each once,
+    /// in the order of first use in [`Plan::entries`]; an entry names its
+    /// set by [`Entry::xattr_index`]. Empty unless staging kept xattrs.
+    pub fn xattr_sets(&self) -> &[XattrSet] {
+        &self.xattr_sets
+    }
+    /// The extended attributes of `entry` (empty when it has none).
+    pub fn xattrs(&self, entry: &Entry) -> &XattrSet {
+        static EMPTY: XattrSet = XattrSet::EMPTY;
+        entry
+            .xattr_index()
+            .and_then(|i| self.xattr_sets.get(i as usize))
+            .unwrap_or(&EMPTY)
     }
 }

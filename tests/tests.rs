@@ -27,6 +27,7 @@ mod manifest_verify_diff;
 mod oci;
 mod push;
 mod reproducibility;
+mod rootfs;
 mod signatures;
 mod squashfs_pack;
 mod squashfs_read_by_kernel;

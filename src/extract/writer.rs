@@ -772,6 +772,7 @@ mod tests {
             link_target: None,
             device: None,
             inode: None,
+            xattrs: Default::default(),
         }
     }
 

@@ -212,13 +212,12 @@ impl SigningKey {
         let comment = format!("repropack file:{name} sha256:{sha256}");
         let data = File::open(file).map_err(|source| read_err(file, source))?;
         let untrusted = "signature from repropack secret key";
-        let sig =
-            minisign::sign(None, sk, data, Some(&comment), Some(untrusted)).map_err(|e| {
-                SignatureError::Key {
-                    path: secret.to_path_buf(),
-                    reason: e.to_string(),
-                }
-            })?;
+        let sig = minisign::sign(None, sk, data, Some(&comment), Some(untrusted)).map_err(|e| {
+            SignatureError::Key {
+                path: secret.to_path_buf(),
+                reason: e.to_string(),
+            }
+        })?;
         let path = signature_path(file);
         let mut out = AtomicFile::create(&path)?;
         std::io::Write::write_all(out.file_mut(), sig.to_string().as_bytes())

@@ -12,6 +12,7 @@ pub mod http_server;
 pub mod rawtar;
 pub mod registry;
 pub mod rng;
+pub mod rootfs;
 pub mod s3_server;
 pub mod sqfs_check;
 pub mod tool;
