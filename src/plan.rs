@@ -365,6 +365,59 @@ impl Entry {
     }
 }
 
+/// A set of extended attributes: names and values as raw bytes, in one
+/// canonical order (by name bytes), names unique. The order attributes
+/// were set in, or listed by the OS, never shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct XattrSet {
+    // A Vec (not a boxed slice) so that the empty set can be a constant;
+    // a plan stores each distinct set once, so the capacity word is cheap.
+    attrs: Vec<Xattr>,
+}
+
+/// One attribute of an [`XattrSet`]: (name, value).
+type Xattr = (Box<[u8]>, Box<[u8]>);
+
+impl XattrSet {
+    /// The set with no attribute.
+    pub const EMPTY: XattrSet = XattrSet { attrs: Vec::new() };
+}
+
+impl XattrSet {
+    /// Builds the set from `(name, value)` pairs in any order. A name given
+    /// twice is refused: the error is that name.
+    pub fn new(pairs: Vec<(Vec<u8>, Vec<u8>)>) -> Result<XattrSet, Vec<u8>> {
+        let mut attrs: Vec<Xattr> = pairs
+            .into_iter()
+            .map(|(n, v)| (n.into_boxed_slice(), v.into_boxed_slice()))
+            .collect();
+        attrs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        if let Some(w) = attrs.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(w[0].0.to_vec());
+        }
+        Ok(XattrSet { attrs })
+    }
+    /// The attributes as `(name, value)`, sorted by name bytes.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&[u8], &[u8])> {
+        self.attrs.iter().map(|(n, v)| (&**n, &**v))
+    }
+    /// The value of attribute `name`, if present.
+    pub fn get(&self, name: &[u8]) -> Option<&[u8]> {
+        self.attrs
+            .binary_search_by(|(n, _)| (**n).cmp(name))
+            .ok()
+            .map(|i| &*self.attrs[i].1)
+    }
+    /// Number of attributes.
+    pub fn len(&self) -> usize {
+        self.attrs.len()
+    }
+    /// True when the set holds no attribute.
+    pub fn is_empty(&self) -> bool {
+        self.attrs.is_empty()
+    }
+}
+
 /// Metadata of the archive root directory.
 #[derive(Debug, Clone, Copy)]
 pub struct RootMeta {

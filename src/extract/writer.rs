@@ -764,6 +764,7 @@ mod tests {
             link_target: None,
             device: None,
             inode: None,
+            xattrs: Default::default(),
         }
     }
 

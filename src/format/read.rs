@@ -54,7 +54,7 @@ use super::gzip::GzipInfo;
 use super::squashfs::SquashfsInfo;
 use super::tar::TarInfo;
 use super::{Format, squashfs, tar};
-use crate::plan::EntryKind;
+use crate::plan::{EntryKind, XattrSet};
 
 /// What the container says about itself, for `diff` and `--json` output.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,6 +86,7 @@ pub struct ArchiveEntry {
     pub(crate) link_target: Option<Vec<u8>>,
     pub(crate) device: Option<(u32, u32)>,
     pub(crate) inode: Option<u32>,
+    pub(crate) xattrs: XattrSet,
 }
 
 impl ArchiveEntry {
@@ -138,6 +139,12 @@ impl ArchiveEntry {
     /// `None` for tar.
     pub fn inode(&self) -> Option<u32> {
         self.inode
+    }
+    /// Extended attributes as stored (tar pax `SCHILY.xattr.*` records,
+    /// SquashFS xattr table), sorted by name; empty when none are stored.
+    /// A hard link repeats its target's set.
+    pub fn xattrs(&self) -> &XattrSet {
+        &self.xattrs
     }
 }
 

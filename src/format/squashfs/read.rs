@@ -62,7 +62,7 @@ use super::metadata::{METADATA_SIZE, MetadataReader};
 use super::superblock::{NO_TABLE, SUPERBLOCK_SIZE, Superblock, flags};
 use super::table::{FragmentTable, read_ids};
 use crate::format::{ArchiveEntry, ArchiveError, ReadOptions};
-use crate::plan::EntryKind;
+use crate::plan::{EntryKind, XattrSet};
 
 /// Superblock facts (squashfs-tools-ng `doc/format.adoc`, §3 "The
 /// Superblock").
@@ -723,6 +723,7 @@ impl Walk<'_> {
             link_target: None,
             device: None,
             inode: Some(inode.inode_number),
+            xattrs: XattrSet::default(),
         };
         match &inode.body {
             Decoded::Dir { .. } => {}

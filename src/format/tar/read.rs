@@ -43,7 +43,7 @@ use super::header::{
     unsigned,
 };
 use crate::format::{ArchiveEntry, ArchiveError, Format};
-use crate::plan::EntryKind;
+use crate::plan::{EntryKind, XattrSet};
 
 /// Largest pax or GNU long-name extension header accepted, in bytes.
 pub const MAX_EXTENSION_HEADER: u64 = 1 << 20;
@@ -431,6 +431,7 @@ where
             link_target,
             device,
             inode: None,
+            xattrs: XattrSet::default(),
         };
 
         if kind != EntryKind::File {
