@@ -186,6 +186,7 @@ pub fn read_side(path: &Path, label: &str, limits: &ReadOptions) -> Result<Side,
             },
             hardlink_target,
             rdev: entry.device().unwrap_or((0, 0)),
+            xattrs: entry.xattrs().clone(),
         });
         Ok(())
     })?;
