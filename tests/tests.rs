@@ -34,3 +34,4 @@ mod staging;
 mod tar_before_1970;
 mod tar_read_by_others;
 mod tar_sparse;
+mod tar_xattrs;

@@ -242,7 +242,7 @@ impl Tree {
                     .and_then(|t| entries.get(t))
                     .map(|t| t.path().to_vec()),
                 rdev: e.rdev(),
-                xattrs: XattrSet::default(),
+                xattrs: plan.xattrs(e).clone(),
             });
         }
         Tree::new(out)
@@ -321,6 +321,9 @@ impl Tree {
         }
         for (root, members) in groups {
             let (sha256, size) = (self.entries[root].sha256, self.entries[root].size);
+            // Attributes belong to the inode: a tar hard link carries
+            // none, a SquashFS one repeats them; both get the target's.
+            let xattrs = self.entries[root].xattrs.clone();
             let first = members
                 .iter()
                 .copied()
@@ -332,6 +335,7 @@ impl Tree {
                 e.kind = EntryKind::File;
                 e.sha256 = sha256;
                 e.size = size;
+                e.xattrs = xattrs.clone();
                 e.hardlink_target = (m != first).then(|| first_path.clone());
             }
         }
