@@ -294,7 +294,13 @@ pub struct Entry {
     pub(crate) hardlink_of: Option<u32>,
     pub(crate) links: u32,
     pub(crate) rdev: (u32, u32),
+    /// Index into [`Plan::xattr_sets`], or [`NO_XATTRS`]: a u32, not the
+    /// set itself, keeps the entry small and stores each distinct set once.
+    pub(crate) xattrs: u32,
 }
+
+/// [`Entry`]'s xattr index when it has no extended attributes.
+pub(crate) const NO_XATTRS: u32 = u32::MAX;
 
 impl Entry {
     /// Path inside the archive: raw bytes, no leading or trailing `/`,
@@ -362,6 +368,12 @@ impl Entry {
     /// Path as text for messages (lossy for non-UTF-8 bytes).
     pub fn display_path(&self) -> String {
         String::from_utf8_lossy(&self.path).into_owned()
+    }
+    /// Index of the entry's extended attributes in [`Plan::xattr_sets`];
+    /// `None` when it has none (always, unless staging kept xattrs). Use
+    /// [`Plan::xattrs`] for the set itself.
+    pub fn xattr_index(&self) -> Option<u32> {
+        (self.xattrs != NO_XATTRS).then_some(self.xattrs)
     }
 }
 
@@ -438,14 +450,12 @@ pub struct Plan {
     pub(crate) entries: Vec<Entry>,
     pub(crate) warnings: Vec<String>,
     pub(crate) epoch: u64,
+    /// Distinct non-empty xattr sets, in the order of their first use in
+    /// plan order (so the table never depends on how staging ran).
+    pub(crate) xattr_sets: Vec<XattrSet>,
 }
 
 impl Plan {
-    /// The extended attributes of `entry` (empty when it has none).
-    pub fn xattrs(&self, _entry: &Entry) -> &XattrSet {
-        static EMPTY: XattrSet = XattrSet::EMPTY;
-        &EMPTY
-    }
     /// Metadata of the root directory (`.`), which is not an entry.
     pub fn root(&self) -> RootMeta {
         self.root
@@ -461,5 +471,19 @@ impl Plan {
     /// The epoch used for timestamps.
     pub fn epoch(&self) -> u64 {
         self.epoch
+    }
+    /// The distinct extended-attribute sets the entries use, each once,
+    /// in the order of first use in [`Plan::entries`]; an entry names its
+    /// set by [`Entry::xattr_index`]. Empty unless staging kept xattrs.
+    pub fn xattr_sets(&self) -> &[XattrSet] {
+        &self.xattr_sets
+    }
+    /// The extended attributes of `entry` (empty when it has none).
+    pub fn xattrs(&self, entry: &Entry) -> &XattrSet {
+        static EMPTY: XattrSet = XattrSet::EMPTY;
+        entry
+            .xattr_index()
+            .and_then(|i| self.xattr_sets.get(i as usize))
+            .unwrap_or(&EMPTY)
     }
 }

@@ -20,7 +20,7 @@ use repropack::format::squashfs::{
 };
 use repropack::pack::{Pack, default_jobs};
 use repropack::remote::NetOptions;
-use repropack::stage::{Owner, StageOptions, epoch_from_env};
+use repropack::stage::{Owner, StageOptions, XattrPolicy, epoch_from_env};
 
 use super::Failure;
 use crate::cli::exit;
@@ -53,19 +53,58 @@ pub struct StageFlags {
     /// Include fifos and device nodes instead of refusing them.
     #[arg(long)]
     pub specials: bool,
+    /// Store each source's numeric uid/gid (each member's, with --from-tar)
+    /// instead of --owner; --owner still applies to the root and to
+    /// directories that only appear as parents.
+    #[arg(long)]
+    pub keep_owners: bool,
+    /// Keep extended attributes (user., security. such as capabilities and
+    /// SELinux labels, trusted., system.posix_acl_*).
+    #[arg(long)]
+    pub xattrs: bool,
+    /// Keep only extended attributes whose name matches GLOB (repeatable;
+    /// implies --xattrs).
+    #[arg(long, value_name = "GLOB")]
+    pub xattr_include: Vec<String>,
+    /// Drop extended attributes whose name matches GLOB (repeatable;
+    /// implies --xattrs).
+    #[arg(long, value_name = "GLOB")]
+    pub xattr_exclude: Vec<String>,
+    /// Store hard-linked files as separate files.
+    #[arg(long)]
+    pub no_hardlinks: bool,
+    /// Keep what a root filesystem needs: --keep-owners --keep-modes
+    /// --keep-special-bits --xattrs --specials.
+    #[arg(long)]
+    pub rootfs: bool,
 }
 
 impl StageFlags {
     /// The staging options these flags ask for.
     pub fn options(&self) -> Result<StageOptions, Failure> {
+        let xattrs = if self.xattrs
+            || self.rootfs
+            || !self.xattr_include.is_empty()
+            || !self.xattr_exclude.is_empty()
+        {
+            XattrPolicy::Keep {
+                include: self.xattr_include.clone(),
+                exclude: self.xattr_exclude.clone(),
+            }
+        } else {
+            XattrPolicy::Off
+        };
         Ok(StageOptions {
             epoch: epoch_from_env(self.mtime.as_deref())?,
             clamp_mtime: self.clamp_mtime,
             owner: Owner::parse(&self.owner)?,
-            keep_modes: self.keep_modes,
-            keep_special_bits: self.keep_special_bits,
+            keep_modes: self.keep_modes || self.rootfs,
+            keep_special_bits: self.keep_special_bits || self.rootfs,
             follow_symlinks: self.follow_symlinks,
-            specials: self.specials,
+            specials: self.specials || self.rootfs,
+            keep_owners: self.keep_owners || self.rootfs,
+            xattrs,
+            no_hardlinks: self.no_hardlinks,
             excludes: self.exclude.clone(),
             ..StageOptions::default()
         })

@@ -5,7 +5,9 @@
 //! normalized (leading `/` and `./` dropped, `..` refused), excludes apply
 //! to each member and prune everything below an excluded directory, modes
 //! and mtimes are normalized by the same functions, owners come from the
-//! owner policy (tar uids, gids and user names are ignored), fifos and
+//! owner policy (each member's numeric uid and gid with `keep_owners`; user
+//! and group names are never kept), extended attributes from the member's
+//! records when the xattr policy keeps them, fifos and
 //! devices are refused unless `specials` is set, and the result is the same
 //! sorted tree as [`stage`](super::stage) builds. Hard-link members
 //! (`typeflag '1'`) join the group of the regular file they name, so every
@@ -35,12 +37,12 @@ use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
 use std::sync::Arc;
 
-use super::normalize::{Excludes, abbreviated, normalize_mode, normalize_mtime};
+use super::normalize::{Excludes, XattrFilter, abbreviated, normalize_mtime, owner_and_mode};
 use super::tree::{Node, Staged, finish_plan, place};
 use super::{MAX_ARCHIVE_PATH, StageError, StageOptions};
 use crate::format::tar::read::visit;
 use crate::format::{ArchiveEntry, ArchiveError, Format, PathProblem, normalize_path};
-use crate::plan::{Content, EntryKind, Plan};
+use crate::plan::{Content, EntryKind, Plan, XattrSet};
 
 /// Device number used in the hard-link grouping keys of tar members (no
 /// real `st_dev` is ever all ones).
@@ -50,8 +52,10 @@ const TAR_DEV: u64 = u64::MAX;
 struct SeenFile {
     key: (u64, u64),
     content: Content,
-    mode: u32,
+    /// The stored uid, gid and mode.
+    meta: (u32, u32, u32),
     mtime: u64,
+    xattrs: Option<Box<XattrSet>>,
 }
 
 /// Why staging a tar stream stopped: the reader refused the stream, or a
@@ -81,6 +85,8 @@ pub fn stage_tar(input: impl Read, name: &str, opts: &StageOptions) -> Result<Pl
         source,
     };
     let excludes = Excludes::new(&opts.excludes)?;
+    let xattr_filter = XattrFilter::new(&opts.xattrs)?;
+    let mut warnings = Vec::new();
     let spool = Arc::new(tempfile::tempfile().map_err(|e| StageError::Io {
         path: std::env::temp_dir(),
         source: e,
@@ -140,10 +146,41 @@ pub fn stage_tar(input: impl Read, name: &str, opts: &StageOptions) -> Result<Pl
                     .any(|(i, _)| excludes.is_excluded(&path[..i]))
                 || excludes.is_excluded(&path);
             let source = format!("{name}:{}", String::from_utf8_lossy(raw_path));
-            let simple = |kind: EntryKind, mode: u32, symlink_target: Vec<u8>, rdev| Staged {
+            let id = |v: u64, what: &str| {
+                u32::try_from(v).map_err(|_| bad(format!("{what} {v} does not fit 32 bits")))
+            };
+            let src_owner = (id(member.uid(), "uid")?, id(member.gid(), "gid")?);
+            let xattrs = match &xattr_filter {
+                Some(filter) => filter.set_of(
+                    &source,
+                    member
+                        .xattrs()
+                        .iter()
+                        .map(|(n, v)| (n.to_vec(), v.to_vec()))
+                        .collect(),
+                )?,
+                None => None,
+            };
+            // The owner and mode of a member of `kind`, warning when a
+            // special bit is dropped because its owner was replaced.
+            let mut owned = |kind: EntryKind| {
+                let (uid, gid, mode, warning) =
+                    owner_and_mode(opts, kind, raw_mode, src_owner, &|| source.clone());
+                if !excluded {
+                    warnings.extend(warning);
+                }
+                (uid, gid, mode)
+            };
+            let simple = |kind: EntryKind,
+                          (uid, gid, mode): (u32, u32, u32),
+                          symlink_target: Vec<u8>,
+                          rdev| Staged {
                 kind,
                 mode,
+                uid,
+                gid,
                 mtime,
+                xattrs: xattrs.clone(),
                 content: None,
                 symlink_target,
                 rdev,
@@ -169,38 +206,40 @@ pub fn stage_tar(input: impl Read, name: &str, opts: &StageOptions) -> Result<Pl
                         offset,
                         size,
                     };
-                    let mode = normalize_mode(opts, EntryKind::File, raw_mode);
+                    let meta = owned(EntryKind::File);
                     files.insert(
                         path.clone(),
                         SeenFile {
                             key,
                             content: content.clone(),
-                            mode,
+                            meta,
                             mtime,
+                            xattrs: xattrs.clone(),
                         },
                     );
                     Staged {
                         content: Some(content),
                         inode: Some(key),
-                        ..simple(EntryKind::File, mode, Vec::new(), (0, 0))
+                        ..simple(EntryKind::File, meta, Vec::new(), (0, 0))
                     }
                 }
                 EntryKind::HardLink => {
                     let raw_target = member.link_target().unwrap_or_default();
                     let target = archive_path(raw_target).map_err(|r| bad(r.to_string()))?;
                     if let Some(f) = files.get(&target) {
+                        // One inode: the link has its target's owner, mode
+                        // and attributes, whatever its own header says.
                         Staged {
-                            kind: EntryKind::File,
-                            mode: f.mode,
                             mtime: f.mtime,
                             content: Some(f.content.clone()),
                             inode: Some(f.key),
-                            ..simple(EntryKind::File, 0, Vec::new(), (0, 0))
+                            xattrs: f.xattrs.clone(),
+                            ..simple(EntryKind::File, f.meta, Vec::new(), (0, 0))
                         }
                     } else if let Some(t) = symlinks.get(&target) {
                         // A hard link to a symlink is stored as another symlink.
-                        let mode = normalize_mode(opts, EntryKind::Symlink, 0o777);
-                        simple(EntryKind::Symlink, mode, t.clone(), (0, 0))
+                        let meta = owned(EntryKind::Symlink);
+                        simple(EntryKind::Symlink, meta, t.clone(), (0, 0))
                     } else {
                         return Err(bad(format!(
                             "hard link to {:?}, which is not an earlier regular file or symlink",
@@ -212,15 +251,10 @@ pub fn stage_tar(input: impl Read, name: &str, opts: &StageOptions) -> Result<Pl
                 EntryKind::Symlink => {
                     let target = member.link_target().unwrap_or_default().to_vec();
                     symlinks.insert(path.clone(), target.clone());
-                    let mode = normalize_mode(opts, EntryKind::Symlink, raw_mode);
-                    simple(EntryKind::Symlink, mode, target, (0, 0))
+                    let meta = owned(EntryKind::Symlink);
+                    simple(EntryKind::Symlink, meta, target, (0, 0))
                 }
-                EntryKind::Dir => simple(
-                    EntryKind::Dir,
-                    normalize_mode(opts, EntryKind::Dir, raw_mode),
-                    Vec::new(),
-                    (0, 0),
-                ),
+                EntryKind::Dir => simple(EntryKind::Dir, owned(EntryKind::Dir), Vec::new(), (0, 0)),
                 kind @ (EntryKind::Fifo | EntryKind::CharDevice | EntryKind::BlockDevice) => {
                     if excluded {
                         return Ok(());
@@ -238,7 +272,7 @@ pub fn stage_tar(input: impl Read, name: &str, opts: &StageOptions) -> Result<Pl
                         .into());
                     }
                     let rdev = member.device().unwrap_or((0, 0));
-                    simple(kind, normalize_mode(opts, kind, raw_mode), Vec::new(), rdev)
+                    simple(kind, owned(kind), Vec::new(), rdev)
                 }
                 EntryKind::Socket => {
                     return Err(bad("sockets cannot be staged".into()).into());
@@ -257,7 +291,7 @@ pub fn stage_tar(input: impl Read, name: &str, opts: &StageOptions) -> Result<Pl
         Err(Stop::Read(e)) => return Err(StageError::TarStream(e)),
     }
     spool_out.finish().map_err(io_err)?;
-    finish_plan(root, opts, Vec::new())
+    finish_plan(root, opts, warnings)
 }
 
 /// Why copying a member into the spool failed.

@@ -35,7 +35,8 @@ use std::sync::Arc;
 pub use from_tar::stage_tar;
 
 use crate::plan::Plan;
-use normalize::{Excludes, check_path_len, normalize_dest};
+use normalize::{Excludes, XattrFilter, check_path_len, normalize_dest};
+pub use normalize::{MAX_XATTR_NAME, MAX_XATTR_VALUE};
 use tree::{Node, finish_plan, merge, place_node};
 use walk::Stager;
 
@@ -145,6 +146,17 @@ pub enum StageError {
         /// The number of entries staged.
         count: usize,
     },
+    /// An extended attribute could not be read, or is refused (a name or
+    /// value over the limits, a name given twice).
+    #[error("{source_path}: extended attribute {name:?}: {reason}")]
+    Xattr {
+        /// The source path (for a tar input, `INPUT:MEMBER`).
+        source_path: String,
+        /// The attribute's name (lossy UTF-8; empty when listing failed).
+        name: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// The tar stream itself is malformed or refused by the reader
     /// (truncated, bad checksum, oversized extension header, unsupported
     /// member type).
@@ -188,6 +200,35 @@ impl Owner {
     }
 }
 
+/// Which extended attributes staging keeps.
+///
+/// Names are matched whole against glob patterns (`*` matches any run of
+/// bytes, dots included; `?`, `[...]` and `{a,b}` as in shell globs), as
+/// mksquashfs 4.6 matches its `-xattrs-include`/`-xattrs-exclude`
+/// expressions against whole names.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum XattrPolicy {
+    /// Drop every extended attribute (the default).
+    #[default]
+    Off,
+    /// Keep extended attributes: those matching one of `include` (all of
+    /// them when `include` is empty), minus those matching one of
+    /// `exclude`.
+    Keep {
+        /// Keep only names matching one of these (empty: every name).
+        include: Vec<String>,
+        /// Drop names matching one of these, even when included.
+        exclude: Vec<String>,
+    },
+}
+
+impl XattrPolicy {
+    /// True unless the policy is [`XattrPolicy::Off`].
+    pub fn enabled(&self) -> bool {
+        !matches!(self, XattrPolicy::Off)
+    }
+}
+
 /// Options that shape the plan. `Default` gives the contract's defaults with
 /// the epoch fixed at [`DEFAULT_EPOCH`]; use [`epoch_from_env`] to honour
 /// `SOURCE_DATE_EPOCH`.
@@ -212,6 +253,16 @@ pub struct StageOptions {
     /// Stage fifos and device nodes instead of failing with
     /// [`StageError::Special`].
     pub specials: bool,
+    /// Store each source's numeric uid and gid (each member's, for a tar
+    /// input) instead of [`StageOptions::owner`]; user and group names are
+    /// never stored. Directories that only appear as parents still get
+    /// `owner`.
+    pub keep_owners: bool,
+    /// Which extended attributes are kept (none by default).
+    pub xattrs: XattrPolicy,
+    /// Store hard-linked files as separate files, so the output does not
+    /// depend on whether the tree was hard-linked.
+    pub no_hardlinks: bool,
     /// Glob patterns matched against archive paths: one without `/` matches
     /// a name at any depth, one with `/` the whole path; `*` never crosses
     /// `/`, `**` does. An excluded directory excludes everything below it.
@@ -231,6 +282,9 @@ impl Default for StageOptions {
             keep_special_bits: false,
             follow_symlinks: false,
             specials: false,
+            keep_owners: false,
+            xattrs: XattrPolicy::Off,
+            no_hardlinks: false,
             excludes: Vec::new(),
             jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
         }
@@ -312,6 +366,7 @@ pub fn stage(sources: &[Source], opts: &StageOptions) -> Result<Plan, StageError
     let stager = Stager {
         opts,
         excludes: Excludes::new(&opts.excludes)?,
+        xattrs: XattrFilter::new(&opts.xattrs)?,
     };
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(opts.jobs.max(1))

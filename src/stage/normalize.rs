@@ -7,8 +7,8 @@ use std::path::Path;
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
-use super::{MAX_ARCHIVE_PATH, StageError, StageOptions};
-use crate::plan::EntryKind;
+use super::{MAX_ARCHIVE_PATH, StageError, StageOptions, XattrPolicy};
+use crate::plan::{EntryKind, XattrSet};
 
 /// Normalizes an archive destination: strips leading/trailing `/` and `./`,
 /// rejects `..` and empty components in between.
@@ -150,4 +150,151 @@ pub(crate) fn check_path_len(archive: &[u8]) -> Result<(), StageError> {
         });
     }
     Ok(())
+}
+
+/// Longest attribute name staged: Linux's XATTR_NAME_MAX, the most
+/// `setxattr` accepts (and so the most an extracted tree can hold).
+pub const MAX_XATTR_NAME: usize = 255;
+/// Largest attribute value staged: Linux's XATTR_SIZE_MAX.
+pub const MAX_XATTR_VALUE: usize = 65536;
+
+/// Attributes as (name, value) pairs, as read from a source.
+pub(super) type XattrPairs = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// The compiled [`XattrPolicy`]: which attribute names are kept.
+pub(super) struct XattrFilter {
+    include: Option<GlobSet>,
+    exclude: GlobSet,
+}
+
+impl XattrFilter {
+    /// `None` when the policy keeps no attribute at all.
+    pub(super) fn new(policy: &XattrPolicy) -> Result<Option<XattrFilter>, StageError> {
+        let XattrPolicy::Keep { include, exclude } = policy else {
+            return Ok(None);
+        };
+        let set = |patterns: &[String]| -> Result<GlobSet, StageError> {
+            let mut b = GlobSetBuilder::new();
+            for pattern in patterns {
+                // Attribute names have no separator: `*` matches any run.
+                let glob = GlobBuilder::new(pattern)
+                    .literal_separator(false)
+                    .backslash_escape(true)
+                    .build()
+                    .map_err(|e| StageError::Glob {
+                        pattern: pattern.clone(),
+                        message: e.kind().to_string(),
+                    })?;
+                b.add(glob);
+            }
+            b.build().map_err(|e| StageError::Glob {
+                pattern: patterns.join(" "),
+                message: e.to_string(),
+            })
+        };
+        Ok(Some(XattrFilter {
+            include: if include.is_empty() {
+                None
+            } else {
+                Some(set(include)?)
+            },
+            exclude: set(exclude)?,
+        }))
+    }
+
+    /// True if attribute `name` is kept.
+    pub(super) fn keeps(&self, name: &[u8]) -> bool {
+        let name = Path::new(OsStr::from_bytes(name));
+        self.include.as_ref().is_none_or(|s| s.is_match(name)) && !self.exclude.is_match(name)
+    }
+
+    /// The kept attributes of `pairs` (from `source`, for messages) as a
+    /// canonical set: filtered, checked against the limits, sorted.
+    pub(super) fn set_of(
+        &self,
+        source: &str,
+        pairs: XattrPairs,
+    ) -> Result<Option<Box<XattrSet>>, StageError> {
+        let mut kept = Vec::with_capacity(pairs.len());
+        for (name, value) in pairs {
+            if !self.keeps(&name) {
+                continue;
+            }
+            let bad = |reason: String| StageError::Xattr {
+                source_path: source.to_string(),
+                name: abbreviated(&name),
+                reason,
+            };
+            if name.is_empty() || name.contains(&0) {
+                return Err(bad(
+                    "an attribute name is not empty and has no NUL byte".into()
+                ));
+            }
+            if name.len() > MAX_XATTR_NAME {
+                return Err(bad(format!(
+                    "name is {} bytes; at most {MAX_XATTR_NAME} are allowed",
+                    name.len()
+                )));
+            }
+            if value.len() > MAX_XATTR_VALUE {
+                return Err(bad(format!(
+                    "value is {} bytes; at most {MAX_XATTR_VALUE} are allowed",
+                    value.len()
+                )));
+            }
+            kept.push((name, value));
+        }
+        if kept.is_empty() {
+            return Ok(None);
+        }
+        let set = XattrSet::new(kept).map_err(|name| StageError::Xattr {
+            source_path: source.to_string(),
+            name: abbreviated(&name),
+            reason: "the attribute is given twice".into(),
+        })?;
+        Ok(Some(Box::new(set)))
+    }
+}
+
+/// What the owner policy makes of an entry whose source is owned by
+/// `src_uid:src_gid` and had `raw_mode`: the stored uid, gid and mode, and
+/// a warning when a setuid or setgid bit was dropped.
+///
+/// Keeping special bits while replacing the owner must never grant
+/// privileges the source did not have: a setgid-shadow binary stored as
+/// root:root with its setgid bit would be setgid-root. So on a regular
+/// file, setuid is dropped when the uid was replaced by a different one,
+/// setgid when the gid was.
+pub(super) fn owner_and_mode(
+    opts: &StageOptions,
+    kind: EntryKind,
+    raw_mode: u32,
+    (src_uid, src_gid): (u32, u32),
+    source: &dyn Fn() -> String,
+) -> (u32, u32, u32, Option<String>) {
+    let mut mode = normalize_mode(opts, kind, raw_mode);
+    let (uid, gid) = if opts.keep_owners {
+        (src_uid, src_gid)
+    } else {
+        (opts.owner.uid, opts.owner.gid)
+    };
+    let mut dropped = Vec::new();
+    if kind == EntryKind::File {
+        if mode & 0o4000 != 0 && uid != src_uid {
+            mode &= !0o4000;
+            dropped.push(format!("setuid (owner {src_uid} replaced by {uid})"));
+        }
+        if mode & 0o2000 != 0 && gid != src_gid {
+            mode &= !0o2000;
+            dropped.push(format!("setgid (group {src_gid} replaced by {gid})"));
+        }
+    }
+    let warning = (!dropped.is_empty()).then(|| {
+        format!(
+            "{}: {} dropped; pass --keep-owners to keep the owner and the bit",
+            source(),
+            dropped.join(" and ")
+        )
+    });
+    (uid, gid, mode, warning)
 }

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap, btree_map};
 
 use super::normalize::{join, lossy};
 use super::{StageError, StageOptions};
-use crate::plan::{Content, Entry, EntryKind, Plan, RootMeta};
+use crate::plan::{Content, Entry, EntryKind, NO_XATTRS, Plan, RootMeta, XattrSet};
 
 /// Node of the in-memory tree being assembled.
 #[derive(Debug)]
@@ -21,7 +21,14 @@ pub(super) struct Node {
 pub(super) struct Staged {
     pub(super) kind: EntryKind,
     pub(super) mode: u32,
+    /// Owner as staged: from the owner policy, or the source's with
+    /// `keep_owners`.
+    pub(super) uid: u32,
+    pub(super) gid: u32,
     pub(super) mtime: u64,
+    /// Kept extended attributes, `None` when there are none (boxed: most
+    /// nodes have none, and the staging tree holds one node per entry).
+    pub(super) xattrs: Option<Box<XattrSet>>,
     pub(super) content: Option<Content>,
     pub(super) symlink_target: Vec<u8>,
     pub(super) rdev: (u32, u32),
@@ -145,18 +152,24 @@ pub(super) fn finish_plan(
     let mut flat = Flat {
         entries: Vec::with_capacity(count_nodes(&root)),
         inodes: Vec::new(),
+        xattr_sets: Vec::new(),
+        xattr_index: HashMap::new(),
     };
     flatten(root, &[], opts, &mut flat);
     let Flat {
         mut entries,
         inodes,
+        xattr_sets,
+        ..
     } = flat;
     if u32::try_from(entries.len()).is_err() {
         return Err(StageError::TooManyEntries {
             count: entries.len(),
         });
     }
-    group_hardlinks(&mut entries, &inodes);
+    if !opts.no_hardlinks {
+        group_hardlinks(&mut entries, &inodes);
+    }
     release_freed_memory();
     Ok(Plan {
         root: RootMeta {
@@ -168,6 +181,7 @@ pub(super) fn finish_plan(
         entries,
         warnings,
         epoch: opts.epoch,
+        xattr_sets,
     })
 }
 
@@ -191,10 +205,32 @@ pub(super) fn count_nodes(node: &Node) -> usize {
 
 /// The flattened tree: entries in plan order, and the (dev, ino) key of
 /// each regular file with more than one link, by entry index, until hard
-/// links are grouped. Kept apart because few entries have one.
+/// links are grouped. Kept apart because few entries have one. Also the
+/// distinct xattr sets in order of first use, and where each one is.
 pub(super) struct Flat {
     pub(super) entries: Vec<Entry>,
     pub(super) inodes: Vec<(usize, (u64, u64))>,
+    pub(super) xattr_sets: Vec<XattrSet>,
+    pub(super) xattr_index: HashMap<XattrSet, u32>,
+}
+
+impl Flat {
+    /// The plan's index of `set`, adding it at the end when new. Sets are
+    /// met in plan order, so the table's order depends on the plan only.
+    fn intern(&mut self, set: Option<Box<XattrSet>>) -> u32 {
+        let Some(set) = set.filter(|s| !s.is_empty()) else {
+            return NO_XATTRS;
+        };
+        if let Some(&i) = self.xattr_index.get(&*set) {
+            return i;
+        }
+        // Fewer sets than entries, and a plan has fewer than 2^32 - 1
+        // entries (checked by the caller once flattened).
+        let i = self.xattr_sets.len() as u32;
+        self.xattr_sets.push((*set).clone());
+        self.xattr_index.insert(*set, i);
+        i
+    }
 }
 
 pub(super) fn flatten(node: Node, prefix: &[u8], opts: &StageOptions, out: &mut Flat) {
@@ -206,18 +242,20 @@ pub(super) fn flatten(node: Node, prefix: &[u8], opts: &StageOptions, out: &mut 
                 if let Some(key) = s.inode {
                     out.inodes.push((out.entries.len(), key));
                 }
+                let xattrs = out.intern(s.xattrs);
                 Entry {
                     path: path.clone(),
                     kind: s.kind,
                     mode: s.mode,
-                    uid: opts.owner.uid,
-                    gid: opts.owner.gid,
+                    uid: s.uid,
+                    gid: s.gid,
                     mtime: s.mtime,
                     content: s.content,
                     symlink_target: s.symlink_target.into_boxed_slice(),
                     hardlink_of: None,
                     links: 1,
                     rdev: s.rdev,
+                    xattrs,
                 }
             }
             None => Entry {
@@ -232,6 +270,7 @@ pub(super) fn flatten(node: Node, prefix: &[u8], opts: &StageOptions, out: &mut 
                 hardlink_of: None,
                 links: 1,
                 rdev: (0, 0),
+                xattrs: NO_XATTRS,
             },
         };
         out.entries.push(entry);

@@ -12,7 +12,9 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use super::normalize::{Excludes, check_path_len, join, normalize_mode, normalize_mtime};
+use super::normalize::{
+    Excludes, XattrFilter, XattrPairs, check_path_len, join, normalize_mtime, owner_and_mode,
+};
 use super::tree::{Node, Staged};
 use super::{StageError, StageOptions};
 use crate::plan::{Content, EntryKind, mtime_ns_of};
@@ -22,11 +24,14 @@ use crate::plan::{Content, EntryKind, mtime_ns_of};
 pub(super) struct Stager<'a> {
     pub(super) opts: &'a StageOptions,
     pub(super) excludes: Excludes,
+    /// `None` unless extended attributes are kept.
+    pub(super) xattrs: Option<XattrFilter>,
 }
 
 /// What staging one filesystem object found.
 pub(super) enum Found {
-    Staged(Staged),
+    /// The object, and a warning about it (a special bit dropped).
+    Staged(Staged, Option<String>),
     /// Skipped, with the warning to print.
     Skipped(String),
 }
@@ -46,23 +51,19 @@ impl Stager<'_> {
         }
     }
 
-    /// Normalized permission bits for an entry of `kind` whose source had
-    /// `raw_mode` (st_mode, with type bits).
-    fn mode_for(&self, kind: EntryKind, raw_mode: u32) -> u32 {
-        normalize_mode(self.opts, kind, raw_mode)
-    }
-
     fn mtime_for(&self, meta: &fs::Metadata) -> u64 {
         normalize_mtime(self.opts, meta.mtime())
     }
 
     /// Stages one filesystem object (not recursing).
-    /// `path` is `dir/name`.
+    /// `path` is `dir/name`; `follow` says whether `meta` and the xattrs
+    /// are those of a symlink's target.
     fn stage_one(
         &self,
         path: &Path,
         (dir, name): (&Arc<Path>, &OsStr),
         meta: &fs::Metadata,
+        follow: bool,
     ) -> Result<Found, StageError> {
         let ft = meta.file_type();
         let (kind, content, target, rdev) = if ft.is_dir() {
@@ -120,16 +121,33 @@ impl Stager<'_> {
         } else {
             path.display().to_string().into_boxed_str()
         };
-        Ok(Found::Staged(Staged {
+        let (uid, gid, mode, warning) = owner_and_mode(
+            self.opts,
             kind,
-            mode: self.mode_for(kind, meta.mode()),
+            meta.mode(),
+            (meta.uid(), meta.gid()),
+            &|| path.display().to_string(),
+        );
+        let xattrs = match &self.xattrs {
+            Some(filter) => {
+                filter.set_of(&path.display().to_string(), read_xattrs(path, follow)?)?
+            }
+            None => None,
+        };
+        let staged = Staged {
+            kind,
+            mode,
+            uid,
+            gid,
             mtime: self.mtime_for(meta),
+            xattrs,
             content,
             symlink_target: target,
             rdev,
             inode,
             origin,
-        }))
+        };
+        Ok(Found::Staged(staged, warning))
     }
 
     pub(super) fn metadata(&self, path: &Path, top: bool) -> Result<fs::Metadata, StageError> {
@@ -187,8 +205,10 @@ impl Stager<'_> {
         meta: &fs::Metadata,
         ancestors: &[(u64, u64)],
     ) -> Result<Scanned, StageError> {
-        let staged = match self.stage_one(path, dir_name, meta)? {
-            Found::Staged(s) => s,
+        // A source named on the command line is followed (see `metadata`).
+        let follow = self.opts.follow_symlinks || ancestors.is_empty();
+        let (staged, warning) = match self.stage_one(path, dir_name, meta, follow)? {
+            Found::Staged(s, w) => (s, w),
             Found::Skipped(warning) => {
                 return Ok(Scanned {
                     node: None,
@@ -202,7 +222,7 @@ impl Stager<'_> {
                     staged: Some(staged),
                     children: BTreeMap::new(),
                 }),
-                warnings: Vec::new(),
+                warnings: warning.into_iter().collect(),
             });
         }
         let key = (meta.dev(), meta.ino());
@@ -214,7 +234,9 @@ impl Stager<'_> {
         }
         let mut chain = ancestors.to_vec();
         chain.push(key);
-        let (children, warnings) = self.scan_dir(path, archive, &chain)?;
+        let (children, below) = self.scan_dir(path, archive, &chain)?;
+        let mut warnings: Vec<String> = warning.into_iter().collect();
+        warnings.extend(below);
         Ok(Scanned {
             node: Some(Node {
                 staged: Some(staged),
@@ -276,5 +298,62 @@ impl Stager<'_> {
             }
         }
         Ok((children, warnings))
+    }
+}
+
+/// The extended attributes of `path` as (name, value) pairs, in the order
+/// the OS lists them; with `follow`, those of a symlink's target. A file
+/// system without xattr support has none.
+fn read_xattrs(path: &Path, follow: bool) -> Result<XattrPairs, StageError> {
+    use rustix::fs::{getxattr, lgetxattr, listxattr, llistxattr};
+    use rustix::io::Errno;
+    let fail = |name: &[u8], e: Errno| StageError::Xattr {
+        source_path: path.display().to_string(),
+        name: String::from_utf8_lossy(name).into_owned(),
+        reason: io::Error::from(e).to_string(),
+    };
+    let list = read_sized(&|buf| {
+        if follow {
+            listxattr(path, buf)
+        } else {
+            llistxattr(path, buf)
+        }
+    });
+    let list = match list {
+        Ok(list) => list,
+        Err(Errno::NOTSUP) => return Ok(Vec::new()),
+        Err(e) => return Err(fail(b"", e)),
+    };
+    let mut pairs = Vec::new();
+    for name in list.split(|&b| b == 0).filter(|n| !n.is_empty()) {
+        // `split` at NUL leaves none inside a name.
+        let cname = std::ffi::CString::new(name).map_err(|_| fail(name, Errno::INVAL))?;
+        let value = read_sized(&|buf| {
+            if follow {
+                getxattr(path, cname.as_c_str(), buf)
+            } else {
+                lgetxattr(path, cname.as_c_str(), buf)
+            }
+        })
+        .map_err(|e| fail(name, e))?;
+        pairs.push((name.to_vec(), value));
+    }
+    Ok(pairs)
+}
+
+/// Calls `get` once with no buffer for the size, then with a buffer of that
+/// size; asks again when the list or value grew in between (ERANGE).
+fn read_sized(get: &dyn Fn(&mut [u8]) -> rustix::io::Result<usize>) -> rustix::io::Result<Vec<u8>> {
+    loop {
+        let size = get(&mut [])?;
+        let mut buf = vec![0u8; size];
+        match get(&mut buf) {
+            Ok(n) => {
+                buf.truncate(n);
+                return Ok(buf);
+            }
+            Err(rustix::io::Errno::RANGE) => continue,
+            Err(e) => return Err(e),
+        }
     }
 }
