@@ -41,6 +41,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::digest::{Sha256Digest, hash_reader};
 use crate::plan::{ContentError, EntryKind, Plan, XattrSet};
+use crate::stage::StageOptions;
 
 /// First line of the canonical serialization; names its version.
 pub const TREE_DIGEST_HEADER: &str = "repropack.tree/1\n";
@@ -94,6 +95,14 @@ pub struct Kept {
 }
 
 impl Kept {
+    /// What staging with `opts` keeps: owners with `keep_owners`,
+    /// attributes with an xattr policy other than off.
+    pub fn of(opts: &StageOptions) -> Kept {
+        Kept {
+            owners: opts.keep_owners,
+            xattrs: opts.xattrs.enabled(),
+        }
+    }
     /// Nothing beyond the logical tree.
     pub fn none(self) -> bool {
         !self.owners && !self.xattrs

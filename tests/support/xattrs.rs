@@ -79,11 +79,11 @@ pub fn rootfs_tree(root: &Path) {
     sh("setcap", &["cap_net_raw+ep".as_ref(), p("ping").as_os_str()]);
 }
 
-/// Every path under `root` (sorted, `.` first) with owner, mode and type as
+/// Every path under `root` (sorted, the root itself left out) with owner, mode and type as
 /// `stat` prints them and every attribute as `getfattr -d -m - -e hex`
 /// dumps it: what two extractions must agree on. Mtimes are left out.
 pub fn owner_xattr_dump(root: &Path) -> String {
-    let script = r#"cd "$1" && find . -print0 | sort -z | while IFS= read -r -d '' p; do
+    let script = r#"cd "$1" && find . -mindepth 1 -print0 | sort -z | while IFS= read -r -d '' p; do
         stat -c '%n %u:%g %a %F' "$p"; getfattr -h -d -m - -e hex "$p" 2>/dev/null | grep -v "^$" || true; done"#;
     let out = Command::new("bash")
         .args(["-c", script, "dump"])
