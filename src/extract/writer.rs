@@ -822,6 +822,12 @@ impl<'a> Writer<'a> {
             };
             apply().map_err(|err| self.out_err(&d.path, err))?;
         }
+        if self.report.skipped_xattrs > 0 {
+            self.report.warnings.push(format!(
+                "skipped {} security.*/trusted.* attribute(s): only root can set them",
+                self.report.skipped_xattrs
+            ));
+        }
         if self.opts.sync {
             rustix::fs::syncfs(&self.root).map_err(|e| self.out_err(b"", e.into()))?;
         }
