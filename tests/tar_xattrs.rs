@@ -93,7 +93,10 @@ fn gnu_tar_and_bsdtar_xattr_archives_extract_as_gnu_tar_restores_them() {
         "user.bin=0x000102ff0a3d",
         "user.dir=0x64",
     ] {
-        assert!(want.contains(needle), "{needle:?} not in GNU tar's tree:\n{want}");
+        assert!(
+            want.contains(needle),
+            "{needle:?} not in GNU tar's tree:\n{want}"
+        );
     }
 
     for archive in [&g, &b] {
@@ -108,8 +111,15 @@ fn gnu_tar_and_bsdtar_xattr_archives_extract_as_gnu_tar_restores_them() {
         );
         assert_eq!(code(&res), exit::OK, "{}", stderr(&res));
         assert_eq!(owner_xattr_dump(&out), want, "{}", archive.display());
-        let caps = Command::new("getcap").arg(out.join("ping")).output().unwrap();
-        assert!(stdout(&caps).contains("cap_net_raw=ep"), "{}", stdout(&caps));
+        let caps = Command::new("getcap")
+            .arg(out.join("ping"))
+            .output()
+            .unwrap();
+        assert!(
+            stdout(&caps).contains("cap_net_raw=ep"),
+            "{}",
+            stdout(&caps)
+        );
     }
 
     // Without the flags nothing of it is applied: the caller owns the
@@ -118,7 +128,10 @@ fn gnu_tar_and_bsdtar_xattr_archives_extract_as_gnu_tar_restores_them() {
     let res = extract(&g, &plain, &[]);
     assert_eq!(code(&res), exit::OK, "{}", stderr(&res));
     let dump = owner_xattr_dump(&plain);
-    assert!(!dump.contains("user.") && !dump.contains("security."), "{dump}");
+    assert!(
+        !dump.contains("user.") && !dump.contains("security."),
+        "{dump}"
+    );
     assert!(dump.contains("./ping 0:0 755"), "{dump}");
 }
 
@@ -142,7 +155,14 @@ fn diff_names_each_differing_attribute_whichever_tar_wrote_it() {
     assert!(text.contains("same tree digest"), "{text}");
 
     setfattr(&src.join("ping"), "user.plain", "\"bye\"");
-    sh("setfattr", &["-x".as_ref(), "user.bin".as_ref(), src.join("ping").as_os_str()]);
+    sh(
+        "setfattr",
+        &[
+            "-x".as_ref(),
+            "user.bin".as_ref(),
+            src.join("ping").as_os_str(),
+        ],
+    );
     setfattr(&src.join("etc"), "user.new", "0x01");
     let g2 = work.path().join("g2.tar");
     gnu_tar(&src, &g2);
@@ -156,7 +176,10 @@ fn diff_names_each_differing_attribute_whichever_tar_wrote_it() {
     ] {
         assert!(text.contains(line), "{line:?} not in:\n{text}");
     }
-    assert!(!text.contains("Some(") && !text.contains("b\""), "no Debug output: {text}");
+    assert!(
+        !text.contains("Some(") && !text.contains("b\""),
+        "no Debug output: {text}"
+    );
 }
 
 fn expect_malformed(records: &[(&str, &[u8])], needles: &[&str]) {
@@ -188,10 +211,16 @@ fn duplicate_and_malformed_xattr_records_exit_3_naming_entry_and_record() {
         &["SCHILY.xattr.user.a", "twice"],
     );
     expect_malformed(
-        &[("SCHILY.xattr.user.a", b"1"), ("LIBARCHIVE.xattr.user.a", b"Mg")],
+        &[
+            ("SCHILY.xattr.user.a", b"1"),
+            ("LIBARCHIVE.xattr.user.a", b"Mg"),
+        ],
         &["LIBARCHIVE.xattr.user.a", "differ"],
     );
-    expect_malformed(&[("LIBARCHIVE.xattr.user.a", b"*not base64*")], &["not base64"]);
+    expect_malformed(
+        &[("LIBARCHIVE.xattr.user.a", b"*not base64*")],
+        &["not base64"],
+    );
     expect_malformed(&[("SCHILY.xattr.", b"1")], &["SCHILY.xattr."]);
 }
 
@@ -246,7 +275,12 @@ for m in tarfile.open(sys.argv[1]):
 }
 
 fn digest(flags: &[&str], input: &Path) -> String {
-    let res = repropack().arg("digest").args(flags).arg(input).output().unwrap();
+    let res = repropack()
+        .arg("digest")
+        .args(flags)
+        .arg(input)
+        .output()
+        .unwrap();
     assert_eq!(code(&res), exit::OK, "{}", stderr(&res));
     stdout(&res).trim().to_string()
 }
@@ -339,9 +373,12 @@ fn tar_bytes_do_not_depend_on_the_order_attributes_were_set_in() {
     }
     let work = tempfile::tempdir().unwrap();
     let mut outputs = Vec::new();
-    for (i, order) in [["user.a", "user.b", "user.c"], ["user.c", "user.a", "user.b"]]
-        .iter()
-        .enumerate()
+    for (i, order) in [
+        ["user.a", "user.b", "user.c"],
+        ["user.c", "user.a", "user.b"],
+    ]
+    .iter()
+    .enumerate()
     {
         let src = work.path().join(format!("src{i}"));
         fs::create_dir(&src).unwrap();

@@ -300,7 +300,9 @@ pub enum ExtractError {
     },
     /// A stored owner or extended attribute could not be set (and
     /// [`ExtractOptions::best_effort`] was not given).
-    #[error("entry {entry:?}: cannot set {what} on {path}: {source} (--best-effort makes this a warning)")]
+    #[error(
+        "entry {entry:?}: cannot set {what} on {path}: {source} (--best-effort makes this a warning)"
+    )]
     Metadata {
         /// The entry's path as stored in the archive (lossy UTF-8).
         entry: String,

@@ -337,7 +337,8 @@ impl<'a> Writer<'a> {
             }
         }
         for (name, value) in xattrs.iter() {
-            if !self.root_user && (name.starts_with(b"security.") || name.starts_with(b"trusted.")) {
+            if !self.root_user && (name.starts_with(b"security.") || name.starts_with(b"trusted."))
+            {
                 self.report.skipped_xattrs += 1;
                 continue;
             }

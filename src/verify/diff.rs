@@ -355,7 +355,12 @@ fn entry_changes(
     push(metadata, "rdev", rdev(a), rdev(b));
     // Attribute by attribute, in name order: a differing, added or
     // removed one is named.
-    let mut names: Vec<&[u8]> = a.xattrs.iter().chain(b.xattrs.iter()).map(|(n, _)| n).collect();
+    let mut names: Vec<&[u8]> = a
+        .xattrs
+        .iter()
+        .chain(b.xattrs.iter())
+        .map(|(n, _)| n)
+        .collect();
     names.sort_unstable();
     names.dedup();
     for name in names {

@@ -28,9 +28,9 @@ use crate::FORMAT_VERSION;
 use crate::digest::Sha256Digest;
 use crate::output::{AtomicFile, OutputError};
 use crate::plan::EntryKind;
+use crate::plan::XattrSet;
 use crate::stage::StageOptions;
 use crate::verify::revision::SourceRevision;
-use crate::plan::XattrSet;
 use crate::verify::tree_digest::{Kept, Tree, TreeEntry};
 
 /// Value of the `schema` key.

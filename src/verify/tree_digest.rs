@@ -501,7 +501,11 @@ mod tests {
             owners: true,
             xattrs: false,
         });
-        assert!(owners_only.canonical_text().starts_with(b"repropack.tree/1 owners\n"));
+        assert!(
+            owners_only
+                .canonical_text()
+                .starts_with(b"repropack.tree/1 owners\n")
+        );
     }
 
     #[test]

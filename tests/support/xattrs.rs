@@ -37,7 +37,14 @@ pub fn sh(cmd: &str, args: &[&std::ffi::OsStr]) {
 pub fn setfattr(path: &Path, name: &str, value: &str) {
     sh(
         "setfattr",
-        &["-h".as_ref(), "-n".as_ref(), name.as_ref(), "-v".as_ref(), value.as_ref(), path.as_os_str()],
+        &[
+            "-h".as_ref(),
+            "-n".as_ref(),
+            name.as_ref(),
+            "-v".as_ref(),
+            value.as_ref(),
+            path.as_os_str(),
+        ],
     );
 }
 
@@ -76,7 +83,10 @@ pub fn rootfs_tree(root: &Path) {
     setfattr(&p("ping"), "user.bin", "0x000102ff0a3d");
     setfattr(&p("ping"), "user.a=b%c", "\"odd name\"");
     setfattr(&p("etc"), "user.dir", "\"d\"");
-    sh("setcap", &["cap_net_raw+ep".as_ref(), p("ping").as_os_str()]);
+    sh(
+        "setcap",
+        &["cap_net_raw+ep".as_ref(), p("ping").as_os_str()],
+    );
 }
 
 /// Every path under `root` (sorted, the root itself left out) with owner, mode and type as
@@ -90,6 +100,10 @@ pub fn owner_xattr_dump(root: &Path) -> String {
         .arg(root)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }

@@ -417,7 +417,9 @@ impl<'a> Iterator for PaxRecords<'a> {
         }
         let at = self.offset;
         let bad = |why: &str| {
-            Some(Err(format!("pax record at byte {at} of the pax header: {why}")))
+            Some(Err(format!(
+                "pax record at byte {at} of the pax header: {why}"
+            )))
         };
         let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
         if digits == 0 || digits > 20 || rest.get(digits) != Some(&b' ') {
@@ -735,7 +737,9 @@ mod tests {
         );
     }
 
-    fn xattr_records(records: &[(&[u8], &[u8])]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, String> {
+    type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+
+    fn xattr_records(records: &[(&[u8], &[u8])]) -> Result<Pairs, String> {
         let r: Vec<(&[u8], Vec<u8>)> = records.iter().map(|(k, v)| (*k, v.to_vec())).collect();
         parse_pax(&pax_records(&r)).map(|f| f.xattrs)
     }
@@ -770,13 +774,19 @@ mod tests {
             (b"SCHILY.xattr.user.a", b"1"),
         ])
         .unwrap_err();
-        assert!(twice.contains("SCHILY.xattr.user.a") && twice.contains("twice"), "{twice}");
+        assert!(
+            twice.contains("SCHILY.xattr.user.a") && twice.contains("twice"),
+            "{twice}"
+        );
         let differ = xattr_records(&[
             (b"SCHILY.xattr.user.a", b"1"),
             (b"LIBARCHIVE.xattr.user.a", b"Mg"),
         ])
         .unwrap_err();
-        assert!(differ.contains("LIBARCHIVE.xattr.user.a") && differ.contains("differ"), "{differ}");
+        assert!(
+            differ.contains("LIBARCHIVE.xattr.user.a") && differ.contains("differ"),
+            "{differ}"
+        );
         let bad = xattr_records(&[(b"LIBARCHIVE.xattr.user.a", b"!!")]).unwrap_err();
         assert!(bad.contains("not base64"), "{bad}");
         let empty = xattr_records(&[(b"SCHILY.xattr.", b"1")]).unwrap_err();
@@ -787,7 +797,10 @@ mod tests {
 
     #[test]
     fn schily_xattr_keys_escape_what_would_end_the_key() {
-        assert_eq!(schily_xattr_key(b"user.a=b%c"), b"SCHILY.xattr.user.a%3Db%25c");
+        assert_eq!(
+            schily_xattr_key(b"user.a=b%c"),
+            b"SCHILY.xattr.user.a%3Db%25c"
+        );
         assert_eq!(schily_xattr_key(b"user.plain"), b"SCHILY.xattr.user.plain");
     }
 

@@ -40,8 +40,8 @@ use tar::Header;
 
 use super::header::{
     BLOCK, DEVMAJOR, DEVMINOR, GID, MODE, MTIME, PaxFields, SIZE, SparseRegion, UID, checksum_ok,
-    has_magic, oldgnu_sparse, oldgnu_sparse_extension, padding, parse_pax, pax_path, signed, typeflag,
-    unsigned,
+    has_magic, oldgnu_sparse, oldgnu_sparse_extension, padding, parse_pax, pax_path, signed,
+    typeflag, unsigned,
 };
 use crate::format::{ArchiveEntry, ArchiveError, Format};
 use crate::plan::{EntryKind, XattrSet};
