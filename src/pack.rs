@@ -533,6 +533,21 @@ impl PackReport {
                 "excludes": opts.excludes,
             },
         });
+        // Only when asked for, so today's options print today's object.
+        if let Some(options) = value["options"].as_object_mut() {
+            if opts.keep_owners {
+                options.insert("keep_owners".into(), true.into());
+            }
+            if let crate::stage::XattrPolicy::Keep { include, exclude } = &opts.xattrs {
+                options.insert(
+                    "xattrs".into(),
+                    serde_json::json!({"include": include, "exclude": exclude}),
+                );
+            }
+            if opts.no_hardlinks {
+                options.insert("no_hardlinks".into(), true.into());
+            }
+        }
         if packed.format == Format::Squashfs
             && let Some(options) = value["options"].as_object_mut()
         {

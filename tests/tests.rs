@@ -25,6 +25,7 @@ mod manifest_record;
 mod manifest_verify_diff;
 mod push;
 mod reproducibility;
+mod rootfs;
 mod signatures;
 mod squashfs_pack;
 mod squashfs_read_by_kernel;

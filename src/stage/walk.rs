@@ -305,20 +305,32 @@ impl Stager<'_> {
 /// the OS lists them; with `follow`, those of a symlink's target. A file
 /// system without xattr support has none.
 fn read_xattrs(path: &Path, follow: bool) -> Result<XattrPairs, StageError> {
-    use rustix::fs::{getxattr, lgetxattr, listxattr, llistxattr};
+    use rustix::fs::{
+        getxattr, getxattr_query, lgetxattr, lgetxattr_query, listxattr, listxattr_query,
+        llistxattr, llistxattr_query,
+    };
     use rustix::io::Errno;
     let fail = |name: &[u8], e: Errno| StageError::Xattr {
         source_path: path.display().to_string(),
         name: String::from_utf8_lossy(name).into_owned(),
         reason: io::Error::from(e).to_string(),
     };
-    let list = read_sized(&|buf| {
-        if follow {
-            listxattr(path, buf)
-        } else {
-            llistxattr(path, buf)
-        }
-    });
+    let list = read_sized(
+        &|| {
+            if follow {
+                listxattr_query(path)
+            } else {
+                llistxattr_query(path)
+            }
+        },
+        &|buf| {
+            if follow {
+                listxattr(path, buf)
+            } else {
+                llistxattr(path, buf)
+            }
+        },
+    );
     let list = match list {
         Ok(list) => list,
         Err(Errno::NOTSUP) => return Ok(Vec::new()),
@@ -328,24 +340,40 @@ fn read_xattrs(path: &Path, follow: bool) -> Result<XattrPairs, StageError> {
     for name in list.split(|&b| b == 0).filter(|n| !n.is_empty()) {
         // `split` at NUL leaves none inside a name.
         let cname = std::ffi::CString::new(name).map_err(|_| fail(name, Errno::INVAL))?;
-        let value = read_sized(&|buf| {
-            if follow {
-                getxattr(path, cname.as_c_str(), buf)
-            } else {
-                lgetxattr(path, cname.as_c_str(), buf)
-            }
-        })
+        let value = read_sized(
+            &|| {
+                if follow {
+                    getxattr_query(path, cname.as_c_str())
+                } else {
+                    lgetxattr_query(path, cname.as_c_str())
+                }
+            },
+            &|buf| {
+                if follow {
+                    getxattr(path, cname.as_c_str(), buf)
+                } else {
+                    lgetxattr(path, cname.as_c_str(), buf)
+                }
+            },
+        )
         .map_err(|e| fail(name, e))?;
         pairs.push((name.to_vec(), value));
     }
     Ok(pairs)
 }
 
-/// Calls `get` once with no buffer for the size, then with a buffer of that
-/// size; asks again when the list or value grew in between (ERANGE).
-fn read_sized(get: &dyn Fn(&mut [u8]) -> rustix::io::Result<usize>) -> rustix::io::Result<Vec<u8>> {
+/// Asks `query` for the size, then calls `get` with a buffer of that size;
+/// asks again when the list or value grew in between (ERANGE). An empty
+/// list or value needs no second call.
+fn read_sized(
+    query: &dyn Fn() -> rustix::io::Result<usize>,
+    get: &dyn Fn(&mut [u8]) -> rustix::io::Result<usize>,
+) -> rustix::io::Result<Vec<u8>> {
     loop {
-        let size = get(&mut [])?;
+        let size = query()?;
+        if size == 0 {
+            return Ok(Vec::new());
+        }
         let mut buf = vec![0u8; size];
         match get(&mut buf) {
             Ok(n) => {

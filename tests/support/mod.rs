@@ -10,6 +10,7 @@ pub mod hash;
 pub mod http_server;
 pub mod rawtar;
 pub mod rng;
+pub mod rootfs;
 pub mod s3_server;
 pub mod sqfs_check;
 pub mod tool;

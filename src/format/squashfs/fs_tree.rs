@@ -22,7 +22,7 @@ use super::SquashfsError;
 use super::compress::Compressor;
 use super::data::DataLayout;
 use super::dir::{DirEntry, write_listing};
-use super::inode::{self, InodeBody, InodeHeader, NO_FRAGMENT};
+use super::inode::{self, InodeBody, InodeHeader, NO_FRAGMENT, NO_XATTR};
 use super::metadata::{MetaPos, MetadataWriter};
 use crate::plan::{Entry, EntryKind, Plan};
 
@@ -150,6 +150,12 @@ fn owner(entries: &[Entry], node: usize) -> usize {
     entries[node - 1].hardlink_of().map_or(node, |t| t + 1)
 }
 
+/// The xattr index an entry's inode stores: the plan's set index, which is
+/// also the set's place in the xattr id table.
+fn xattr_of(e: &Entry) -> u32 {
+    e.xattr_index().unwrap_or(NO_XATTR)
+}
+
 fn is_dir(entries: &[Entry], node: usize) -> bool {
     node == 0 || entries[node - 1].kind() == EntryKind::Dir
 }
@@ -261,6 +267,11 @@ pub(crate) fn write_tables(
                 gid_idx: ids.index(gid),
                 mtime: time(mtime, &what)?,
                 inode_number: number[node],
+                xattr: if node == 0 {
+                    NO_XATTR
+                } else {
+                    xattr_of(&entries[node - 1])
+                },
             };
             let too_big =
                 || SquashfsError::Limit(format!("{what}: directory listing is too large"));
@@ -286,6 +297,7 @@ pub(crate) fn write_tables(
                 gid_idx: ids.index(e.gid()),
                 mtime: time(e.mtime(), &what)?,
                 inode_number: number[node],
+                xattr: xattr_of(e),
             };
             let body = match e.kind() {
                 EntryKind::File => {

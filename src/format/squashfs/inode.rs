@@ -10,9 +10,9 @@
 //!   directory index;
 //! - a file of 4 GiB or more, whose first block lies beyond 4 GiB, with
 //!   more than one link, or with sparse blocks (so the kernel's sparse
-//!   accounting is right).
-//!
-//! Symlinks, devices and fifos are always basic (no xattrs are stored).
+//!   accounting is right);
+//! - any inode with extended attributes (only extended inodes carry an
+//!   xattr index).
 //!
 //! [`decode`] reads all fourteen inode types, basic and extended, from the
 //! inode table.
@@ -35,7 +35,7 @@ use super::metadata::{Cursor, MetadataReader};
 pub(crate) const MAX_SYMLINK_TARGET: u32 = 4095;
 
 /// No xattrs: the xattr index of extended inodes.
-const NO_XATTR: u32 = 0xFFFF_FFFF;
+pub(crate) const NO_XATTR: u32 = 0xFFFF_FFFF;
 /// "No fragment" marker of file inodes.
 pub(crate) const NO_FRAGMENT: u32 = 0xFFFF_FFFF;
 
@@ -47,6 +47,8 @@ pub(crate) struct InodeHeader {
     pub gid_idx: u16,
     pub mtime: u32,
     pub inode_number: u32,
+    /// Index into the xattr id table (§10), or [`NO_XATTR`].
+    pub xattr: u32,
 }
 
 /// One directory-index record (§6.2), stored after an extended directory
@@ -122,7 +124,7 @@ pub(crate) fn encode(header: &InodeHeader, body: &InodeBody<'_>, out: &mut Vec<u
             parent_inode,
             index,
         } => {
-            if file_size <= u32::from(u16::MAX) && index.is_empty() {
+            if file_size <= u32::from(u16::MAX) && index.is_empty() && header.xattr == NO_XATTR {
                 put_header(out, kind::DIR);
                 out.extend_from_slice(&block_index.to_le_bytes());
                 out.extend_from_slice(&link_count.to_le_bytes());
@@ -138,7 +140,7 @@ pub(crate) fn encode(header: &InodeHeader, body: &InodeBody<'_>, out: &mut Vec<u
                 // Caller guarantees the count fits (checked when built).
                 out.extend_from_slice(&(index.len() as u16).to_le_bytes());
                 out.extend_from_slice(&block_offset.to_le_bytes());
-                out.extend_from_slice(&NO_XATTR.to_le_bytes());
+                out.extend_from_slice(&header.xattr.to_le_bytes());
                 for i in index {
                     out.extend_from_slice(&i.index.to_le_bytes());
                     out.extend_from_slice(&i.start.to_le_bytes());
@@ -160,7 +162,8 @@ pub(crate) fn encode(header: &InodeHeader, body: &InodeBody<'_>, out: &mut Vec<u
             let basic = blocks_start <= u64::from(u32::MAX)
                 && file_size <= u64::from(u32::MAX)
                 && sparse == 0
-                && link_count == 1;
+                && link_count == 1
+                && header.xattr == NO_XATTR;
             if basic {
                 put_header(out, kind::FILE);
                 out.extend_from_slice(&(blocks_start as u32).to_le_bytes());
@@ -175,7 +178,7 @@ pub(crate) fn encode(header: &InodeHeader, body: &InodeBody<'_>, out: &mut Vec<u
                 out.extend_from_slice(&link_count.to_le_bytes());
                 out.extend_from_slice(&frag_index.to_le_bytes());
                 out.extend_from_slice(&frag_offset.to_le_bytes());
-                out.extend_from_slice(&NO_XATTR.to_le_bytes());
+                out.extend_from_slice(&header.xattr.to_le_bytes());
             }
             for s in block_sizes {
                 out.extend_from_slice(&s.to_le_bytes());
@@ -183,10 +186,17 @@ pub(crate) fn encode(header: &InodeHeader, body: &InodeBody<'_>, out: &mut Vec<u
             kind::FILE
         }
         InodeBody::Symlink { link_count, target } => {
-            put_header(out, kind::SYMLINK);
+            let extended = header.xattr != NO_XATTR;
+            put_header(
+                out,
+                kind::SYMLINK + if extended { kind::EXTENDED } else { 0 },
+            );
             out.extend_from_slice(&link_count.to_le_bytes());
             out.extend_from_slice(&(target.len() as u32).to_le_bytes());
             out.extend_from_slice(target);
+            if extended {
+                out.extend_from_slice(&header.xattr.to_le_bytes());
+            }
             kind::SYMLINK
         }
         InodeBody::Device {
@@ -199,14 +209,22 @@ pub(crate) fn encode(header: &InodeHeader, body: &InodeBody<'_>, out: &mut Vec<u
             } else {
                 kind::CHAR_DEV
             };
-            put_header(out, t);
+            let extended = header.xattr != NO_XATTR;
+            put_header(out, t + if extended { kind::EXTENDED } else { 0 });
             out.extend_from_slice(&link_count.to_le_bytes());
             out.extend_from_slice(&device.to_le_bytes());
+            if extended {
+                out.extend_from_slice(&header.xattr.to_le_bytes());
+            }
             t
         }
         InodeBody::Fifo { link_count } => {
-            put_header(out, kind::FIFO);
+            let extended = header.xattr != NO_XATTR;
+            put_header(out, kind::FIFO + if extended { kind::EXTENDED } else { 0 });
             out.extend_from_slice(&link_count.to_le_bytes());
+            if extended {
+                out.extend_from_slice(&header.xattr.to_le_bytes());
+            }
             kind::FIFO
         }
     }
@@ -224,6 +242,9 @@ pub(crate) struct Inode {
     pub mtime: u32,
     pub inode_number: u32,
     pub link_count: u32,
+    /// Index into the xattr id table, or [`NO_XATTR`] (always for a basic
+    /// inode).
+    pub xattr: u32,
     pub body: Decoded,
 }
 
@@ -275,6 +296,7 @@ pub(crate) fn decode(
         t => return Err(Fault::malformed(what(), format!("unknown inode type {t}"))),
     };
     let mut link_count = 1;
+    let mut xattr = NO_XATTR;
     let body = match basic_type {
         kind::DIR if !extended => {
             let block_index = r.u32(image, c)?;
@@ -297,7 +319,7 @@ pub(crate) fn decode(
             // reads the whole listing and does not need it.
             let _index_count = r.u16(image, c)?;
             let block_offset = r.u16(image, c)?;
-            let _xattr = r.u32(image, c)?;
+            xattr = r.u32(image, c)?;
             Decoded::Dir {
                 block_index,
                 block_offset,
@@ -324,7 +346,7 @@ pub(crate) fn decode(
             link_count = r.u32(image, c)?;
             let frag_index = r.u32(image, c)?;
             let frag_offset = r.u32(image, c)?;
-            let _xattr = r.u32(image, c)?;
+            xattr = r.u32(image, c)?;
             Decoded::File {
                 blocks_start,
                 file_size,
@@ -350,11 +372,17 @@ pub(crate) fn decode(
                     "symlink target contains a NUL byte",
                 ));
             }
+            if extended {
+                xattr = r.u32(image, c)?;
+            }
             Decoded::Symlink { target }
         }
         kind::BLOCK_DEV | kind::CHAR_DEV => {
             link_count = r.u32(image, c)?;
             let device = r.u32(image, c)?;
+            if extended {
+                xattr = r.u32(image, c)?;
+            }
             Decoded::Device {
                 block: basic_type == kind::BLOCK_DEV,
                 device,
@@ -362,11 +390,17 @@ pub(crate) fn decode(
         }
         kind::FIFO => {
             link_count = r.u32(image, c)?;
+            if extended {
+                xattr = r.u32(image, c)?;
+            }
             Decoded::Fifo
         }
         // The one type left: 7, a socket.
         _ => {
             link_count = r.u32(image, c)?;
+            if extended {
+                xattr = r.u32(image, c)?;
+            }
             Decoded::Socket
         }
     };
@@ -378,6 +412,7 @@ pub(crate) fn decode(
         mtime,
         inode_number,
         link_count,
+        xattr,
         body,
     })
 }
@@ -411,6 +446,7 @@ mod tests {
             gid_idx: 0,
             mtime: 1,
             inode_number: 1,
+            xattr: NO_XATTR,
         };
         let file = |size: u64, sparse: u64, links: u32| {
             let mut out = Vec::new();

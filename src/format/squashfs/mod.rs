@@ -14,8 +14,10 @@
 //! | fragment table | `table` | §7 |
 //! | export table | `table` | §8 |
 //! | id table | `table` | §9 |
+//! | xattr table (only when entries have xattrs) | `xattr` | §10 |
 //!
-//! No xattr table is written (its superblock field is all ones). The image
+//! Without xattrs no xattr table is written (its superblock field is all
+//! ones and the no-xattrs flag is set). The image
 //! is padded with zeros to a multiple of 4 KiB, as the kernel needs for
 //! loop devices; the superblock's `bytes_used` excludes the padding.
 //!
@@ -48,6 +50,7 @@ pub mod read;
 pub(crate) mod superblock;
 pub(crate) mod table;
 pub mod write;
+pub(crate) mod xattr;
 
 pub use compress::{Algorithm, CompressError, Compression};
 pub use read::SquashfsInfo;

@@ -57,10 +57,11 @@ use super::compress::compressor_name;
 use super::data::{DataReader, DataTables, FRAGMENT_CACHE_BYTES, FileData};
 use super::dir::ListingReader;
 use super::image::{BlockCache, Fault, Image};
-use super::inode::{self, Decoded, Inode};
+use super::inode::{self, Decoded, Inode, NO_XATTR};
 use super::metadata::{METADATA_SIZE, MetadataReader};
 use super::superblock::{NO_TABLE, SUPERBLOCK_SIZE, Superblock, flags};
 use super::table::{FragmentTable, read_ids};
+use super::xattr::XattrReader;
 use crate::format::{ArchiveEntry, ArchiveError, ReadOptions};
 use crate::plan::{EntryKind, XattrSet};
 
@@ -303,8 +304,15 @@ impl SquashfsArchive {
         };
         walk.mark(root.inode_number, true, &|| "root inode".to_string())
             .map_err(fault)?;
-        let root_entry = walk
+        let mut xattrs = Xattrs {
+            table_at: image.sb.xattr_id_table_start,
+            reader: None,
+        };
+        let mut root_entry = walk
             .entry(b".".to_vec(), &root, 0, &|| "root inode".to_string())
+            .map_err(fault)?;
+        root_entry.xattrs = xattrs
+            .of(&mut image, &root, &|| "root inode".to_string())
             .map_err(fault)?;
         out.send(Message::Entry(root_entry, Content::Whole(Vec::new())))?;
 
@@ -353,6 +361,7 @@ impl SquashfsArchive {
             let mut entry = walk
                 .entry(entry_path.clone(), &inode, index, &what)
                 .map_err(fault)?;
+            entry.xattrs = xattrs.of(&mut image, &inode, &what).map_err(fault)?;
             index += 1;
             if !first_time {
                 // A hard link: `mark` has checked that the inode allows it.
@@ -643,6 +652,40 @@ impl Frame {
         } else {
             String::from_utf8_lossy(&self.path).into_owned()
         }
+    }
+}
+
+/// The xattr table, opened when the first inode with an xattr index is met.
+struct Xattrs {
+    table_at: u64,
+    reader: Option<XattrReader>,
+}
+
+impl Xattrs {
+    /// The attributes of `inode` (empty when its index is "none").
+    fn of(
+        &mut self,
+        image: &mut Image,
+        inode: &Inode,
+        what: &dyn Fn() -> String,
+    ) -> Result<XattrSet, Fault> {
+        if inode.xattr == NO_XATTR {
+            return Ok(XattrSet::default());
+        }
+        if self.table_at == NO_TABLE {
+            return Err(Fault::malformed(
+                what(),
+                format!(
+                    "xattr index {} but the image has no xattr table",
+                    inode.xattr
+                ),
+            ));
+        }
+        let reader = match &mut self.reader {
+            Some(r) => r,
+            None => self.reader.insert(XattrReader::open(image, self.table_at)?),
+        };
+        reader.get(image, inode.xattr)
     }
 }
 

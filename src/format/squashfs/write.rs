@@ -6,6 +6,7 @@ use std::io::{self, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 
 use super::compress::{Algorithm, CompressError, Compression};
+use super::xattr::XattrTable;
 use super::{data, fs_tree, metadata, table};
 
 use super::superblock::{NO_TABLE, SUPERBLOCK_SIZE, Superblock, flags};
@@ -148,6 +149,9 @@ pub fn write_squashfs(
     })?;
     let ids = fs_tree::Ids::collect(plan)?;
     let comp = opts.compression;
+    // Laid out before any data is written: an attribute SquashFS cannot
+    // store fails the pack at once.
+    let xattrs = XattrTable::build(plan, &mut comp.compressor(bs)?)?;
     let options_block = comp.options_payload().map(|p| {
         // §3.1: one metadata block, always uncompressed.
         let mut b = Vec::with_capacity(p.len() + 2);
@@ -197,12 +201,23 @@ pub fn write_squashfs(
         lookup_table(&table::fragment_entries(&data.fragments), frag_blocks_at)?;
     let (export_table_start, id_blocks_at) =
         lookup_table(&table::export_entries(&meta.export), export_blocks_at)?;
-    let (id_table_start, bytes_used) = lookup_table(&table::id_entries(ids.ids()), id_blocks_at)?;
+    let (id_table_start, id_end) = lookup_table(&table::id_entries(ids.ids()), id_blocks_at)?;
+    // The xattr table (§10) last, as mksquashfs places it.
+    let (xattr_id_table_start, bytes_used) = match &xattrs {
+        Some(table) => {
+            let (bytes, header_at) = table.place(&mut c1, id_end)?;
+            (header_at, put(&bytes, id_end)?)
+        }
+        None => (NO_TABLE, id_end),
+    };
     let padded = bytes_used.div_ceil(DEVICE_BLOCK) * DEVICE_BLOCK;
     let padding = vec![0u8; (padded - bytes_used) as usize];
     put(&padding, bytes_used)?;
 
-    let mut sb_flags = flags::NO_XATTRS | flags::EXPORTABLE | flags::ALWAYS_FRAGMENTS;
+    let mut sb_flags = flags::EXPORTABLE | flags::ALWAYS_FRAGMENTS;
+    if xattrs.is_none() {
+        sb_flags |= flags::NO_XATTRS;
+    }
     if data.deduplicated {
         sb_flags |= flags::DUPLICATES;
     }
@@ -228,7 +243,7 @@ pub fn write_squashfs(
         root_inode_ref: meta.root_ref,
         bytes_used,
         id_table_start,
-        xattr_id_table_start: NO_TABLE,
+        xattr_id_table_start,
         inode_table_start,
         directory_table_start,
         fragment_table_start,
