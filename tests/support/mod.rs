@@ -15,4 +15,3 @@ pub mod s3_server;
 pub mod sqfs_check;
 pub mod tool;
 pub mod tree;
-pub mod xattrs;
