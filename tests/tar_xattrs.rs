@@ -13,7 +13,9 @@ use crate::support::bin::{code, repropack, run_ok, stderr, stdout};
 use crate::support::exit;
 use crate::support::hash::hex;
 use crate::support::rawtar::RawTar;
-use crate::support::rootfs::{am_root, getfattr_dump, have_all, rootfs_tree, setfattr};
+use crate::support::rootfs::{
+    am_root, getfattr_dump, have_all, owner_xattr_dump, rootfs_tree, setfattr,
+};
 
 const TOOLS: &[&str] = &["tar", "bsdtar", "getfattr", "setfattr", "setcap", "mknod"];
 
@@ -29,16 +31,6 @@ fn tree(root: &Path) {
     rootfs_tree(root, false);
     setfattr(&root.join("bin/ping"), "user.a=b%c", b"odd name");
     setfattr(&root.join("bin/ping"), "user.bin", b"\0\x01\x02\xff\n=");
-}
-
-/// Owner, mode and type of every path below `root` as `stat` prints them
-/// (sorted, the root itself left out), then every attribute as `getfattr`
-/// dumps it: what two extractions must agree on. Mtimes are left out.
-fn owner_xattr_dump(root: &Path) -> String {
-    let script =
-        r#"cd "$1" && find . -mindepth 1 -print0 | sort -z | xargs -0 stat -c '%n %u:%g %a %F'"#;
-    let out = run_ok(Command::new("bash").args(["-c", script, "dump"]).arg(root));
-    format!("{}\n{}", stdout(&out), getfattr_dump(root))
 }
 
 fn extract(artifact: &Path, dir: &Path, flags: &[&str]) -> Output {

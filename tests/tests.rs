@@ -12,6 +12,7 @@ mod cli;
 mod cpu_features;
 mod errors;
 mod extract_hostile;
+mod extract_owners_xattrs;
 mod extract_roundtrip;
 mod fetch_http;
 mod fetch_https;
