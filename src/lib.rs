@@ -35,6 +35,7 @@ pub mod format;
 pub mod output;
 pub mod pack;
 pub mod plan;
+pub mod progress;
 pub mod remote;
 pub mod stage;
 pub mod verify;

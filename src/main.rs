@@ -6,7 +6,7 @@ mod cli;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (format 3)");
 
@@ -28,6 +28,9 @@ enum Command {
         /// Files to hash.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Print one JSON object per file and line (file, ref, sha256, size).
+        #[arg(long)]
+        json: bool,
     },
     /// Print the tree digest of a directory (staged as `pack` would) or an artifact.
     Digest(cli::digest::DigestArgs),
@@ -47,13 +50,17 @@ enum Command {
     Keygen(cli::sign::KeygenArgs),
     /// Sign files with a minisign secret key (writes FILE.minisig).
     Sign(cli::sign::SignArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(cli::docs::CompletionsArgs),
+    /// Print the man page (roff), or write every page with --out-dir.
+    Man(cli::docs::ManArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Pack(args) => cli::pack::run(*args),
-        Command::Hash { files } => cli::hash::run(&files),
+        Command::Hash { files, json } => cli::hash::run(&files, json),
         Command::Fetch(args) => cli::fetch::run(args),
         Command::Push(args) => cli::push::run(args),
         Command::Extract(args) => cli::extract::run(args),
@@ -64,6 +71,8 @@ fn main() -> ExitCode {
         Command::Gate(args) => cli::gate::run(args),
         Command::Keygen(args) => cli::sign::keygen_run(args),
         Command::Sign(args) => cli::sign::sign_run(args),
+        Command::Completions(args) => cli::docs::completions(args, Cli::command()),
+        Command::Man(args) => cli::docs::man(args, Cli::command()),
     };
     match result {
         Ok(()) => ExitCode::from(cli::exit::OK as u8),

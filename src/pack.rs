@@ -25,14 +25,18 @@
 use std::ffi::OsStr;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::digest::{HashingWriter, Sha256Digest};
 use crate::format::Format;
 use crate::format::gzip::ParallelGzip;
-use crate::format::squashfs::{Compression, SquashfsError, SquashfsOptions, write_squashfs};
-use crate::format::tar::{TarError, write_tar};
+use crate::format::squashfs::{
+    Compression, SquashfsError, SquashfsOptions, write_squashfs_with_progress,
+};
+use crate::format::tar::{TarError, write_tar_with_progress};
 use crate::output::{AtomicFile, OutputError};
 use crate::plan::Plan;
+use crate::progress::Counters;
 use crate::remote::ArtifactRef;
 use crate::stage::{Source, StageError, StageOptions, stage, stage_tar};
 use crate::verify::manifest::{ArtifactInfo, Manifest, ManifestError};
@@ -52,6 +56,9 @@ pub struct PackOptions {
     /// SquashFS settings (compressor, block size, dedup); only used by
     /// [`Format::Squashfs`]. A `level` above overrides the compressor's.
     pub squashfs: SquashfsOptions,
+    /// Counts entries and bytes written, for a progress display; never
+    /// changes the output.
+    pub progress: Option<Arc<Counters>>,
 }
 
 impl PackOptions {
@@ -62,6 +69,7 @@ impl PackOptions {
             level: None,
             jobs: default_jobs(),
             squashfs: SquashfsOptions::default(),
+            progress: None,
         }
     }
 }
@@ -135,6 +143,16 @@ pub enum PackError {
 
 /// Writes `plan` to `path` in the chosen format.
 pub fn pack_to_path(plan: &Plan, opts: &PackOptions, path: &Path) -> Result<Packed, PackError> {
+    let progress = opts.progress.as_deref();
+    if let Some(p) = progress {
+        let bytes = plan
+            .entries()
+            .iter()
+            .filter(|e| e.hardlink_of().is_none())
+            .map(|e| e.size())
+            .sum();
+        p.start_writing(plan.entries().len() as u64, bytes);
+    }
     if opts.format == Format::Squashfs {
         return pack_squashfs(plan, opts, path);
     }
@@ -167,7 +185,7 @@ pub fn pack_to_path(plan: &Plan, opts: &PackOptions, path: &Path) -> Result<Pack
     let hashing = HashingWriter::new(BufWriter::with_capacity(1 << 20, out.file_mut()));
     let result: Result<_, PackError> = (|| {
         let hashing = match opts.format {
-            Format::Tar => write_tar(plan, hashing)?,
+            Format::Tar => write_tar_with_progress(plan, hashing, progress)?,
             // pack_to_path hands squashfs to pack_squashfs before this.
             Format::Squashfs => {
                 return Err(PackError::Option("squashfs needs pack_squashfs".into()));
@@ -175,7 +193,7 @@ pub fn pack_to_path(plan: &Plan, opts: &PackOptions, path: &Path) -> Result<Pack
             Format::TarGz => {
                 let gz = ParallelGzip::new(hashing, level.unwrap_or(DEFAULT_GZIP_LEVEL), opts.jobs)
                     .map_err(|e| gzip_error(path, e))?;
-                write_tar(plan, gz)?
+                write_tar_with_progress(plan, gz, progress)?
                     .finish()
                     .map_err(|e| gzip_error(path, e))?
             }
@@ -204,7 +222,13 @@ fn pack_squashfs(plan: &Plan, opts: &PackOptions, path: &Path) -> Result<Packed,
             Compression::new(sq.compression.algorithm(), Some(level)).map_err(PackError::Option)?;
     }
     let mut out = AtomicFile::create(path)?;
-    let (sha256, size) = write_squashfs(plan, &sq, opts.jobs, out.file_mut())?;
+    let (sha256, size) = write_squashfs_with_progress(
+        plan,
+        &sq,
+        opts.jobs,
+        out.file_mut(),
+        opts.progress.as_deref(),
+    )?;
     out.commit()?;
     Ok(Packed {
         sha256,
@@ -277,6 +301,7 @@ pub struct Pack {
     manifest: Option<PathBuf>,
     source_revision: Option<String>,
     record: bool,
+    progress: Option<Arc<Counters>>,
 }
 
 /// What [`Pack::run`] did: the facts `repropack pack --json` prints.
@@ -327,7 +352,15 @@ impl Pack {
             manifest: None,
             source_revision: None,
             record: false,
+            progress: None,
         }
+    }
+
+    /// Counters to update while staging and writing (for a progress
+    /// display); the output never depends on them.
+    pub fn progress(mut self, progress: Arc<Counters>) -> Pack {
+        self.progress = Some(progress);
+        self
     }
 
     /// The output file (written atomically).
@@ -418,11 +451,13 @@ impl Pack {
         }
         let mut stage = self.stage.clone();
         stage.jobs = self.jobs;
+        stage.progress.clone_from(&self.progress);
         let options = PackOptions {
             format,
             level: self.level,
             jobs: self.jobs,
             squashfs: self.squashfs.clone(),
+            progress: self.progress.clone(),
         };
         Ok((stage, options))
     }
@@ -492,6 +527,7 @@ impl Pack {
             ref_base: None,
             manifest: None,
             record: false,
+            progress: None,
             ..self.clone()
         }
     }

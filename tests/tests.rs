@@ -11,6 +11,7 @@ mod archive_reader_on_others_output;
 mod cli;
 mod cpu_features;
 mod errors;
+mod everyday;
 mod extract_hostile;
 mod extract_owners_xattrs;
 mod extract_roundtrip;

@@ -25,7 +25,7 @@ pub struct DiffArgs {
     #[command(flatten)]
     read: ReadFlags,
     /// Threads hashing files of a directory (default: all CPUs).
-    #[arg(long)]
+    #[arg(long, value_name = "N", env = "REPROPACK_JOBS", value_parser = super::flags::jobs)]
     jobs: Option<usize>,
 }
 

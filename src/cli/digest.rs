@@ -22,7 +22,7 @@ pub struct DigestArgs {
     #[command(flatten)]
     read: ReadFlags,
     /// Threads hashing files of a directory (default: all CPUs).
-    #[arg(long)]
+    #[arg(long, value_name = "N", env = "REPROPACK_JOBS", value_parser = super::flags::jobs)]
     jobs: Option<usize>,
     /// Print the canonical serialization that is hashed instead of the digest.
     #[arg(long)]
@@ -33,9 +33,6 @@ pub struct DigestArgs {
 }
 
 pub fn run(args: DigestArgs) -> Result<(), Failure> {
-    if args.jobs == Some(0) {
-        return Err(Failure::new(exit::USAGE, "--jobs must be at least 1"));
-    }
     let side = any_side(&args.inputs, &args.stage, &args.read, args.jobs)?;
     if args.canonical {
         std::io::stdout()

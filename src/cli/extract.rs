@@ -1,10 +1,12 @@
 //! `repropack extract ARTIFACT DIR`.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::cli::exit;
 use clap::Args;
 use repropack::extract::{ErrorClass, ExtractError, extract};
+use repropack::progress::Counters;
 
 use super::Failure;
 use super::flags::ExtractFlags;
@@ -21,11 +23,21 @@ pub struct ExtractArgs {
     /// Print a JSON report instead of the directory.
     #[arg(long)]
     json: bool,
+    /// No progress bar (it is drawn on stderr only when that is a terminal).
+    #[arg(long, short)]
+    quiet: bool,
 }
 
 pub fn run(args: ExtractArgs) -> Result<(), Failure> {
-    let opts = args.extract.options()?;
-    let report = extract(&args.artifact, &args.dir, &opts)?;
+    let mut opts = args.extract.options()?;
+    let progress = Arc::new(Counters::default());
+    opts.progress = Some(Arc::clone(&progress));
+    let display = super::progress::start("extract", &progress, args.quiet);
+    let result = extract(&args.artifact, &args.dir, &opts);
+    if let Some(d) = display {
+        d.finish();
+    }
+    let report = result?;
     super::warn(&report.warnings);
     if args.json {
         let value = serde_json::json!({

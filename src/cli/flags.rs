@@ -111,6 +111,17 @@ impl StageFlags {
     }
 }
 
+/// Parses `--jobs` (or `REPROPACK_JOBS`, which every `--jobs` reads when
+/// the flag is absent): 1 to 1024 threads.
+pub fn jobs(value: &str) -> Result<usize, String> {
+    match value.trim().parse::<usize>() {
+        Ok(n @ 1..=1024) => Ok(n),
+        _ => Err(format!(
+            "{value:?} is not a number of threads from 1 to 1024"
+        )),
+    }
+}
+
 /// Extraction flags shared by `extract` and `fetch --extract`.
 #[derive(Args, Clone, Debug)]
 pub struct ExtractFlags {
@@ -150,8 +161,8 @@ pub struct ExtractFlags {
     pub no_sync: bool,
     /// Threads that decompress SquashFS data blocks (default: all CPUs).
     /// The tree and its bytes never depend on it.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
-    pub jobs: Option<u32>,
+    #[arg(long, value_name = "N", env = "REPROPACK_JOBS", value_parser = jobs)]
+    pub jobs: Option<usize>,
 }
 
 impl ExtractFlags {
@@ -162,7 +173,7 @@ impl ExtractFlags {
             // Fails only if the pool already exists, which no command that
             // extracts has made before this point.
             let _ = rayon::ThreadPoolBuilder::new()
-                .num_threads(jobs as usize)
+                .num_threads(jobs)
                 .build_global();
         }
         let max_size = size_flag(&self.max_size)?;
@@ -181,6 +192,7 @@ impl ExtractFlags {
             max_entries: self.max_entries,
             max_path_len: self.max_path_len,
             sync: !self.no_sync,
+            progress: None,
         })
     }
 }
@@ -285,7 +297,7 @@ pub struct PackFlags {
     pub no_dedup: bool,
     /// Worker threads (default: all CPUs this process may use). Never
     /// changes the output.
-    #[arg(long)]
+    #[arg(long, value_name = "N", env = "REPROPACK_JOBS", value_parser = jobs)]
     pub jobs: Option<usize>,
     /// Print the ref under this base URI (`BASE/<output file name>`) instead
     /// of the output's absolute path.
@@ -294,6 +306,9 @@ pub struct PackFlags {
     /// Print a JSON object instead of the bare ref.
     #[arg(long)]
     pub json: bool,
+    /// No progress bar (it is drawn on stderr only when that is a terminal).
+    #[arg(long, short)]
+    pub quiet: bool,
     /// Also write a JSON manifest (artifact, options, source revision, tree
     /// digest, every entry with its sha256) to FILE, atomically.
     #[arg(long, value_name = "FILE")]

@@ -16,10 +16,29 @@ pub struct GateArgs {
     /// REPROPACK_REQUIRE_VERIFIED=1 (or true/yes/on).
     #[arg(long, env = "REPROPACK_REQUIRE_VERIFIED", value_parser = clap::builder::FalseyValueParser::new(), default_value = "false", num_args = 0, default_missing_value = "true")]
     require_verified: bool,
+    /// Print one JSON object (artifact, status, required, reason,
+    /// differences) on stdout; the exit code and stderr are the same.
+    #[arg(long)]
+    json: bool,
 }
 
 pub fn run(args: GateArgs) -> Result<(), Failure> {
     let status = gate_status(&args.artifact).map_err(|e| Failure::new(exit::INPUT, e))?;
+    if args.json {
+        let (name, reason, differences) = match &status {
+            GateStatus::Verified => ("verified", None, &[][..]),
+            GateStatus::Unverified(diffs) => ("unverified", None, &diffs[..]),
+            GateStatus::NoMarker(why) => ("no-marker", Some(why.to_string()), &[][..]),
+        };
+        let value = serde_json::json!({
+            "artifact": args.artifact.display().to_string(),
+            "status": name,
+            "required": args.require_verified,
+            "reason": reason,
+            "differences": differences,
+        });
+        println!("{value}");
+    }
     let problem = match status {
         GateStatus::Verified => return Ok(()),
         GateStatus::Unverified(diffs) => {

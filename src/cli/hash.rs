@@ -9,11 +9,22 @@ use repropack::remote::refs::ArtifactRef;
 use super::Failure;
 use repropack::pack::absolute_uri;
 
-pub fn run(files: &[PathBuf]) -> Result<(), Failure> {
+pub fn run(files: &[PathBuf], json: bool) -> Result<(), Failure> {
     for f in files {
-        let (digest, _) =
+        let (digest, size) =
             hash_file(f).map_err(|e| Failure::new(exit::INPUT, format!("{}: {e}", f.display())))?;
-        println!("{}", ArtifactRef::new(absolute_uri(f)?, digest));
+        let r = ArtifactRef::new(absolute_uri(f)?, digest);
+        if json {
+            let value = serde_json::json!({
+                "file": f.display().to_string(),
+                "ref": r.to_string(),
+                "sha256": digest.to_hex(),
+                "size": size,
+            });
+            println!("{value}");
+        } else {
+            println!("{r}");
+        }
     }
     Ok(())
 }

@@ -5,6 +5,7 @@
 pub mod check;
 pub mod diff;
 pub mod digest;
+pub mod docs;
 pub mod exit;
 pub mod extract;
 pub mod fetch;
@@ -12,6 +13,7 @@ pub mod flags;
 pub mod gate;
 pub mod hash;
 pub mod pack;
+pub mod progress;
 pub mod push;
 pub mod side;
 pub mod sign;

@@ -45,10 +45,15 @@ pub struct VerifyArgs {
     signature: Option<PathBuf>,
     #[command(flatten)]
     read: ReadFlags,
+    /// Print one JSON object (artifact, sha256, ok, problems, signatures)
+    /// on stdout instead of lines; the exit code is the same.
+    #[arg(long)]
+    json: bool,
 }
 
 pub fn run(args: VerifyArgs) -> Result<(), Failure> {
     let signed = !args.trusted_key.is_empty();
+    let mut signatures = Vec::new();
     if signed {
         if let Some(m) = &args.manifest {
             let v = verify_file(m, None, &args.trusted_key).map_err(super::signature_failure)?;
@@ -57,6 +62,11 @@ pub fn run(args: VerifyArgs) -> Result<(), Failure> {
                 m.display(),
                 v.key_id
             );
+            signatures.push(serde_json::json!({
+                "file": m.display().to_string(),
+                "key_id": v.key_id.clone(),
+                "trusted_comment": v.trusted_comment,
+            }));
         }
         let v = verify_file(&args.artifact, args.signature.as_deref(), &args.trusted_key)
             .map_err(super::signature_failure)?;
@@ -66,7 +76,21 @@ pub fn run(args: VerifyArgs) -> Result<(), Failure> {
             v.key_id,
             v.trusted_comment
         );
+        signatures.push(serde_json::json!({
+            "file": args.artifact.display().to_string(),
+            "key_id": v.key_id.clone(),
+            "trusted_comment": v.trusted_comment,
+        }));
     }
+    let report = |sha256: Option<&Sha256Digest>, problems: &[&String]| {
+        serde_json::json!({
+            "artifact": args.artifact.display().to_string(),
+            "sha256": sha256.map(|d| d.to_hex()),
+            "ok": problems.is_empty(),
+            "problems": problems,
+            "signatures": signatures,
+        })
+    };
     let mut expected: Vec<(String, Sha256Digest)> = Vec::new();
     if let Some(r) = &args.reference {
         let r: ArtifactRef = r.parse().map_err(|e| Failure::new(exit::INPUT, e))?;
@@ -92,7 +116,11 @@ pub fn run(args: VerifyArgs) -> Result<(), Failure> {
     }
     if expected.is_empty() {
         if signed {
-            println!("OK {} signature", args.artifact.display());
+            if args.json {
+                println!("{}", report(None, &[]));
+            } else {
+                println!("OK {} signature", args.artifact.display());
+            }
             return Ok(());
         }
         return Err(Failure::new(
@@ -144,8 +172,13 @@ pub fn run(args: VerifyArgs) -> Result<(), Failure> {
             }
         }
     }
-    for p in hash_problems.iter().chain(&problems) {
-        println!("{p}");
+    let all: Vec<&String> = hash_problems.iter().chain(&problems).collect();
+    if args.json {
+        println!("{}", report(Some(&actual), &all));
+    } else {
+        for p in &all {
+            println!("{p}");
+        }
     }
     let name = args.artifact.display();
     if !hash_problems.is_empty() {
@@ -160,7 +193,9 @@ pub fn run(args: VerifyArgs) -> Result<(), Failure> {
             format!("{name}: {} problem(s) against the manifest", problems.len()),
         ));
     }
-    println!("OK {name} sha256={actual}");
+    if !args.json {
+        println!("OK {name} sha256={actual}");
+    }
     Ok(())
 }
 

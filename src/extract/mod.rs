@@ -119,6 +119,9 @@ pub struct ExtractOptions {
     /// `syncfs` the staging directory before publishing it, so a crash
     /// never leaves a published tree with missing content.
     pub sync: bool,
+    /// Counts entries and bytes extracted, for a progress display.
+    #[serde(skip)]
+    pub progress: Option<std::sync::Arc<crate::progress::Counters>>,
 }
 
 impl Default for ExtractOptions {
@@ -134,6 +137,7 @@ impl Default for ExtractOptions {
             max_entries: DEFAULT_MAX_ENTRIES,
             max_path_len: DEFAULT_MAX_PATH_LEN,
             sync: true,
+            progress: None,
         }
     }
 }

@@ -369,6 +369,14 @@ impl<'a> Writer<'a> {
         content: &mut dyn Read,
     ) -> Result<(), ExtractError> {
         self.report.entries += 1;
+        if let Some(p) = &self.opts.progress {
+            let bytes = if e.kind() == EntryKind::File {
+                e.size()
+            } else {
+                0
+            };
+            p.wrote(1, bytes);
+        }
         let path = checked_path(e.path(), self.opts)?;
         if path.is_empty() {
             if e.kind() != EntryKind::Dir {

@@ -35,6 +35,7 @@ use std::sync::Arc;
 pub use from_tar::stage_tar;
 
 use crate::plan::Plan;
+use crate::progress::Counters;
 use normalize::{Excludes, XattrFilter, check_path_len, normalize_dest};
 pub use normalize::{MAX_XATTR_NAME, MAX_XATTR_VALUE};
 use tree::{Node, finish_plan, merge, place_node};
@@ -270,6 +271,9 @@ pub struct StageOptions {
     /// Threads that read directories and metadata (at least 1). Never
     /// changes the plan.
     pub jobs: usize,
+    /// Counts the entries found, for a progress display; never changes the
+    /// plan.
+    pub progress: Option<Arc<Counters>>,
 }
 
 impl Default for StageOptions {
@@ -287,6 +291,7 @@ impl Default for StageOptions {
             no_hardlinks: false,
             excludes: Vec::new(),
             jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            progress: None,
         }
     }
 }

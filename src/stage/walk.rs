@@ -273,6 +273,9 @@ impl Stager<'_> {
             items.push((name, child, child_archive, meta));
         }
         items.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        if let Some(p) = &self.opts.progress {
+            p.found(items.len() as u64);
+        }
         let dir: Arc<Path> = Arc::from(path);
         let results: Vec<Result<Scanned, StageError>> = items
             .par_iter()

@@ -84,7 +84,7 @@ pub fn read_side(path: &Path, label: &str, limits: &ReadOptions) -> Result<Side,
     ];
     let layout = match archive.info() {
         ContainerInfo::Tar(t) => {
-            facts.push(("tar.first_header".into(), format!("{:?}", t.first_header)));
+            facts.push(("tar.first_header".into(), t.first_header.name().to_string()));
             Layout::TarBlocks
         }
         ContainerInfo::TarGz { gzip, tar } => {
@@ -101,7 +101,10 @@ pub fn read_side(path: &Path, label: &str, limits: &ReadOptions) -> Result<Side,
                     String::from_utf8_lossy(c).into_owned(),
                 ));
             }
-            facts.push(("tar.first_header".into(), format!("{:?}", tar.first_header)));
+            facts.push((
+                "tar.first_header".into(),
+                tar.first_header.name().to_string(),
+            ));
             Layout::Regions(gzip_regions(size))
         }
         ContainerInfo::SquashFs(s) => {

@@ -15,6 +15,11 @@
 //! by `repropack extract` and `unsquashfs -d` (all CPUs and `-p 1`) to the
 //! disk and to tmpfs (`/dev/shm`), and read whole by `repropack digest`.
 //! Nothing here asserts a time: this is a measurement, not a test.
+//!
+//! `cargo xtask man` writes the man pages (`repropack.1` and one
+//! `repropack-COMMAND.1` per command) into `docs/man/`, from the binary's
+//! own `repropack man --out-dir`; a test checks that the committed pages
+//! are what the current flags give.
 
 use std::ffi::OsString;
 use std::fs;
@@ -28,9 +33,10 @@ fn main() -> Result<()> {
     let mut args = std::env::args_os().skip(1);
     match args.next().and_then(|a| a.into_string().ok()).as_deref() {
         Some("bench") => bench(BenchArgs::parse(args)?),
+        Some("man") => man(),
         _ => {
             eprintln!(
-                "usage: cargo xtask bench [--corpus DIR] [--runs N] [--jobs N] [--tar] [--extract | --extract-only] [--keep] [--baseline BIN]"
+                "usage: cargo xtask bench [--corpus DIR] [--runs N] [--jobs N] [--tar] [--extract | --extract-only] [--keep] [--baseline BIN]\n       cargo xtask man"
             );
             std::process::exit(2);
         }
@@ -357,12 +363,12 @@ fn speedups(rows: &[Row]) -> String {
     s
 }
 
-fn bench(args: BenchArgs) -> Result<()> {
-    let root = root_dir();
+/// Builds the release binary and returns its path and the target dir.
+fn build_release(root: &Path) -> Result<(PathBuf, PathBuf)> {
     eprintln!("building repropack (release)…");
     let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
         .args(["build", "--release", "--quiet", "--bin", "repropack"])
-        .current_dir(&root)
+        .current_dir(root)
         .status()
         .context("run cargo build")?;
     if !status.success() {
@@ -371,7 +377,37 @@ fn bench(args: BenchArgs) -> Result<()> {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
-    let repropack = target.join("release/repropack");
+    Ok((target.join("release/repropack"), target))
+}
+
+fn man() -> Result<()> {
+    let root = root_dir();
+    let (repropack, _) = build_release(&root)?;
+    let dir = root.join("docs/man");
+    fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+    // Pages of commands that no longer exist must not linger.
+    for old in fs::read_dir(&dir)? {
+        let old = old?.path();
+        if old.extension().is_some_and(|e| e == "1") {
+            fs::remove_file(&old).with_context(|| format!("remove {}", old.display()))?;
+        }
+    }
+    let status = Command::new(&repropack)
+        .arg("man")
+        .arg("--out-dir")
+        .arg(&dir)
+        .status()
+        .context("run repropack man")?;
+    if !status.success() {
+        bail!("repropack man --out-dir failed");
+    }
+    eprintln!("wrote {}", dir.display());
+    Ok(())
+}
+
+fn bench(args: BenchArgs) -> Result<()> {
+    let root = root_dir();
+    let (repropack, target) = build_release(&root)?;
 
     let source = match &args.corpus {
         Some(c) => c.clone(),

@@ -52,6 +52,7 @@ use super::image::{BlockCache, Fault, Image};
 use super::metadata::{Cursor, MetadataReader};
 use super::table::{FragmentEntry, FragmentTable};
 use crate::plan::{ContentError, EntryKind, Plan};
+use crate::progress::Counters;
 
 /// Blocks in flight per job, beyond 8 shared: enough read-ahead that a
 /// worker rarely waits for the planner while the writer waits for a slow
@@ -126,11 +127,13 @@ impl Pool {
 }
 
 /// Settings of the data phase.
-pub(crate) struct DataOptions {
+pub(crate) struct DataOptions<'a> {
     pub compression: Compression,
     pub block_size: u32,
     pub dedup: bool,
     pub jobs: usize,
+    /// Counts each entry as the planner passes it.
+    pub progress: Option<&'a Counters>,
 }
 
 /// Writes all data and fragment blocks of `plan` to `file`, starting at
@@ -353,7 +356,7 @@ fn write_block(out: &mut impl Write, done: &Done) -> Result<u32, SquashfsError> 
 
 struct Planner<'a> {
     plan: &'a Plan,
-    opts: &'a DataOptions,
+    opts: &'a DataOptions<'a>,
     pool: &'a Pool,
     job_tx: mpsc::Sender<Job>,
     item_tx: SyncSender<Item>,
@@ -391,10 +394,16 @@ impl Planner<'_> {
         let mut deduplicated = false;
         for (idx, e) in entries.iter().enumerate() {
             if !owns_data(e) {
+                if let Some(p) = self.opts.progress {
+                    p.wrote(1, 0);
+                }
                 files.push(None);
                 continue;
             }
             let size = e.size();
+            if let Some(p) = self.opts.progress {
+                p.wrote(1, size);
+            }
             let content = e
                 .content()
                 .ok_or(SquashfsError::Internal("regular file without content"))?;

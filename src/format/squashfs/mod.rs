@@ -56,5 +56,5 @@ pub use compress::{Algorithm, CompressError, Compression};
 pub use read::SquashfsInfo;
 pub use write::{
     DEFAULT_BLOCK_SIZE, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE, SquashfsError, SquashfsOptions,
-    parse_block_size, write_squashfs,
+    parse_block_size, write_squashfs, write_squashfs_with_progress,
 };

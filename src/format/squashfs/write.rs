@@ -12,6 +12,7 @@ use super::{data, fs_tree, metadata, table};
 use super::superblock::{NO_TABLE, SUPERBLOCK_SIZE, Superblock, flags};
 use crate::digest::{Hasher, Sha256Digest};
 use crate::plan::{ContentError, Plan};
+use crate::progress::Counters;
 
 /// Default data block size: 128 KiB.
 pub const DEFAULT_BLOCK_SIZE: u32 = 128 * 1024;
@@ -135,6 +136,18 @@ pub fn write_squashfs(
     jobs: usize,
     file: &mut File,
 ) -> Result<(Sha256Digest, u64), SquashfsError> {
+    write_squashfs_with_progress(plan, opts, jobs, file, None)
+}
+
+/// [`write_squashfs`], counting each entry into `progress` as its data is
+/// read.
+pub fn write_squashfs_with_progress(
+    plan: &Plan,
+    opts: &SquashfsOptions,
+    jobs: usize,
+    file: &mut File,
+    progress: Option<&Counters>,
+) -> Result<(Sha256Digest, u64), SquashfsError> {
     let bs = opts.block_size;
     if !bs.is_power_of_two() || !(MIN_BLOCK_SIZE..=MAX_BLOCK_SIZE).contains(&bs) {
         return Err(SquashfsError::Option(format!(
@@ -170,6 +183,7 @@ pub fn write_squashfs(
             block_size: bs,
             dedup: opts.dedup,
             jobs,
+            progress,
         },
         file,
         data_start,

@@ -23,6 +23,17 @@ pub enum HeaderFlavor {
     Old,
 }
 
+impl HeaderFlavor {
+    /// The name shown in `diff` and `--json`: `ustar`, `gnu` or `v7`.
+    pub fn name(self) -> &'static str {
+        match self {
+            HeaderFlavor::Ustar => "ustar",
+            HeaderFlavor::Gnu => "gnu",
+            HeaderFlavor::Old => "v7",
+        }
+    }
+}
+
 /// Facts from the first header of a tar stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TarInfo {

@@ -10,4 +10,4 @@ pub mod write;
 
 pub use header::{HeaderFlavor, TarInfo};
 pub use read::{MAX_EXTENSION_HEADER, MAX_SPARSE_REGIONS, MAX_TRAILING};
-pub use write::{TarError, write_tar};
+pub use write::{TarError, write_tar, write_tar_with_progress};

@@ -27,6 +27,7 @@ use tar::{EntryType, Header};
 use super::header::{BLOCK, pax_records, schily_xattr_key, set_checksum};
 use crate::digest::for_each_chunk;
 use crate::plan::{Entry, EntryKind, Plan};
+use crate::progress::Counters;
 
 const RECORD: u64 = 10240;
 
@@ -50,6 +51,15 @@ pub struct TarError {
 /// assert_eq!(bytes.len() % 10240, 0);
 /// ```
 pub fn write_tar<W: Write>(plan: &Plan, out: W) -> Result<W, TarError> {
+    write_tar_with_progress(plan, out, None)
+}
+
+/// [`write_tar`], counting each entry written into `progress`.
+pub fn write_tar_with_progress<W: Write>(
+    plan: &Plan,
+    out: W,
+    progress: Option<&Counters>,
+) -> Result<W, TarError> {
     let mut out = CountingWriter {
         inner: out,
         count: 0,
@@ -61,6 +71,14 @@ pub fn write_tar<W: Write>(plan: &Plan, out: W) -> Result<W, TarError> {
             entry: entry.display_path(),
             source,
         })?;
+        if let Some(p) = progress {
+            let bytes = if entry.hardlink_of().is_some() {
+                0
+            } else {
+                entry.size()
+            };
+            p.wrote(1, bytes);
+        }
     }
     let end = |source| TarError {
         entry: "<end of archive>".to_string(),
