@@ -20,7 +20,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Pack sources into an archive and print its ref `URI#sha256=HEX`.
-    Pack(Box<cli::flags::PackFlags>),
+    Pack(Box<cli::pack::PackArgs>),
     /// Extract an artifact into a new directory, refusing unsafe archives.
     Extract(cli::extract::ExtractArgs),
     /// Print refs for existing files.

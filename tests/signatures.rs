@@ -261,3 +261,100 @@ fn a_trusted_comment_signature_of_the_wrong_length_is_malformed() {
         );
     }
 }
+
+/// `pack --sign` signs the artifact and the manifest as they are
+/// published; Debian's `minisign` verifies both, and the JSON names the
+/// signatures.
+#[test]
+fn pack_sign_signs_the_artifact_and_the_manifest_and_minisign_verifies_both() {
+    if !have_tool("minisign") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (sec, public) = keygen(d, "k");
+    fs::create_dir(d.join("src")).unwrap();
+    fs::write(d.join("src/a"), b"signed content\n").unwrap();
+    let out = repropack_out([
+        "pack".as_ref(),
+        d.join("src").as_os_str(),
+        "-o".as_ref(),
+        d.join("app.tar.gz").as_os_str(),
+        "--manifest".as_ref(),
+        d.join("app.json").as_os_str(),
+        "--sign".as_ref(),
+        sec.as_os_str(),
+        "--json".as_ref(),
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&ok(&out)).unwrap();
+    let sigs = v["signatures"].as_array().unwrap();
+    assert_eq!(sigs.len(), 2, "{v}");
+    let public = public.to_str().unwrap();
+    for file in ["app.tar.gz", "app.json"] {
+        assert!(d.join(format!("{file}.minisig")).is_file());
+        let checked = minisign(&["-Vm", file, "-p", public], d);
+        assert!(
+            checked.status.success(),
+            "minisign -V {file}: {}",
+            stderr(&checked)
+        );
+        let ours = verify(&d.join(file), Path::new(public));
+        assert_eq!(code(&ours), exit::OK, "{}", stderr(&ours));
+    }
+}
+
+/// A key that cannot be read fails before anything is packed.
+#[test]
+fn pack_sign_with_a_bad_key_fails_before_writing_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    fs::create_dir(d.join("src")).unwrap();
+    fs::write(d.join("src/a"), b"x").unwrap();
+    fs::write(d.join("bad.sec"), b"not a minisign key\n").unwrap();
+    let out = repropack_out([
+        "pack".as_ref(),
+        d.join("src").as_os_str(),
+        "-o".as_ref(),
+        d.join("app.tar").as_os_str(),
+        "--sign".as_ref(),
+        d.join("bad.sec").as_os_str(),
+    ]);
+    assert_eq!(code(&out), exit::SIGNATURE, "{}", stderr(&out));
+    assert!(stderr(&out).contains("bad.sec"), "{}", stderr(&out));
+    let left: Vec<_> = fs::read_dir(d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left.len(), 2, "nothing but the inputs: {left:?}");
+}
+
+/// `REPROPACK_TRUSTED_KEYS` (key files separated by `:`) is the trust
+/// `verify` applies when no --trusted-key is given: a file signed by one of
+/// them passes, an unsigned one is refused.
+#[test]
+fn repropack_trusted_keys_is_the_default_trust_of_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (sec, public) = keygen(d, "k");
+    let (_, other) = keygen(d, "other");
+    let signed = d.join("signed");
+    let unsigned = d.join("unsigned");
+    fs::write(&signed, b"one").unwrap();
+    fs::write(&unsigned, b"two").unwrap();
+    ok(&repropack_out([
+        "sign".as_ref(),
+        signed.as_os_str(),
+        "-s".as_ref(),
+        sec.as_os_str(),
+    ]));
+    let keys = format!("{}:{}", other.display(), public.display());
+    let env = [("REPROPACK_TRUSTED_KEYS", keys.as_str())];
+    let out = crate::support::bin::repropack_env(["verify", signed.to_str().unwrap()], &env);
+    assert_eq!(code(&out), exit::OK, "{}", stderr(&out));
+    let out = crate::support::bin::repropack_env(["verify", unsigned.to_str().unwrap()], &env);
+    assert_eq!(code(&out), exit::SIGNATURE, "{}", stderr(&out));
+    assert!(stderr(&out).contains("unsigned"), "{}", stderr(&out));
+    // Without the variable nothing asks for a signature.
+    let out = repropack_out(["verify", unsigned.to_str().unwrap()]);
+    assert_eq!(code(&out), exit::USAGE, "{}", stderr(&out));
+}

@@ -1,13 +1,43 @@
 //! `repropack pack`.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
+use clap::Args;
 use repropack::progress::Counters;
+use repropack::verify::signature::SigningKey;
 
 use super::Failure;
 use super::flags::PackFlags;
+use super::sign::password;
 
-pub fn run(args: PackFlags) -> Result<(), Failure> {
+#[derive(Args)]
+pub struct PackArgs {
+    #[command(flatten)]
+    pub flags: PackFlags,
+    /// Sign the artifact (and the manifest, with --manifest) with this
+    /// minisign secret key: `OUT.minisig` (and `MANIFEST.minisig`), each
+    /// written atomically after the file it signs. The key is read before
+    /// anything is packed.
+    #[arg(long, value_name = "SECRET")]
+    pub sign: Option<PathBuf>,
+    /// The --sign key's password, from this environment variable.
+    #[arg(long, value_name = "VAR", requires = "sign")]
+    pub password_env: Option<String>,
+}
+
+pub fn run(args: PackArgs) -> Result<(), Failure> {
+    let PackArgs {
+        flags: args,
+        sign,
+        password_env,
+    } = args;
+    let key = match &sign {
+        Some(secret) => Some(
+            SigningKey::load(secret, password(&password_env)?).map_err(super::signature_failure)?,
+        ),
+        None => None,
+    };
     let progress = Arc::new(Counters::default());
     let job = args
         .job()?
@@ -20,8 +50,22 @@ pub fn run(args: PackFlags) -> Result<(), Failure> {
     }
     let report = result?;
     super::warn(&report.warnings);
+    let mut signatures = Vec::new();
+    if let Some(key) = &key {
+        let signed = std::iter::once(&args.output).chain(report.manifest_path.as_ref());
+        for file in signed {
+            let sig = key.sign(file).map_err(super::signature_failure)?;
+            signatures.push(sig.to_string_lossy().into_owned());
+        }
+    }
     if args.json {
-        println!("{}", report.to_json());
+        let mut value = report.to_json();
+        if key.is_some()
+            && let Some(map) = value.as_object_mut()
+        {
+            map.insert("signatures".into(), signatures.into());
+        }
+        println!("{value}");
     } else {
         println!("{}", report.reference);
     }

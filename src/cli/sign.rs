@@ -35,7 +35,7 @@ pub struct SignArgs {
     password_env: Option<String>,
 }
 
-fn password(var: &Option<String>) -> Result<Option<String>, Failure> {
+pub fn password(var: &Option<String>) -> Result<Option<String>, Failure> {
     match var {
         None => Ok(None),
         Some(v) => std::env::var(v)

@@ -37,8 +37,14 @@ pub struct VerifyArgs {
     /// Also require a minisign signature of the artifact (`ARTIFACT.minisig`,
     /// or --signature) by one of these public keys (repeatable); with
     /// --manifest, the manifest's own signature (`MANIFEST.minisig`) is
-    /// checked first and a bad one stops everything.
-    #[arg(long, value_name = "PUBLIC")]
+    /// checked first and a bad one stops everything. Default: the
+    /// `:`-separated key files in REPROPACK_TRUSTED_KEYS, if set.
+    #[arg(
+        long,
+        value_name = "PUBLIC",
+        env = "REPROPACK_TRUSTED_KEYS",
+        value_delimiter = ':'
+    )]
     trusted_key: Vec<PathBuf>,
     /// The artifact's signature file, instead of `ARTIFACT.minisig`.
     #[arg(long, value_name = "PATH", requires = "trusted_key")]

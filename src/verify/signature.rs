@@ -154,51 +154,78 @@ pub fn sign_file(
     secret: &Path,
     password: Option<String>,
 ) -> Result<PathBuf, SignatureError> {
-    let text = read_small(secret)?;
-    let malformed = |reason: String| SignatureError::Malformed {
-        path: secret.to_path_buf(),
-        what: "secret key",
-        reason,
-    };
-    let sk_box = SecretKeyBox::from_string(&text).map_err(|e| malformed(e.to_string()))?;
-    let sk = match password {
-        Some(pw) => sk_box.into_secret_key(Some(pw)),
-        None => sk_box.into_unencrypted_secret_key(),
-    }
-    .and_then(|sk| {
-        if sk.is_encrypted() {
-            Err(minisign::PError::new(
-                minisign::ErrorKind::EncryptedKey,
-                "the key is encrypted: give its password (--password-env VAR)",
-            ))
-        } else {
-            Ok(sk)
+    SigningKey::load(secret, password)?.sign(file)
+}
+
+/// A minisign secret key, read and decrypted, ready to sign files: load it
+/// before making what it will sign, so a bad key or password fails before
+/// anything is published.
+pub struct SigningKey {
+    path: PathBuf,
+    key: minisign::SecretKey,
+}
+
+impl SigningKey {
+    /// Reads the secret key at `secret`, decrypting it with `password` when
+    /// it is encrypted.
+    pub fn load(secret: &Path, password: Option<String>) -> Result<SigningKey, SignatureError> {
+        let text = read_small(secret)?;
+        let malformed = |reason: String| SignatureError::Malformed {
+            path: secret.to_path_buf(),
+            what: "secret key",
+            reason,
+        };
+        let sk_box = SecretKeyBox::from_string(&text).map_err(|e| malformed(e.to_string()))?;
+        let sk = match password {
+            Some(pw) => sk_box.into_secret_key(Some(pw)),
+            None => sk_box.into_unencrypted_secret_key(),
         }
-    })
-    .map_err(|e| SignatureError::Key {
-        path: secret.to_path_buf(),
-        reason: e.to_string(),
-    })?;
-    let (sha256, _) = hash_file(file).map_err(|source| read_err(file, source))?;
-    let name = file
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let comment = format!("repropack file:{name} sha256:{sha256}");
-    let data = File::open(file).map_err(|source| read_err(file, source))?;
-    let untrusted = "signature from repropack secret key";
-    let sig = minisign::sign(None, &sk, data, Some(&comment), Some(untrusted)).map_err(|e| {
-        SignatureError::Key {
+        .and_then(|sk| {
+            if sk.is_encrypted() {
+                Err(minisign::PError::new(
+                    minisign::ErrorKind::EncryptedKey,
+                    "the key is encrypted: give its password (--password-env VAR)",
+                ))
+            } else {
+                Ok(sk)
+            }
+        })
+        .map_err(|e| SignatureError::Key {
             path: secret.to_path_buf(),
             reason: e.to_string(),
-        }
-    })?;
-    let path = signature_path(file);
-    let mut out = AtomicFile::create(&path)?;
-    std::io::Write::write_all(out.file_mut(), sig.to_string().as_bytes())
-        .map_err(|e| out.error(e))?;
-    out.commit()?;
-    Ok(path)
+        })?;
+        Ok(SigningKey {
+            path: secret.to_path_buf(),
+            key: sk,
+        })
+    }
+
+    /// Signs `file` and writes `FILE.minisig` atomically; the trusted
+    /// comment names the file and its sha256.
+    pub fn sign(&self, file: &Path) -> Result<PathBuf, SignatureError> {
+        let (sk, secret) = (&self.key, &self.path);
+        let (sha256, _) = hash_file(file).map_err(|source| read_err(file, source))?;
+        let name = file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let comment = format!("repropack file:{name} sha256:{sha256}");
+        let data = File::open(file).map_err(|source| read_err(file, source))?;
+        let untrusted = "signature from repropack secret key";
+        let sig =
+            minisign::sign(None, sk, data, Some(&comment), Some(untrusted)).map_err(|e| {
+                SignatureError::Key {
+                    path: secret.to_path_buf(),
+                    reason: e.to_string(),
+                }
+            })?;
+        let path = signature_path(file);
+        let mut out = AtomicFile::create(&path)?;
+        std::io::Write::write_all(out.file_mut(), sig.to_string().as_bytes())
+            .map_err(|e| out.error(e))?;
+        out.commit()?;
+        Ok(path)
+    }
 }
 
 /// `FILE.minisig`.

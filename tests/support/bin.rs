@@ -16,6 +16,8 @@ pub fn repropack() -> Command {
     let mut c = Command::new(bin());
     c.env_remove("SOURCE_DATE_EPOCH")
         .env_remove("REPROPACK_REQUIRE_VERIFIED")
+        .env_remove("REPROPACK_TRUSTED_KEYS")
+        .env_remove("REPROPACK_JOBS")
         .env("NO_PROXY", "127.0.0.1")
         .env("no_proxy", "127.0.0.1");
     c
