@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use repropack::format::{self, ArchiveError};
+use repropack::remote::oci::manifest::ImageManifest;
+use repropack::remote::oci::{OciRef, auth};
 use repropack::remote::refs::ArtifactRef;
 use repropack::remote::uri;
 use repropack::stage::{StageOptions, stage_tar};
@@ -78,6 +80,12 @@ fn read_archive(path: &Path) {
         last_index = Some(entry.index());
         let _ = entry.display_path();
         let _ = format::normalize_path(entry.path());
+        // Attributes come sorted by name, each name once.
+        let names: Vec<&[u8]> = entry.xattrs().iter().map(|(n, _)| n).collect();
+        assert!(
+            names.windows(2).all(|w| w[0] < w[1]),
+            "xattrs not sorted or repeated"
+        );
         let budget = MAX_ENTRY_READ.min(MAX_TOTAL_READ - total);
         let read = io::copy(&mut content.take(budget), &mut io::sink())
             .map_err(|e| ArchiveError::content(entry, e))?;
@@ -133,13 +141,22 @@ pub fn detect(data: &[u8]) {
 }
 
 /// `ref_parse`: an `URI#sha256=HEX` ref and the URI classifier. A ref
-/// that parses prints back to a string that parses to the same ref.
+/// (and an `oci://` reference) that parses prints back to a string that
+/// parses to the same ref.
 pub fn ref_parse(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
     let _ = uri::scheme(text);
     let _ = uri::classify(text);
+    if let Ok(oci) = text.parse::<OciRef>() {
+        let printed = oci.to_string();
+        let again: OciRef = printed
+            .parse()
+            .unwrap_or_else(|e| panic!("{printed:?} was printed from an OCI ref but fails: {e}"));
+        assert_eq!(again, oci, "OCI ref does not round-trip");
+        let _ = oci.base_url();
+    }
     if let Ok(parsed) = text.parse::<ArtifactRef>() {
         let _ = parsed.scheme();
         let _ = uri::classify(parsed.uri());
@@ -255,4 +272,31 @@ pub fn signature_parse(data: &[u8]) {
     let trusted: Vec<PathBuf> = keys.iter().map(|k| k.path().to_path_buf()).collect();
     let signed = temp_file(SIGNED_FILE, ".txt");
     let _ = signature::verify_file(signed.path(), Some(as_key.path()), &trusted);
+}
+
+/// `oci_parse`: what a registry (or its token endpoint) sends us, by the
+/// first byte: 0 an image manifest (which must survive being written and
+/// read again), 1 a `WWW-Authenticate` value, 2 a token endpoint answer.
+pub fn oci_parse(data: &[u8]) {
+    let Some((&selector, rest)) = data.split_first() else {
+        return;
+    };
+    match selector % 3 {
+        0 => {
+            if let Ok(m) = ImageManifest::parse(rest) {
+                let _ = m.artifact_layer();
+                let again = ImageManifest::parse(&m.to_bytes())
+                    .unwrap_or_else(|e| panic!("a written manifest does not read back: {e}"));
+                assert_eq!(again, m, "manifest does not round-trip");
+            }
+        }
+        1 => {
+            if let Ok(text) = std::str::from_utf8(rest) {
+                let _ = auth::parse_challenges(text);
+            }
+        }
+        _ => {
+            let _ = auth::parse_token(rest);
+        }
+    }
 }

@@ -46,6 +46,8 @@ enum Command {
     Fetch(cli::fetch::FetchArgs),
     /// Store a file under its content address and print its ref.
     Push(cli::push::PushArgs),
+    /// Print the pinned ref `oci://HOST/REPO:TAG#sha256=HEX` of the artifact a registry tag names now.
+    Resolve(cli::resolve::ResolveArgs),
     /// Make a minisign key pair (prints the key id).
     Keygen(cli::sign::KeygenArgs),
     /// Sign files with a minisign secret key (writes FILE.minisig).
@@ -63,6 +65,7 @@ fn main() -> ExitCode {
         Command::Hash { files, json } => cli::hash::run(&files, json),
         Command::Fetch(args) => cli::fetch::run(args),
         Command::Push(args) => cli::push::run(args),
+        Command::Resolve(args) => cli::resolve::run(args),
         Command::Extract(args) => cli::extract::run(args),
         Command::Digest(args) => cli::digest::run(args),
         Command::Verify(args) => cli::verify::run(args),

@@ -41,7 +41,7 @@ use crate::remote::ArtifactRef;
 use crate::stage::{Source, StageError, StageOptions, stage, stage_tar};
 use crate::verify::manifest::{ArtifactInfo, Manifest, ManifestError};
 use crate::verify::revision::{SourceRevision, detect_git};
-use crate::verify::tree_digest::{Tree, TreeError};
+use crate::verify::tree_digest::{Kept, Tree, TreeError};
 
 /// Options of the container (not of the tree: those are in
 /// [`StageOptions`]).
@@ -480,7 +480,7 @@ impl Pack {
         };
         let reference = ArtifactRef::new(uri, packed.sha256);
         let manifest = if self.record || self.manifest.is_some() {
-            let tree = Tree::from_plan(&plan, options.jobs)?;
+            let tree = Tree::from_plan(&plan, options.jobs)?.keeping(Kept::of(&stage_opts));
             let source = match &self.source_revision {
                 Some(rev) => Some(SourceRevision::from_flag(rev)),
                 None => {

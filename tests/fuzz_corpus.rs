@@ -29,6 +29,7 @@ const TARGETS: &[(&str, Entry)] = &[
     ("signature_parse", entry::signature_parse),
     ("pack_file_parse", entry::pack_file_parse),
     ("xattr_file_parse", entry::xattr_file_parse),
+    ("oci_parse", entry::oci_parse),
 ];
 
 fn fuzz_dir() -> PathBuf {
@@ -114,6 +115,11 @@ fn manifest_parse_corpus_replays() {
 #[test]
 fn from_tar_stage_corpus_replays() {
     replay_target("from_tar_stage");
+}
+
+#[test]
+fn oci_parse_corpus_replays() {
+    replay_target("oci_parse");
 }
 
 #[test]

@@ -294,3 +294,106 @@ fn squashfs_goldens_are_the_fixture_tree_for_unsquashfs() {
         }
     }
 }
+
+/// sha256 of `pack --from-tar fixtures/rootfs-xattrs.tar --rootfs --format
+/// tar`: owners kept (numeric, empty uname/gname) and xattrs as pax
+/// `SCHILY.xattr.*` records. A moved hash is a format change.
+const ROOTFS_XATTRS_TAR: &str = "98c8d43b0d9774d969abfbd39817573ffdfee6b0ad3cf63605f7308cc933404b";
+
+/// The golden tar with kept owners and xattrs, checked by Python's tarfile
+/// (every member's owner, mode and pax records, against the values the
+/// fixture was written with) and, as root, by GNU tar restoring it (stat,
+/// getfattr).
+#[test]
+fn golden_tar_with_kept_owners_and_xattrs() {
+    let out = tempfile::tempdir().unwrap();
+    let tar = out.path().join("rootfs.tar");
+    let res = repropack()
+        .args(["pack", "--rootfs", "--format", "tar", "--from-tar"])
+        .arg(fixtures().join("rootfs-xattrs.tar"))
+        .arg("-o")
+        .arg(&tar)
+        .output()
+        .unwrap();
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    assert_eq!(
+        sha256_file(&tar),
+        ROOTFS_XATTRS_TAR,
+        "golden moved (a format change?)"
+    );
+
+    if !have_tool("python3") {
+        return;
+    }
+    let script = r#"
+import sys, tarfile
+for m in tarfile.open(sys.argv[1]):
+    recs = " ".join(k + "=" + v.encode("utf-8", "surrogateescape").hex()
+                    for k, v in m.pax_headers.items())
+    print(m.name, "%d:%d" % (m.uid, m.gid), "%o" % m.mode, repr(m.uname), repr(m.gname), recs)
+"#;
+    let py = Command::new("python3")
+        .args(["-c", script])
+        .arg(&tar)
+        .output()
+        .unwrap();
+    assert!(
+        py.status.success(),
+        "{}",
+        String::from_utf8_lossy(&py.stderr)
+    );
+    let listing = String::from_utf8(py.stdout).unwrap();
+    let cap = "0100000200200000000000000000000000000000";
+    let want = format!(
+        "etc 0:0 755 '' '' SCHILY.xattr.user.dir=64\n\
+         etc/shadow 0:42 640 '' '' \n\
+         usr 0:0 755 '' '' \n\
+         usr/bin 0:0 755 '' '' \n\
+         usr/bin/ping 1234:5678 755 '' '' SCHILY.xattr.security.capability={cap} \
+         SCHILY.xattr.user.bin=00010a3d SCHILY.xattr.user.plain=68656c6c6f\n\
+         usr/bin/ping6 7:8 777 '' '' \n\
+         usr/bin/su 0:0 4755 '' '' \n"
+    );
+    assert_eq!(listing, want);
+
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root || !have_tool("tar") || !have_tool("getfattr") {
+        eprintln!("not root or no GNU tar/getfattr: the restore by GNU tar is not checked");
+        return;
+    }
+    let dest = out.path().join("gnu");
+    fs::create_dir(&dest).unwrap();
+    let st = Command::new("tar")
+        .args(["--xattrs", "--xattrs-include=*", "--numeric-owner", "-xpf"])
+        .arg(&tar)
+        .arg("-C")
+        .arg(&dest)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let dump = Command::new("getfattr")
+        .args(["-h", "-d", "-m", "-", "-e", "hex", "usr/bin/ping", "etc"])
+        .current_dir(&dest)
+        .output()
+        .unwrap();
+    let dump = String::from_utf8_lossy(&dump.stdout);
+    for line in [
+        format!("security.capability=0x{cap}"),
+        "user.bin=0x00010a3d".to_string(),
+        "user.plain=0x68656c6c6f".to_string(),
+        "user.dir=0x64".to_string(),
+    ] {
+        assert!(dump.contains(&line), "{line} not in {dump}");
+    }
+    use std::os::unix::fs::MetadataExt;
+    let m = fs::symlink_metadata(dest.join("usr/bin/ping6")).unwrap();
+    assert_eq!((m.uid(), m.gid()), (7, 8));
+    let m = fs::metadata(dest.join("etc/shadow")).unwrap();
+    assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777), (0, 42, 0o640));
+    let m = fs::metadata(dest.join("usr/bin/su")).unwrap();
+    assert_eq!(m.mode() & 0o7777, 0o4755);
+}

@@ -8,7 +8,7 @@ use crate::cli::exit;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use repropack::extract::extract_to_cache;
-use repropack::remote::refs::ArtifactRef;
+use repropack::remote::refs::{ArtifactRef, RefError};
 use repropack::remote::{FetchError, FetchOptions, Fetched, Progress, default_cache_dir, fetch};
 
 use super::Failure;
@@ -47,10 +47,17 @@ pub struct FetchArgs {
 }
 
 pub fn run(args: FetchArgs) -> Result<(), Failure> {
-    let reference: ArtifactRef = args
-        .reference
-        .parse()
-        .map_err(|e| Failure::new(exit::INPUT, e))?;
+    let reference: ArtifactRef = args.reference.parse().map_err(|e| match e {
+        // A tag can move; only a digest pins the bytes.
+        RefError::NoFragment(_) if args.reference.starts_with("oci://") => Failure::new(
+            exit::INPUT,
+            format!(
+                "{e}; a registry tag is not trusted: pin it with `repropack resolve {}`",
+                args.reference
+            ),
+        ),
+        e => Failure::new(exit::INPUT, e),
+    })?;
     let opts = options(&args)?;
     let extract_opts = args
         .extract

@@ -135,6 +135,13 @@ pub struct ExtractFlags {
     /// the user running repropack).
     #[arg(long)]
     pub same_owner: bool,
+    /// Apply the stored extended attributes (`user.*` always,
+    /// `security.*` and `trusted.*` when running as root).
+    #[arg(long)]
+    pub xattrs: bool,
+    /// An owner or attribute that cannot be set is a warning, not an error.
+    #[arg(long)]
+    pub best_effort: bool,
     /// Refuse symlinks whose target is absolute or resolves outside the
     /// directory (default: keep every symlink verbatim, never follow one).
     #[arg(long)]
@@ -174,6 +181,8 @@ impl ExtractFlags {
             specials: self.specials,
             keep_special_bits: self.keep_special_bits,
             same_owner: self.same_owner,
+            xattrs: self.xattrs,
+            best_effort: self.best_effort,
             symlinks: if self.reject_escaping_symlinks {
                 SymlinkPolicy::RejectEscaping
             } else {

@@ -15,6 +15,7 @@ pub mod hash;
 pub mod pack;
 pub mod progress;
 pub mod push;
+pub mod resolve;
 pub mod side;
 pub mod sign;
 pub mod verify;

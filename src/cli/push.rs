@@ -13,12 +13,19 @@ use super::flags::NetFlags;
 pub struct PushArgs {
     /// The artifact to push.
     file: PathBuf,
-    /// A directory (path or file:///dir) or s3://bucket[/prefix]. The file
-    /// is stored as DEST/sha256/<hex><original extension>.
+    /// A directory (path or file:///dir) or s3://bucket[/prefix], where the
+    /// file is stored as DEST/sha256/<hex><original extension>; or
+    /// oci://HOST[:PORT]/REPO[:TAG], where it becomes the one layer of an
+    /// ORAS-style artifact manifest tagged TAG (default `latest`).
     dest: String,
+    /// oci:// only: also push FILE.minisig (which must exist) as a referrer
+    /// of the artifact's manifest.
+    #[arg(long)]
+    sign: bool,
     #[command(flatten)]
     net: NetFlags,
-    /// Print a JSON object (ref, sha256, size, uploaded).
+    /// Print a JSON object (ref, sha256, size, uploaded; with --sign also
+    /// signature_manifest).
     #[arg(long)]
     json: bool,
 }
@@ -27,15 +34,19 @@ pub fn run(args: PushArgs) -> Result<(), Failure> {
     let dest = Dest::parse(&args.dest).map_err(failure)?;
     let opts = PushOptions {
         net: args.net.options()?,
+        sign: args.sign,
     };
     let pushed = push(&args.file, &dest, &opts).map_err(failure)?;
     if args.json {
-        let v = serde_json::json!({
+        let mut v = serde_json::json!({
             "ref": pushed.artifact.to_string(),
             "sha256": pushed.artifact.sha256().to_hex(),
             "size": pushed.size,
             "uploaded": pushed.uploaded,
         });
+        if let Some(d) = &pushed.signature_manifest {
+            v["signature_manifest"] = serde_json::json!(d);
+        }
         println!("{v}");
     } else {
         println!("{}", pushed.artifact);

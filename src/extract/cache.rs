@@ -56,6 +56,12 @@ pub fn cache_dir_for(cache_root: &Path, sha256: &Sha256Digest, opts: &ExtractOpt
     if opts.same_owner {
         tag.push('o');
     }
+    if opts.xattrs {
+        tag.push('a');
+    }
+    if opts.best_effort {
+        tag.push('b');
+    }
     if opts.symlinks == SymlinkPolicy::RejectEscaping {
         tag.push('x');
     }

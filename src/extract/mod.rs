@@ -31,7 +31,13 @@
 //!   sockets are skipped with a warning;
 //! - setuid, setgid and sticky bits are dropped unless
 //!   [`ExtractOptions::keep_special_bits`]; owners are not applied unless
-//!   [`ExtractOptions::same_owner`];
+//!   [`ExtractOptions::same_owner`], extended attributes not unless
+//!   [`ExtractOptions::xattrs`]; both are set without following a symlink
+//!   (`fchown`/`fsetxattr` on the file just created, `lchown`/`lsetxattr`
+//!   on a symlink or special file), after the content is written and the
+//!   owner set (both clear `security.capability`) and before the mode;
+//!   failing to set one fails the extraction naming the entry and the
+//!   owner or attribute, unless [`ExtractOptions::best_effort`];
 //! - limits on the total content size, the entry count and the path length
 //!   stop archive bombs before the bytes are written.
 //!
@@ -94,6 +100,14 @@ pub struct ExtractOptions {
     pub keep_special_bits: bool,
     /// Apply the stored uid/gid (needs privileges).
     pub same_owner: bool,
+    /// Apply the stored extended attributes: `user.*` and every other
+    /// namespace always, `security.*` and `trusted.*` only when running as
+    /// root (otherwise they are skipped and counted in
+    /// [`ExtractReport::skipped_xattrs`]).
+    pub xattrs: bool,
+    /// A stored owner or attribute that cannot be set is a warning instead
+    /// of an error.
+    pub best_effort: bool,
     /// Which symlink targets are allowed.
     pub symlinks: SymlinkPolicy,
     /// Most bytes of file content (sum of regular file sizes).
@@ -116,6 +130,8 @@ impl Default for ExtractOptions {
             specials: false,
             keep_special_bits: false,
             same_owner: false,
+            xattrs: false,
+            best_effort: false,
             symlinks: SymlinkPolicy::Keep,
             max_size: DEFAULT_MAX_SIZE,
             max_entries: DEFAULT_MAX_ENTRIES,
@@ -148,7 +164,14 @@ pub struct ExtractReport {
     pub bytes: u64,
     /// Entries whose setuid/setgid/sticky bits were dropped.
     pub dropped_special_bits: u64,
-    /// Warnings (skipped sockets), one line each.
+    /// `security.*`/`trusted.*` attributes not applied because the process
+    /// is not root (only with `xattrs`).
+    pub skipped_xattrs: u64,
+    /// Owners and attributes that could not be set (only with
+    /// `best_effort`; each has a warning).
+    pub unapplied: u64,
+    /// Warnings (skipped sockets, unapplied owners and attributes), one
+    /// line each.
     pub warnings: Vec<String>,
 }
 
@@ -279,6 +302,22 @@ pub enum ExtractError {
         #[source]
         source: io::Error,
     },
+    /// A stored owner or extended attribute could not be set (and
+    /// [`ExtractOptions::best_effort`] was not given).
+    #[error(
+        "entry {entry:?}: cannot set {what} on {path}: {source} (--best-effort makes this a warning)"
+    )]
+    Metadata {
+        /// The entry's path as stored in the archive (lossy UTF-8).
+        entry: String,
+        /// What could not be set: `owner UID:GID` or `xattr NAME`.
+        what: String,
+        /// The path being written.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
     /// The artifact's bytes do not have the sha256 its ref names.
     #[error("{artifact}: sha256 is {actual}, expected {expected}")]
     HashMismatch {
@@ -297,7 +336,9 @@ impl ExtractError {
         match self {
             ExtractError::Unsafe { .. } => ErrorClass::Unsafe,
             ExtractError::Archive(_) => ErrorClass::Input,
-            ExtractError::Destination { .. } | ExtractError::Output { .. } => ErrorClass::Output,
+            ExtractError::Destination { .. }
+            | ExtractError::Output { .. }
+            | ExtractError::Metadata { .. } => ErrorClass::Output,
             ExtractError::HashMismatch { .. } => ErrorClass::HashMismatch,
         }
     }

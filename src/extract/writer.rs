@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -22,7 +22,7 @@ use rustix::fs::{AtFlags, FileType, Gid, Mode, OFlags, Timespec, Timestamps, Uid
 use super::symlinks::escape_reason;
 use super::{ExtractError, ExtractOptions, ExtractReport, Rule, SymlinkPolicy, checked_path};
 use crate::format::{ArchiveEntry, ArchiveError, normalize_path};
-use crate::plan::EntryKind;
+use crate::plan::{EntryKind, XattrSet};
 
 /// Mode of a directory implied by a deeper entry but not stored itself.
 const IMPLICIT_DIR_MODE: u32 = 0o755;
@@ -156,6 +156,9 @@ struct DirMeta {
     mode: u32,
     mtime: Option<i64>,
     owner: Option<(u64, u64)>,
+    xattrs: XattrSet,
+    /// The entry's path as stored, for messages.
+    raw: Vec<u8>,
 }
 
 pub(crate) struct Writer<'a> {
@@ -176,6 +179,16 @@ pub(crate) struct Writer<'a> {
     parent: Option<(Vec<u8>, OwnedFd)>,
     report: ExtractReport,
     buf: Vec<u8>,
+    /// Whether `security.*` and `trusted.*` attributes can be set.
+    root_user: bool,
+}
+
+/// What an owner or attribute is set on, without following a symlink: an
+/// open file or directory, or `name` in an open directory.
+#[derive(Clone, Copy)]
+enum Target<'f> {
+    Fd(&'f OwnedFd),
+    At(&'f OwnedFd, &'f [u8]),
 }
 
 fn split_last(path: &[u8]) -> (&[u8], &[u8]) {
@@ -233,6 +246,7 @@ impl<'a> Writer<'a> {
             parent: None,
             report: ExtractReport::default(),
             buf: vec![0; COPY_BUFFER],
+            root_user: rustix::process::geteuid().is_root(),
         })
     }
 
@@ -256,6 +270,96 @@ impl<'a> Writer<'a> {
 
     fn owner_of(&self, e: &ArchiveEntry) -> Option<(u64, u64)> {
         self.opts.same_owner.then(|| (e.uid(), e.gid()))
+    }
+
+    /// The attributes to apply to `e`: none without `--xattrs`.
+    fn xattrs_of(&self, e: &ArchiveEntry) -> XattrSet {
+        if self.opts.xattrs {
+            e.xattrs().clone()
+        } else {
+            XattrSet::default()
+        }
+    }
+
+    /// A stored owner or attribute could not be set: an error naming the
+    /// entry and what, or with `best_effort` a warning.
+    fn unapplied(
+        &mut self,
+        raw: &[u8],
+        rel: &[u8],
+        what: String,
+        source: io::Error,
+    ) -> Result<(), ExtractError> {
+        let path = self.dest.join(os(rel));
+        if self.opts.best_effort {
+            self.report.unapplied += 1;
+            self.report.warnings.push(format!(
+                "entry {:?}: cannot set {what} on {}: {source}",
+                String::from_utf8_lossy(raw),
+                path.display()
+            ));
+            return Ok(());
+        }
+        Err(ExtractError::Metadata {
+            entry: String::from_utf8_lossy(raw).into_owned(),
+            what,
+            path,
+            source,
+        })
+    }
+
+    /// Sets the owner, then the attributes (after the owner: `chown`
+    /// clears `security.capability`), never following a symlink.
+    fn set_owner_and_xattrs(
+        &mut self,
+        raw: &[u8],
+        rel: &[u8],
+        target: Target<'_>,
+        owner: Option<(u64, u64)>,
+        xattrs: &XattrSet,
+    ) -> Result<(), ExtractError> {
+        if let Some((uid, gid)) = owner {
+            let set = owner_ids(uid, gid).and_then(|(u, g)| {
+                match target {
+                    Target::Fd(fd) => rustix::fs::fchown(fd, Some(u), Some(g)),
+                    Target::At(dir, name) => rustix::fs::chownat(
+                        dir,
+                        os(name),
+                        Some(u),
+                        Some(g),
+                        AtFlags::SYMLINK_NOFOLLOW,
+                    ),
+                }
+                .map_err(io::Error::from)
+            });
+            if let Err(err) = set {
+                self.unapplied(raw, rel, format!("owner {uid}:{gid}"), err)?;
+            }
+        }
+        for (name, value) in xattrs.iter() {
+            if !self.root_user && (name.starts_with(b"security.") || name.starts_with(b"trusted."))
+            {
+                self.report.skipped_xattrs += 1;
+                continue;
+            }
+            let flags = rustix::fs::XattrFlags::empty();
+            let set = match target {
+                Target::Fd(fd) => rustix::fs::fsetxattr(fd, os(name), value, flags),
+                // No `setxattrat` before Linux 6.13: name the directory by
+                // its descriptor; `lsetxattr` does not follow the last
+                // component.
+                Target::At(dir, file) => {
+                    let mut p = format!("/proc/self/fd/{}/", dir.as_raw_fd()).into_bytes();
+                    p.extend_from_slice(file);
+                    rustix::fs::lsetxattr(os(&p), os(name), value, flags)
+                }
+            };
+            if let Err(err) = set {
+                let what = format!("xattr {}", String::from_utf8_lossy(name));
+                self.unapplied(raw, rel, what, err.into())?;
+            }
+        }
+        Ok(())
     }
 
     /// Extracts one entry (the closure body of the archive visitor).
@@ -288,6 +392,8 @@ impl<'a> Writer<'a> {
                 mode,
                 mtime: Some(e.mtime()),
                 owner: self.owner_of(e),
+                xattrs: self.xattrs_of(e),
+                raw: e.path().to_vec(),
             });
             return Ok(());
         }
@@ -299,10 +405,13 @@ impl<'a> Writer<'a> {
                 // last metadata wins, as with GNU tar.
                 let mode = self.mode_of(e);
                 let owner = self.owner_of(e);
+                let xattrs = self.xattrs_of(e);
                 if let Some(&i) = self.dir_index.get(&path) {
                     self.dirs[i].mode = mode;
                     self.dirs[i].mtime = Some(e.mtime());
                     self.dirs[i].owner = owner;
+                    self.dirs[i].xattrs = xattrs;
+                    self.dirs[i].raw = e.path().to_vec();
                 }
                 return Ok(());
             }
@@ -325,6 +434,8 @@ impl<'a> Writer<'a> {
                     mode,
                     mtime: Some(e.mtime()),
                     owner: self.owner_of(e),
+                    xattrs: self.xattrs_of(e),
+                    raw: e.path().to_vec(),
                 };
                 self.mkdir(parent, name, &path, meta)
             }
@@ -387,6 +498,8 @@ impl<'a> Writer<'a> {
                         mode: IMPLICIT_DIR_MODE,
                         mtime: None,
                         owner: None,
+                        xattrs: XattrSet::default(),
+                        raw: prefix.to_vec(),
                     };
                     self.mkdir(pp, name, prefix, meta)?;
                 }
@@ -472,16 +585,15 @@ impl<'a> Writer<'a> {
             )
             .into());
         }
+        if ends_in_hole {
+            file.set_len(size).map_err(|err| self.out_err(path, err))?;
+        }
+        let fd = OwnedFd::from(file);
+        let (owner, xattrs) = (self.owner_of(e), self.xattrs_of(e));
+        self.set_owner_and_xattrs(e.path(), path, Target::Fd(&fd), owner, &xattrs)?;
         let finish = || -> io::Result<()> {
-            if ends_in_hole {
-                file.set_len(size)?;
-            }
-            if let Some((uid, gid)) = self.owner_of(e) {
-                let (u, g) = owner_ids(uid, gid)?;
-                rustix::fs::fchown(&file, Some(u), Some(g))?;
-            }
-            rustix::fs::fchmod(&file, Mode::from_raw_mode(mode))?;
-            rustix::fs::futimens(&file, &times(e.mtime()))?;
+            rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode))?;
+            rustix::fs::futimens(&fd, &times(e.mtime()))?;
             Ok(())
         };
         finish().map_err(|err| self.out_err(path, err))?;
@@ -658,14 +770,18 @@ impl<'a> Writer<'a> {
         create: impl FnOnce(&OwnedFd) -> rustix::io::Result<()>,
     ) -> Result<(), ExtractError> {
         let At { path, parent, name } = at;
-        let owner = self.owner_of(e);
+        let (owner, xattrs) = (self.owner_of(e), self.xattrs_of(e));
         let fd = self.take_parent(parent)?;
+        if let Err(err) = create(&fd) {
+            self.put_parent(parent, fd);
+            return Err(self.out_err(path, err.into()));
+        }
+        let set = self.set_owner_and_xattrs(e.path(), path, Target::At(&fd, name), owner, &xattrs);
+        if let Err(err) = set {
+            self.put_parent(parent, fd);
+            return Err(err);
+        }
         let result = (|| -> io::Result<()> {
-            create(&fd)?;
-            if let Some((uid, gid)) = owner {
-                let (u, g) = owner_ids(uid, gid)?;
-                rustix::fs::chownat(&fd, os(name), Some(u), Some(g), AtFlags::SYMLINK_NOFOLLOW)?;
-            }
             if let Some(mode) = mode {
                 rustix::fs::chmodat(&fd, os(name), Mode::from_raw_mode(mode), AtFlags::empty())?;
             }
@@ -699,15 +815,14 @@ impl<'a> Writer<'a> {
             mode: DEFAULT_ROOT_MODE,
             mtime: None,
             owner: None,
+            xattrs: XattrSet::default(),
+            raw: b".".to_vec(),
         });
         let dirs = std::mem::take(&mut self.dirs);
         for d in dirs.iter().rev().chain([&root_meta]) {
             let fd = self.open_dir(&d.path)?;
+            self.set_owner_and_xattrs(&d.raw, &d.path, Target::Fd(&fd), d.owner, &d.xattrs)?;
             let apply = || -> io::Result<()> {
-                if let Some((uid, gid)) = d.owner {
-                    let (u, g) = owner_ids(uid, gid)?;
-                    rustix::fs::fchown(&fd, Some(u), Some(g))?;
-                }
                 rustix::fs::fchmod(&fd, Mode::from_raw_mode(d.mode))?;
                 if let Some(t) = d.mtime {
                     rustix::fs::futimens(&fd, &times(t))?;
@@ -715,6 +830,12 @@ impl<'a> Writer<'a> {
                 Ok(())
             };
             apply().map_err(|err| self.out_err(&d.path, err))?;
+        }
+        if self.report.skipped_xattrs > 0 {
+            self.report.warnings.push(format!(
+                "skipped {} security.*/trusted.* attribute(s): only root can set them",
+                self.report.skipped_xattrs
+            ));
         }
         if self.opts.sync {
             rustix::fs::syncfs(&self.root).map_err(|e| self.out_err(b"", e.into()))?;

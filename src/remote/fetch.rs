@@ -200,6 +200,7 @@ pub fn fetch(
     for src in &sources {
         let mut download = cache.begin(&lock)?;
         match src.fetch_into(
+            sha256,
             &mut download,
             &opts.net,
             opts.progress.as_deref(),

@@ -1,5 +1,7 @@
 //! What every network transport shares: timeouts and retries, the TLS
-//! provider, and how an error chain is shown.
+//! provider, the HTTP client, and how an error chain is shown.
+
+use std::io;
 
 use std::time::Duration;
 
@@ -58,4 +60,40 @@ pub(crate) fn chain(e: &dyn std::error::Error) -> String {
         cur = c.source();
     }
     s
+}
+
+pub(crate) fn http_client(net: &NetOptions) -> Result<reqwest::Client, String> {
+    install_crypto_provider();
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::limited(net.max_redirects))
+        .connect_timeout(net.timeout)
+        .read_timeout(net.timeout)
+        .user_agent(concat!("repropack/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| format!("cannot build HTTP client: {}", chain(&e)))
+}
+
+/// True if a TLS error (e.g. an untrusted certificate) is in the chain:
+/// retrying cannot fix it.
+pub(crate) fn is_tls_error(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(c) = cur {
+        // io::Error::source skips its payload, and rustls errors arrive
+        // wrapped in (nested) io::Errors: unwrap those payloads too.
+        let mut payload = c;
+        loop {
+            if payload.is::<rustls::Error>() {
+                return true;
+            }
+            match payload
+                .downcast_ref::<io::Error>()
+                .and_then(|io| io.get_ref())
+            {
+                Some(inner) => payload = inner,
+                None => break,
+            }
+        }
+        cur = c.source();
+    }
+    false
 }

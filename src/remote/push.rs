@@ -19,6 +19,10 @@
 //!   aborted before it completes. After completion a HEAD request must
 //!   report the expected size. The object is not downloaded again: every
 //!   consumer re-hashes it on fetch anyway (docs/CONTRACT.md §4).
+//! - `oci://` destination: the file is a blob named by its sha256, plus an
+//!   artifact manifest tagged TAG (see [`oci`](super::oci) and its `push`);
+//!   the registry's HEAD must report the expected size after the upload, and
+//!   the ref printed is `oci://HOST/REPO:TAG#sha256=HEX`.
 //!
 //! ```no_run
 //! use repropack::remote::push::{push, Dest};
@@ -57,6 +61,9 @@ pub enum Dest {
         /// The key prefix, without leading or trailing `/`.
         prefix: String,
     },
+    /// `oci://HOST[:PORT]/REPO[:TAG]` (tag defaults to
+    /// [`DEFAULT_TAG`](super::oci::DEFAULT_TAG)).
+    Oci(super::oci::OciRef),
 }
 
 /// Why a push failed.
@@ -98,10 +105,10 @@ pub enum PushError {
         #[source]
         source: io::Error,
     },
-    /// The object store refused or failed a request.
+    /// The object store or registry refused or failed a request.
     #[error("{uri}: {message}")]
     Remote {
-        /// The object's `s3://` URI.
+        /// The object's `s3://` URI or the `oci://` destination.
         uri: String,
         /// The store's error, in words.
         message: String,
@@ -122,6 +129,9 @@ pub enum PushError {
 pub struct PushOptions {
     /// Timeouts, retries and backoff of network requests.
     pub net: NetOptions,
+    /// `oci://` only: also push `FILE.minisig` (which must exist) as a
+    /// referrer of the artifact's manifest.
+    pub sign: bool,
 }
 
 /// The result of a push.
@@ -133,10 +143,14 @@ pub struct Pushed {
     pub size: u64,
     /// False if an object of the right size was already there.
     pub uploaded: bool,
+    /// `oci://` with [`PushOptions::sign`]: the digest of the signature's
+    /// referrer manifest.
+    pub signature_manifest: Option<String>,
 }
 
 impl Dest {
-    /// Parses a directory path, `file:///dir` or `s3://bucket[/prefix]`.
+    /// Parses a directory path, `file:///dir`, `s3://bucket[/prefix]` or
+    /// `oci://HOST[:PORT]/REPO[:TAG]`.
     pub fn parse(dest: &str) -> Result<Dest, PushError> {
         let bad = |reason: &str| PushError::BadDest {
             dest: dest.to_string(),
@@ -151,10 +165,11 @@ impl Dest {
                 bucket,
                 prefix: key.trim_matches('/').to_string(),
             }),
+            Ok(Location::Oci(oci)) => Ok(Dest::Oci(oci)),
             Ok(Location::Http) | Err(UriError::Scheme(_)) => {
                 let scheme = dest.split_once("://").map_or(dest, |(s, _)| s);
                 Err(bad(&format!(
-                    "unsupported scheme {scheme:?} (use a directory, file:// or s3://)"
+                    "unsupported scheme {scheme:?} (use a directory, file://, s3:// or oci://)"
                 )))
             }
             Err(UriError::S3Bucket) => Err(bad("s3 destination must be s3://bucket[/prefix]")),
@@ -195,6 +210,12 @@ pub fn content_name(sha256: Sha256Digest, ext: &str) -> String {
 
 /// Pushes `file` to `dest` and returns its ref.
 pub fn push(file: &Path, dest: &Dest, opts: &PushOptions) -> Result<Pushed, PushError> {
+    if opts.sign && !matches!(dest, Dest::Oci(_)) {
+        return Err(PushError::BadDest {
+            dest: format!("{dest:?}"),
+            reason: "signatures are pushed to oci:// destinations only".into(),
+        });
+    }
     let input = |source| PushError::Input {
         path: file.to_path_buf(),
         source,
@@ -220,6 +241,7 @@ pub fn push(file: &Path, dest: &Dest, opts: &PushOptions) -> Result<Pushed, Push
             };
             push_s3(file, sha256, size, bucket, &key, &opts.net)
         }
+        Dest::Oci(oci) => push_oci(file, sha256, size, oci, opts),
     }
 }
 
@@ -270,6 +292,7 @@ fn push_local(
         artifact: ArtifactRef::new(uri, sha256),
         size,
         uploaded,
+        signature_manifest: None,
     })
 }
 
@@ -328,6 +351,39 @@ fn copy_verified(file: &Path, expected: Sha256Digest, target: &Path) -> Result<(
     out.commit().map_err(out_err)
 }
 
+fn push_oci(
+    file: &Path,
+    sha256: Sha256Digest,
+    size: u64,
+    oci: &super::oci::OciRef,
+    opts: &PushOptions,
+) -> Result<Pushed, PushError> {
+    use super::oci::push::OciPushError;
+    let uri = oci.to_string();
+    let pushed = super::oci::push::push(file, sha256, size, oci, &opts.net, opts.sign).map_err(
+        |e| match e {
+            OciPushError::Input { path, source } => PushError::Input { path, source },
+            OciPushError::Changed {
+                path,
+                first,
+                second,
+            } => PushError::Changed {
+                path,
+                first,
+                second,
+            },
+            OciPushError::Remote(message) => PushError::Remote { uri, message },
+            OciPushError::Verify(message) => PushError::Verify { uri, message },
+        },
+    )?;
+    Ok(Pushed {
+        artifact: ArtifactRef::new(pushed.tagged.to_string(), sha256),
+        size,
+        uploaded: pushed.uploaded,
+        signature_manifest: pushed.signature_manifest,
+    })
+}
+
 fn push_s3(
     file: &Path,
     sha256: Sha256Digest,
@@ -372,6 +428,7 @@ fn push_s3(
         artifact: ArtifactRef::new(uri.clone(), sha256),
         size,
         uploaded,
+        signature_manifest: None,
     })
 }
 

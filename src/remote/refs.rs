@@ -52,9 +52,9 @@ pub enum RefError {
     /// Nothing comes before the `#`: the ref string (carried) has no URI.
     #[error("ref {0:?} has an empty URI")]
     EmptyUri(String),
-    /// The URI's scheme is not a path, `file`, `http`, `https` or `s3`.
+    /// The URI's scheme is not a path, `file`, `http`, `https`, `s3` or `oci`.
     #[error(
-        "ref {input:?}: unsupported scheme {scheme:?} (use a path, file://, http://, https:// or s3://)"
+        "ref {input:?}: unsupported scheme {scheme:?} (use a path, file://, http://, https://, s3:// or oci://)"
     )]
     Scheme {
         /// The ref string.
@@ -65,6 +65,15 @@ pub enum RefError {
     /// An `s3://` URI lacks a bucket or a key; carries the ref string.
     #[error("ref {0:?}: s3 URI must be s3://bucket/key")]
     S3Shape(String),
+    /// An `oci://` URI that is not `oci://HOST[:PORT]/REPO[:TAG]`.
+    #[error("ref {input:?}: {source}")]
+    OciShape {
+        /// The ref string.
+        input: String,
+        /// What is wrong with the OCI reference.
+        #[source]
+        source: super::oci::OciRefError,
+    },
 }
 
 impl ArtifactRef {
@@ -128,6 +137,13 @@ impl FromStr for ArtifactRef {
                 _ => return Err(RefError::S3Shape(input.to_string())),
             }
         }
+        if scheme == Scheme::Oci {
+            uri.parse::<super::oci::OciRef>()
+                .map_err(|source| RefError::OciShape {
+                    input: input.to_string(),
+                    source,
+                })?;
+        }
         Ok(ArtifactRef {
             uri: uri.to_string(),
             sha256,
@@ -154,6 +170,8 @@ mod tests {
             "file:///tmp/a.tar",
             "https://h/a",
             "s3://b/k/a.sqfs",
+            "oci://127.0.0.1:5000/team/app:v1",
+            "oci://registry.example/app",
         ] {
             let s = format!("{uri}#sha256={HEX}");
             let r: ArtifactRef = s.parse().unwrap();
@@ -174,6 +192,8 @@ mod tests {
             format!("#sha256={HEX}"),
             format!("ftp://h/a#sha256={HEX}"),
             format!("s3://bucket#sha256={HEX}"),
+            format!("oci://host#sha256={HEX}"),
+            format!("oci://host/Upper:v1#sha256={HEX}"),
             format!("/a#sha256={}g", &HEX[..63]),
         ];
         for b in bad {

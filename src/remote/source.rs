@@ -1,4 +1,5 @@
-//! Where bytes come from: local paths / `file://`, `http(s)://` and `s3://`.
+//! Where bytes come from: local paths / `file://`, `http(s)://`, `s3://`
+//! and `oci://` registries.
 //!
 //! A [`Origin`] moves bytes into a [`Download`] and classifies failures as
 //! transient (retried with backoff: HTTP 5xx/408/429, connection resets,
@@ -11,7 +12,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::cache::Download;
-use super::net::{NetOptions, chain, install_crypto_provider};
+use super::net::{NetOptions, chain, http_client, is_tls_error};
+use super::oci::OciRef;
+use super::oci::client::{Access, OciError, Registry};
 use super::uri::{self, Location, UriError};
 use crate::digest::Sha256Digest;
 
@@ -74,6 +77,14 @@ pub enum Origin {
         /// The object key.
         key: String,
     },
+    /// `oci://HOST[:PORT]/REPO[:TAG]`: the blob named by the ref's sha256
+    /// in that repository (the tag is not read).
+    Oci {
+        /// The URI as given.
+        uri: String,
+        /// The registry and repository.
+        oci: OciRef,
+    },
 }
 
 /// Why one source produced no bytes.
@@ -100,7 +111,7 @@ impl Origin {
         let owned = uri.to_string();
         let unsupported = |e: UriError| match e {
             UriError::Scheme(scheme) => format!(
-                "unsupported scheme {scheme:?} (use a path, file://, http://, https:// or s3://)"
+                "unsupported scheme {scheme:?} (use a path, file://, http://, https://, s3:// or oci://)"
             ),
             other => other.to_string(),
         };
@@ -113,20 +124,27 @@ impl Origin {
                 key,
                 uri: owned,
             }),
+            Location::Oci(oci) => Ok(Origin::Oci { uri: owned, oci }),
         }
     }
 
     /// The URI as given.
     pub fn uri(&self) -> &str {
         match self {
-            Origin::Local { uri, .. } | Origin::Http { uri } | Origin::S3 { uri, .. } => uri,
+            Origin::Local { uri, .. }
+            | Origin::Http { uri }
+            | Origin::S3 { uri, .. }
+            | Origin::Oci { uri, .. } => uri,
         }
     }
 
     /// Streams the bytes into `download`, retrying transient failures of
     /// network sources `net.retries` times with exponential backoff.
+    /// `sha256` names the blob of an `oci://` source; the caller still
+    /// judges the bytes.
     pub(crate) fn fetch_into(
         &self,
+        sha256: Sha256Digest,
         download: &mut Download,
         net: &NetOptions,
         progress: Option<&dyn Progress>,
@@ -143,6 +161,7 @@ impl Origin {
                 Origin::Local { path, .. } => copy_local(path, &mut sink),
                 Origin::Http { uri } => rt.http(net, &mut sink, uri),
                 Origin::S3 { bucket, key, .. } => rt.s3(net, &mut sink, bucket, key),
+                Origin::Oci { oci, .. } => rt.oci(net, &mut sink, oci, sha256),
             };
             if let Some(p) = progress {
                 p.finish();
@@ -219,6 +238,9 @@ fn copy_local(path: &std::path::Path, sink: &mut Sink<'_>) -> Result<(), Attempt
 #[derive(Default)]
 pub(crate) struct Runtime {
     inner: Option<(tokio::runtime::Runtime, reqwest::Client)>,
+    /// Registries spoken to, with the authorization earned (kept across
+    /// retries so a token is fetched once).
+    registries: Vec<Registry>,
 }
 
 impl Runtime {
@@ -249,6 +271,34 @@ impl Runtime {
         rt.block_on(http_get(client, uri, sink, net.timeout))
     }
 
+    fn oci(
+        &mut self,
+        net: &NetOptions,
+        sink: &mut Sink<'_>,
+        oci: &OciRef,
+        sha256: Sha256Digest,
+    ) -> Result<(), AttemptError> {
+        let client = self.get(net)?.1.clone();
+        let found = self.registries.iter().position(|r| {
+            r.oci().registry() == oci.registry() && r.oci().repository() == oci.repository()
+        });
+        let at = match found {
+            Some(i) => i,
+            None => {
+                self.registries
+                    .push(Registry::new(client, oci, Access::Pull, net.timeout)?);
+                self.registries.len() - 1
+            }
+        };
+        let rt = &self
+            .inner
+            .as_ref()
+            .ok_or_else(|| AttemptError::Permanent("runtime missing".into()))?
+            .0;
+        let registry = &mut self.registries[at];
+        rt.block_on(oci_get(registry, sha256, sink, net.timeout))
+    }
+
     fn s3(
         &mut self,
         net: &NetOptions,
@@ -265,15 +315,31 @@ impl Runtime {
     }
 }
 
-fn http_client(net: &NetOptions) -> Result<reqwest::Client, String> {
-    install_crypto_provider();
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::limited(net.max_redirects))
-        .connect_timeout(net.timeout)
-        .read_timeout(net.timeout)
-        .user_agent(concat!("repropack/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| format!("cannot build HTTP client: {}", chain(&e)))
+impl From<OciError> for AttemptError {
+    fn from(e: OciError) -> AttemptError {
+        match e {
+            OciError::Transient(m) => AttemptError::Transient(m),
+            OciError::NotFound(m) => AttemptError::NotFound(m),
+            OciError::Permanent(m) | OciError::Unauthorized(m) => AttemptError::Permanent(m),
+        }
+    }
+}
+
+/// `GET /v2/REPO/blobs/sha256:HEX`, following redirects (registries send
+/// blob GETs on to object storage), streamed into the sink.
+async fn oci_get(
+    registry: &mut Registry,
+    sha256: Sha256Digest,
+    sink: &mut Sink<'_>,
+    timeout: Duration,
+) -> Result<(), AttemptError> {
+    let url = registry.blob_url(sha256)?;
+    let resp = registry.send(|c| c.get(url.clone())).await?;
+    if !resp.status().is_success() {
+        return Err(registry.status_error("GET blob", resp).await.into());
+    }
+    let label = format!("{}@sha256:{sha256}", registry.oci());
+    stream_body(resp, &label, sink, timeout).await
 }
 
 fn classify_reqwest(e: &reqwest::Error, timeout: Duration) -> AttemptError {
@@ -287,31 +353,6 @@ fn classify_reqwest(e: &reqwest::Error, timeout: Duration) -> AttemptError {
     }
 }
 
-/// True if a TLS error (e.g. an untrusted certificate) is in the chain:
-/// retrying cannot fix it.
-fn is_tls_error(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cur = Some(e);
-    while let Some(c) = cur {
-        // io::Error::source skips its payload, and rustls errors arrive
-        // wrapped in (nested) io::Errors: unwrap those payloads too.
-        let mut payload = c;
-        loop {
-            if payload.is::<rustls::Error>() {
-                return true;
-            }
-            match payload
-                .downcast_ref::<io::Error>()
-                .and_then(|io| io.get_ref())
-            {
-                Some(inner) => payload = inner,
-                None => break,
-            }
-        }
-        cur = c.source();
-    }
-    false
-}
-
 async fn http_get(
     client: &reqwest::Client,
     uri: &str,
@@ -320,7 +361,7 @@ async fn http_get(
 ) -> Result<(), AttemptError> {
     // No total timeout (artifacts may be large); connect and every read
     // are bounded by `timeout`.
-    let mut resp = client
+    let resp = client
         .get(uri)
         .send()
         .await
@@ -335,8 +376,19 @@ async fn http_get(
             _ => AttemptError::Permanent(msg),
         });
     }
+    stream_body(resp, uri, sink, timeout).await
+}
+
+/// Streams a successful response's body into the sink; a body shorter
+/// than its Content-Length is a transient failure.
+async fn stream_body(
+    mut resp: reqwest::Response,
+    label: &str,
+    sink: &mut Sink<'_>,
+    timeout: Duration,
+) -> Result<(), AttemptError> {
     let announced = resp.content_length();
-    sink.start(uri, announced);
+    sink.start(label, announced);
     while let Some(chunk) = resp
         .chunk()
         .await

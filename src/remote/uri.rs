@@ -1,7 +1,7 @@
 //! The one URI classifier: which kind of location a ref, a fetch source or a
 //! push destination names. Refs, [`fetch`](mod@super::fetch) and
 //! [`push`](mod@super::push) all go through it, so they agree on what a path, a
-//! `file://`, an `http(s)://` and an `s3://` URI are.
+//! `file://`, an `http(s)://`, an `s3://` and an `oci://` URI are.
 
 use std::path::PathBuf;
 
@@ -18,6 +18,8 @@ pub enum Scheme {
     Https,
     /// `s3://bucket/key`.
     S3,
+    /// `oci://HOST[:PORT]/REPO[:TAG]`: an OCI distribution registry.
+    Oci,
 }
 
 /// A classified URI.
@@ -39,6 +41,9 @@ pub enum Location {
         /// Everything after `bucket/`.
         key: String,
     },
+    /// `oci://HOST[:PORT]/REPO[:TAG]`, checked against the distribution
+    /// spec's grammar.
+    Oci(super::oci::OciRef),
 }
 
 /// Why a URI names no location.
@@ -47,7 +52,7 @@ pub enum UriError {
     /// An empty string.
     #[error("empty path")]
     Empty,
-    /// A scheme other than `file`, `http`, `https` or `s3`.
+    /// A scheme other than `file`, `http`, `https`, `s3` or `oci`.
     #[error("unsupported scheme {0:?}")]
     Scheme(String),
     /// A `file://` URI that is not `file:///absolute/path`.
@@ -59,6 +64,9 @@ pub enum UriError {
     /// `s3://` without a bucket.
     #[error("s3 URI must be s3://bucket/key")]
     S3Bucket,
+    /// An `oci://` URI that is not `oci://HOST[:PORT]/REPO[:TAG]`.
+    #[error(transparent)]
+    Oci(#[from] super::oci::OciRefError),
 }
 
 /// The scheme of `uri`, or the unknown scheme's name.
@@ -71,6 +79,7 @@ pub fn scheme(uri: &str) -> Result<Scheme, UriError> {
         "http" => Ok(Scheme::Http),
         "https" => Ok(Scheme::Https),
         "s3" => Ok(Scheme::S3),
+        "oci" => Ok(Scheme::Oci),
         other => Err(UriError::Scheme(other.to_string())),
     }
 }
@@ -106,6 +115,7 @@ pub fn classify(uri: &str) -> Result<Location, UriError> {
                 key: key.to_string(),
             })
         }
+        Scheme::Oci => Ok(Location::Oci(uri.parse()?)),
     }
 }
 
@@ -137,6 +147,11 @@ mod tests {
                 key: String::new()
             }
         );
+        assert!(matches!(
+            classify("oci://127.0.0.1:5000/a/b:v1").unwrap(),
+            Location::Oci(_)
+        ));
+        assert!(classify("oci://h").is_err());
         assert_eq!(classify(""), Err(UriError::Empty));
         assert_eq!(classify("ftp://h/x"), Err(UriError::Scheme("ftp".into())));
         assert_eq!(classify("s3:///k"), Err(UriError::S3Bucket));

@@ -146,8 +146,12 @@ pub fn stage_tar(input: impl Read, name: &str, opts: &StageOptions) -> Result<Pl
                     .any(|(i, _)| excludes.is_excluded(&path[..i]))
                 || excludes.is_excluded(&path);
             let source = format!("{name}:{}", String::from_utf8_lossy(raw_path));
-            let id = |v: u64, what: &str| {
-                u32::try_from(v).map_err(|_| bad(format!("{what} {v} does not fit 32 bits")))
+            // An id past 32 bits is refused only where it would be stored;
+            // otherwise it only has to differ from --owner's.
+            let id = |v: u64, what: &str| match u32::try_from(v) {
+                Ok(id) => Ok(id),
+                Err(_) if opts.keep_owners => Err(bad(format!("{what} {v} does not fit 32 bits"))),
+                Err(_) => Ok(u32::MAX),
             };
             let src_owner = (id(member.uid(), "uid")?, id(member.gid(), "gid")?);
             let xattrs = match &xattr_filter {

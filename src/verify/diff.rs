@@ -45,8 +45,9 @@ pub struct EntryChange {
     /// The entry's path.
     pub path: Bytes,
     /// `kind`, `size`, `sha256`, `mode`, `uid`, `gid`, `mtime`, `symlink`,
-    /// `hardlink` or `rdev`.
-    pub field: &'static str,
+    /// `hardlink`, `rdev`, or `xattr NAME` for one extended attribute
+    /// (value `(absent)` on the side without it).
+    pub field: String,
     /// The value on side A.
     pub a: String,
     /// The value on side B.
@@ -131,7 +132,7 @@ impl Report {
             .map(|(word, p)| format!("{word} {:?}", p.display()))
             .collect();
         for c in self.content.iter().chain(&self.metadata) {
-            let (path, field, a, b) = (c.path.display(), c.field, &c.a, &c.b);
+            let (path, field, a, b) = (c.path.display(), &c.field, &c.a, &c.b);
             out.push(match wording {
                 Wording::Diff => format!("{field} {path:?}: {a} -> {b}"),
                 Wording::AgainstManifest => {
@@ -318,11 +319,11 @@ fn entry_changes(
     metadata: &mut Vec<EntryChange>,
 ) {
     let path = || Bytes(a.path.clone());
-    let push = |out: &mut Vec<EntryChange>, field, x: String, y: String| {
+    let push = |out: &mut Vec<EntryChange>, field: &str, x: String, y: String| {
         if x != y {
             out.push(EntryChange {
                 path: path(),
-                field,
+                field: field.to_string(),
                 a: x,
                 b: y,
             });
@@ -352,6 +353,40 @@ fn entry_changes(
     push(metadata, "hardlink", hl(a), hl(b));
     let rdev = |e: &TreeEntry| format!("{},{}", e.rdev.0, e.rdev.1);
     push(metadata, "rdev", rdev(a), rdev(b));
+    // Attribute by attribute, in name order: a differing, added or
+    // removed one is named.
+    let mut names: Vec<&[u8]> = a
+        .xattrs
+        .iter()
+        .chain(b.xattrs.iter())
+        .map(|(n, _)| n)
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    for name in names {
+        let value = |e: &TreeEntry| {
+            e.xattrs
+                .get(name)
+                .map_or("(absent)".to_string(), xattr_value)
+        };
+        let field = format!("xattr {}", String::from_utf8_lossy(name));
+        push(metadata, &field, value(a), value(b));
+    }
+}
+
+/// An attribute value for messages: quoted when it is printable text,
+/// `0x` and lowercase hex otherwise (a capability, an ACL).
+fn xattr_value(v: &[u8]) -> String {
+    match std::str::from_utf8(v) {
+        Ok(t) if !t.chars().any(char::is_control) => format!("\"{t}\""),
+        _ => {
+            let mut s = String::from("0x");
+            for b in v {
+                s.push_str(&format!("{b:02x}"));
+            }
+            s
+        }
+    }
 }
 
 /// Offset of the first byte where the files differ (a shorter file differs

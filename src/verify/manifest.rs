@@ -28,9 +28,10 @@ use crate::FORMAT_VERSION;
 use crate::digest::Sha256Digest;
 use crate::output::{AtomicFile, OutputError};
 use crate::plan::EntryKind;
+use crate::plan::XattrSet;
 use crate::stage::StageOptions;
 use crate::verify::revision::SourceRevision;
-use crate::verify::tree_digest::{Tree, TreeEntry};
+use crate::verify::tree_digest::{Kept, Tree, TreeEntry};
 
 /// Value of the `schema` key.
 pub const SCHEMA: &str = "repropack.manifest/1";
@@ -98,6 +99,10 @@ pub struct Manifest {
     pub artifact: ArtifactInfo,
     /// The tree digest ([`Tree::digest`]) of the entries.
     pub tree_digest: String,
+    /// What the tree digest covers beyond the logical tree (`owners`,
+    /// `xattrs`); absent when nothing, as in every manifest before.
+    #[serde(default, skip_serializing_if = "Kept::none_ref")]
+    pub tree_digest_keeps: Kept,
     /// The staging options that shaped the tree.
     pub options: ManifestOptions,
     /// Source revision: `--source-revision`, else the git commit of the
@@ -251,6 +256,18 @@ pub struct ManifestEntry {
     /// `[major, minor]` of a character or block device.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rdev: Option<[u32; 2]>,
+    /// Extended attributes in name order; absent when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub xattrs: Vec<ManifestXattr>,
+}
+
+/// One extended attribute of a [`ManifestEntry`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestXattr {
+    /// The attribute name (`user.mime_type`, `security.capability`, ...).
+    pub name: Bytes,
+    /// Its value: a string when UTF-8, else `{"hex": ...}`.
+    pub value: Bytes,
 }
 
 /// A manifest that could not be read or used.
@@ -313,6 +330,14 @@ impl ManifestEntry {
             hardlink: e.hardlink_target.clone().map(Bytes),
             rdev: matches!(e.kind, EntryKind::CharDevice | EntryKind::BlockDevice)
                 .then_some([e.rdev.0, e.rdev.1]),
+            xattrs: e
+                .xattrs
+                .iter()
+                .map(|(n, v)| ManifestXattr {
+                    name: Bytes(n.to_vec()),
+                    value: Bytes(v.to_vec()),
+                })
+                .collect(),
         }
     }
 
@@ -341,6 +366,13 @@ impl ManifestEntry {
             symlink_target: self.symlink.clone().map(|b| b.0).unwrap_or_default(),
             hardlink_target: self.hardlink.clone().map(|b| b.0),
             rdev: self.rdev.map_or((0, 0), |[a, b]| (a, b)),
+            xattrs: XattrSet::new(
+                self.xattrs
+                    .iter()
+                    .map(|x| (x.name.0.clone(), x.value.0.clone()))
+                    .collect(),
+            )
+            .map_err(|n| format!("xattr {:?} given twice", String::from_utf8_lossy(&n)))?,
         })
     }
 }
@@ -358,6 +390,7 @@ impl Manifest {
             tool: Tool::current(),
             artifact,
             tree_digest: tree.digest().to_hex(),
+            tree_digest_keeps: tree.kept(),
             options: ManifestOptions::from_stage(opts),
             source,
             entries: tree
@@ -382,11 +415,13 @@ impl Manifest {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Tree::new(entries).map_err(|e| ManifestError::Entry {
-            path: path.to_path_buf(),
-            index: 0,
-            message: e.to_string(),
-        })
+        Tree::new(entries)
+            .map(|t| t.keeping(self.tree_digest_keeps))
+            .map_err(|e| ManifestError::Entry {
+                path: path.to_path_buf(),
+                index: 0,
+                message: e.to_string(),
+            })
     }
 
     /// Pretty JSON with a trailing newline; the same manifest always gives

@@ -26,7 +26,7 @@ use crate::digest::{Sha256Digest, hash_file, hash_reader};
 use crate::format::{self, ArchiveError, ContainerInfo, ReadOptions};
 use crate::plan::EntryKind;
 use crate::stage::{Source, StageError, StageOptions, stage};
-use crate::verify::tree_digest::{Tree, TreeEntry, TreeError};
+use crate::verify::tree_digest::{Kept, Tree, TreeEntry, TreeError};
 use serde::Serialize;
 
 /// An artifact that could not be read as a tree.
@@ -189,6 +189,7 @@ pub fn read_side(path: &Path, label: &str, limits: &ReadOptions) -> Result<Side,
             },
             hardlink_target,
             rdev: entry.device().unwrap_or((0, 0)),
+            xattrs: entry.xattrs().clone(),
         });
         Ok(())
     })?;
@@ -358,11 +359,18 @@ pub fn any_side(
     opts: &StageOptions,
     limits: &ReadOptions,
 ) -> Result<(Side, Vec<String>), SideError> {
+    // Owners and attributes count in the digest when the staging flags
+    // keep them, for an artifact exactly as for a directory.
+    let kept = Kept::of(opts);
     if let [one] = inputs {
         let p = Path::new(one);
         if p.is_file() {
-            return Ok((read_side(p, &p.display().to_string(), limits)?, Vec::new()));
+            let mut side = read_side(p, &p.display().to_string(), limits)?;
+            side.tree = side.tree.keeping(kept);
+            return Ok((side, Vec::new()));
         }
     }
-    staged_side(inputs, opts)
+    let (mut side, warnings) = staged_side(inputs, opts)?;
+    side.tree = side.tree.keeping(kept);
+    Ok((side, warnings))
 }

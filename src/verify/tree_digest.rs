@@ -37,9 +37,11 @@ use std::io;
 use std::path::PathBuf;
 
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 
 use crate::digest::{Sha256Digest, hash_reader};
-use crate::plan::{ContentError, EntryKind, Plan};
+use crate::plan::{ContentError, EntryKind, Plan, XattrSet};
+use crate::stage::StageOptions;
 
 /// First line of the canonical serialization; names its version.
 pub const TREE_DIGEST_HEADER: &str = "repropack.tree/1\n";
@@ -73,6 +75,42 @@ pub struct TreeEntry {
     pub hardlink_target: Option<Vec<u8>>,
     /// (major, minor) of a device node; (0, 0) otherwise.
     pub rdev: (u32, u32),
+    /// Extended attributes (part of the tree digest only when the tree
+    /// keeps them, see [`Kept`]).
+    pub xattrs: XattrSet,
+}
+
+/// What a tree digest covers beyond the logical tree: owners and extended
+/// attributes count only when they are kept (`--keep-owners`, `--xattrs`
+/// on `pack`, `digest`, `verify` and `diff`). With neither, the canonical
+/// text is exactly `repropack.tree/1` as it always was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Kept {
+    /// uid and gid are part of the digest (`owner=UID:GID` on every line).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub owners: bool,
+    /// Extended attributes are part of the digest (`xattr=NAME=VALUE`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub xattrs: bool,
+}
+
+impl Kept {
+    /// What staging with `opts` keeps: owners with `keep_owners`,
+    /// attributes with an xattr policy other than off.
+    pub fn of(opts: &StageOptions) -> Kept {
+        Kept {
+            owners: opts.keep_owners,
+            xattrs: opts.xattrs.enabled(),
+        }
+    }
+    /// Nothing beyond the logical tree.
+    pub fn none(self) -> bool {
+        !self.owners && !self.xattrs
+    }
+    /// [`Kept::none`] for serde's `skip_serializing_if`.
+    pub fn none_ref(&self) -> bool {
+        self.none()
+    }
 }
 
 /// Why a tree could not be built.
@@ -120,10 +158,11 @@ pub enum TreeError {
     Pool(String),
 }
 
-/// Entries in container order.
+/// Entries in container order, and what the digest covers.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Tree {
     entries: Vec<TreeEntry>,
+    kept: Kept,
 }
 
 impl Tree {
@@ -132,9 +171,23 @@ impl Tree {
     /// `hardlink_target`) gets its canonically first member as the target of
     /// all others, and every member gets the group's size and sha256.
     pub fn new(entries: Vec<TreeEntry>) -> Result<Tree, TreeError> {
-        let mut tree = Tree { entries };
+        let mut tree = Tree {
+            entries,
+            kept: Kept::default(),
+        };
         tree.normalize_hardlinks()?;
         Ok(tree)
+    }
+
+    /// The same tree whose digest covers what `kept` says.
+    pub fn keeping(mut self, kept: Kept) -> Tree {
+        self.kept = kept;
+        self
+    }
+
+    /// What the digest covers beyond the logical tree.
+    pub fn kept(&self) -> Kept {
+        self.kept
     }
 
     /// Reads every regular file of `plan` once (through
@@ -198,6 +251,7 @@ impl Tree {
                     .and_then(|t| entries.get(t))
                     .map(|t| t.path().to_vec()),
                 rdev: e.rdev(),
+                xattrs: plan.xattrs(e).clone(),
             });
         }
         Tree::new(out)
@@ -218,8 +272,20 @@ impl Tree {
     /// The canonical serialization the tree digest hashes (module docs).
     pub fn canonical_text(&self) -> Vec<u8> {
         let mut out = String::from(TREE_DIGEST_HEADER);
+        if !self.kept.none() {
+            // `repropack.tree/1 owners xattrs`: the header names what is
+            // kept, so a digest with owners never equals one without.
+            out.pop();
+            if self.kept.owners {
+                out.push_str(" owners");
+            }
+            if self.kept.xattrs {
+                out.push_str(" xattrs");
+            }
+            out.push('\n');
+        }
         for e in self.canonical_entries() {
-            canonical_line(e, &mut out);
+            canonical_line(e, self.kept, &mut out);
         }
         out.into_bytes()
     }
@@ -264,6 +330,9 @@ impl Tree {
         }
         for (root, members) in groups {
             let (sha256, size) = (self.entries[root].sha256, self.entries[root].size);
+            // Attributes belong to the inode: a tar hard link carries
+            // none, a SquashFS one repeats them; both get the target's.
+            let xattrs = self.entries[root].xattrs.clone();
             let first = members
                 .iter()
                 .copied()
@@ -275,6 +344,7 @@ impl Tree {
                 e.kind = EntryKind::File;
                 e.sha256 = sha256;
                 e.size = size;
+                e.xattrs = xattrs.clone();
                 e.hardlink_target = (m != first).then(|| first_path.clone());
             }
         }
@@ -303,7 +373,7 @@ pub fn escape(bytes: &[u8]) -> String {
     s
 }
 
-fn canonical_line(e: &TreeEntry, out: &mut String) {
+fn canonical_line(e: &TreeEntry, kept: Kept, out: &mut String) {
     let _ = write!(
         out,
         "path={} kind={} mode={:04o}",
@@ -311,6 +381,9 @@ fn canonical_line(e: &TreeEntry, out: &mut String) {
         e.kind.name(),
         e.mode
     );
+    if kept.owners {
+        let _ = write!(out, " owner={}:{}", e.uid, e.gid);
+    }
     if e.kind == EntryKind::File {
         let sha = e.sha256.map(|d| d.to_hex()).unwrap_or_default();
         let _ = write!(out, " size={} sha256={sha}", e.size);
@@ -323,6 +396,13 @@ fn canonical_line(e: &TreeEntry, out: &mut String) {
     }
     if matches!(e.kind, EntryKind::CharDevice | EntryKind::BlockDevice) {
         let _ = write!(out, " rdev={},{}", e.rdev.0, e.rdev.1);
+    }
+    if kept.xattrs {
+        // Names escape `=` too, so the first `=` after `xattr=` ends it.
+        for (name, value) in e.xattrs.iter() {
+            let name = escape(name).replace('=', "%3D");
+            let _ = write!(out, " xattr={name}={}", escape(value));
+        }
     }
     out.push('\n');
 }
@@ -344,6 +424,7 @@ mod tests {
             symlink_target: Vec::new(),
             hardlink_target: None,
             rdev: (0, 0),
+            xattrs: XattrSet::default(),
         }
     }
 
@@ -381,6 +462,50 @@ mod tests {
         assert_eq!(a.digest(), b.digest());
         let c = Tree::new(vec![file("x", b"1"), file("y", b"3")]).unwrap();
         assert_ne!(a.digest(), c.digest());
+    }
+
+    #[test]
+    fn kept_owners_and_xattrs_extend_lines_and_header_only_when_kept() {
+        let mut f = file("a", b"abc");
+        f.uid = 1000;
+        f.gid = 42;
+        f.xattrs = XattrSet::new(vec![
+            (b"user.z=1".to_vec(), b"v w".to_vec()),
+            (b"security.capability".to_vec(), vec![1, 0, 0, 2]),
+        ])
+        .unwrap();
+        let plain = Tree::new(vec![f.clone(), file("b", b"")]).unwrap();
+        let mut bare = f.clone();
+        bare.uid = 0;
+        bare.xattrs = XattrSet::default();
+        let without = Tree::new(vec![bare, file("b", b"")]).unwrap();
+        // Not kept: exactly today's text, whatever the owners and xattrs.
+        assert_eq!(plain.canonical_text(), without.canonical_text());
+        let kept = plain.keeping(Kept {
+            owners: true,
+            xattrs: true,
+        });
+        let text = String::from_utf8(kept.canonical_text()).unwrap();
+        let abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        let empty = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        assert_eq!(
+            text,
+            format!(
+                "repropack.tree/1 owners xattrs\n\
+                 path=a kind=file mode=0644 owner=1000:42 size=3 sha256={abc} \
+                 xattr=security.capability=%01%00%00%02 xattr=user.z%3D1=v%20w\n\
+                 path=b kind=file mode=0644 owner=0:0 size=0 sha256={empty}\n"
+            )
+        );
+        let owners_only = without.keeping(Kept {
+            owners: true,
+            xattrs: false,
+        });
+        assert!(
+            owners_only
+                .canonical_text()
+                .starts_with(b"repropack.tree/1 owners\n")
+        );
     }
 
     #[test]

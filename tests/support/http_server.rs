@@ -7,6 +7,12 @@
 //! `Connection: close`, so one connection = one request. Each path has a
 //! script of behaviours consumed one per request (the last one repeats) and
 //! a request counter.
+//!
+//! It also plays an OCI registry and its token endpoint for the auth and
+//! lying-registry tests: a route matches the request target exactly or,
+//! failing that, the target without its query; [`Reply::Challenge`]
+//! answers 401 with a `WWW-Authenticate` header; and every request's
+//! target and `Authorization` header are recorded per route.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -46,12 +52,31 @@ pub enum Reply {
     /// `Transfer-Encoding: chunked` (no Content-Length): the body in one
     /// chunk, then the terminating zero chunk only if `complete`, then FIN.
     Chunked { body: Vec<u8>, complete: bool },
+    /// 401 with `WWW-Authenticate: <challenge>`.
+    Challenge(String),
+    /// 200 with the body if the request's `Authorization` is `expect`, else
+    /// 401 with `WWW-Authenticate: <challenge>`.
+    Authorized {
+        expect: String,
+        challenge: String,
+        body: Vec<u8>,
+    },
+}
+
+/// One request as the server saw it.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    /// The request target, query included.
+    pub target: String,
+    /// The `Authorization` header, if any.
+    pub authorization: Option<String>,
 }
 
 #[derive(Default)]
 struct Route {
     script: Vec<Reply>,
     served: usize,
+    seen: Vec<Seen>,
 }
 
 struct Shared {
@@ -90,11 +115,14 @@ impl Server {
     /// Sets the script of `path` (e.g. "/a.tar") and resets its counter.
     pub fn route(&self, path: &str, script: Vec<Reply>) {
         assert!(!script.is_empty());
-        self.shared
-            .routes
-            .lock()
-            .unwrap()
-            .insert(path.to_string(), Route { script, served: 0 });
+        self.shared.routes.lock().unwrap().insert(
+            path.to_string(),
+            Route {
+                script,
+                served: 0,
+                seen: Vec::new(),
+            },
+        );
     }
 
     /// Requests received for `path` so far.
@@ -105,6 +133,21 @@ impl Server {
             .unwrap()
             .get(path)
             .map_or(0, |r| r.served)
+    }
+
+    /// The requests received for `path` so far, in order.
+    pub fn seen(&self, path: &str) -> Vec<Seen> {
+        self.shared
+            .routes
+            .lock()
+            .unwrap()
+            .get(path)
+            .map_or_else(Vec::new, |r| r.seen.clone())
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn authority(&self) -> String {
+        self.addr.to_string()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -120,7 +163,7 @@ impl Drop for Server {
     }
 }
 
-fn read_request_path(conn: &mut TcpStream) -> Option<String> {
+fn read_request(conn: &mut TcpStream) -> Option<Seen> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
@@ -132,7 +175,17 @@ fn read_request_path(conn: &mut TcpStream) -> Option<String> {
         let mut headers = [httparse::EMPTY_HEADER; 64];
         let mut req = httparse::Request::new(&mut headers);
         match req.parse(&buf) {
-            Ok(httparse::Status::Complete(_)) => return req.path.map(str::to_string),
+            Ok(httparse::Status::Complete(_)) => {
+                let authorization = req
+                    .headers
+                    .iter()
+                    .find(|h| h.name.eq_ignore_ascii_case("authorization"))
+                    .map(|h| String::from_utf8_lossy(h.value).into_owned());
+                return req.path.map(|p| Seen {
+                    target: p.to_string(),
+                    authorization,
+                });
+            }
             Ok(httparse::Status::Partial) => continue,
             Err(_) => return None,
         }
@@ -143,6 +196,7 @@ fn head(status: u16, len: Option<usize>, extra: &str) -> Vec<u8> {
     let reason = match status {
         200 => "OK",
         302 => "Found",
+        401 => "Unauthorized",
         404 => "Not Found",
         500 => "Internal Server Error",
         503 => "Service Unavailable",
@@ -157,16 +211,41 @@ fn head(status: u16, len: Option<usize>, extra: &str) -> Vec<u8> {
 }
 
 fn handle(mut conn: TcpStream, shared: &Shared) {
-    let Some(path) = read_request_path(&mut conn) else {
+    let Some(seen) = read_request(&mut conn) else {
         return;
     };
     let reply = {
         let mut routes = shared.routes.lock().unwrap();
-        match routes.get_mut(&path) {
+        let bare = seen
+            .target
+            .split('?')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        let key = if routes.contains_key(&seen.target) {
+            seen.target.clone()
+        } else {
+            bare
+        };
+        match routes.get_mut(&key) {
             Some(r) => {
                 let reply = r.script[r.served.min(r.script.len() - 1)].clone();
                 r.served += 1;
-                reply
+                r.seen.push(seen.clone());
+                match reply {
+                    Reply::Authorized {
+                        expect,
+                        challenge,
+                        body,
+                    } => {
+                        if seen.authorization.as_deref() == Some(expect.as_str()) {
+                            Reply::Ok(body)
+                        } else {
+                            Reply::Challenge(challenge)
+                        }
+                    }
+                    other => other,
+                }
             }
             None => Reply::Status(404),
         }
@@ -227,6 +306,11 @@ fn serve(conn: &mut TcpStream, reply: Reply, shared: &Shared) -> std::io::Result
                 conn.write_all(b"0\r\n\r\n")?;
             }
         }
+        Reply::Challenge(challenge) => {
+            let extra = format!("WWW-Authenticate: {challenge}\r\n");
+            conn.write_all(&head(401, Some(0), &extra))?;
+        }
+        Reply::Authorized { .. } => unreachable!("resolved in handle"),
         Reply::Redirect(location) => {
             conn.write_all(&head(302, Some(0), &format!("Location: {location}\r\n")))?;
         }

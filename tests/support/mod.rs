@@ -1,7 +1,8 @@
 //! The one support kit of the integration tests. Each helper exists once:
 //! external tool probe, RNG, hashing, tree snapshots, running the binary,
 //! fixture trees, raw tar streams, the independent SquashFS checker, the
-//! HTTP test server and the S3 test server.
+//! HTTP test server, the S3 test server and the OCI registry (with the ORAS
+//! SDK).
 
 pub mod bin;
 pub mod exit;
@@ -9,6 +10,7 @@ pub mod fixtures;
 pub mod hash;
 pub mod http_server;
 pub mod rawtar;
+pub mod registry;
 pub mod rng;
 pub mod rootfs;
 pub mod s3_server;

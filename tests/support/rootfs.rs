@@ -12,7 +12,7 @@ use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::Path;
 use std::process::Command;
 
-use super::bin::run_ok;
+use super::bin::{run_ok, stdout};
 use super::tool::tool;
 
 /// True when running as root; otherwise says the test is skipped (and
@@ -271,4 +271,14 @@ pub fn listing(img: &Path) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// Owner, mode and type of every path below `root` as `stat` prints them
+/// (sorted, the root itself left out), then every attribute as `getfattr`
+/// dumps it: what two extractions must agree on. Mtimes are left out.
+pub fn owner_xattr_dump(root: &Path) -> String {
+    let script =
+        r#"cd "$1" && find . -mindepth 1 -print0 | sort -z | xargs -0 stat -c '%n %u:%g %a %F'"#;
+    let out = run_ok(Command::new("bash").args(["-c", script, "dump"]).arg(root));
+    format!("{}\n{}", stdout(&out), getfattr_dump(root))
 }

@@ -6,6 +6,7 @@
 
 use std::ops::Range;
 
+use base64::Engine as _;
 use tar::Header;
 
 /// Size of a header block and the unit content is padded to.
@@ -249,6 +250,98 @@ pub(crate) struct PaxFields {
     pub(crate) gid: Option<u64>,
     pub(crate) mtime: Option<i64>,
     pub(crate) sparse: PaxSparse,
+    /// Extended attributes from `SCHILY.xattr.*` and `LIBARCHIVE.xattr.*`,
+    /// sorted by name bytes, names unique.
+    pub(crate) xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+/// GNU tar's xattr records (GNU tar manual, "Extended File Attributes";
+/// `xheader.c`): `SCHILY.xattr.NAME=VALUE`, the value raw (pax records are
+/// length-prefixed, so any byte may occur), `%` and `=` in NAME written as
+/// `%25` and `%3D`.
+pub(crate) const SCHILY_XATTR: &[u8] = b"SCHILY.xattr.";
+
+/// libarchive's own xattr records (`archive_write_set_format_pax.c`):
+/// `LIBARCHIVE.xattr.NAME=VALUE`, NAME URL-encoded (`%XX`), VALUE base64
+/// without padding. bsdtar writes each attribute twice, here and as
+/// [`SCHILY_XATTR`].
+pub(crate) const LIBARCHIVE_XATTR: &[u8] = b"LIBARCHIVE.xattr.";
+
+/// Which records named an attribute so far.
+struct XattrSeen {
+    value: Vec<u8>,
+    schily: bool,
+    libarchive: bool,
+}
+
+/// Adds one xattr record to `seen`. The same name from both record
+/// families is one attribute if the values agree (bsdtar writes both);
+/// a name twice in one family, or two families that disagree, is refused.
+fn add_xattr(
+    seen: &mut std::collections::BTreeMap<Vec<u8>, XattrSeen>,
+    key: &[u8],
+    encoded_name: &[u8],
+    value: Vec<u8>,
+    libarchive: bool,
+) -> Result<(), String> {
+    let record = String::from_utf8_lossy(key);
+    let name: Vec<u8> = percent_encoding::percent_decode(encoded_name).collect();
+    if name.is_empty() || name.contains(&0) {
+        return Err(format!(
+            "pax record {record}: an attribute name must be non-empty and hold no NUL"
+        ));
+    }
+    match seen.entry(name) {
+        std::collections::btree_map::Entry::Vacant(v) => {
+            v.insert(XattrSeen {
+                value,
+                schily: !libarchive,
+                libarchive,
+            });
+        }
+        std::collections::btree_map::Entry::Occupied(mut o) => {
+            let s = o.get_mut();
+            let again = if libarchive { s.libarchive } else { s.schily };
+            if again {
+                return Err(format!("pax record {record}: the attribute is given twice"));
+            }
+            if s.value != value {
+                return Err(format!(
+                    "pax record {record}: the SCHILY.xattr and LIBARCHIVE.xattr records of the attribute differ"
+                ));
+            }
+            s.schily |= !libarchive;
+            s.libarchive |= libarchive;
+        }
+    }
+    Ok(())
+}
+
+/// The pax key of attribute `name` as GNU tar writes it: [`SCHILY_XATTR`]
+/// then the name with `%` and `=` percent-encoded (a `=` would end the key).
+pub(crate) fn schily_xattr_key(name: &[u8]) -> Vec<u8> {
+    let mut key = SCHILY_XATTR.to_vec();
+    for &b in name {
+        match b {
+            b'%' => key.extend_from_slice(b"%25"),
+            b'=' => key.extend_from_slice(b"%3D"),
+            _ => key.push(b),
+        }
+    }
+    key
+}
+
+/// The `path` record of a pax header, for naming the entry when the header
+/// itself is malformed; `None` when there is none or it cannot be found.
+pub(crate) fn pax_path(data: &[u8]) -> Option<Vec<u8>> {
+    let mut path = None;
+    for record in PaxRecords::new(data) {
+        let Ok((key, value)) = record else { break };
+        if key == b"path" {
+            path = Some(value.to_vec());
+        }
+    }
+    path.filter(|p| !p.is_empty())
 }
 
 /// GNU tar's sparse records (GNU tar manual, "Sparse Formats"): 0.0 repeats
@@ -282,6 +375,15 @@ impl PaxSparse {
     }
 }
 
+/// libarchive writes base64 (RFC 4648 §4, standard alphabet) without
+/// padding; padded values are accepted too.
+const LIBARCHIVE_BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    base64::engine::GeneralPurposeConfig::new()
+        .with_encode_padding(false)
+        .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+);
+
 /// A decimal pax number (`size`, `uid`, `GNU.sparse.*`); empty is `None`.
 fn decimal(what: &str, value: &[u8]) -> Result<Option<u64>, String> {
     if value.is_empty() {
@@ -300,16 +402,69 @@ fn decimal(what: &str, value: &[u8]) -> Result<Option<u64>, String> {
         })
 }
 
+/// The records of a pax header, `"<len> <key>=<value>\n"` each (POSIX
+/// pax, "pax Extended Header"): `<len>` is the decimal length of the whole
+/// record, so a value may hold any byte, newlines included (an xattr value
+/// is binary).
+pub(crate) struct PaxRecords<'a> {
+    data: &'a [u8],
+    offset: usize,
+}
+
+impl<'a> PaxRecords<'a> {
+    pub(crate) fn new(data: &'a [u8]) -> PaxRecords<'a> {
+        PaxRecords { data, offset: 0 }
+    }
+}
+
+impl<'a> Iterator for PaxRecords<'a> {
+    type Item = Result<(&'a [u8], &'a [u8]), String>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let rest = &self.data[self.offset..];
+        // Some writers pad the header data with NULs.
+        if rest.iter().all(|&b| b == 0) {
+            return None;
+        }
+        let at = self.offset;
+        let bad = |why: &str| {
+            Some(Err(format!(
+                "pax record at byte {at} of the pax header: {why}"
+            )))
+        };
+        let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+        if digits == 0 || digits > 20 || rest.get(digits) != Some(&b' ') {
+            self.offset = self.data.len();
+            return bad("no length");
+        }
+        let len = std::str::from_utf8(&rest[..digits])
+            .ok()
+            .and_then(|d| d.parse::<usize>().ok());
+        let Some(len) = len.filter(|&l| l > digits + 1 && l <= rest.len()) else {
+            self.offset = self.data.len();
+            return bad("the length runs past the header");
+        };
+        let record = &rest[digits + 1..len];
+        self.offset += len;
+        let Some(body) = record.strip_suffix(b"\n") else {
+            return bad("no newline at the end of the record");
+        };
+        let Some(eq) = body.iter().position(|&b| b == b'=') else {
+            return bad("no '=' after the keyword");
+        };
+        Some(Ok((&body[..eq], &body[eq + 1..])))
+    }
+}
+
 /// Parses pax records `"<len> <key>=<value>\n"` (POSIX pax, "pax Extended
 /// Header"). An empty value cancels the field.
 pub(crate) fn parse_pax(data: &[u8]) -> Result<PaxFields, String> {
     let mut out = PaxFields::default();
     let mut pending_offset: Option<u64> = None;
     let (mut pairs, mut list) = (false, false);
-    for record in tar::PaxExtensions::new(data) {
-        let record = record.map_err(|e| format!("pax record: {e}"))?;
-        let key = record.key_bytes();
-        let value = record.value_bytes();
+    let mut xattrs = std::collections::BTreeMap::new();
+    for record in PaxRecords::new(data) {
+        let (key, value) = record?;
         let number = |what: &str| decimal(what, value);
         match key {
             b"path" => out.path = (!value.is_empty()).then(|| value.to_vec()),
@@ -361,9 +516,22 @@ pub(crate) fn parse_pax(data: &[u8]) -> Result<PaxFields, String> {
                 let map = out.sparse.map.get_or_insert_with(Vec::new);
                 map.extend(sparse_map_list(value)?);
             }
-            _ => {}
+            _ => {
+                if let Some(name) = key.strip_prefix(SCHILY_XATTR) {
+                    add_xattr(&mut xattrs, key, name, value.to_vec(), false)?;
+                } else if let Some(name) = key.strip_prefix(LIBARCHIVE_XATTR) {
+                    let decoded = LIBARCHIVE_BASE64.decode(value).map_err(|e| {
+                        format!(
+                            "pax record {}: the value is not base64: {e}",
+                            String::from_utf8_lossy(key)
+                        )
+                    })?;
+                    add_xattr(&mut xattrs, key, name, decoded, true)?;
+                }
+            }
         }
     }
+    out.xattrs = xattrs.into_iter().map(|(n, s)| (n, s.value)).collect();
     if pending_offset.is_some() {
         return Err("GNU.sparse.offset without its GNU.sparse.numbytes".to_string());
     }
@@ -405,9 +573,10 @@ pub(crate) fn set_checksum(h: &mut Header) {
 
 /// Encodes pax records `"<len> <key>=<value>\n"`, where `<len>` counts the
 /// whole record including its own digits.
-pub(crate) fn pax_records(records: &[(&str, Vec<u8>)]) -> Vec<u8> {
+pub(crate) fn pax_records<K: AsRef<[u8]>>(records: &[(K, Vec<u8>)]) -> Vec<u8> {
     let mut body = Vec::new();
     for (key, value) in records {
+        let key = key.as_ref();
         let rest = key.len() + value.len() + 3; // ' ', '=', '\n'
         let mut len = rest + 1;
         while len != rest + len.to_string().len() {
@@ -415,7 +584,7 @@ pub(crate) fn pax_records(records: &[(&str, Vec<u8>)]) -> Vec<u8> {
         }
         body.extend_from_slice(len.to_string().as_bytes());
         body.push(b' ');
-        body.extend_from_slice(key.as_bytes());
+        body.extend_from_slice(key);
         body.push(b'=');
         body.extend_from_slice(value);
         body.push(b'\n');
@@ -577,6 +746,73 @@ mod tests {
             ])
             .is_err()
         );
+    }
+
+    type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+
+    fn xattr_records(records: &[(&[u8], &[u8])]) -> Result<Pairs, String> {
+        let r: Vec<(&[u8], Vec<u8>)> = records.iter().map(|(k, v)| (*k, v.to_vec())).collect();
+        parse_pax(&pax_records(&r)).map(|f| f.xattrs)
+    }
+
+    #[test]
+    fn pax_xattrs_are_read_from_both_record_families_in_name_order() {
+        // What bsdtar writes (both families) for user.a=b%c = 00 01 02 and
+        // user.plain = "hello", followed by a GNU-only attribute.
+        let got = xattr_records(&[
+            (b"LIBARCHIVE.xattr.user.plain", b"aGVsbG8"),
+            (b"SCHILY.xattr.user.plain", b"hello"),
+            (b"LIBARCHIVE.xattr.user.a%3Db%25c", b"AAEC"),
+            (b"SCHILY.xattr.user.a%3Db%25c", b"\0\x01\x02"),
+            (b"SCHILY.xattr.security.capability", b"\x01\n="),
+        ])
+        .unwrap();
+        let want: Vec<(Vec<u8>, Vec<u8>)> = vec![
+            (b"security.capability".to_vec(), b"\x01\n=".to_vec()),
+            (b"user.a=b%c".to_vec(), b"\0\x01\x02".to_vec()),
+            (b"user.plain".to_vec(), b"hello".to_vec()),
+        ];
+        assert_eq!(got, want);
+        // Padded base64 is accepted as well.
+        let got = xattr_records(&[(b"LIBARCHIVE.xattr.user.x", b"aGk=")]).unwrap();
+        assert_eq!(got, vec![(b"user.x".to_vec(), b"hi".to_vec())]);
+    }
+
+    #[test]
+    fn pax_xattr_duplicates_and_bad_records_are_refused_by_record() {
+        let twice = xattr_records(&[
+            (b"SCHILY.xattr.user.a", b"1"),
+            (b"SCHILY.xattr.user.a", b"1"),
+        ])
+        .unwrap_err();
+        assert!(
+            twice.contains("SCHILY.xattr.user.a") && twice.contains("twice"),
+            "{twice}"
+        );
+        let differ = xattr_records(&[
+            (b"SCHILY.xattr.user.a", b"1"),
+            (b"LIBARCHIVE.xattr.user.a", b"Mg"),
+        ])
+        .unwrap_err();
+        assert!(
+            differ.contains("LIBARCHIVE.xattr.user.a") && differ.contains("differ"),
+            "{differ}"
+        );
+        let bad = xattr_records(&[(b"LIBARCHIVE.xattr.user.a", b"!!")]).unwrap_err();
+        assert!(bad.contains("not base64"), "{bad}");
+        let empty = xattr_records(&[(b"SCHILY.xattr.", b"1")]).unwrap_err();
+        assert!(empty.contains("non-empty"), "{empty}");
+        let nul = xattr_records(&[(b"SCHILY.xattr.a%00b", b"1")]).unwrap_err();
+        assert!(nul.contains("NUL"), "{nul}");
+    }
+
+    #[test]
+    fn schily_xattr_keys_escape_what_would_end_the_key() {
+        assert_eq!(
+            schily_xattr_key(b"user.a=b%c"),
+            b"SCHILY.xattr.user.a%3Db%25c"
+        );
+        assert_eq!(schily_xattr_key(b"user.plain"), b"SCHILY.xattr.user.plain");
     }
 
     #[test]

@@ -16,7 +16,8 @@
 //! tar.gz the rest of the gzip stream is then read (at most
 //! [`MAX_TRAILING`] bytes) so that every member's CRC is verified.
 //! - `x`: pax records for the next entry (`path`, `linkpath`, `size`, `uid`,
-//!   `gid`, `mtime` are applied; others ignored).
+//!   `gid`, `mtime` are applied; `SCHILY.xattr.*` and `LIBARCHIVE.xattr.*`
+//!   become [`ArchiveEntry::xattrs`]; others ignored).
 //! - `g`: pax global records, ignored (git archive stores its commit there).
 //! - `L` / `K`: GNU long name / long link target for the next entry.
 //! - `V`: GNU volume label, skipped.
@@ -39,8 +40,8 @@ use tar::Header;
 
 use super::header::{
     BLOCK, DEVMAJOR, DEVMINOR, GID, MODE, MTIME, PaxFields, SIZE, SparseRegion, UID, checksum_ok,
-    has_magic, oldgnu_sparse, oldgnu_sparse_extension, padding, parse_pax, signed, typeflag,
-    unsigned,
+    has_magic, oldgnu_sparse, oldgnu_sparse_extension, padding, parse_pax, pax_path, signed,
+    typeflag, unsigned,
 };
 use crate::format::{ArchiveEntry, ArchiveError, Format};
 use crate::plan::{EntryKind, XattrSet};
@@ -228,11 +229,20 @@ where
             continue;
         }
 
+        let long_name = pending.long_name.take();
         let pax = match pending.pax.take() {
-            Some(data) => parse_pax(&data).map_err(|r| ctx.malformed(header_pos, r))?,
+            Some(data) => parse_pax(&data).map_err(|r| {
+                // Name the entry the records belong to, as far as it is known.
+                let named = pax_path(&data)
+                    .or_else(|| long_name.clone())
+                    .unwrap_or_else(|| header.path_bytes().into_owned());
+                ctx.malformed(
+                    header_pos,
+                    format!("entry {:?}: {r}", String::from_utf8_lossy(&named)),
+                )
+            })?,
             None => PaxFields::default(),
         };
-        let long_name = pending.long_name.take();
         let long_link = pending.long_link.take();
 
         let sparse_name = pax.sparse.name.clone();
@@ -419,6 +429,17 @@ where
             Some((_, realsize, _)) => *realsize,
             None => stored,
         };
+        // Names are unique and sorted already (parse_pax).
+        let xattrs = XattrSet::new(pax.xattrs).map_err(|name| {
+            ctx.malformed(
+                header_pos,
+                format!(
+                    "entry {:?}: attribute {:?} given twice",
+                    String::from_utf8_lossy(&entry_path),
+                    String::from_utf8_lossy(&name)
+                ),
+            )
+        })?;
         let entry = ArchiveEntry {
             index,
             path: entry_path,
@@ -431,7 +452,7 @@ where
             link_target,
             device,
             inode: None,
-            xattrs: XattrSet::default(),
+            xattrs,
         };
 
         if kind != EntryKind::File {

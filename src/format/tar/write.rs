@@ -6,7 +6,12 @@
 //! extended header (`typeflag 'x'`, named `././@PaxHeader`) precedes an
 //! entry only when ustar cannot hold it: a path or link target longer than
 //! 100 bytes, a path that is not all ASCII (raw bytes, as GNU tar writes it;
-//! no `hdrcharset` record), or a size of 8 GiB or more. No atime/ctime
+//! no `hdrcharset` record), a size of 8 GiB or more, or extended
+//! attributes: one `SCHILY.xattr.NAME=VALUE` record each (GNU tar's
+//! `--xattrs` records, which bsdtar reads too; the value raw, since pax
+//! records are length-prefixed), in name order, after `path`, `linkpath`
+//! and `size`; a hard link's attributes are its target's and are written
+//! once, with the target. Owners are numbers only. No atime/ctime
 //! records are ever written. The archive ends with two zero blocks and is
 //! padded to a multiple of 10240 bytes, as GNU tar does with its default
 //! blocking factor of 20. The result is byte-identical to GNU tar 1.34's
@@ -19,7 +24,7 @@ use std::io::{self, Write};
 
 use tar::{EntryType, Header};
 
-use super::header::{BLOCK, pax_records, set_checksum};
+use super::header::{BLOCK, pax_records, schily_xattr_key, set_checksum};
 use crate::digest::for_each_chunk;
 use crate::plan::{Entry, EntryKind, Plan};
 use crate::progress::Counters;
@@ -62,7 +67,7 @@ pub fn write_tar_with_progress<W: Write>(
     let entries = plan.entries();
     let mut buf = vec![0u8; 256 * 1024];
     for entry in entries {
-        write_entry(&mut out, entry, entries, &mut buf).map_err(|source| TarError {
+        write_entry(&mut out, plan, entry, &mut buf).map_err(|source| TarError {
             entry: entry.display_path(),
             source,
         })?;
@@ -109,10 +114,11 @@ const USTAR_MAX_SIZE: u64 = 0o77777777777;
 
 fn write_entry<W: Write>(
     out: &mut CountingWriter<W>,
+    plan: &Plan,
     entry: &Entry,
-    all: &[Entry],
     buf: &mut [u8],
 ) -> io::Result<()> {
+    let all = plan.entries();
     let mut name = entry.path().to_vec();
     if entry.kind() == EntryKind::Dir {
         name.push(b'/');
@@ -139,15 +145,21 @@ fn write_entry<W: Write>(
     // exactly: `path` when the name is longer than 100 bytes or not all
     // ASCII, `linkpath` when the target is longer than 100 bytes. Values are
     // the raw bytes (GNU tar writes no `hdrcharset` and warns about it).
-    let mut pax: Vec<(&str, Vec<u8>)> = Vec::new();
+    let mut pax: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
     if name.len() > 100 || !name.is_ascii() {
-        pax.push(("path", name.clone()));
+        pax.push((b"path".to_vec(), name.clone()));
     }
     if link.len() > 100 {
-        pax.push(("linkpath", link.clone()));
+        pax.push((b"linkpath".to_vec(), link.clone()));
     }
     if size > USTAR_MAX_SIZE {
-        pax.push(("size", size.to_string().into_bytes()));
+        pax.push((b"size".to_vec(), size.to_string().into_bytes()));
+    }
+    if typ != EntryType::Link {
+        // The set is sorted by name: the records come in name order.
+        for (attr, value) in plan.xattrs(entry).iter() {
+            pax.push((schily_xattr_key(attr), value.to_vec()));
+        }
     }
 
     if !pax.is_empty() {

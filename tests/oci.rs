@@ -1,0 +1,635 @@
+//! `push`, `fetch` and `resolve` against OCI registries: a real CNCF
+//! distribution registry (Debian's `docker-registry`) on 127.0.0.1, with
+//! and without htpasswd auth, and the fault HTTP server playing a lying
+//! registry and a bearer-token registry. What we push is read back by
+//! independent clients (skopeo, curl, the ORAS Python SDK, coreutils
+//! `sha256sum`), and what they push is what we fetch.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use crate::support::bin::{repropack, run_ok};
+use crate::support::exit;
+use crate::support::fixtures::artifact;
+use crate::support::hash::{sha256_hex, sha256sum};
+use crate::support::http_server::{Reply, Server};
+use crate::support::registry::{Registry, oras_python, run_oras};
+use crate::support::tool::tool;
+
+fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = repropack();
+    c.args(args).stdin(Stdio::null());
+    // No credentials of the machine running the tests leak in.
+    c.env("DOCKER_CONFIG", "/nonexistent")
+        .env_remove("REGISTRY_AUTH_FILE")
+        .env_remove("XDG_RUNTIME_DIR")
+        .env_remove("REPROPACK_INSECURE_REGISTRIES");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().expect("run repropack")
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "repropack failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone())
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn push(file: &Path, dest: &str, env: &[(&str, &str)]) -> serde_json::Value {
+    let out = run(&["push", file.to_str().unwrap(), dest, "--json"], env);
+    serde_json::from_str(&ok(&out)).unwrap()
+}
+
+fn fetch(reference: &str, cache: &Path, env: &[(&str, &str)]) -> Output {
+    run(
+        &[
+            "fetch",
+            reference,
+            "--cache",
+            cache.to_str().unwrap(),
+            "--timeout",
+            "2",
+        ],
+        env,
+    )
+}
+
+/// Cache files other than lock files.
+fn cache_content(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if dir.exists() {
+        for e in walkdir::WalkDir::new(dir) {
+            let e = e.unwrap();
+            if e.file_type().is_file() && e.path().extension().is_none_or(|x| x != "lock") {
+                out.push(e.path().strip_prefix(dir).unwrap().to_path_buf());
+            }
+        }
+    }
+    out
+}
+
+fn write_artifact(dir: &Path, name: &str, seed: u8, len: usize) -> (PathBuf, Vec<u8>) {
+    let body = artifact(seed, len);
+    let path = dir.join(name);
+    fs::write(&path, &body).unwrap();
+    (path, body)
+}
+
+fn curl_blob(url: &str, to: &Path, extra: &[&str]) {
+    run_ok(
+        Command::new("curl")
+            .args(["-fsSL", "-o"])
+            .arg(to)
+            .args(extra)
+            .arg(url),
+    );
+}
+
+#[test]
+fn pushed_artifact_is_an_oras_style_manifest_that_skopeo_curl_and_oras_read() {
+    let Some(reg) = Registry::start() else { return };
+    if tool("skopeo").is_none() || tool("curl").is_none() {
+        return;
+    }
+    let Some(python) = oras_python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (file, body) = write_artifact(dir.path(), "app.squashfs", 1, 300_000);
+    let hex = sha256sum(&file);
+    let pushed = push(&file, &reg.oci("team/app:v1"), &[]);
+    assert_eq!(
+        pushed["ref"],
+        format!("{}#sha256={hex}", reg.oci("team/app:v1"))
+    );
+    assert_eq!(pushed["uploaded"], true);
+
+    let raw = run_ok(Command::new("skopeo").args([
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{}/team/app:v1", reg.authority()),
+    ]));
+    let m: serde_json::Value = serde_json::from_slice(&raw.stdout).unwrap();
+    assert_eq!(m["mediaType"], "application/vnd.oci.image.manifest.v1+json");
+    assert_eq!(m["artifactType"], "application/vnd.repropack.squashfs.v1");
+    assert_eq!(
+        m["config"]["mediaType"],
+        "application/vnd.oci.empty.v1+json"
+    );
+    assert_eq!(
+        m["config"]["digest"],
+        format!("sha256:{}", sha256_hex(b"{}"))
+    );
+    let layers = m["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 1);
+    assert_eq!(layers[0]["digest"], format!("sha256:{hex}"));
+    assert_eq!(layers[0]["size"], body.len());
+    assert_eq!(
+        layers[0]["mediaType"],
+        "application/vnd.repropack.squashfs.v1"
+    );
+    assert_eq!(
+        layers[0]["annotations"]["org.opencontainers.image.title"],
+        "app.squashfs"
+    );
+
+    let by_curl = dir.path().join("curl.bin");
+    curl_blob(
+        &reg.url(&format!("/v2/team/app/blobs/sha256:{hex}")),
+        &by_curl,
+        &[],
+    );
+    assert_eq!(sha256sum(&by_curl), hex);
+
+    let copied = dir.path().join("skopeo-dir");
+    run_ok(Command::new("skopeo").args([
+        "copy",
+        "--src-tls-verify=false",
+        &format!("docker://{}/team/app:v1", reg.authority()),
+        &format!("dir:{}", copied.display()),
+    ]));
+    assert_eq!(fs::read(copied.join(&hex)).unwrap(), body);
+
+    let out = dir.path().join("oras-out");
+    let pulled = run_oras(
+        &python,
+        "import sys, oras.client\n\
+         c = oras.client.OrasClient(insecure=True)\n\
+         print('\\n'.join(c.pull(target=sys.argv[1], outdir=sys.argv[2])))\n",
+        &[
+            &format!("{}/team/app:v1", reg.authority()),
+            out.to_str().unwrap(),
+        ],
+    );
+    assert!(pulled.contains("app.squashfs"), "{pulled}");
+    assert_eq!(fs::read(out.join("app.squashfs")).unwrap(), body);
+}
+
+#[test]
+fn oras_pushed_file_is_resolved_and_fetched_verified() {
+    let Some(reg) = Registry::start() else { return };
+    let Some(python) = oras_python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (file, body) = write_artifact(dir.path(), "data.bin", 2, 200_000);
+    run_oras(
+        &python,
+        "import os, sys, oras.client\n\
+         os.chdir(os.path.dirname(sys.argv[2]))\n\
+         c = oras.client.OrasClient(insecure=True)\n\
+         c.push(target=sys.argv[1], files=[os.path.basename(sys.argv[2])])\n",
+        &[
+            &format!("{}/by/oras:t1", reg.authority()),
+            file.to_str().unwrap(),
+        ],
+    );
+    let hex = sha256sum(&file);
+    let resolved = ok(&run(&["resolve", &reg.oci("by/oras:t1")], &[]));
+    assert_eq!(resolved, format!("{}#sha256={hex}", reg.oci("by/oras:t1")));
+    let cache = dir.path().join("cache");
+    let path = ok(&fetch(&resolved, &cache, &[]));
+    assert_eq!(fs::read(&path).unwrap(), body);
+    assert_eq!(sha256sum(Path::new(&path)), hex);
+}
+
+#[test]
+fn second_push_skips_the_upload_and_large_files_go_up_in_chunks() {
+    let Some(reg) = Registry::start() else { return };
+    if tool("curl").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // More than one 32 MiB chunk.
+    let (file, _) = write_artifact(dir.path(), "big.tar", 3, 40 << 20);
+    let hex = sha256sum(&file);
+    let first = push(&file, &reg.oci("big"), &[]);
+    assert_eq!(
+        first["ref"],
+        format!("{}#sha256={hex}", reg.oci("big:latest"))
+    );
+    assert_eq!(first["uploaded"], true);
+    assert_eq!(reg.count("PATCH", "/v2/big/blobs/uploads/", 202), 2);
+    let uploads = reg.count("POST", "/v2/big/blobs/uploads/", 202);
+    let second = push(&file, &reg.oci("big:again"), &[]);
+    assert_eq!(second["uploaded"], false);
+    // Only the (present) empty config is checked again: no new upload session.
+    assert_eq!(reg.count("POST", "/v2/big/blobs/uploads/", 202), uploads);
+    let got = dir.path().join("got");
+    curl_blob(&reg.url(&format!("/v2/big/blobs/sha256:{hex}")), &got, &[]);
+    assert_eq!(sha256sum(&got), hex);
+}
+
+#[test]
+fn fetch_of_a_digest_the_repository_lacks_fails_with_exit_6_and_caches_nothing() {
+    let Some(reg) = Registry::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let missing = sha256_hex(b"not pushed");
+    let out = fetch(
+        &format!("{}#sha256={missing}", reg.oci("team/app")),
+        &cache,
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(exit::FETCH), "{}", stderr(&out));
+    assert!(stderr(&out).contains("not found"), "{}", stderr(&out));
+    assert_eq!(cache_content(&cache), Vec::<PathBuf>::new());
+}
+
+#[test]
+fn fetch_of_a_tag_without_digest_is_refused_and_points_at_resolve() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = fetch("oci://127.0.0.1:9/team/app:v1", &dir.path().join("c"), &[]);
+    assert_eq!(out.status.code(), Some(exit::INPUT));
+    assert!(
+        stderr(&out).contains("repropack resolve"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn concurrent_fetches_of_one_ref_make_one_blob_get() {
+    let Some(reg) = Registry::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (file, body) = write_artifact(dir.path(), "a.tar", 4, 2 << 20);
+    let r = push(&file, &reg.oci("conc"), &[])["ref"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let cache = dir.path().join("cache");
+    let children: Vec<_> = (0..16)
+        .map(|_| {
+            let mut c = repropack();
+            c.args(["fetch", &r, "--cache", cache.to_str().unwrap()])
+                .env("DOCKER_CONFIG", "/nonexistent")
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            c.spawn().unwrap()
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        let path = ok(&out);
+        assert_eq!(fs::read(path).unwrap(), body);
+    }
+    let hex = sha256_hex(&body);
+    assert_eq!(
+        reg.count("GET", &format!("/v2/conc/blobs/sha256:{hex}"), 200),
+        1,
+        "{}",
+        reg.log()
+    );
+}
+
+#[test]
+fn killed_registry_is_retried_then_fails_cleanly() {
+    let Some(mut reg) = Registry::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (file, _) = write_artifact(dir.path(), "a.tar", 5, 100_000);
+    let r = push(&file, &reg.oci("gone"), &[])["ref"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    reg.kill();
+    let cache = dir.path().join("cache");
+    let out = fetch(&r, &cache, &[]);
+    assert_eq!(out.status.code(), Some(exit::FETCH), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("after 4 attempts"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(cache_content(&cache), Vec::<PathBuf>::new());
+}
+
+#[test]
+fn registry_reset_mid_blob_is_retried_then_fails_with_no_litter() {
+    let server = Server::start();
+    let body = artifact(6, 500_000);
+    let hex = sha256_hex(&body);
+    let path = format!("/v2/r/blobs/sha256:{hex}");
+    server.route(
+        &path,
+        vec![Reply::Reset {
+            body,
+            send: 100_000,
+        }],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let r = format!("oci://{}/r#sha256={hex}", server.authority());
+    let out = fetch(&r, &cache, &[]);
+    assert_eq!(out.status.code(), Some(exit::FETCH), "{}", stderr(&out));
+    assert_eq!(server.count(&path), 4);
+    assert_eq!(cache_content(&cache), Vec::<PathBuf>::new());
+}
+
+#[test]
+fn registry_serving_other_bytes_for_a_digest_fails_with_exit_5_and_caches_nothing() {
+    let server = Server::start();
+    let wanted = artifact(7, 10_000);
+    let hex = sha256_hex(&wanted);
+    let path = format!("/v2/lying/repo/blobs/sha256:{hex}");
+    server.route(&path, vec![Reply::Ok(artifact(8, 10_000))]);
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let out = fetch(
+        &format!("oci://{}/lying/repo:v1#sha256={hex}", server.authority()),
+        &cache,
+        &[],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(exit::HASH_MISMATCH),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("sha256 mismatch"), "{}", stderr(&out));
+    assert_eq!(cache_content(&cache), Vec::<PathBuf>::new());
+}
+
+#[test]
+fn bearer_challenge_is_answered_with_a_token_from_the_realm() {
+    let server = Server::start();
+    let body = artifact(9, 50_000);
+    let hex = sha256_hex(&body);
+    let blob = format!("/v2/team/app/blobs/sha256:{hex}");
+    let challenge = format!(
+        "Bearer realm=\"{}\",service=\"reg.test\",scope=\"repository:team/app:pull\"",
+        server.url("/token")
+    );
+    server.route(
+        &blob,
+        vec![Reply::Authorized {
+            expect: "Bearer tok-123".into(),
+            challenge,
+            body: body.clone(),
+        }],
+    );
+    server.route(
+        "/token",
+        vec![Reply::Ok(br#"{"token":"tok-123"}"#.to_vec())],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    // Credentials from a docker config.json go to the token endpoint.
+    let docker = dir.path().join("docker");
+    fs::create_dir(&docker).unwrap();
+    fs::write(
+        docker.join("config.json"),
+        format!(
+            r#"{{"auths":{{"{}":{{"auth":"{}"}}}}}}"#,
+            server.authority(),
+            "YWxpY2U6czNjcjN0" // alice:s3cr3t
+        ),
+    )
+    .unwrap();
+    let cache = dir.path().join("cache");
+    let r = format!("oci://{}/team/app#sha256={hex}", server.authority());
+    let out = fetch(&r, &cache, &[("DOCKER_CONFIG", docker.to_str().unwrap())]);
+    let got = ok(&out);
+    assert_eq!(fs::read(got).unwrap(), body);
+    let seen = server.seen(&blob);
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[0].authorization, None);
+    assert_eq!(seen[1].authorization.as_deref(), Some("Bearer tok-123"));
+    let token = server.seen("/token");
+    assert_eq!(token.len(), 1);
+    let target = &token[0].target;
+    assert!(target.contains("service=reg.test"), "{target}");
+    assert!(
+        target.contains("scope=repository%3Ateam%2Fapp%3Apull"),
+        "{target}"
+    );
+    assert_eq!(
+        token[0].authorization.as_deref(),
+        Some("Basic YWxpY2U6czNjcjN0")
+    );
+}
+
+#[test]
+fn htpasswd_registry_refuses_anonymous_and_accepts_each_credential_source() {
+    let Some(reg) = Registry::start_with_htpasswd("alice", "pw-Secret-9") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (file, body) = write_artifact(dir.path(), "a.tar.gz", 10, 100_000);
+    let hex = sha256_hex(&body);
+    let cache = dir.path().join("cache");
+    let pinned = format!("{}#sha256={hex}", reg.oci("sec/app"));
+
+    // Anonymous: exit 6, naming the registry and "unauthorized".
+    let out = run(&["push", file.to_str().unwrap(), &reg.oci("sec/app")], &[]);
+    assert_eq!(out.status.code(), Some(exit::OUTPUT), "{}", stderr(&out));
+    let out = fetch(&pinned, &cache, &[]);
+    assert_eq!(out.status.code(), Some(exit::FETCH), "{}", stderr(&out));
+    let msg = stderr(&out);
+    assert!(
+        msg.contains("unauthorized") && msg.contains(&reg.authority()),
+        "{msg}"
+    );
+
+    // docker config.json `auths` (base64 user:password).
+    let docker = dir.path().join("docker");
+    fs::create_dir(&docker).unwrap();
+    fs::write(
+        docker.join("config.json"),
+        format!(
+            r#"{{"auths":{{"{}":{{"auth":"YWxpY2U6cHctU2VjcmV0LTk="}}}}}}"#,
+            reg.authority()
+        ),
+    )
+    .unwrap();
+    let docker_env = [("DOCKER_CONFIG", docker.to_str().unwrap())];
+    let pushed = push(&file, &reg.oci("sec/app"), &docker_env);
+    assert_eq!(
+        pushed["ref"],
+        format!("{}#sha256={hex}", reg.oci("sec/app:latest"))
+    );
+    let path = ok(&fetch(&pinned, &cache, &docker_env));
+    assert_eq!(fs::read(path).unwrap(), body);
+
+    // podman's REGISTRY_AUTH_FILE, username/password form.
+    let podman = dir.path().join("auth.json");
+    fs::write(
+        &podman,
+        format!(
+            r#"{{"auths":{{"{}":{{"username":"alice","password":"pw-Secret-9"}}}}}}"#,
+            reg.authority()
+        ),
+    )
+    .unwrap();
+    let cache2 = dir.path().join("cache2");
+    let path = ok(&fetch(
+        &pinned,
+        &cache2,
+        &[("REGISTRY_AUTH_FILE", podman.to_str().unwrap())],
+    ));
+    assert_eq!(fs::read(path).unwrap(), body);
+
+    // A credential helper named by credHelpers, found on PATH.
+    let bin = dir.path().join("bin");
+    fs::create_dir(&bin).unwrap();
+    let helper = bin.join("docker-credential-testhelper");
+    fs::write(
+        &helper,
+        "#!/bin/sh\nread host\n[ \"$1\" = get ] || exit 1\n\
+         printf '{\"ServerURL\":\"%s\",\"Username\":\"alice\",\"Secret\":\"pw-Secret-9\"}' \"$host\"\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&helper, fs::Permissions::from_mode(0o755)).unwrap();
+    let helped = dir.path().join("helped");
+    fs::create_dir(&helped).unwrap();
+    fs::write(
+        helped.join("config.json"),
+        format!(
+            r#"{{"credHelpers":{{"{}":"testhelper"}}}}"#,
+            reg.authority()
+        ),
+    )
+    .unwrap();
+    let path_var = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let resolved = ok(&run(
+        &["resolve", &reg.oci("sec/app")],
+        &[
+            ("DOCKER_CONFIG", helped.to_str().unwrap()),
+            ("PATH", &path_var),
+        ],
+    ));
+    assert_eq!(
+        resolved,
+        format!("{}#sha256={hex}", reg.oci("sec/app:latest"))
+    );
+
+    // A wrong password is refused, and no secret reaches the message.
+    fs::write(
+        docker.join("config.json"),
+        format!(
+            r#"{{"auths":{{"{}":{{"username":"alice","password":"WRONG-pw-77"}}}}}}"#,
+            reg.authority()
+        ),
+    )
+    .unwrap();
+    let out = fetch(&pinned, &dir.path().join("cache3"), &docker_env);
+    assert_eq!(out.status.code(), Some(exit::FETCH));
+    let msg = stderr(&out);
+    assert!(msg.contains("unauthorized"), "{msg}");
+    assert!(
+        !msg.contains("WRONG-pw-77") && !msg.contains("pw-Secret-9"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn signature_is_pushed_as_a_referrer_of_the_artifact_manifest() {
+    let Some(reg) = Registry::start() else { return };
+    if tool("curl").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (file, _) = write_artifact(dir.path(), "s.tar", 11, 10_000);
+    let sig = b"untrusted comment: test\nRWQ...\n";
+    fs::write(dir.path().join("s.tar.minisig"), sig).unwrap();
+    let out = run(
+        &[
+            "push",
+            file.to_str().unwrap(),
+            &reg.oci("signed:v1"),
+            "--sign",
+            "--json",
+        ],
+        &[],
+    );
+    let v: serde_json::Value = serde_json::from_str(&ok(&out)).unwrap();
+    let referrer = v["signature_manifest"].as_str().unwrap().to_string();
+    let got = dir.path().join("referrer.json");
+    curl_blob(
+        &reg.url(&format!("/v2/signed/manifests/{referrer}")),
+        &got,
+        &["-H", "Accept: application/vnd.oci.image.manifest.v1+json"],
+    );
+    let bytes = fs::read(&got).unwrap();
+    assert_eq!(format!("sha256:{}", sha256_hex(&bytes)), referrer);
+    let m: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(m["artifactType"], "application/vnd.repropack.minisig.v1");
+    assert_eq!(
+        m["layers"][0]["digest"],
+        format!("sha256:{}", sha256_hex(sig))
+    );
+    // The subject is the artifact's manifest as the registry serves it.
+    let artifact = dir.path().join("artifact.json");
+    curl_blob(
+        &reg.url("/v2/signed/manifests/v1"),
+        &artifact,
+        &["-H", "Accept: application/vnd.oci.image.manifest.v1+json"],
+    );
+    assert_eq!(
+        m["subject"]["digest"],
+        format!("sha256:{}", sha256sum(&artifact))
+    );
+    // Without the .minisig, --sign refuses.
+    fs::remove_file(dir.path().join("s.tar.minisig")).unwrap();
+    let out = run(
+        &[
+            "push",
+            file.to_str().unwrap(),
+            &reg.oci("signed:v2"),
+            "--sign",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(exit::INPUT), "{}", stderr(&out));
+}
+
+#[test]
+fn blob_get_follows_the_redirect_to_storage_without_the_registry_token() {
+    let registry = Server::start();
+    let storage = Server::start();
+    let body = artifact(12, 80_000);
+    let hex = sha256_hex(&body);
+    let blob = format!("/v2/team/app/blobs/sha256:{hex}");
+    let challenge = format!(
+        "Bearer realm=\"{}\",service=\"reg.test\"",
+        registry.url("/token")
+    );
+    registry.route(
+        &blob,
+        vec![
+            Reply::Challenge(challenge),
+            Reply::Redirect(storage.url("/bucket/object?sig=abc")),
+        ],
+    );
+    registry.route(
+        "/token",
+        vec![Reply::Ok(br#"{"access_token":"tok-9"}"#.to_vec())],
+    );
+    storage.route("/bucket/object", vec![Reply::Ok(body.clone())]);
+    let dir = tempfile::tempdir().unwrap();
+    let r = format!("oci://{}/team/app#sha256={hex}", registry.authority());
+    let path = ok(&fetch(&r, &dir.path().join("cache"), &[]));
+    assert_eq!(fs::read(path).unwrap(), body);
+    let seen = registry.seen(&blob);
+    assert_eq!(seen[1].authorization.as_deref(), Some("Bearer tok-9"));
+    let at_storage = storage.seen("/bucket/object");
+    assert_eq!(at_storage.len(), 1);
+    assert_eq!(at_storage[0].target, "/bucket/object?sig=abc");
+    assert_eq!(at_storage[0].authorization, None, "token leaked to storage");
+}
