@@ -115,6 +115,25 @@ pub(super) fn normalize_mtime(opts: &StageOptions, src: i64) -> u64 {
     }
 }
 
+/// gensquashfs's `canonicalize_name`: drops leading, trailing and doubled
+/// `/` and `.` components; `None` for a `..` component.
+pub(super) fn canonicalize(path: &[u8]) -> Option<Vec<u8>> {
+    let mut out: Vec<u8> = Vec::with_capacity(path.len());
+    for comp in path.split(|&b| b == b'/') {
+        match comp {
+            b"" | b"." => {}
+            b".." => return None,
+            c => {
+                if !out.is_empty() {
+                    out.push(b'/');
+                }
+                out.extend_from_slice(c);
+            }
+        }
+    }
+    Some(out)
+}
+
 pub(super) fn join(prefix: &[u8], name: &[u8]) -> Vec<u8> {
     if prefix.is_empty() {
         name.to_vec()

@@ -30,7 +30,7 @@ use std::path::Path;
 
 use base64::Engine;
 
-use super::normalize::lossy;
+use super::normalize::{canonicalize, lossy};
 use super::tree::{Node, Staged};
 use super::{MAX_XATTR_NAME, MAX_XATTR_VALUE, StageError, StageOptions};
 use crate::plan::{EntryKind, XattrSet};
@@ -53,21 +53,11 @@ pub struct Block {
     pub attrs: Vec<(usize, Vec<u8>, Vec<u8>)>,
 }
 
-/// A line that cannot be read, by number, with what is wrong.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("line {line}: {message}")]
-pub struct ParseError {
-    /// 1-based line number.
-    pub line: usize,
-    /// What is wrong.
-    pub message: String,
-}
+/// A line that cannot be read: the same error as a pack file's.
+pub use super::pack_file::ParseError;
+use super::pack_file::is_space;
 
 const FILE_HEADER: &[u8] = b"# file: ";
-
-fn is_space(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
-}
 
 /// Parses a whole xattr file into its blocks, in file order.
 pub fn parse(text: &[u8]) -> Result<Vec<Block>, ParseError> {
@@ -202,23 +192,6 @@ fn unescape(s: &[u8]) -> Vec<u8> {
 /// A path as getfattr writes it: `\ooo` and `\\` escapes.
 fn unescape_path(s: &[u8]) -> Vec<u8> {
     unescape(s)
-}
-
-fn canonicalize(path: &[u8]) -> Option<Vec<u8>> {
-    let mut out: Vec<u8> = Vec::with_capacity(path.len());
-    for comp in path.split(|&b| b == b'/') {
-        match comp {
-            b"" | b"." => {}
-            b".." => return None,
-            c => {
-                if !out.is_empty() {
-                    out.push(b'/');
-                }
-                out.extend_from_slice(c);
-            }
-        }
-    }
-    Some(out)
 }
 
 /// Reads and parses the xattr file at `path`, at most [`MAX_XATTR_FILE`]

@@ -40,6 +40,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub(crate) use parse::is_space;
 pub use parse::{
     Directive, Glob, KIND_ALL, KIND_BLOCK, KIND_CHAR, KIND_DIR, KIND_FIFO, KIND_FILE, KIND_SOCKET,
     KIND_SYMLINK, Kinds, Line, MAX_LINE, MAX_PACK_FILE, Meta, ParseError, parse,

@@ -4,6 +4,7 @@
 //! it refuses one. Nothing here touches the filesystem.
 
 use super::super::MAX_ARCHIVE_PATH;
+use super::super::normalize::canonicalize;
 
 /// Longest pack-file line, in bytes (64 KiB): two paths of PATH_MAX with
 /// room for options to spare.
@@ -361,25 +362,6 @@ fn read_path(s: &[u8]) -> Result<(Vec<u8>, &[u8]), String> {
             .ok_or_else(|| format!("the path must be followed by the mode; {EXPECTED}"))?;
         Ok((s[..end].to_vec(), skip_spaces(&s[end..])))
     }
-}
-
-/// gensquashfs's `canonicalize_name`: drops leading, trailing and doubled
-/// `/` and `.` components; `None` for a `..` component.
-pub(crate) fn canonicalize(path: &[u8]) -> Option<Vec<u8>> {
-    let mut out: Vec<u8> = Vec::with_capacity(path.len());
-    for comp in path.split(|&b| b == b'/') {
-        match comp {
-            b"" | b"." => {}
-            b".." => return None,
-            c => {
-                if !out.is_empty() {
-                    out.push(b'/');
-                }
-                out.extend_from_slice(c);
-            }
-        }
-    }
-    Some(out)
 }
 
 /// A number in `base` (or `*` where `star` allows it, as `None`) at the
