@@ -637,6 +637,11 @@ fn is_zero(buf: &[u8]) -> bool {
 /// there are threads, within this many bytes.
 const READ_AHEAD_BYTES: usize = 16 << 20;
 
+/// Fragment blocks decompressed together per thread when a tail needs one
+/// that is not cached: several per thread, so that the pool's threads end
+/// their shares at about the same time and the walk waits less often.
+const PREFETCH_PER_THREAD: usize = 4;
+
 /// Fragment blocks the reader keeps decompressed, in bytes (at least two
 /// blocks): files are laid out in order, so their tails come from the same
 /// few fragment blocks in a row.
@@ -755,7 +760,8 @@ impl<'a> DataReader<'a> {
     /// (on the rayon pool when the run has several blocks) into `ready`.
     fn fill_blocks(&mut self) -> Result<(), Fault> {
         let threads = rayon::current_num_threads().max(1);
-        let batch_max = (READ_AHEAD_BYTES / self.block_size as usize).clamp(1, threads);
+        let batch_max =
+            (READ_AHEAD_BYTES / self.block_size as usize).clamp(1, threads * PREFETCH_PER_THREAD);
         let batch = self.blocks_left.min(batch_max as u64) as usize;
         let mut run = Vec::with_capacity(batch);
         let mut raw_len = 0usize;
@@ -836,6 +842,14 @@ impl<'a> DataReader<'a> {
 
     /// Appends the tail from its fragment block to `ready`.
     fn fill_tail(&mut self, index: u32, offset: u32, len: usize) -> Result<(), Fault> {
+        let bytes = self.tail_bytes(index, offset, len)?.to_vec();
+        self.ready.push_back(bytes);
+        Ok(())
+    }
+
+    /// The tail's bytes, in its fragment block in the cache (loaded, and
+    /// the next ones prefetched, when missing).
+    fn tail_bytes(&mut self, index: u32, offset: u32, len: usize) -> Result<&[u8], Fault> {
         if !self.t.fragment_cache.contains(u64::from(index)) {
             self.prefetch_fragments(index);
         }
@@ -852,18 +866,15 @@ impl<'a> DataReader<'a> {
             Ok::<Vec<u8>, Fault>(out)
         })?;
         let start = offset as usize;
+        let have = block.len();
         match start.checked_add(len).and_then(|end| block.get(start..end)) {
-            Some(bytes) => {
-                let bytes = bytes.to_vec();
-                self.ready.push_back(bytes);
-                Ok(())
-            }
-            None => {
-                let have = block.len();
-                Err(self.malformed(format!(
+            Some(bytes) => Ok(bytes),
+            None => Err(Fault::malformed(
+                format!("data of {:?}", self.what),
+                format!(
                     "tail of {len} bytes at offset {offset} of fragment block {index} runs past its {have} bytes"
-                )))
-            }
+                ),
+            )),
         }
     }
 
@@ -874,7 +885,7 @@ impl<'a> DataReader<'a> {
     /// to meet, and name, when a file needs that block.
     fn prefetch_fragments(&mut self, index: u32) {
         let room = (self.t.fragment_cache.capacity() / 2).max(1);
-        let want = rayon::current_num_threads().clamp(1, room) as u32;
+        let want = (rayon::current_num_threads() * PREFETCH_PER_THREAD).clamp(1, room) as u32;
         let count = self.t.fragments.count();
         let block_size = self.block_size;
         let mut raws = Vec::new();
@@ -930,6 +941,45 @@ impl<'a> DataReader<'a> {
             return Ok(true);
         }
         Ok(false)
+    }
+}
+
+impl DataReader<'_> {
+    /// Appends up to `max` bytes of content to `out`, copying each byte
+    /// once and never zero-filling `out` first (as `Read` would); a tail
+    /// goes straight from the fragment cache. Returns the bytes appended:
+    /// 0 only at the end (or when `max` is 0).
+    pub(crate) fn append_to(&mut self, out: &mut Vec<u8>, max: usize) -> io::Result<usize> {
+        let mut added = 0;
+        while added < max {
+            if let Some(front) = self.ready.front() {
+                let n = (front.len() - self.pos).min(max - added);
+                out.extend_from_slice(&front[self.pos..self.pos + n]);
+                self.pos += n;
+                added += n;
+                if self.pos == front.len() {
+                    self.ready.pop_front();
+                    self.pos = 0;
+                }
+                continue;
+            }
+            if self.blocks_left == 0
+                && let Some((index, offset, len)) = self.tail
+                && len <= max - added
+            {
+                self.tail = None;
+                let bytes = self
+                    .tail_bytes(index, offset, len)
+                    .map_err(Fault::into_io)?;
+                out.extend_from_slice(bytes);
+                added += len;
+                continue;
+            }
+            if !self.fill().map_err(Fault::into_io)? {
+                break;
+            }
+        }
+        Ok(added)
     }
 }
 
