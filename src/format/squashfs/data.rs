@@ -637,9 +637,10 @@ fn is_zero(buf: &[u8]) -> bool {
 /// there are threads, within this many bytes.
 const READ_AHEAD_BYTES: usize = 16 << 20;
 
-/// Fragment blocks decompressed together per thread when a tail needs one
-/// that is not cached: several per thread, so that the pool's threads end
-/// their shares at about the same time and the walk waits less often.
+/// Blocks decompressed together per pool thread (a file's data blocks, or
+/// fragment blocks when a tail needs one that is not cached): several per
+/// thread, so that the threads end their shares at about the same time and
+/// the walk waits less often.
 const PREFETCH_PER_THREAD: usize = 4;
 
 /// Fragment blocks the reader keeps decompressed, in bytes (at least two
@@ -869,6 +870,7 @@ impl<'a> DataReader<'a> {
         let have = block.len();
         match start.checked_add(len).and_then(|end| block.get(start..end)) {
             Some(bytes) => Ok(bytes),
+            // Not `self.malformed`: `block` still borrows the cache here.
             None => Err(Fault::malformed(
                 format!("data of {:?}", self.what),
                 format!(
@@ -947,8 +949,8 @@ impl<'a> DataReader<'a> {
 impl DataReader<'_> {
     /// Appends up to `max` bytes of content to `out`, copying each byte
     /// once and never zero-filling `out` first (as `Read` would); a tail
-    /// goes straight from the fragment cache. Returns the bytes appended:
-    /// 0 only at the end (or when `max` is 0).
+    /// goes straight from the fragment cache. Returns the bytes appended,
+    /// fewer than `max` only at the end of the content.
     pub(crate) fn append_to(&mut self, out: &mut Vec<u8>, max: usize) -> io::Result<usize> {
         let mut added = 0;
         while added < max {

@@ -510,8 +510,8 @@ fn send_content(
     if size <= CHUNK as u64 {
         // `size` is at most CHUNK, so it fits a usize.
         let mut whole = Vec::with_capacity(size as usize);
-        let content = match fill_to(reader, &mut whole, size as usize) {
-            Ok(()) => Content::Whole(whole),
+        let content = match reader.append_to(&mut whole, size as usize) {
+            Ok(_) => Content::Whole(whole),
             Err(e) => Content::Failed(e),
         };
         return send.send(Message::Entry(entry, content));
@@ -519,22 +519,12 @@ fn send_content(
     send.send(Message::Entry(entry, Content::Chunked))?;
     loop {
         let mut chunk = Vec::with_capacity(CHUNK);
-        match fill_to(reader, &mut chunk, CHUNK) {
-            Ok(()) if chunk.is_empty() => return send.send(Message::End),
-            Ok(()) => send.send(Message::Chunk(chunk))?,
+        match reader.append_to(&mut chunk, CHUNK) {
+            Ok(0) => return send.send(Message::End),
+            Ok(_) => send.send(Message::Chunk(chunk))?,
             Err(e) => return send.send(Message::ContentFailed(e)),
         }
     }
-}
-
-/// Appends content to `out` until it holds `max` bytes or the content ends.
-fn fill_to(reader: &mut DataReader, out: &mut Vec<u8>, max: usize) -> io::Result<()> {
-    while out.len() < max {
-        if reader.append_to(out, max - out.len())? == 0 {
-            break;
-        }
-    }
-    Ok(())
 }
 
 /// The caller's side: hands each entry to `f` with a reader over its
