@@ -29,13 +29,13 @@
 //! ```
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Seek};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use minisign::{KeyPair, PublicKey, PublicKeyBox, SecretKeyBox, SignatureBox};
 
-use crate::digest::hash_file;
+use crate::digest::{Sha256Digest, hash_file};
 use crate::output::{AtomicFile, OutputError};
 
 /// Largest key or signature file read, in bytes (real ones are < 1 KiB).
@@ -242,61 +242,111 @@ pub fn verify_file(
     signature: Option<&Path>,
     trusted: &[PathBuf],
 ) -> Result<Verified, SignatureError> {
-    let sig_path = signature.map_or_else(|| signature_path(file), Path::to_path_buf);
-    if !sig_path.exists() {
-        return Err(SignatureError::Missing {
-            file: file.to_path_buf(),
-            signature: sig_path,
-        });
+    TrustedKeys::load(trusted)?.verify(file, signature)
+}
+
+/// The public keys a signature must come from, read once: a key file that
+/// cannot be read or parsed is an error of its own, before any signature
+/// is judged.
+pub struct TrustedKeys {
+    keys: Vec<PublicKey>,
+}
+
+impl TrustedKeys {
+    /// Reads every minisign public key file in `paths`.
+    pub fn load(paths: &[PathBuf]) -> Result<TrustedKeys, SignatureError> {
+        let keys = paths
+            .iter()
+            .map(|p| read_public_key(p))
+            .collect::<Result<_, _>>()?;
+        Ok(TrustedKeys { keys })
     }
-    let text = read_small(&sig_path)?;
-    let sig = SignatureBox::from_string(&text).map_err(|e| SignatureError::Malformed {
-        path: sig_path.clone(),
-        what: "signature",
-        reason: e.to_string(),
-    })?;
-    if let Some(len) = global_signature_len(&text).filter(|&n| n != ED25519_SIGNATURE_LEN) {
-        return Err(SignatureError::Malformed {
-            path: sig_path,
+
+    /// Checks `file` against its signature (`signature`, else
+    /// `FILE.minisig`) made by one of these keys; see [`verify_file`].
+    pub fn verify(
+        &self,
+        file: &Path,
+        signature: Option<&Path>,
+    ) -> Result<Verified, SignatureError> {
+        let data = File::open(file).map_err(|source| read_err(file, source))?;
+        self.check(file, signature, data, || {
+            hash_file(file)
+                .map(|(sha256, _)| sha256)
+                .map_err(|source| read_err(file, source))
+        })
+    }
+
+    /// Checks `bytes`, read from `file`, against the signature
+    /// (`signature`, else `FILE.minisig`): a caller that goes on to use the
+    /// bytes judges exactly the ones it uses, whatever `file` holds later.
+    pub fn verify_bytes(
+        &self,
+        file: &Path,
+        bytes: &[u8],
+        signature: Option<&Path>,
+    ) -> Result<Verified, SignatureError> {
+        self.check(file, signature, io::Cursor::new(bytes), || {
+            Ok(Sha256Digest::of(bytes))
+        })
+    }
+
+    fn check(
+        &self,
+        file: &Path,
+        signature: Option<&Path>,
+        data: impl Read + Seek,
+        sha256: impl FnOnce() -> Result<Sha256Digest, SignatureError>,
+    ) -> Result<Verified, SignatureError> {
+        let sig_path = signature.map_or_else(|| signature_path(file), Path::to_path_buf);
+        if !sig_path.exists() {
+            return Err(SignatureError::Missing {
+                file: file.to_path_buf(),
+                signature: sig_path,
+            });
+        }
+        let text = read_small(&sig_path)?;
+        let sig = SignatureBox::from_string(&text).map_err(|e| SignatureError::Malformed {
+            path: sig_path.clone(),
             what: "signature",
-            reason: format!(
-                "the trusted comment's signature is {len} bytes, not {ED25519_SIGNATURE_LEN}"
-            ),
-        });
-    }
-    let signer = key_id(sig.keynum());
-    let mut keys = Vec::new();
-    for k in trusted {
-        keys.push(read_public_key(k)?);
-    }
-    let Some(pk) = keys.iter().find(|pk| pk.keynum() == sig.keynum()) else {
-        return Err(SignatureError::Untrusted {
+            reason: e.to_string(),
+        })?;
+        if let Some(len) = global_signature_len(&text).filter(|&n| n != ED25519_SIGNATURE_LEN) {
+            return Err(SignatureError::Malformed {
+                path: sig_path,
+                what: "signature",
+                reason: format!(
+                    "the trusted comment's signature is {len} bytes, not {ED25519_SIGNATURE_LEN}"
+                ),
+            });
+        }
+        let signer = key_id(sig.keynum());
+        let Some(pk) = self.keys.iter().find(|pk| pk.keynum() == sig.keynum()) else {
+            return Err(SignatureError::Untrusted {
+                file: file.to_path_buf(),
+                key_id: signer,
+            });
+        };
+        let bad = |reason: String| SignatureError::Bad {
             file: file.to_path_buf(),
-            key_id: signer,
-        });
-    };
-    let bad = |reason: String| SignatureError::Bad {
-        file: file.to_path_buf(),
-        reason,
-    };
-    let data = File::open(file).map_err(|source| read_err(file, source))?;
-    minisign::verify(pk, &sig, data, true, false, false).map_err(|e| bad(e.to_string()))?;
-    let trusted_comment = sig.trusted_comment().map_err(|e| bad(e.to_string()))?;
-    if let Some(rest) = trusted_comment.strip_prefix("repropack ")
-        && let Some(named) = rest.split(' ').find_map(|w| w.strip_prefix("sha256:"))
-    {
-        let (actual, _) = hash_file(file).map_err(|source| read_err(file, source))?;
-        if named != actual.to_hex() {
+            reason,
+        };
+        minisign::verify(pk, &sig, data, true, false, false).map_err(|e| bad(e.to_string()))?;
+        let trusted_comment = sig.trusted_comment().map_err(|e| bad(e.to_string()))?;
+        if let Some(rest) = trusted_comment.strip_prefix("repropack ")
+            && let Some(named) = rest.split(' ').find_map(|w| w.strip_prefix("sha256:"))
+            && named != sha256()?.to_hex()
+        {
             return Err(bad(format!(
                 "the signature was made for another file ({rest})"
             )));
         }
+        Ok(Verified {
+            key_id: signer,
+            trusted_comment,
+            signature: sig_path,
+        })
     }
-    Ok(Verified {
-        key_id: signer,
-        trusted_comment,
-        signature: sig_path,
-    })
 }
 
 /// Reads a minisign public key file.
