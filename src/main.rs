@@ -38,7 +38,7 @@ enum Command {
     Verify(cli::verify::VerifyArgs),
     /// Show what differs between two artifacts or directories (exit 0 identical, 1 different, 2 error).
     Diff(cli::diff::DiffArgs),
-    /// Pack, rebuild under perturbation, compare; write OUT.verified or OUT.unverified.
+    /// Pack, rebuild under perturbation, compare; write OUT.verified or OUT.unverified (--against ART: judge ART, packed earlier).
     Check(Box<cli::check::CheckArgs>),
     /// Use-time check of an artifact's OUT.verified marker.
     Gate(cli::gate::GateArgs),

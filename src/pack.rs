@@ -467,17 +467,7 @@ impl Pack {
         let (stage_opts, options) = self.resolve()?;
         let plan = self.stage_plan(&stage_opts)?;
         let packed = pack_to_path(&plan, &options, &self.output)?;
-        let uri = match &self.ref_base {
-            Some(base) => {
-                let name = self
-                    .output
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                format!("{}/{}", base.trim_end_matches('/'), name)
-            }
-            None => absolute_uri(&self.output)?,
-        };
+        let uri = self.output_uri()?;
         let reference = ArtifactRef::new(uri, packed.sha256);
         let manifest = if self.record || self.manifest.is_some() {
             let tree = Tree::from_plan(&plan, options.jobs)?.keeping(Kept::of(&stage_opts));
@@ -515,6 +505,22 @@ impl Pack {
             manifest,
             manifest_path: self.manifest.clone(),
         })
+    }
+
+    /// The URI the ref names the output by: `BASE/<output file name>` with
+    /// [`ref_base`](Pack::ref_base), else the output's absolute path.
+    pub(crate) fn output_uri(&self) -> Result<String, PackError> {
+        match &self.ref_base {
+            Some(base) => {
+                let name = self
+                    .output
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                Ok(format!("{}/{}", base.trim_end_matches('/'), name))
+            }
+            None => absolute_uri(&self.output),
+        }
     }
 
     /// The same job on other input, output and thread count, recording

@@ -284,8 +284,8 @@ pub struct PackFlags {
     #[arg(long, value_name = "FILE|-")]
     pub from_tar: Option<PathBuf>,
     /// Output file. Written atomically.
-    #[arg(short, long)]
-    pub output: PathBuf,
+    #[arg(short, long, required = true)]
+    pub output: Option<PathBuf>,
     /// tar, tar.gz or squashfs; default: from the output's extension
     /// (.tar, .tar.gz/.tgz, .squashfs/.sqfs/.sfs).
     #[arg(long)]
@@ -333,6 +333,12 @@ pub struct PackFlags {
 }
 
 impl PackFlags {
+    /// `-o OUT`; clap requires it wherever these flags are taken whole
+    /// (`check --against` names the artifact instead and sets it).
+    pub fn output(&self) -> &std::path::Path {
+        self.output.as_deref().unwrap_or(std::path::Path::new(""))
+    }
+
     /// The pack job these flags ask for.
     pub fn job(&self) -> Result<Pack, Failure> {
         let args = self;
@@ -340,7 +346,7 @@ impl PackFlags {
             Some(tar) => Pack::from_tar(tar),
             None => Pack::new(&args.sources),
         }
-        .output(&args.output)
+        .output(args.output())
         .stage_options(StageOptions {
             pack_file: args.pack_file.as_ref().map(|file| PackFileSource {
                 file: file.clone(),

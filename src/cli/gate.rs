@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use crate::cli::exit;
 use clap::Args;
-use repropack::verify::marker::{GateStatus, gate_status};
+use repropack::verify::marker::{GateStatus, MarkerError, gate_status};
 
 use super::Failure;
 
@@ -16,34 +16,61 @@ pub struct GateArgs {
     /// REPROPACK_REQUIRE_VERIFIED=1 (or true/yes/on).
     #[arg(long, env = "REPROPACK_REQUIRE_VERIFIED", value_parser = clap::builder::FalseyValueParser::new(), default_value = "false", num_args = 0, default_missing_value = "true")]
     require_verified: bool,
+    /// Count ARTIFACT.verified only when it is signed
+    /// (ARTIFACT.verified.minisig) by one of these minisign public keys
+    /// (repeatable); an unsigned marker, one signed by another key or one
+    /// changed after signing leaves the artifact unverified. Default: the
+    /// `:`-separated key files in REPROPACK_TRUSTED_KEYS, if set.
+    #[arg(
+        long,
+        value_name = "PUBLIC",
+        env = "REPROPACK_TRUSTED_KEYS",
+        value_delimiter = ':'
+    )]
+    trusted_key: Vec<PathBuf>,
     /// Print one JSON object (artifact, status, required, reason,
-    /// differences) on stdout; the exit code and stderr are the same.
+    /// differences; signed_by with trusted keys) on stdout; the exit code
+    /// and stderr are the same.
     #[arg(long)]
     json: bool,
 }
 
 pub fn run(args: GateArgs) -> Result<(), Failure> {
-    let status = gate_status(&args.artifact).map_err(|e| Failure::new(exit::INPUT, e))?;
+    let status = gate_status(&args.artifact, &args.trusted_key).map_err(|e| match e {
+        MarkerError::Signature(e) => super::signature_failure(e),
+        e => Failure::new(exit::INPUT, e),
+    })?;
     if args.json {
         let (name, reason, differences) = match &status {
-            GateStatus::Verified => ("verified", None, &[][..]),
+            GateStatus::Verified(_) => ("verified", None, &[][..]),
             GateStatus::Unverified(diffs) => ("unverified", None, &diffs[..]),
+            GateStatus::Untrusted(why) => ("unverified", Some(why.to_string()), &[][..]),
             GateStatus::NoMarker(why) => ("no-marker", Some(why.to_string()), &[][..]),
         };
-        let value = serde_json::json!({
+        let mut value = serde_json::json!({
             "artifact": args.artifact.display().to_string(),
             "status": name,
             "required": args.require_verified,
             "reason": reason,
             "differences": differences,
         });
+        // Only with trusted keys, so the object without them stays as it was.
+        if !args.trusted_key.is_empty()
+            && let Some(map) = value.as_object_mut()
+        {
+            let signer = match &status {
+                GateStatus::Verified(key_id) => key_id.clone(),
+                _ => None,
+            };
+            map.insert("signed_by".into(), signer.into());
+        }
         println!("{value}");
     }
     let problem = match status {
-        GateStatus::Verified => return Ok(()),
+        GateStatus::Verified(_) => return Ok(()),
         GateStatus::Unverified(diffs) => {
             let mut msg = format!(
-                "{} is UNVERIFIED: two builds of its sources gave different bytes",
+                "{} is UNVERIFIED: a rebuild of its sources under perturbation gave other bytes",
                 args.artifact.display()
             );
             for d in diffs.iter().take(20) {
@@ -51,6 +78,10 @@ pub fn run(args: GateArgs) -> Result<(), Failure> {
             }
             msg
         }
+        GateStatus::Untrusted(why) => format!(
+            "{} is not verified: its marker's signature is not accepted: {why}",
+            args.artifact.display()
+        ),
         GateStatus::NoMarker(why) => format!("{} is not verified: {why}", args.artifact.display()),
     };
     if args.require_verified {

@@ -52,7 +52,7 @@ pub fn run(args: PackArgs) -> Result<(), Failure> {
     super::warn(&report.warnings);
     let mut signatures = Vec::new();
     if let Some(key) = &key {
-        let signed = std::iter::once(&args.output).chain(report.manifest_path.as_ref());
+        let signed = std::iter::once(args.output()).chain(report.manifest_path.as_deref());
         for file in signed {
             let sig = key.sign(file).map_err(super::signature_failure)?;
             signatures.push(sig.to_string_lossy().into_owned());

@@ -9,12 +9,21 @@
 //! speaks for an artifact whose current bytes still have that sha256, so a
 //! rebuilt or modified artifact is never "verified" by a stale marker.
 //! Markers are written atomically and hold no wall-clock time.
+//!
+//! A marker can be signed ([`Marker::write`] with a [`SigningKey`]):
+//! `OUT.verified.minisig` (or `OUT.unverified.minisig`) in minisign's
+//! format, published after the marker, so a signature never stands next to
+//! a marker it was not made for. With trusted keys, [`gate_status`] counts
+//! only a `.verified` marker whose signature one of them made and that
+//! still names the artifact's sha256: a marker edited after signing, signed
+//! by another key or not signed at all says nothing.
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::signature::{SignatureError, SigningKey, TrustedKeys, signature_path};
 use crate::digest::{Sha256Digest, hash_file};
 use crate::output::{AtomicFile, OutputError};
 
@@ -64,12 +73,32 @@ pub enum MarkerError {
         #[source]
         source: io::Error,
     },
+    /// Signing the marker failed, or a trusted key could not be read.
+    #[error(transparent)]
+    Signature(#[from] SignatureError),
+}
+
+/// Where [`Marker::write`] put the marker and its signature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrittenMarker {
+    /// `OUT.verified` or `OUT.unverified`.
+    pub path: PathBuf,
+    /// `MARKER.minisig`, when a key signed it.
+    pub signature: Option<PathBuf>,
 }
 
 impl Marker {
-    /// Writes the marker next to `artifact` (atomically) and removes the
-    /// opposite one if present.
-    pub fn write(&self, artifact: &Path) -> Result<PathBuf, MarkerError> {
+    /// Writes the marker next to `artifact` (atomically), signs it with
+    /// `key` when given (`MARKER.minisig`, published after the marker), and
+    /// removes the opposite marker if present. A signature of an earlier
+    /// marker at the same path is removed before the new marker appears,
+    /// and the opposite marker's signature before that marker, so no
+    /// signature is ever left without the marker it was made for.
+    pub fn write(
+        &self,
+        artifact: &Path,
+        key: Option<&SigningKey>,
+    ) -> Result<WrittenMarker, MarkerError> {
         let verified = self.status == "verified";
         let path = marker_path(artifact, verified);
         let mut out = AtomicFile::create(&path)?;
@@ -78,73 +107,117 @@ impl Marker {
         out.file_mut()
             .write_all(&bytes)
             .map_err(|e| MarkerError::Output(out.error(e)))?;
+        remove_if_present(&signature_path(&path))?;
         out.commit()?;
+        let signature = key.map(|k| k.sign(&path)).transpose()?;
         let other = marker_path(artifact, !verified);
-        match std::fs::remove_file(&other) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(source) => {
-                return Err(MarkerError::Io {
-                    path: other,
-                    source,
-                });
-            }
-        }
-        Ok(path)
+        remove_if_present(&signature_path(&other))?;
+        remove_if_present(&other)?;
+        Ok(WrittenMarker { path, signature })
+    }
+}
+
+fn remove_if_present(path: &Path) -> Result<(), MarkerError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(MarkerError::Io {
+            path: path.to_path_buf(),
+            source,
+        }),
     }
 }
 
 /// What `gate` concluded about an artifact.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GateStatus {
-    /// `OUT.verified` exists, parses, and names the artifact's sha256.
-    Verified,
+    /// `OUT.verified` exists, parses, names the artifact's sha256 and, when
+    /// keys are trusted, is signed by one of them (whose key id this holds).
+    Verified(Option<String>),
     /// `OUT.unverified` names the artifact's sha256; carries its differences.
     Unverified(Vec<String>),
+    /// Keys are trusted and `OUT.verified` is not signed by one of them
+    /// (unsigned, signed by another key, or changed after signing); says
+    /// why, naming the marker.
+    Untrusted(String),
     /// No usable marker; says why (missing, stale, unreadable).
     NoMarker(String),
 }
 
-/// Looks at the markers next to `artifact` and hashes the artifact.
-pub fn gate_status(artifact: &Path) -> Result<GateStatus, MarkerError> {
+/// Why one marker does not count.
+enum Refused {
+    Untrusted(String),
+    Unusable(String),
+}
+
+/// Looks at the markers next to `artifact` and hashes the artifact. With
+/// `trusted` keys (minisign public key files), `OUT.verified` counts only
+/// when one of them signed it; a key file that cannot be read is an error.
+pub fn gate_status(artifact: &Path, trusted: &[PathBuf]) -> Result<GateStatus, MarkerError> {
+    let keys = match trusted {
+        [] => None,
+        paths => Some(TrustedKeys::load(paths)?),
+    };
     let (sha, _) = hash_file(artifact).map_err(|source| MarkerError::Io {
         path: artifact.to_path_buf(),
         source,
     })?;
-    let verified = read_marker(&marker_path(artifact, true));
-    let unverified = read_marker(&marker_path(artifact, false));
-    let names = |m: &Marker| Sha256Digest::from_hex(&m.sha256).ok() == Some(sha);
-    match (verified, unverified) {
-        (Ok(Some(m)), _) if m.status == "verified" && names(&m) => Ok(GateStatus::Verified),
-        (_, Ok(Some(m))) if m.status == "unverified" && names(&m) => {
-            Ok(GateStatus::Unverified(m.differences))
+    let verified = judge(&marker_path(artifact, true), "verified", sha, keys.as_ref());
+    let unverified = judge(&marker_path(artifact, false), "unverified", sha, None);
+    Ok(match (verified, unverified) {
+        (Ok(Some((_, key_id))), _) => GateStatus::Verified(key_id),
+        (_, Ok(Some((m, _)))) => GateStatus::Unverified(m.differences),
+        (Err(Refused::Untrusted(why)), _) => GateStatus::Untrusted(why),
+        (Err(Refused::Unusable(why)), _) | (_, Err(Refused::Unusable(why))) => {
+            GateStatus::NoMarker(why)
         }
-        (Ok(Some(_)), _) | (_, Ok(Some(_))) => Ok(GateStatus::NoMarker(format!(
-            "the marker next to {} is for other bytes (artifact sha256 is {sha}); run `repropack check` again",
-            artifact.display()
-        ))),
-        (Err(e), _) | (_, Err(e)) => Ok(GateStatus::NoMarker(e)),
-        (Ok(None), Ok(None)) => Ok(GateStatus::NoMarker(format!(
+        (Ok(None), Ok(None) | Err(Refused::Untrusted(_))) => GateStatus::NoMarker(format!(
             "no {} marker; run `repropack check`",
             marker_path(artifact, true).display()
-        ))),
-    }
+        )),
+    })
 }
 
-fn read_marker(path: &Path) -> Result<Option<Marker>, String> {
+/// The marker at `path` if it exists, is signed by one of `keys` (when
+/// given; with the signer's key id), says `status` and names `sha`. The
+/// signature is checked first, over the bytes then parsed, so any edit
+/// after signing is refused as such.
+fn judge(
+    path: &Path,
+    status: &str,
+    sha: Sha256Digest,
+    keys: Option<&TrustedKeys>,
+) -> Result<Option<(Marker, Option<String>)>, Refused> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("{}: {e}", path.display())),
+        Err(e) => return Err(Refused::Unusable(format!("{}: {e}", path.display()))),
     };
+    let key_id = match keys {
+        Some(keys) => Some(
+            keys.verify_bytes(path, &bytes, None)
+                .map_err(|e| Refused::Untrusted(e.to_string()))?
+                .key_id,
+        ),
+        None => None,
+    };
+    let unusable = |why: String| Refused::Unusable(format!("{}: {why}", path.display()));
     let m: Marker = serde_json::from_slice(&bytes)
-        .map_err(|e| format!("{}: not a repropack marker: {e}", path.display()))?;
+        .map_err(|e| unusable(format!("not a repropack marker: {e}")))?;
     if m.schema != SCHEMA {
-        return Err(format!(
-            "{}: schema {:?} is not {SCHEMA:?}",
-            path.display(),
-            m.schema
-        ));
+        return Err(unusable(format!("schema {:?} is not {SCHEMA:?}", m.schema)));
     }
-    Ok(Some(m))
+    if m.status != status {
+        return Err(unusable(format!(
+            "status is {:?}, not {status:?}",
+            m.status
+        )));
+    }
+    if Sha256Digest::from_hex(&m.sha256).ok() != Some(sha) {
+        return Err(unusable(format!(
+            "speaks for other bytes (sha256 {}, the artifact's is {sha}); run `repropack check` again",
+            m.sha256
+        )));
+    }
+    Ok(Some((m, key_id)))
 }
