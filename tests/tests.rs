@@ -31,6 +31,7 @@ mod push;
 mod reproducibility;
 mod rootfs;
 mod signatures;
+mod signed_markers;
 mod squashfs_pack;
 mod squashfs_read_by_kernel;
 mod squashfs_read_by_others;
