@@ -14,7 +14,7 @@
 //! ```
 
 use std::fmt;
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, Read, Write};
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
@@ -164,6 +164,25 @@ impl<W: Write> Write for HashingWriter<W> {
 /// Hashes everything `reader` yields.
 pub fn hash_reader(reader: impl Read) -> io::Result<(Sha256Digest, u64)> {
     hash_reader_with(reader, &mut vec![0u8; 256 * 1024])
+}
+
+/// Hashes everything a buffered `reader` yields straight from its own
+/// buffers (no copy into a buffer of ours). Returns the digest and the
+/// bytes hashed.
+pub fn hash_buffered(reader: &mut dyn BufRead) -> io::Result<(Sha256Digest, u64)> {
+    let mut hasher = Hasher::new();
+    loop {
+        let n = match reader.fill_buf() {
+            Ok([]) => return Ok(hasher.finish()),
+            Ok(chunk) => {
+                hasher.update(chunk);
+                chunk.len()
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        reader.consume(n);
+    }
 }
 
 /// Hashes everything `reader` yields, reading through the caller's `buf`

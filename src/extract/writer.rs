@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs::{self, File};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufRead, Seek, SeekFrom, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -28,8 +28,7 @@ use crate::plan::{EntryKind, XattrSet};
 const IMPLICIT_DIR_MODE: u32 = 0o755;
 /// Mode of the extracted root when the archive has no `.` entry.
 const DEFAULT_ROOT_MODE: u32 = 0o755;
-const COPY_BUFFER: usize = 256 * 1024;
-/// Runs of zeros this long (and aligned) become holes.
+/// Runs of zeros this long (and aligned to it in the file) become holes.
 const HOLE_CHUNK: usize = 4096;
 
 /// The private staging directory. Removed on drop unless
@@ -178,7 +177,6 @@ pub(crate) struct Writer<'a> {
     /// The last parent directory opened, reused by the next entry.
     parent: Option<(Vec<u8>, OwnedFd)>,
     report: ExtractReport,
-    buf: Vec<u8>,
     /// Whether `security.*` and `trusted.*` attributes can be set.
     root_user: bool,
 }
@@ -245,7 +243,6 @@ impl<'a> Writer<'a> {
             root_meta: None,
             parent: None,
             report: ExtractReport::default(),
-            buf: vec![0; COPY_BUFFER],
             root_user: rustix::process::geteuid().is_root(),
         })
     }
@@ -366,7 +363,7 @@ impl<'a> Writer<'a> {
     pub(crate) fn entry(
         &mut self,
         e: &ArchiveEntry,
-        content: &mut dyn Read,
+        content: &mut dyn BufRead,
     ) -> Result<(), ExtractError> {
         self.report.entries += 1;
         if let Some(p) = &self.opts.progress {
@@ -559,7 +556,7 @@ impl<'a> Writer<'a> {
         &mut self,
         e: &ArchiveEntry,
         at: At<'_>,
-        content: &mut dyn Read,
+        content: &mut dyn BufRead,
     ) -> Result<(), ExtractError> {
         let At { path, parent, name } = at;
         // The reader has checked the total against `max_size` already.
@@ -603,43 +600,65 @@ impl<'a> Writer<'a> {
         Ok(())
     }
 
-    /// Copies content, turning all-zero 4 KiB chunks into holes (seeking
-    /// over them) and writing each run of other chunks with one call.
-    /// Returns the bytes read and whether the file ends in a hole (then
-    /// its length must still be set). Read errors are the archive's, write
-    /// errors the destination's.
+    /// Copies content straight from the reader's buffers, turning all-zero
+    /// 4 KiB chunks (aligned in the file, wherever the reader's pieces end)
+    /// into holes (seeking over them) and writing each run of other chunks
+    /// with one call. Returns the bytes
+    /// read and whether the file ends in a hole (then its length must still
+    /// be set). Read errors are the archive's, write errors the
+    /// destination's.
     fn copy_sparse(
         &mut self,
         e: &ArchiveEntry,
         path: &[u8],
-        content: &mut dyn Read,
+        content: &mut dyn BufRead,
         file: &mut File,
     ) -> Result<(u64, bool), ExtractError> {
         let mut written: u64 = 0;
         let mut hole: u64 = 0;
+        // The start of a chunk that a piece ended in, not yet written: the
+        // next piece tells whether the chunk is all zeros.
+        let mut carry: Vec<u8> = Vec::with_capacity(HOLE_CHUNK);
         let dest = &self.dest;
         let out = |err| ExtractError::Output {
             path: dest.join(os(path)),
             source: err,
         };
         loop {
-            let n = match content.read(&mut self.buf) {
-                Ok(0) => break,
-                Ok(n) => n,
+            let data = match content.fill_buf() {
+                Ok([]) => break,
+                Ok(data) => data,
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
                 Err(err) => return Err(ArchiveError::content(e, err).into()),
             };
+            let n = data.len();
             written += n as u64;
             if written > e.size() {
                 break;
             }
-            let data = &self.buf[..n];
-            let mut run_start = 0;
             let mut pos = 0;
+            if !carry.is_empty() {
+                pos = (HOLE_CHUNK - carry.len()).min(n);
+                carry.extend_from_slice(&data[..pos]);
+                if carry.len() == HOLE_CHUNK {
+                    if carry.iter().all(|&b| b == 0) {
+                        hole += HOLE_CHUNK as u64;
+                    } else {
+                        write_run(file, &mut hole, &carry).map_err(out)?;
+                    }
+                    carry.clear();
+                }
+            }
+            // From here on `pos` is at a chunk boundary of the file, or `n`.
+            let mut run_start = pos;
             while pos < n {
                 let end = (pos + HOLE_CHUNK).min(n);
-                let zero = end - pos == HOLE_CHUNK && data[pos..end].iter().all(|&b| b == 0);
-                if zero {
+                if end - pos < HOLE_CHUNK {
+                    // The piece ends inside this chunk: keep its start.
+                    carry.extend_from_slice(&data[pos..end]);
+                    break;
+                }
+                if data[pos..end].iter().all(|&b| b == 0) {
                     if run_start < pos {
                         write_run(file, &mut hole, &data[run_start..pos]).map_err(out)?;
                     }
@@ -648,9 +667,14 @@ impl<'a> Writer<'a> {
                 }
                 pos = end;
             }
-            if run_start < n {
-                write_run(file, &mut hole, &data[run_start..n]).map_err(out)?;
+            if run_start < pos {
+                write_run(file, &mut hole, &data[run_start..pos]).map_err(out)?;
             }
+            content.consume(n);
+        }
+        // A last partial chunk is data, zeros or not.
+        if !carry.is_empty() {
+            write_run(file, &mut hole, &carry).map_err(out)?;
         }
         Ok((written, hole > 0))
     }

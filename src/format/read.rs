@@ -5,7 +5,7 @@
 //! ([`ContainerInfo`]: gzip header, first tar header, SquashFS superblock), and
 //! returns an [`Archive`]. [`Archive::for_each_entry`] then drives a single
 //! pass over the entries **in archive order** and pushes each one to the
-//! caller's closure as an [`ArchiveEntry`] (metadata) plus a [`Read`] over the
+//! caller's closure as an [`ArchiveEntry`] (metadata) plus a [`BufRead`](std::io::BufRead) over the
 //! entry's content. The caller reads as much content as it wants; whatever it
 //! leaves unread is skipped before the next entry. The closure's error stops
 //! the pass and is returned as is.
@@ -44,7 +44,7 @@
 //! ```
 
 use std::fs::File;
-use std::io::{self, BufReader, Read};
+use std::io::{self, BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
 use flate2::bufread::MultiGzDecoder;
@@ -351,6 +351,9 @@ impl Archive {
 
     /// Calls `f` once per entry, in archive order, with the entry and a
     /// reader over its content (empty for anything but a regular file).
+    /// The reader is buffered: `fill_buf`/`consume` hand out the reader's
+    /// own buffers (a SquashFS block as decompressed, a run of a tar's
+    /// bytes) without copying them into the caller's first.
     ///
     /// Returns `Ok(())` after the last entry, the first error `f` returns, or
     /// an [`ArchiveError`] (converted with `From`) when the archive is
@@ -359,7 +362,7 @@ impl Archive {
     pub fn for_each_entry<E, F>(self, mut f: F) -> Result<(), E>
     where
         E: From<ArchiveError>,
-        F: FnMut(&ArchiveEntry, &mut dyn Read) -> Result<(), E>,
+        F: FnMut(&ArchiveEntry, &mut dyn BufRead) -> Result<(), E>,
     {
         let max = self.options.max_entries;
         let limit = self.options.max_size;
@@ -367,7 +370,7 @@ impl Archive {
         let mut total: u64 = 0;
         // Checked here, before `f` sees the entry, so no reader ever spends
         // time on content past the limit, whatever the format.
-        let f = move |e: &ArchiveEntry, content: &mut dyn Read| {
+        let f = move |e: &ArchiveEntry, content: &mut dyn BufRead| {
             if e.kind() == EntryKind::File {
                 total = total.saturating_add(e.size());
                 if total > limit {

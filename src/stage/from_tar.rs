@@ -98,9 +98,12 @@ pub fn stage_tar(input: impl Read, name: &str, opts: &StageOptions) -> Result<Pl
         .fill_buf()
         .map_err(io_err)?
         .starts_with(&[0x1f, 0x8b]);
-    let (reader, format): (Box<dyn Read>, Format) = if is_gzip {
+    let (reader, format): (Box<dyn BufRead>, Format) = if is_gzip {
         (
-            Box::new(flate2::bufread::MultiGzDecoder::new(buffered)),
+            Box::new(BufReader::with_capacity(
+                1 << 16,
+                flate2::bufread::MultiGzDecoder::new(buffered),
+            )),
             Format::TarGz,
         )
     } else {
@@ -119,7 +122,7 @@ pub fn stage_tar(input: impl Read, name: &str, opts: &StageOptions) -> Result<Pl
         format,
         reader,
         u64::MAX,
-        |member: &ArchiveEntry, content: &mut dyn Read| -> Result<(), Stop> {
+        |member: &ArchiveEntry, content: &mut dyn BufRead| -> Result<(), Stop> {
             index += 1;
             let raw_path = member.path();
             let bad = |reason: String| StageError::Tar {
@@ -366,7 +369,15 @@ impl<'a> SparseSpool<'a> {
             let piece = bytes.len().min(SPOOL_BLOCK - into_block);
             let (head, rest) = bytes.split_at(piece);
             let whole_block = into_block == 0 && piece == SPOOL_BLOCK;
-            if whole_block && head.iter().all(|&b| b == 0) {
+            // A block begun by an earlier write and ended by this one (reads
+            // end anywhere), all of it still buffered.
+            let ends_block =
+                into_block > 0 && piece == SPOOL_BLOCK - into_block && self.buf.len() >= into_block;
+            let zeros = |b: &[u8]| b.iter().all(|&b| b == 0);
+            if whole_block && zeros(head) {
+                self.flush()?;
+            } else if ends_block && zeros(head) && zeros(&self.buf[self.buf.len() - into_block..]) {
+                self.buf.truncate(self.buf.len() - into_block);
                 self.flush()?;
             } else {
                 if self.buf.len() + piece > self.buf.capacity() {

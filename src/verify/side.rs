@@ -22,7 +22,7 @@ use std::ffi::OsString;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::digest::{Sha256Digest, hash_file, hash_reader};
+use crate::digest::{Sha256Digest, hash_buffered, hash_file};
 use crate::format::{self, ArchiveError, ContainerInfo, ReadOptions};
 use crate::plan::EntryKind;
 use crate::stage::{Source, StageError, StageOptions, stage};
@@ -168,7 +168,7 @@ pub fn read_side(path: &Path, label: &str, limits: &ReadOptions) -> Result<Side,
             }
         };
         let (sha256, size) = if kind == EntryKind::File && hardlink_target.is_none() {
-            let (d, n) = hash_reader(content).map_err(|e| ArchiveError::content(entry, e))?;
+            let (d, n) = hash_buffered(content).map_err(|e| ArchiveError::content(entry, e))?;
             (Some(d), n)
         } else {
             (None, 0)

@@ -379,9 +379,11 @@ impl Decompressor {
         limit: usize,
         out: &mut Vec<u8>,
     ) -> Result<(), String> {
-        out.clear();
         match &mut self.state {
             Decoder::Zlib(d) => {
+                // Bytes already in `out` (a recycled buffer) are overwritten,
+                // so only new room is zeroed.
+                out.truncate(limit);
                 out.resize(limit, 0);
                 match d.zlib_decompress(input, out) {
                     Ok(n) => out.truncate(n),
@@ -396,6 +398,7 @@ impl Decompressor {
                 }
             }
             Decoder::Zstd(d) => {
+                out.clear();
                 out.reserve_exact(limit);
                 d.decompress_to_buffer(input, out)
                     .map_err(|e| format!("zstd block: {e}"))?;
@@ -412,6 +415,7 @@ impl Decompressor {
                 // that fills the limit exactly. With the whole input and
                 // room for limit + 1 bytes, one call either ends the
                 // stream, fills the room, or runs out of input.
+                out.clear();
                 out.reserve_exact(limit + 1);
                 let status = s
                     .process_vec(input, out, liblzma::stream::Action::Finish)
@@ -424,6 +428,7 @@ impl Decompressor {
                 }
             }
             Decoder::Lz4 => {
+                out.truncate(limit);
                 out.resize(limit, 0);
                 let n = lz4_flex::block::decompress_into(input, out)
                     .map_err(|e| format!("lz4 block: {e}"))?;

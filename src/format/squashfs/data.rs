@@ -34,7 +34,9 @@
 //! [`DataReader`] streams one file's content: its block sizes are read from
 //! the inode table as it goes (a declared size costs nothing up front), runs
 //! of blocks are read with one `pread` and decompressed on the rayon pool,
-//! and the tail comes from a cached fragment block. Every block must lie
+//! and the tail comes from a cached fragment block. The fragment blocks
+//! after the one a tail needs are decompressed on the pool in the
+//! background ([`FragmentPrefetch`]), so the walk rarely waits for one. Every block must lie
 //! inside the image and decompress to exactly the bytes its position in the
 //! file calls for.
 
@@ -659,6 +661,42 @@ pub(crate) struct DataTables<'a> {
     pub inodes: &'a mut MetadataReader,
     pub fragments: &'a mut FragmentTable,
     pub fragment_cache: &'a mut BlockCache<Vec<u8>>,
+    pub prefetch: &'a mut FragmentPrefetch,
+}
+
+/// Fragment blocks being decompressed on the rayon pool ahead of the walk:
+/// files are laid out in order, so their tails come from the blocks after
+/// the one in use. At most [`PREFETCH_PER_THREAD`] per pool thread (and
+/// half the fragment cache) are in flight, each as its stored and its
+/// decompressed bytes.
+#[derive(Default)]
+pub(crate) struct FragmentPrefetch {
+    /// In index order; a result of `None` is a block that failed, left for
+    /// the walk to decompress itself and report.
+    pending: VecDeque<(u32, Receiver<Option<Vec<u8>>>)>,
+    /// The block the last top-up started after.
+    after: Option<u32>,
+}
+
+impl FragmentPrefetch {
+    /// Block `index`, if it is in flight (waits for it). Blocks before it
+    /// still in flight are dropped: the walk has passed them.
+    fn take(&mut self, index: u32) -> Option<Vec<u8>> {
+        while let Some((i, _)) = self.pending.front() {
+            if *i > index {
+                return None;
+            }
+            let (i, rx) = self.pending.pop_front()?;
+            if i == index {
+                return rx.recv().ok().flatten();
+            }
+        }
+        None
+    }
+
+    fn contains(&self, index: u32) -> bool {
+        self.pending.iter().any(|(i, _)| *i == index)
+    }
 }
 
 /// Where a file's content lies, from its inode (§5.3).
@@ -721,9 +759,95 @@ pub(crate) struct DataReader<'a> {
     block_bytes_left: u64,
     /// Fragment index and offset of the tail, and the tail's length.
     tail: Option<(u32, u32, usize)>,
+    /// Blocks of the run read last, still being decompressed, in order.
+    inflight: VecDeque<Piece>,
     /// Decompressed bytes not yet handed out, in order.
     ready: VecDeque<Vec<u8>>,
     pos: usize,
+}
+
+/// A piece of a file's content: bytes, or a block the rayon pool is
+/// decompressing, which the receiver waits for. The walk hands out
+/// `Later` pieces without waiting, so it goes on while the pool works.
+pub(crate) enum Piece {
+    Ready(Vec<u8>),
+    Later {
+        /// The bytes it will have.
+        len: usize,
+        rx: Receiver<io::Result<Vec<u8>>>,
+    },
+}
+
+impl Piece {
+    /// The bytes it has or will have.
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Piece::Ready(b) => b.len(),
+            Piece::Later { len, .. } => *len,
+        }
+    }
+
+    /// Its bytes, waiting for them if needed.
+    pub(crate) fn wait(self) -> io::Result<Vec<u8>> {
+        match self {
+            Piece::Ready(b) => Ok(b),
+            Piece::Later { rx, .. } => rx
+                .recv()
+                .unwrap_or_else(|_| Err(io::Error::other("block decompression stopped"))),
+        }
+    }
+}
+
+thread_local! {
+    /// Each pool thread's decompressor, kept for the next block.
+    static DECOMPRESSOR: std::cell::RefCell<Option<(u16, Result<Decompressor, String>)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Buffers of decompressed blocks the caller is done with, for the next
+/// blocks: a recycled buffer is overwritten, not zeroed first, and costs no
+/// allocation.
+static SPARE_BLOCKS: std::sync::Mutex<Vec<Vec<u8>>> = std::sync::Mutex::new(Vec::new());
+
+/// Bytes of buffers kept in [`SPARE_BLOCKS`], at most.
+const SPARE_BYTES: usize = 4 << 20;
+
+/// Gives a block's buffer back for reuse (dropped when enough are kept).
+pub(crate) fn recycle_block(buf: Vec<u8>) {
+    if buf.capacity() == 0 {
+        return;
+    }
+    if let Ok(mut spare) = SPARE_BLOCKS.lock()
+        && (spare.len() + 1) * buf.capacity() <= SPARE_BYTES
+    {
+        spare.push(buf);
+    }
+}
+
+fn spare_block() -> Vec<u8> {
+    SPARE_BLOCKS
+        .lock()
+        .ok()
+        .and_then(|mut spare| spare.pop())
+        .unwrap_or_default()
+}
+
+/// Decompresses `input` (at most `limit` bytes out) with this thread's
+/// decompressor for compressor `id`.
+fn decompress_here(id: u16, input: &[u8], limit: usize) -> Result<Vec<u8>, String> {
+    DECOMPRESSOR.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        if cell.as_ref().is_none_or(|(have, _)| *have != id) {
+            *cell = Some((id, Decompressor::for_id(id)));
+        }
+        let Some((_, d)) = cell.as_mut() else {
+            unreachable!("set just above")
+        };
+        let d = d.as_mut().map_err(|e| e.clone())?;
+        let mut out = spare_block();
+        d.decompress(input, limit, &mut out)?;
+        Ok(out)
+    })
 }
 
 impl<'a> DataReader<'a> {
@@ -748,18 +872,24 @@ impl<'a> DataReader<'a> {
             blocks_left: blocks,
             block_bytes_left: data.file_size - tail.map_or(0, |(_, _, n)| n as u64),
             tail,
+            inflight: VecDeque::new(),
             ready: VecDeque::new(),
             pos: 0,
         }
+    }
+
+    /// Whether any content is in full blocks (else all is in the tail).
+    pub(crate) fn has_blocks(&self) -> bool {
+        self.blocks_left > 0
     }
 
     fn malformed(&self, reason: String) -> Fault {
         Fault::malformed(format!("data of {:?}", self.what), reason)
     }
 
-    /// Reads the next run of blocks with one `pread` and decompresses it
-    /// (on the rayon pool when the run has several blocks) into `ready`.
-    fn fill_blocks(&mut self) -> Result<(), Fault> {
+    /// Reads the next run of blocks with one `pread` and starts
+    /// decompressing each on the rayon pool, as [`Piece`]s in `inflight`.
+    fn start_run(&mut self) -> Result<(), Fault> {
         let threads = rayon::current_num_threads().max(1);
         let batch_max =
             (READ_AHEAD_BYTES / self.block_size as usize).clamp(1, threads * PREFETCH_PER_THREAD);
@@ -802,41 +932,51 @@ impl<'a> DataReader<'a> {
         self.blocks_left -= batch as u64;
         self.block_bytes_left = covered;
 
-        let one = |d: &mut Result<Decompressor, String>, b: &Stored| -> Result<Vec<u8>, String> {
-            if b.size == 0 {
-                // A sparse block: zeros, stored nowhere.
-                return Ok(vec![0u8; b.expect]);
-            }
-            let bytes = &raw[b.offset..b.offset + b.size];
-            if b.uncompressed {
-                return Ok(bytes.to_vec());
-            }
-            let d = d.as_mut().map_err(|e| e.clone())?;
-            let mut out = Vec::new();
-            d.decompress(bytes, b.expect, &mut out)?;
-            if out.len() != b.expect {
-                return Err(format!(
-                    "block at byte {} decompresses to {} bytes where {} are due",
-                    at + b.offset as u64,
-                    out.len(),
-                    b.expect
-                ));
-            }
-            Ok(out)
-        };
+        let raw = std::sync::Arc::new(raw);
         let id = self.t.image.sb.compression_id;
-        let results: Vec<Result<Vec<u8>, String>> = if run.len() > 1 {
-            use rayon::prelude::*;
-            run.par_iter()
-                .map_init(|| Decompressor::for_id(id), one)
-                .collect()
-        } else {
-            let mut d = Decompressor::for_id(id);
-            run.iter().map(|b| one(&mut d, b)).collect()
-        };
-        for r in results {
-            let block = r.map_err(|reason| self.malformed(reason))?;
-            self.ready.push_back(block);
+        for b in run {
+            let bytes = b.offset..b.offset + b.size;
+            let piece = if b.size == 0 {
+                // A sparse block: zeros, stored nowhere.
+                Piece::Ready(vec![0u8; b.expect])
+            } else if b.uncompressed {
+                Piece::Ready(raw[bytes].to_vec())
+            } else {
+                let (tx, rx) = mpsc::sync_channel(1);
+                let (raw, what) = (raw.clone(), self.what.clone());
+                rayon::spawn(move || {
+                    let block_at = at + b.offset as u64;
+                    let block = decompress_here(id, &raw[bytes], b.expect).and_then(|out| {
+                        if out.len() == b.expect {
+                            Ok(out)
+                        } else {
+                            Err(format!(
+                                "block at byte {block_at} decompresses to {} bytes where {} are due",
+                                out.len(),
+                                b.expect
+                            ))
+                        }
+                    });
+                    let block = block.map_err(|reason| {
+                        Fault::malformed(format!("data of {what:?}"), reason).into_io()
+                    });
+                    // The caller may have stopped reading.
+                    let _ = tx.send(block);
+                });
+                Piece::Later { len: b.expect, rx }
+            };
+            self.inflight.push_back(piece);
+        }
+        Ok(())
+    }
+
+    /// Moves the next block into `ready`, waiting for it.
+    fn fill_blocks(&mut self) -> io::Result<()> {
+        if self.inflight.is_empty() {
+            self.start_run().map_err(Fault::into_io)?;
+        }
+        if let Some(piece) = self.inflight.pop_front() {
+            self.ready.push_back(piece.wait()?);
         }
         Ok(())
     }
@@ -851,9 +991,12 @@ impl<'a> DataReader<'a> {
     /// The tail's bytes, in its fragment block in the cache (loaded, and
     /// the next ones prefetched, when missing).
     fn tail_bytes(&mut self, index: u32, offset: u32, len: usize) -> Result<&[u8], Fault> {
-        if !self.t.fragment_cache.contains(u64::from(index)) {
-            self.prefetch_fragments(index);
+        if !self.t.fragment_cache.contains(u64::from(index))
+            && let Some(block) = self.t.prefetch.take(index)
+        {
+            self.t.fragment_cache.insert(u64::from(index), block);
         }
+        self.prefetch_fragments(index);
         let (image, fragments) = (&mut *self.t.image, &mut *self.t.fragments);
         let block_size = self.block_size as usize;
         let block = self.t.fragment_cache.get_or_load(u64::from(index), || {
@@ -880,66 +1023,57 @@ impl<'a> DataReader<'a> {
         }
     }
 
-    /// Decompresses fragment blocks `index`, `index + 1`, … (as many as
-    /// there are threads, within half the cache) in parallel into the
-    /// cache: files are laid out in order, so their tails come from the
-    /// following fragment blocks. Failures are left for [`Self::fill_tail`]
-    /// to meet, and name, when a file needs that block.
+    /// Starts decompressing fragment blocks `index + 1`, `index + 2`, …
+    /// on the pool (those neither cached nor in flight, up to the limit in
+    /// [`FragmentPrefetch`]) and returns at once. Failures are left for
+    /// [`Self::tail_bytes`] to meet, and name, when a file needs that
+    /// block.
     fn prefetch_fragments(&mut self, index: u32) {
-        let room = (self.t.fragment_cache.capacity() / 2).max(1);
-        let want = (rayon::current_num_threads() * PREFETCH_PER_THREAD).clamp(1, room) as u32;
-        let count = self.t.fragments.count();
-        let block_size = self.block_size;
-        let mut raws = Vec::new();
-        for i in index..index.saturating_add(want).min(count) {
-            if self.t.fragment_cache.contains(u64::from(i)) {
-                continue;
-            }
-            match read_fragment(self.t.image, self.t.fragments, i, block_size) {
-                Ok((entry, raw)) => raws.push((i, entry, raw)),
-                Err(_) => break,
-            }
-        }
-        if raws.len() < 2 {
-            // One block: `fill_tail` reads it on this thread.
+        if self.t.prefetch.after == Some(index) {
             return;
         }
+        self.t.prefetch.after = Some(index);
+        let room = (self.t.fragment_cache.capacity() / 2).max(1);
+        let want = (rayon::current_num_threads() * PREFETCH_PER_THREAD).clamp(1, room);
+        let end = index
+            .saturating_add(1)
+            .saturating_add(want as u32)
+            .min(self.t.fragments.count());
+        let block_size = self.block_size;
         let id = self.t.image.sb.compression_id;
-        let decoded: Vec<(u32, Option<Vec<u8>>)> = {
-            use rayon::prelude::*;
-            raws.into_par_iter()
-                .map_init(
-                    || Decompressor::for_id(id),
-                    |d, (i, entry, raw)| {
-                        if entry.size & BLOCK_UNCOMPRESSED != 0 {
-                            return (i, Some(raw));
-                        }
-                        let mut out = Vec::new();
-                        let ok = d
-                            .as_mut()
-                            .ok()
-                            .and_then(|d| d.decompress(&raw, block_size as usize, &mut out).ok());
-                        (i, ok.map(|()| out))
-                    },
-                )
-                .collect()
-        };
-        // The block asked for goes in last, so it is the most recent.
-        for (i, block) in decoded.into_iter().rev() {
-            if let Some(block) = block {
-                self.t.fragment_cache.insert(u64::from(i), block);
+        for i in index.saturating_add(1)..end {
+            if self.t.prefetch.pending.len() >= want {
+                break;
             }
+            if self.t.fragment_cache.contains(u64::from(i)) || self.t.prefetch.contains(i) {
+                continue;
+            }
+            let Ok((entry, raw)) = read_fragment(self.t.image, self.t.fragments, i, block_size)
+            else {
+                break;
+            };
+            let (tx, rx) = mpsc::sync_channel(1);
+            rayon::spawn(move || {
+                let block = if entry.size & BLOCK_UNCOMPRESSED != 0 {
+                    Some(raw)
+                } else {
+                    decompress_here(id, &raw, block_size as usize).ok()
+                };
+                // The walk may have gone past this block, or ended.
+                let _ = tx.send(block);
+            });
+            self.t.prefetch.pending.push_back((i, rx));
         }
     }
 
     /// Moves the next piece into `ready`; `false` after the last.
-    fn fill(&mut self) -> Result<bool, Fault> {
-        if self.blocks_left > 0 {
+    fn fill(&mut self) -> io::Result<bool> {
+        if self.blocks_left > 0 || !self.inflight.is_empty() {
             self.fill_blocks()?;
             return Ok(true);
         }
         if let Some((index, offset, len)) = self.tail.take() {
-            self.fill_tail(index, offset, len)?;
+            self.fill_tail(index, offset, len).map_err(Fault::into_io)?;
             return Ok(true);
         }
         Ok(false)
@@ -966,6 +1100,7 @@ impl DataReader<'_> {
                 continue;
             }
             if self.blocks_left == 0
+                && self.inflight.is_empty()
                 && let Some((index, offset, len)) = self.tail
                 && len <= max - added
             {
@@ -977,11 +1112,38 @@ impl DataReader<'_> {
                 added += len;
                 continue;
             }
-            if !self.fill().map_err(Fault::into_io)? {
+            if !self.fill()? {
                 break;
             }
         }
         Ok(added)
+    }
+
+    /// The next piece of content: a block as the pool decompresses it
+    /// (the walk does not wait for it), or the tail, copied out of its
+    /// fragment block; `None` after the last.
+    pub(crate) fn next_piece(&mut self) -> io::Result<Option<Piece>> {
+        loop {
+            if let Some(mut front) = self.ready.pop_front() {
+                front.drain(..self.pos);
+                self.pos = 0;
+                return Ok(Some(Piece::Ready(front)));
+            }
+            if let Some(piece) = self.inflight.pop_front() {
+                return Ok(Some(piece));
+            }
+            if self.blocks_left > 0 {
+                self.start_run().map_err(Fault::into_io)?;
+                continue;
+            }
+            let Some((index, offset, len)) = self.tail.take() else {
+                return Ok(None);
+            };
+            let bytes = self
+                .tail_bytes(index, offset, len)
+                .map_err(Fault::into_io)?;
+            return Ok(Some(Piece::Ready(bytes.to_vec())));
+        }
     }
 }
 
@@ -999,7 +1161,7 @@ impl Read for DataReader<'_> {
                 self.pos = 0;
                 continue;
             }
-            if out.is_empty() || !self.fill().map_err(Fault::into_io)? {
+            if out.is_empty() || !self.fill()? {
                 return Ok(0);
             }
         }

@@ -11,7 +11,12 @@
 //! directory's entries in stored order, a directory's contents right after
 //! it. Metadata blocks are decompressed as the walk reaches them, into
 //! caches of fixed size (see `metadata` and `data`); a file's content is
-//! streamed block by block while the caller reads it.
+//! streamed block by block while the caller reads it. The walk runs on a
+//! thread of its own and never waits for a data block: it reads each run
+//! of blocks with one `pread`, starts their decompression on the rayon
+//! pool and sends the caller a handle per block, so that walking,
+//! decompressing and the caller's writing all overlap. Fragment blocks
+//! after the one in use are decompressed ahead on the pool as well.
 //!
 //! # Bounds
 //!
@@ -19,8 +24,13 @@
 //! checked against the image. What reading holds, whatever the image says:
 //! - three metadata caches (inode, directory and fragment tables) of 256
 //!   blocks × 8 KiB, and 8 MiB of decompressed fragment blocks;
-//! - while a file is read: one run of blocks, at most 16 MiB or one block
-//!   per rayon thread (× 2: stored and decompressed);
+//! - fragment blocks decompressed ahead of the walk: at most 4 per rayon
+//!   thread and half the fragment cache (× 2: stored and decompressed);
+//! - content on its way to the caller (see `QUEUE`): at most 16 MiB plus
+//!   one block per batch, decompressed or being decompressed, and the
+//!   stored bytes of the runs of blocks it comes from (as much again at
+//!   most); a run is at most 16 MiB or 4 blocks per rayon thread;
+//! - 4 MiB of spare block buffers, reused for the next blocks;
 //! - one bit per inode the superblock declares; the declared count is
 //!   checked first against the inode table's size (an inode takes at least
 //!   20 bytes, a metadata block at most 8 KiB for 3 bytes on disk);
@@ -49,12 +59,14 @@
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, BufRead, Read};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 
 use super::compress::compressor_name;
-use super::data::{DataReader, DataTables, FRAGMENT_CACHE_BYTES, FileData};
+use super::data::{
+    DataReader, DataTables, FRAGMENT_CACHE_BYTES, FileData, FragmentPrefetch, Piece, recycle_block,
+};
 use super::dir::ListingReader;
 use super::image::{BlockCache, Fault, Image};
 use super::inode::{self, Decoded, Inode, NO_XATTR};
@@ -251,7 +263,7 @@ impl SquashfsArchive {
     pub(crate) fn visit<E, F>(self, f: F) -> Result<(), E>
     where
         E: From<ArchiveError>,
-        F: FnMut(&ArchiveEntry, &mut dyn Read) -> Result<(), E>,
+        F: FnMut(&ArchiveEntry, &mut dyn BufRead) -> Result<(), E>,
     {
         let (tx, rx) = mpsc::sync_channel(QUEUE);
         std::thread::scope(|scope| {
@@ -296,6 +308,7 @@ impl SquashfsArchive {
         } = self;
         let fault = |fault: Fault| Halt::Failed(archive_error(&path, fault));
         let mut fragment_cache = BlockCache::new(fragment_cache_blocks);
+        let mut prefetch = FragmentPrefetch::default();
         let mut walk = Walk {
             ids: &ids,
             seen: vec![0u64; (info.inode_count as usize).div_ceil(64) + 1],
@@ -401,6 +414,7 @@ impl SquashfsArchive {
                         inodes: &mut inodes,
                         fragments: &mut fragments,
                         fragment_cache: &mut fragment_cache,
+                        prefetch: &mut prefetch,
                     };
                     let mut reader = DataReader::new(tables, shown, &data);
                     send_content(out, entry, &mut reader, *file_size)?;
@@ -412,8 +426,11 @@ impl SquashfsArchive {
     }
 }
 
-/// Content of at most this many bytes travels whole from the walking
-/// thread to the caller; larger content travels in chunks of this size.
+/// Content of at most this many bytes that lies all in a fragment block
+/// travels whole from the walking thread to the caller (a copy out of the
+/// block). Other content travels as [`Piece`]s: each full block as the pool
+/// decompresses it (moved, never copied; the caller waits for it, the walk
+/// does not), the tail copied out of its fragment block.
 const CHUNK: usize = 256 << 10;
 /// Messages travel in batches of at most this many, or of at most
 /// [`BATCH_BYTES`] of content, so that the two threads wake each other once
@@ -421,14 +438,14 @@ const CHUNK: usize = 256 << 10;
 const BATCH: usize = 64;
 const BATCH_BYTES: usize = 1 << 20;
 /// Batches in flight between the walking thread and the caller: at most
-/// 16 MiB of content (plus one chunk per batch).
+/// 16 MiB of content (plus one piece per batch).
 const QUEUE: usize = 16;
 
 /// What the walking thread sends the caller.
 enum Message {
     Entry(ArchiveEntry, Content),
     /// The next piece of a [`Content::Chunked`] entry's content.
-    Chunk(Vec<u8>),
+    Chunk(Piece),
     /// The end of a chunked entry's content.
     End,
     /// The content could not be read: the caller's reader returns this.
@@ -462,7 +479,8 @@ struct Outbox {
 impl Outbox {
     fn send(&mut self, m: Message) -> Result<(), Halt> {
         self.bytes += match &m {
-            Message::Entry(_, Content::Whole(b)) | Message::Chunk(b) => b.len(),
+            Message::Entry(_, Content::Whole(b)) => b.len(),
+            Message::Chunk(p) => p.len(),
             _ => 0,
         };
         self.batch.push(m);
@@ -507,7 +525,7 @@ fn send_content(
     reader: &mut DataReader,
     size: u64,
 ) -> Result<(), Halt> {
-    if size <= CHUNK as u64 {
+    if size <= CHUNK as u64 && !reader.has_blocks() {
         // `size` is at most CHUNK, so it fits a usize.
         let mut whole = Vec::with_capacity(size as usize);
         let content = match reader.append_to(&mut whole, size as usize) {
@@ -518,10 +536,9 @@ fn send_content(
     }
     send.send(Message::Entry(entry, Content::Chunked))?;
     loop {
-        let mut chunk = Vec::with_capacity(CHUNK);
-        match reader.append_to(&mut chunk, CHUNK) {
-            Ok(0) => return send.send(Message::End),
-            Ok(_) => send.send(Message::Chunk(chunk))?,
+        match reader.next_piece() {
+            Ok(None) => return send.send(Message::End),
+            Ok(Some(piece)) => send.send(Message::Chunk(piece))?,
             Err(e) => return send.send(Message::ContentFailed(e)),
         }
     }
@@ -532,7 +549,7 @@ fn send_content(
 fn consume<E, F>(mut inbox: Inbox, mut f: F) -> Result<(), E>
 where
     E: From<ArchiveError>,
-    F: FnMut(&ArchiveEntry, &mut dyn Read) -> Result<(), E>,
+    F: FnMut(&ArchiveEntry, &mut dyn BufRead) -> Result<(), E>,
 {
     while let Some(message) = inbox.recv() {
         match message {
@@ -548,6 +565,7 @@ where
                     done: false,
                 };
                 f(&entry, &mut reader)?;
+                recycle_block(std::mem::take(&mut reader.current));
                 // Skip what `f` left unread.
                 while !reader.done {
                     match reader.inbox.recv() {
@@ -568,13 +586,26 @@ where
 /// A reader that fails with the error the walking thread met.
 struct Failing(Option<io::Error>);
 
+impl Failing {
+    fn error(&mut self) -> io::Error {
+        self.0
+            .take()
+            .unwrap_or_else(|| io::Error::other("content unreadable"))
+    }
+}
+
 impl Read for Failing {
     fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
-        Err(self
-            .0
-            .take()
-            .unwrap_or_else(|| io::Error::other("content unreadable")))
+        Err(self.error())
     }
+}
+
+impl BufRead for Failing {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        Err(self.error())
+    }
+
+    fn consume(&mut self, _: usize) {}
 }
 
 /// A chunked entry's content as it arrives.
@@ -585,34 +616,46 @@ struct Chunks<'a> {
     done: bool,
 }
 
-impl Read for Chunks<'_> {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        loop {
-            if self.pos < self.current.len() {
-                let n = (self.current.len() - self.pos).min(out.len());
-                out[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
-                self.pos += n;
-                return Ok(n);
-            }
-            if self.done || out.is_empty() {
-                return Ok(0);
-            }
+impl BufRead for Chunks<'_> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        while self.pos == self.current.len() && !self.done {
             match self.inbox.recv() {
-                Some(Message::Chunk(c)) => {
-                    self.current = c;
-                    self.pos = 0;
-                }
+                Some(Message::Chunk(piece)) => match piece.wait() {
+                    Ok(bytes) => {
+                        recycle_block(std::mem::replace(&mut self.current, bytes));
+                        self.pos = 0;
+                    }
+                    Err(e) => {
+                        self.done = true;
+                        return Err(e);
+                    }
+                },
                 Some(Message::ContentFailed(e)) => {
                     self.done = true;
                     return Err(e);
                 }
                 // `End`, or the walk is gone (it reports why on its own).
-                _ => {
-                    self.done = true;
-                    return Ok(0);
-                }
+                _ => self.done = true,
             }
         }
+        Ok(&self.current[self.pos..])
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.pos = (self.pos + n).min(self.current.len());
+    }
+}
+
+impl Read for Chunks<'_> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if out.is_empty() {
+            return Ok(0);
+        }
+        let available = self.fill_buf()?;
+        let n = available.len().min(out.len());
+        out[..n].copy_from_slice(&available[..n]);
+        self.consume(n);
+        Ok(n)
     }
 }
 

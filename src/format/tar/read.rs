@@ -33,7 +33,7 @@
 //!   is a directory); `1` hard link; `2` symlink; `3`/`4` character/block
 //!   device; `5` directory (GNU `D` dump directory too); `6` fifo.
 
-use std::io::{self, Read};
+use std::io::{self, BufRead, Read};
 use std::path::Path;
 
 use tar::Header;
@@ -136,9 +136,9 @@ pub(crate) fn visit<R, E, F>(
     mut f: F,
 ) -> Result<(), E>
 where
-    R: Read,
+    R: BufRead,
     E: From<ArchiveError>,
-    F: FnMut(&ArchiveEntry, &mut dyn Read) -> Result<(), E>,
+    F: FnMut(&ArchiveEntry, &mut dyn BufRead) -> Result<(), E>,
 {
     let ctx = Ctx { path, format };
     let mut pos: u64 = 0;
@@ -605,42 +605,71 @@ struct SparseReader<'a, R> {
     size: u64,
 }
 
-impl<R: Read> Read for SparseReader<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+impl<R: BufRead> SparseReader<'_, R> {
+    /// Moves to the region or hole `pos` is in; `false` at the real size.
+    fn settle(&mut self) -> bool {
         loop {
-            if buf.is_empty() || self.pos >= self.size {
-                return Ok(0);
+            if self.pos >= self.size {
+                return false;
             }
             if let Some(end) = self.current {
                 if self.pos < end {
-                    let want = buf
-                        .len()
-                        .min(usize::try_from(end - self.pos).unwrap_or(usize::MAX));
-                    let n = self.data.read(&mut buf[..want])?;
-                    if n == 0 {
-                        return Err(io::ErrorKind::UnexpectedEof.into());
-                    }
-                    self.pos += n as u64;
-                    return Ok(n);
+                    return true;
                 }
                 self.current = None;
             }
-            // In a hole: zeros up to the next region, or to the real size.
             let next = self.map.as_slice().first().copied();
-            let hole_end = next.map_or(self.size, |r| r.offset);
-            if self.pos < hole_end {
-                let n = buf
-                    .len()
-                    .min(usize::try_from(hole_end - self.pos).unwrap_or(usize::MAX));
-                buf[..n].fill(0);
-                self.pos += n as u64;
-                return Ok(n);
+            if self.pos < next.map_or(self.size, |r| r.offset) {
+                return true;
             }
             match self.map.next() {
                 Some(r) => self.current = Some(r.offset + r.numbytes),
-                None => return Ok(0),
+                None => return false,
             }
         }
+    }
+}
+
+/// Zeros handed out for the holes of a sparse file.
+static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
+
+impl<R: BufRead> BufRead for SparseReader<'_, R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        if !self.settle() {
+            return Ok(&[]);
+        }
+        if let Some(end) = self.current {
+            let left = usize::try_from(end - self.pos).unwrap_or(usize::MAX);
+            let buf = self.data.fill_buf()?;
+            if buf.is_empty() {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            let n = buf.len().min(left);
+            return Ok(&buf[..n]);
+        }
+        // In a hole: zeros up to the next region, or to the real size.
+        let hole_end = self.map.as_slice().first().map_or(self.size, |r| r.offset);
+        let n = ZEROS
+            .len()
+            .min(usize::try_from(hole_end - self.pos).unwrap_or(usize::MAX));
+        Ok(&ZEROS[..n])
+    }
+
+    fn consume(&mut self, n: usize) {
+        if self.current.is_some() {
+            self.data.consume(n);
+        }
+        self.pos += n as u64;
+    }
+}
+
+impl<R: BufRead> Read for SparseReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let available = self.fill_buf()?;
+        let n = available.len().min(buf.len());
+        buf[..n].copy_from_slice(&available[..n]);
+        self.consume(n);
+        Ok(n)
     }
 }
 
@@ -650,20 +679,42 @@ struct ExactReader<R> {
     inner: io::Take<R>,
 }
 
-impl<R: Read> Read for ExactReader<R> {
+impl<R: BufRead> ExactReader<R> {
+    fn ended_early(&self) -> io::Error {
+        io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!(
+                "archive ends {} bytes before the end of this entry",
+                self.inner.limit()
+            ),
+        )
+    }
+}
+
+impl<R: BufRead> BufRead for ExactReader<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        if self.inner.limit() == 0 {
+            return Ok(&[]);
+        }
+        if self.inner.fill_buf()?.is_empty() {
+            return Err(self.ended_early());
+        }
+        self.inner.fill_buf()
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.inner.consume(n);
+    }
+}
+
+impl<R: BufRead> Read for ExactReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if buf.is_empty() || self.inner.limit() == 0 {
             return Ok(0);
         }
         let n = self.inner.read(buf)?;
         if n == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                format!(
-                    "archive ends {} bytes before the end of this entry",
-                    self.inner.limit()
-                ),
-            ));
+            return Err(self.ended_early());
         }
         Ok(n)
     }
