@@ -134,8 +134,37 @@ pub fn run(args: VerifyArgs) -> Result<(), Failure> {
             "nothing to verify against: pass --ref, --sha256, --manifest or --trusted-key",
         ));
     }
-    let (actual, _) = hash_file(&args.artifact)
-        .map_err(|e| Failure::new(exit::INPUT, format!("{}: {e}", args.artifact.display())))?;
+    // With a manifest, reading the entries hashes the file too; the
+    // manifest's own tree is built and hashed meanwhile.
+    let (side, want_tree) = std::thread::scope(|s| {
+        let want_tree = match (&manifest, &args.manifest) {
+            (Some(m), Some(p)) => Some(s.spawn(move || {
+                m.tree(p).map(|t| {
+                    let digest = t.digest();
+                    (t, digest)
+                })
+            })),
+            _ => None,
+        };
+        let side = manifest
+            .is_some()
+            .then(|| artifact_side(&args.artifact, &args.read));
+        let want_tree =
+            want_tree.map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+        (side, want_tree)
+    });
+    let actual = match &side {
+        Some(Ok(Side {
+            sha256: Some(d), ..
+        })) => *d,
+        _ => {
+            hash_file(&args.artifact)
+                .map_err(|e| {
+                    Failure::new(exit::INPUT, format!("{}: {e}", args.artifact.display()))
+                })?
+                .0
+        }
+    };
     let mut hash_problems = Vec::new();
     for (what, want) in &expected {
         if *want != actual {
@@ -145,16 +174,15 @@ pub fn run(args: VerifyArgs) -> Result<(), Failure> {
         }
     }
     let mut problems = Vec::new();
-    if let (Some(m), Some(mpath)) = (&manifest, &args.manifest) {
-        let want_tree = m.tree(mpath).map_err(|e| Failure::new(exit::INPUT, e))?;
-        if want_tree.digest().to_hex() != m.tree_digest {
+    if let (Some(m), Some(mpath), Some(want_tree)) = (&manifest, &args.manifest, want_tree) {
+        let (want_tree, want_digest) = want_tree.map_err(|e| Failure::new(exit::INPUT, e))?;
+        if want_digest.to_hex() != m.tree_digest {
             problems.push(format!(
-                "manifest tree_digest {} does not match its own entries ({})",
+                "manifest tree_digest {} does not match its own entries ({want_digest})",
                 m.tree_digest,
-                want_tree.digest()
             ));
         }
-        match artifact_side(&args.artifact, &args.read) {
+        match side.unwrap_or_else(|| artifact_side(&args.artifact, &args.read)) {
             Ok(got) => entry_problems(m, mpath, want_tree, got, &mut problems)?,
             // Bytes that do not even parse: still report the hash mismatch.
             Err(f) if !hash_problems.is_empty() => {

@@ -70,12 +70,42 @@ pub enum ArtifactError {
 /// Reads `path` into a [`Side`] labelled `label`, within `limits` (an
 /// artifact from elsewhere deserves [`format::DEFAULT_MAX_SIZE`] or the
 /// user's `--max-size`).
+///
+/// The file's sha256 is computed on a thread of its own while the entries
+/// are read.
 pub fn read_side(path: &Path, label: &str, limits: &ReadOptions) -> Result<Side, ArtifactError> {
     let io_err = |source| ArtifactError::Io {
         path: path.to_path_buf(),
         source,
     };
-    let (sha256, size) = hash_file(path).map_err(io_err)?;
+    let size = std::fs::metadata(path).map_err(io_err)?.len();
+    let (hashed, side) = std::thread::scope(|s| {
+        let hashing = s.spawn(|| hash_file(path));
+        let side = read_entries(path, label, limits, size);
+        let hashed = hashing
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (hashed, side)
+    });
+    let (sha256, hashed_size) = hashed.map_err(io_err)?;
+    let mut side = side?;
+    if hashed_size != size {
+        return Err(io_err(io::Error::other(format!(
+            "changed while read: {size} bytes, then {hashed_size}"
+        ))));
+    }
+    side.sha256 = Some(sha256);
+    Ok(side)
+}
+
+/// [`read_side`] but for the file's sha256 (left `None`); `size` is the
+/// file's length.
+fn read_entries(
+    path: &Path,
+    label: &str,
+    limits: &ReadOptions,
+    size: u64,
+) -> Result<Side, ArtifactError> {
     let archive = format::open_with(path, limits)?;
     let format = archive.format();
     let mut facts = vec![
@@ -203,7 +233,7 @@ pub fn read_side(path: &Path, label: &str, limits: &ReadOptions) -> Result<Side,
         tree,
         facts,
         file: Some(path.to_path_buf()),
-        sha256: Some(sha256),
+        sha256: None,
         layout,
     })
 }

@@ -26,7 +26,7 @@
 //!   blocks × 8 KiB, and 8 MiB of decompressed fragment blocks;
 //! - fragment blocks decompressed ahead of the walk: at most 4 per rayon
 //!   thread and half the fragment cache (× 2: stored and decompressed);
-//! - content on its way to the caller (see `QUEUE`): at most 16 MiB plus
+//! - content on its way to the caller (see `QUEUE`): at most 8 MiB plus
 //!   one block per batch, decompressed or being decompressed, and the
 //!   stored bytes of the runs of blocks it comes from (as much again at
 //!   most); a run is at most 16 MiB or 4 blocks per rayon thread;
@@ -438,8 +438,8 @@ const CHUNK: usize = 256 << 10;
 const BATCH: usize = 64;
 const BATCH_BYTES: usize = 1 << 20;
 /// Batches in flight between the walking thread and the caller: at most
-/// 16 MiB of content (plus one piece per batch).
-const QUEUE: usize = 16;
+/// 8 MiB of content (plus one piece per batch).
+const QUEUE: usize = 8;
 
 /// What the walking thread sends the caller.
 enum Message {
