@@ -121,6 +121,9 @@ fn ssh_keygen_verifies_what_sign_writes_and_so_do_we() {
     );
     assert!(text.ends_with("-----END SSH SIGNATURE-----\n"), "{text}");
     assert!(keygen_verifies(&allowed, &art));
+    // Ed25519 is deterministic: ssh-keygen writes the very same bytes.
+    keygen_sign(&key, "repropack", &art);
+    assert_eq!(fs::read_to_string(sig_of(&art)).unwrap(), text);
     let out = verify(&art, &allowed, Some(ID));
     ok(&out);
     assert!(stderr(&out).contains("SHA256:"), "{}", stderr(&out));
@@ -186,6 +189,18 @@ fn we_verify_ssh_keygens_signatures_and_refuse_what_it_refuses() {
         &verify(&file, &allowed, Some(ID)),
         "manifest.json.sig",
         "not an SSH signature",
+    );
+    fs::write(&sig, [&text[..], b"trailing text\n"].concat()).unwrap();
+    assert_refused(
+        &verify(&file, &allowed, Some(ID)),
+        "manifest.json.sig",
+        "does not end with -----END SSH SIGNATURE-----",
+    );
+    fs::write(&sig, [&text[..], &[b'\n'; 20_000][..]].concat()).unwrap();
+    assert_refused(
+        &verify(&file, &allowed, Some(ID)),
+        "manifest.json.sig",
+        "larger than 16384 bytes",
     );
     fs::write(&sig, b"not a signature\n").unwrap();
     assert_refused(

@@ -53,6 +53,9 @@ pub const MAX_ALLOWED_SIGNERS_FILE: u64 = 1 << 20;
 /// The first line of an armored SSH signature.
 pub const PEM_BEGIN: &str = "-----BEGIN SSH SIGNATURE-----";
 
+/// The last line of an armored SSH signature.
+const PEM_END: &str = "-----END SSH SIGNATURE-----";
+
 /// `FILE.sig`.
 pub fn signature_path(file: &Path) -> PathBuf {
     next_to(file, ".sig")
@@ -74,7 +77,7 @@ impl SshSigningKey {
         let key = PrivateKey::from_openssh(&text).map_err(|e| SignatureError::Malformed {
             path: path.to_path_buf(),
             what: "an OpenSSH private key",
-            reason: e.to_string(),
+            reason: explained(e),
         })?;
         let refuse = |reason: String| SignatureError::Key {
             path: path.to_path_buf(),
@@ -216,7 +219,8 @@ pub fn verify_file(
 }
 
 /// Reads an armored SSH signature file strictly: one PEM block of the
-/// `SSH SIGNATURE` label, version 1, nothing after its encoded fields.
+/// `SSH SIGNATURE` label (blank space after it aside), version 1,
+/// nothing after its encoded fields.
 pub fn read_signature(path: &Path) -> Result<SshSig, SignatureError> {
     let text = read_small(path, MAX_SIGNATURE_FILE)?;
     let malformed = |reason: String| SignatureError::Malformed {
@@ -227,7 +231,11 @@ pub fn read_signature(path: &Path) -> Result<SshSig, SignatureError> {
     if !text.starts_with(PEM_BEGIN) {
         return Err(malformed(format!("does not start with {PEM_BEGIN}")));
     }
-    let sig = SshSig::from_pem(text.as_bytes()).map_err(|e| malformed(e.to_string()))?;
+    let armored = text.trim_end_matches([' ', '\t', '\r', '\n']);
+    if !armored.ends_with(PEM_END) {
+        return Err(malformed(format!("does not end with {PEM_END}")));
+    }
+    let sig = SshSig::from_pem(armored.as_bytes()).map_err(|e| malformed(explained(e)))?;
     if sig.version() != SshSig::VERSION {
         return Err(malformed(format!(
             "version {}, not {}",
@@ -236,6 +244,18 @@ pub fn read_signature(path: &Path) -> Result<SshSig, SignatureError> {
         )));
     }
     Ok(sig)
+}
+
+/// `ssh-key`'s error, saying what is supported where it is about the key
+/// type (this build decodes ECDSA keys not at all, and signs only with
+/// ed25519).
+fn explained(e: ssh_key::Error) -> String {
+    match e {
+        ssh_key::Error::AlgorithmUnknown | ssh_key::Error::AlgorithmUnsupported { .. } => {
+            format!("{e} (only ssh-ed25519 keys are supported)")
+        }
+        e => e.to_string(),
+    }
 }
 
 /// The `allowed_signers` line (and its file) that lets `key` sign in
