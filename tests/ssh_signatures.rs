@@ -218,7 +218,8 @@ fn we_verify_ssh_keygens_signatures_and_refuse_what_it_refuses() {
 
 /// A malformed `allowed_signers` line, and an option we do not support,
 /// are refused with the file and line named, before any signature is
-/// looked at.
+/// looked at; the options we support (`namespaces`, `valid-after`,
+/// `valid-before`) judge as ssh-keygen's do.
 #[test]
 fn a_malformed_allowed_signers_line_is_refused_naming_its_line() {
     if !have_tool("ssh-keygen") {
@@ -257,6 +258,25 @@ fn a_malformed_allowed_signers_line_is_refused_naming_its_line() {
     .unwrap();
     ok(&verify(&file, &allowed, Some(ID)));
     assert!(keygen_verifies(&allowed, &file));
+    // Validity windows, in UTC, judged against now as ssh-keygen does.
+    for (options, reason) in [
+        ("valid-before=\"20000101Z\"", Some("has expired")),
+        ("valid-after=\"29990101Z\"", Some("not valid yet")),
+        ("valid-after=\"20000101Z\",valid-before=\"29990101Z\"", None),
+    ] {
+        fs::write(&allowed, format!("{ID} {options} {public}\n")).unwrap();
+        let out = verify(&file, &allowed, Some(ID));
+        match reason {
+            Some(reason) => {
+                assert_refused(&out, "a.tar", reason);
+                assert!(!keygen_verifies(&allowed, &file), "{options}");
+            }
+            None => {
+                ok(&out);
+                assert!(keygen_verifies(&allowed, &file), "{options}");
+            }
+        }
+    }
 }
 
 /// `pack --sign-ssh` signs the artifact and the manifest as they are

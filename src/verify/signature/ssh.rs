@@ -188,12 +188,13 @@ pub fn verify_file(
     let key = PublicKey::from(sig.public_key().clone())
         .to_bytes()
         .map_err(|e| bad(e.to_string()))?;
-    let line =
-        find_signer(allowed, &key, identity).map_err(|reason| SignatureError::NotAllowed {
+    let line = find_signer(allowed, &key, identity, unix_now()).map_err(|reason| {
+        SignatureError::NotAllowed {
             file: file.to_path_buf(),
             fingerprint: fingerprint.clone(),
             reason,
-        })?;
+        }
+    })?;
     if !sig.public_key().is_ed25519() {
         return Err(bad(format!(
             "{} keys are not supported, only ssh-ed25519",
@@ -246,6 +247,14 @@ pub fn read_signature(path: &Path) -> Result<SshSig, SignatureError> {
     Ok(sig)
 }
 
+/// Now, in seconds since the epoch: `valid-after` and `valid-before` are
+/// checked against it, as `ssh-keygen -Y verify` does.
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
 /// `ssh-key`'s error, saying what is supported where it is about the key
 /// type (this build decodes ECDSA keys not at all, and signs only with
 /// ed25519).
@@ -259,11 +268,13 @@ fn explained(e: ssh_key::Error) -> String {
 }
 
 /// The `allowed_signers` line (and its file) that lets `key` sign in
-/// [`NAMESPACE`] for `identity`, or why none does.
+/// [`NAMESPACE`] for `identity` at `now` (seconds since the epoch), or why
+/// none does.
 fn find_signer<'a>(
     allowed: &'a [AllowedSigners],
     key: &[u8],
     identity: Option<&str>,
+    now: i64,
 ) -> Result<(&'a AllowedSigners, &'a AllowedSigner), String> {
     let mut near: Option<String> = None;
     for file in allowed {
@@ -278,11 +289,27 @@ fn find_signer<'a>(
                 ));
                 continue;
             }
-            if let Some(ns) = &s.namespaces
+            if let Some(ns) = &s.options.namespaces
                 && match_pattern_list(NAMESPACE, ns) != Some(true)
             {
                 near.get_or_insert(format!(
                     "which is not allowed to sign namespace {NAMESPACE:?} ({at} has namespaces=\"{ns}\")"
+                ));
+                continue;
+            }
+            if let Some((t, raw)) = &s.options.valid_after
+                && now < *t
+            {
+                near.get_or_insert(format!(
+                    "which is not valid yet ({at} has valid-after=\"{raw}\")"
+                ));
+                continue;
+            }
+            if let Some((t, raw)) = &s.options.valid_before
+                && now > *t
+            {
+                near.get_or_insert(format!(
+                    "which has expired ({at} has valid-before=\"{raw}\")"
                 ));
                 continue;
             }
@@ -300,8 +327,10 @@ fn find_signer<'a>(
 
 /// An OpenSSH `allowed_signers` file, parsed: one signer a line,
 /// `principals [options] keytype base64-key [comment]`, `#` comments and
-/// blank lines ignored. Of the options, `namespaces="..."` is applied;
-/// `cert-authority`, `valid-after` and `valid-before` are refused as
+/// blank lines ignored. Of the options, `namespaces="..."`,
+/// `valid-after="..."` and `valid-before="..."` are applied (times in UTC
+/// only, `YYYYMMDD[HHMM[SS]]Z`: a local time is refused rather than read in
+/// whatever time zone the machine has); `cert-authority` is refused as
 /// unsupported rather than ignored.
 #[derive(Debug, Clone)]
 pub struct AllowedSigners {
@@ -316,8 +345,8 @@ struct AllowedSigner {
     line: usize,
     /// Comma-separated principal patterns (`*`, `?`, `!` negation).
     principals: String,
-    /// `namespaces="..."`: the namespace patterns this key may sign.
-    namespaces: Option<String>,
+    /// What its options allow.
+    options: Options,
     /// The public key blob (the base64 field, decoded).
     key: Vec<u8>,
 }
@@ -377,13 +406,13 @@ fn parse_line(raw: &str) -> Result<Option<AllowedSigner>, String> {
         return Err("empty principals".into());
     }
     let mut field = next_field(&mut rest)?;
-    let mut namespaces = None;
+    let mut options = Options::default();
     // Key types all start so; anything else in this place is the options.
     if !["ssh-", "ecdsa-", "sk-"]
         .iter()
         .any(|p| field.starts_with(p))
     {
-        namespaces = parse_options(&field)?;
+        options = parse_options(&field)?;
         field = next_field(&mut rest)?;
     }
     let key_type = field;
@@ -415,7 +444,7 @@ fn parse_line(raw: &str) -> Result<Option<AllowedSigner>, String> {
     Ok(Some(AllowedSigner {
         line: 0,
         principals,
-        namespaces,
+        options,
         key,
     }))
 }
@@ -454,10 +483,21 @@ fn next_field(rest: &mut &str) -> Result<String, String> {
     Ok(s[..end].to_string())
 }
 
-/// The options field: comma-separated, of which only `namespaces="..."`
-/// is supported; returns its pattern list.
-fn parse_options(field: &str) -> Result<Option<String>, String> {
-    let mut namespaces = None;
+/// The options of an `allowed_signers` line that repropack applies.
+#[derive(Debug, Clone, Default)]
+struct Options {
+    /// `namespaces="..."`: the namespace patterns the key may sign.
+    namespaces: Option<String>,
+    /// `valid-after="..."`: seconds since the epoch, and as written.
+    valid_after: Option<(i64, String)>,
+    /// `valid-before="..."`: seconds since the epoch, and as written.
+    valid_before: Option<(i64, String)>,
+}
+
+/// The options field: comma-separated `namespaces="..."`,
+/// `valid-after="..."`, `valid-before="..."`; anything else is refused.
+fn parse_options(field: &str) -> Result<Options, String> {
+    let mut o = Options::default();
     let mut rest = field;
     while !rest.is_empty() {
         let (name, value, after) = match rest.find([',', '=']) {
@@ -481,8 +521,16 @@ fn parse_options(field: &str) -> Result<Option<String>, String> {
             None => (rest, None, ""),
         };
         match (name.to_ascii_lowercase().as_str(), value) {
-            ("namespaces", Some(v)) if namespaces.is_none() => namespaces = Some(v.to_string()),
-            ("namespaces", Some(_)) => return Err("namespaces given twice".into()),
+            ("namespaces", Some(v)) if o.namespaces.is_none() => o.namespaces = Some(v.to_string()),
+            ("valid-after", Some(v)) if o.valid_after.is_none() => {
+                o.valid_after = Some((parse_time("valid-after", v)?, v.to_string()));
+            }
+            ("valid-before", Some(v)) if o.valid_before.is_none() => {
+                o.valid_before = Some((parse_time("valid-before", v)?, v.to_string()));
+            }
+            (n @ ("namespaces" | "valid-after" | "valid-before"), Some(_)) => {
+                return Err(format!("{n} given twice"));
+            }
             ("cert-authority", None) => {
                 return Err(
                     "cert-authority (keys that sign certificates) is not supported: \
@@ -490,14 +538,61 @@ fn parse_options(field: &str) -> Result<Option<String>, String> {
                         .into(),
                 );
             }
-            (o @ ("valid-after" | "valid-before"), Some(_)) => {
-                return Err(format!("the {o} option is not supported"));
-            }
-            (o, _) => return Err(format!("unknown option {o:?}")),
+            (n, _) => return Err(format!("unknown option {n:?}")),
         }
         rest = after;
     }
-    Ok(namespaces)
+    Ok(o)
+}
+
+/// A `valid-after`/`valid-before` time as ssh-keygen(1) writes it,
+/// `YYYYMMDD[HHMM[SS]]`, here only with the `Z` (UTC) suffix, in seconds
+/// since the epoch.
+fn parse_time(option: &str, v: &str) -> Result<i64, String> {
+    let bad = |why: &str| format!("{option}=\"{v}\": {why}");
+    let digits = v.strip_suffix(['Z', 'z']).ok_or_else(|| {
+        bad("only UTC times (ending in Z) are supported, the local time zone is not read")
+    })?;
+    if !matches!(digits.len(), 8 | 12 | 14) || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad("not YYYYMMDD[HHMM[SS]]Z"));
+    }
+    let num = |from: usize, to: usize| -> i64 {
+        digits
+            .as_bytes()
+            .get(from..to)
+            .unwrap_or_default()
+            .iter()
+            .fold(0, |n, b| n * 10 + i64::from(b - b'0'))
+    };
+    let (year, month, day) = (num(0, 4), num(4, 6), num(6, 8));
+    let (hour, minute, second) = (num(8, 10), num(10, 12), num(12, 14));
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let month_days = match month {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
+    if !(1..=12).contains(&month)
+        || !(1..=month_days).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 59
+    {
+        return Err(bad("no such date or time"));
+    }
+    Ok(days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second)
+}
+
+/// Days from 1970-01-01 to a date of the proleptic Gregorian calendar
+/// (Howard Hinnant's `days_from_civil`).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
 }
 
 /// OpenSSH's `match_pattern_list`: `Some(true)` if `s` matches one of the
@@ -620,11 +715,20 @@ mod tests {
         let line = format!("\"a b,c\" namespaces=\"repropack,git\" {key} comment");
         let s = parse_line(&line).unwrap().unwrap();
         assert_eq!(s.principals, "a b,c");
-        assert_eq!(s.namespaces.as_deref(), Some("repropack,git"));
+        assert_eq!(s.options.namespaces.as_deref(), Some("repropack,git"));
+        let line = format!("a valid-after=\"19700102Z\",valid-before=\"203001011230Z\" {key}");
+        let o = parse_line(&line).unwrap().unwrap().options;
+        assert_eq!(o.valid_after.unwrap().0, 86_400);
+        assert_eq!(o.valid_before.unwrap().0, 1_893_501_000);
         assert!(parse_line("  # comment").unwrap().is_none());
         for (bad, why) in [
             (format!("a cert-authority {key}"), "cert-authority"),
-            (format!("a valid-before=\"20300101\" {key}"), "valid-before"),
+            (format!("a valid-before=\"20300101\" {key}"), "only UTC"),
+            (
+                format!("a valid-before=\"20230229Z\" {key}"),
+                "no such date",
+            ),
+            (format!("a valid-after=\"2023Z\" {key}"), "not YYYYMMDD"),
             (format!("a nosuch {key}"), "unknown option"),
             ("a".to_string(), "no public key"),
             ("a ssh-ed25519".to_string(), "no key data"),
