@@ -426,6 +426,21 @@ fn repropack_trusted_keys_may_name_an_allowed_signers_file() {
     assert_eq!(code(&out), exit::OK, "{}", stderr(&out));
     let out = repropack_env([OsStr::new("verify"), unsigned.as_os_str()], &env);
     assert_refused(&out, "u", "no signature");
+    // An identity means something only for SSH signers.
+    let out = repropack_out([
+        "verify".as_ref(),
+        mini_signed.as_os_str(),
+        "--trusted-key".as_ref(),
+        mpub.as_os_str(),
+        "--identity".as_ref(),
+        ID.as_ref(),
+    ]);
+    assert_eq!(code(&out), exit::USAGE, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--allowed-signers"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// A 50 MiB file signs (one streaming pass, never read whole) and
