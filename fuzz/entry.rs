@@ -260,18 +260,38 @@ const MINISIGN_KEY: &str = include_str!("keys/minisign.pub");
 /// The bytes the corpus signatures sign.
 pub const SIGNED_FILE: &[u8] = b"repropack fuzz signed file\n";
 
-/// `signature_parse`: the input as a public key file, and as the
-/// signature of [`SIGNED_FILE`] checked against two fixed trusted keys.
+/// An OpenSSH `allowed_signers` file listing the ed25519 key (made with
+/// `ssh-keygen -t ed25519`) that signed the corpus's SSH signatures of
+/// [`SIGNED_FILE`], for the same reason.
+const ALLOWED_SIGNERS: &str = include_str!("keys/allowed_signers");
+
+/// `signature_parse`: the input as a minisign public key file, as an
+/// OpenSSH `allowed_signers` file, as the minisign signature of
+/// [`SIGNED_FILE`] checked against two fixed trusted keys, and as its SSH
+/// signature checked against a fixed `allowed_signers`.
 pub fn signature_parse(data: &[u8]) {
     let as_key = temp_file(data, ".pub");
-    let _ = signature::read_public_key(as_key.path());
+    let _ = signature::minisign::read_public_key(as_key.path());
+    let _ = signature::ssh::AllowedSigners::read(as_key.path());
     let keys = [
         temp_file(REPROPACK_KEY.as_bytes(), ".pub"),
         temp_file(MINISIGN_KEY.as_bytes(), ".pub"),
     ];
     let trusted: Vec<PathBuf> = keys.iter().map(|k| k.path().to_path_buf()).collect();
     let signed = temp_file(SIGNED_FILE, ".txt");
-    let _ = signature::verify_file(signed.path(), Some(as_key.path()), &trusted);
+    let _ = signature::minisign::verify_file(signed.path(), Some(as_key.path()), &trusted);
+    let allowed_file = temp_file(ALLOWED_SIGNERS.as_bytes(), "");
+    let allowed = signature::ssh::AllowedSigners::read(allowed_file.path())
+        .unwrap_or_else(|e| panic!("the fixed allowed_signers does not parse: {e}"));
+    let _ = signature::ssh::read_signature(as_key.path());
+    for identity in [None, Some("fuzz@repropack")] {
+        let _ = signature::ssh::verify_file(
+            signed.path(),
+            Some(as_key.path()),
+            std::slice::from_ref(&allowed),
+            identity,
+        );
+    }
 }
 
 /// `oci_parse`: what a registry (or its token endpoint) sends us, by the

@@ -158,7 +158,8 @@ fn check_sign_signs_each_marker_it_writes_and_minisign_verifies_them() {
     // An unverified verdict is signed too, and the verified marker goes
     // with its signature: no signature is left without its marker.
     let target = src.join("pkg/sub/data.toml");
-    let key = repropack::verify::signature::SigningKey::load(&d.join("k.sec"), None).unwrap();
+    let key =
+        repropack::verify::signature::minisign::SigningKey::load(&d.join("k.sec"), None).unwrap();
     let outcome = repropack::Check::new(repropack::Pack::new([&src]).output(&art))
         .sign(key)
         .between_builds(move || {

@@ -36,6 +36,7 @@ mod squashfs_pack;
 mod squashfs_read_by_kernel;
 mod squashfs_read_by_others;
 mod squashfs_reader;
+mod ssh_signatures;
 mod staging;
 mod tar_before_1970;
 mod tar_read_by_others;

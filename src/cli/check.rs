@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use clap::Args;
 use repropack::verify::check::CheckError;
 use repropack::verify::marker::MarkerError;
-use repropack::verify::signature::SigningKey;
+use repropack::verify::signature::minisign::SigningKey;
 use repropack::{Check, Format};
 
 use super::Failure;

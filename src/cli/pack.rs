@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use clap::Args;
 use repropack::progress::Counters;
-use repropack::verify::signature::SigningKey;
+use repropack::verify::signature::minisign::SigningKey;
+use repropack::verify::signature::ssh::SshSigningKey;
 
 use super::Failure;
 use super::flags::PackFlags;
@@ -21,6 +22,13 @@ pub struct PackArgs {
     /// anything is packed.
     #[arg(long, value_name = "SECRET")]
     pub sign: Option<PathBuf>,
+    /// Sign the artifact (and the manifest, with --manifest) with this
+    /// OpenSSH private key (unencrypted ed25519) instead: `OUT.sig` (and
+    /// `MANIFEST.sig`) as `ssh-keygen -Y sign -n repropack` writes them,
+    /// each written atomically after the file it signs. The key is read
+    /// before anything is packed.
+    #[arg(long, value_name = "KEY", conflicts_with = "sign")]
+    pub sign_ssh: Option<PathBuf>,
     /// The --sign key's password, from this environment variable.
     #[arg(long, value_name = "VAR", requires = "sign")]
     pub password_env: Option<String>,
@@ -30,13 +38,17 @@ pub fn run(args: PackArgs) -> Result<(), Failure> {
     let PackArgs {
         flags: args,
         sign,
+        sign_ssh,
         password_env,
     } = args;
-    let key = match &sign {
-        Some(secret) => Some(
+    let key = match (&sign, &sign_ssh) {
+        (Some(secret), _) => Some(Key::Minisign(
             SigningKey::load(secret, password(&password_env)?).map_err(super::signature_failure)?,
-        ),
-        None => None,
+        )),
+        (None, Some(ssh)) => Some(Key::Ssh(
+            SshSigningKey::load(ssh).map_err(super::signature_failure)?,
+        )),
+        (None, None) => None,
     };
     let progress = Arc::new(Counters::default());
     let job = args
@@ -54,7 +66,11 @@ pub fn run(args: PackArgs) -> Result<(), Failure> {
     if let Some(key) = &key {
         let signed = std::iter::once(args.output()).chain(report.manifest_path.as_deref());
         for file in signed {
-            let sig = key.sign(file).map_err(super::signature_failure)?;
+            let sig = match key {
+                Key::Minisign(k) => k.sign(file),
+                Key::Ssh(k) => k.sign(file),
+            }
+            .map_err(super::signature_failure)?;
             signatures.push(sig.to_string_lossy().into_owned());
         }
     }
@@ -70,4 +86,10 @@ pub fn run(args: PackArgs) -> Result<(), Failure> {
         println!("{}", report.reference);
     }
     Ok(())
+}
+
+/// The key of --sign or --sign-ssh.
+enum Key {
+    Minisign(SigningKey),
+    Ssh(SshSigningKey),
 }

@@ -3,13 +3,13 @@
 use std::path::{Path, PathBuf};
 
 use crate::cli::exit;
-use clap::Args;
+use clap::{ArgGroup, Args};
 use repropack::digest::{Sha256Digest, hash_file};
 use repropack::remote::refs::ArtifactRef;
 use repropack::verify::diff::{Wording, compare};
 use repropack::verify::manifest::Manifest;
 use repropack::verify::side::{Layout, Side};
-use repropack::verify::signature::verify_file;
+use repropack::verify::signature::{Signed, Trust};
 use repropack::verify::tree_digest::Tree;
 
 use super::Failure;
@@ -17,6 +17,7 @@ use super::flags::ReadFlags;
 use super::side::artifact_side;
 
 #[derive(Args)]
+#[command(group(ArgGroup::new("trust").args(["trusted_key", "allowed_signers"]).multiple(true)))]
 pub struct VerifyArgs {
     /// The artifact file.
     artifact: PathBuf,
@@ -37,8 +38,10 @@ pub struct VerifyArgs {
     /// Also require a minisign signature of the artifact (`ARTIFACT.minisig`,
     /// or --signature) by one of these public keys (repeatable); with
     /// --manifest, the manifest's own signature (`MANIFEST.minisig`) is
-    /// checked first and a bad one stops everything. Default: the
-    /// `:`-separated key files in REPROPACK_TRUSTED_KEYS, if set.
+    /// checked first and a bad one stops everything. A file here that is
+    /// an OpenSSH allowed_signers file (told apart by content) counts as
+    /// --allowed-signers. Default: the `:`-separated files in
+    /// REPROPACK_TRUSTED_KEYS, if set.
     #[arg(
         long,
         value_name = "PUBLIC",
@@ -46,8 +49,21 @@ pub struct VerifyArgs {
         value_delimiter = ':'
     )]
     trusted_key: Vec<PathBuf>,
-    /// The artifact's signature file, instead of `ARTIFACT.minisig`.
-    #[arg(long, value_name = "PATH", requires = "trusted_key")]
+    /// Also require an SSH signature (`ARTIFACT.sig`, as `ssh-keygen -Y
+    /// sign -n repropack` makes) by a key this OpenSSH allowed_signers file
+    /// lists for the namespace `repropack` (repeatable); with --manifest,
+    /// `MANIFEST.sig` is checked first. With minisign keys trusted too, a
+    /// file passes with either kind of signature (`FILE.sig` is checked
+    /// where it exists).
+    #[arg(long, value_name = "FILE")]
+    allowed_signers: Vec<PathBuf>,
+    /// With SSH signatures: the signing key must be listed for this
+    /// principal (as `ssh-keygen -Y verify -I ID`).
+    #[arg(long, value_name = "ID", requires = "trust")]
+    identity: Option<String>,
+    /// The artifact's signature file, instead of `ARTIFACT.minisig` or
+    /// `ARTIFACT.sig` (its format is told by its content).
+    #[arg(long, value_name = "PATH", requires = "trust")]
     signature: Option<PathBuf>,
     #[command(flatten)]
     read: ReadFlags,
@@ -58,35 +74,33 @@ pub struct VerifyArgs {
 }
 
 pub fn run(args: VerifyArgs) -> Result<(), Failure> {
-    let signed = !args.trusted_key.is_empty();
+    let trust = Trust::new(
+        &args.trusted_key,
+        &args.allowed_signers,
+        args.identity.clone(),
+    )
+    .map_err(super::signature_failure)?;
+    if args.identity.is_some() && !trust.has_ssh() {
+        return Err(Failure::new(
+            exit::USAGE,
+            "--identity needs an allowed_signers file (--allowed-signers)",
+        ));
+    }
+    let signed = !trust.is_empty();
     let mut signatures = Vec::new();
     if signed {
         if let Some(m) = &args.manifest {
-            let v = verify_file(m, None, &args.trusted_key).map_err(super::signature_failure)?;
-            eprintln!(
-                "repropack: manifest {} signed by key {}",
-                m.display(),
-                v.key_id
-            );
-            signatures.push(serde_json::json!({
-                "file": m.display().to_string(),
-                "key_id": v.key_id.clone(),
-                "trusted_comment": v.trusted_comment,
-            }));
+            let v = trust.verify(m, None).map_err(super::signature_failure)?;
+            let (by, json) = described(m, &v);
+            eprintln!("repropack: manifest {} signed by {by}", m.display());
+            signatures.push(json);
         }
-        let v = verify_file(&args.artifact, args.signature.as_deref(), &args.trusted_key)
+        let v = trust
+            .verify(&args.artifact, args.signature.as_deref())
             .map_err(super::signature_failure)?;
-        eprintln!(
-            "repropack: {} signed by key {} ({})",
-            args.artifact.display(),
-            v.key_id,
-            v.trusted_comment
-        );
-        signatures.push(serde_json::json!({
-            "file": args.artifact.display().to_string(),
-            "key_id": v.key_id.clone(),
-            "trusted_comment": v.trusted_comment,
-        }));
+        let (by, json) = described(&args.artifact, &v);
+        eprintln!("repropack: {} signed by {by}", args.artifact.display());
+        signatures.push(json);
     }
     let report = |sha256: Option<&Sha256Digest>, problems: &[&String]| {
         serde_json::json!({
@@ -131,7 +145,7 @@ pub fn run(args: VerifyArgs) -> Result<(), Failure> {
         }
         return Err(Failure::new(
             exit::USAGE,
-            "nothing to verify against: pass --ref, --sha256, --manifest or --trusted-key",
+            "nothing to verify against: pass --ref, --sha256, --manifest, --trusted-key or --allowed-signers",
         ));
     }
     // With a manifest, reading the entries hashes the file too; the
@@ -231,6 +245,35 @@ pub fn run(args: VerifyArgs) -> Result<(), Failure> {
         println!("OK {name} sha256={actual}");
     }
     Ok(())
+}
+
+/// Who signed `file`, for the stderr line, and the JSON object of
+/// `--json`'s `signatures`.
+fn described(file: &Path, signed: &Signed) -> (String, serde_json::Value) {
+    match signed {
+        Signed::Minisign(v) => (
+            format!("key {} ({})", v.key_id, v.trusted_comment),
+            serde_json::json!({
+                "file": file.display().to_string(),
+                "key_id": v.key_id,
+                "trusted_comment": v.trusted_comment,
+            }),
+        ),
+        Signed::Ssh(v) => (
+            format!(
+                "SSH key {} ({}, allowed by {}:{})",
+                v.fingerprint,
+                v.principals,
+                v.allowed_by.0.display(),
+                v.allowed_by.1
+            ),
+            serde_json::json!({
+                "file": file.display().to_string(),
+                "ssh_fingerprint": v.fingerprint,
+                "principals": v.principals,
+            }),
+        ),
+    }
 }
 
 /// Compares the artifact's entries (`got`) with the manifest's.

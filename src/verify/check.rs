@@ -21,7 +21,7 @@ use super::diff::compare;
 use super::marker::{Marker, MarkerError, SCHEMA};
 use super::perturb::{CopyError, perturbed_copy};
 use super::side::read_side;
-use super::signature::SigningKey;
+use super::signature::minisign::SigningKey;
 use crate::digest::hash_file;
 use crate::format::{DEFAULT_MAX_SIZE, ReadOptions};
 use crate::pack::{Input, Pack, PackError, PackReport};

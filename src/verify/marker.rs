@@ -23,7 +23,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::signature::{SignatureError, SigningKey, TrustedKeys, signature_path};
+use super::signature::minisign::{SigningKey, TrustedKeys, signature_path};
+use super::signature::{SignatureError, Trust};
 use crate::digest::{Sha256Digest, hash_file};
 use crate::output::{AtomicFile, OutputError};
 
@@ -154,9 +155,15 @@ enum Refused {
 /// `trusted` keys (minisign public key files), `OUT.verified` counts only
 /// when one of them signed it; a key file that cannot be read is an error.
 pub fn gate_status(artifact: &Path, trusted: &[PathBuf]) -> Result<GateStatus, MarkerError> {
+    // The trust may name `allowed_signers` files too (they are checked,
+    // then left out): markers are signed with minisign only, so with SSH
+    // signers alone no marker counts as signed.
     let keys = match trusted {
         [] => None,
-        paths => Some(TrustedKeys::load(paths)?),
+        paths => {
+            let trust = Trust::new(paths, &[], None)?;
+            Some(TrustedKeys::load(trust.minisign_keys())?)
+        }
     };
     let (sha, _) = hash_file(artifact).map_err(|source| MarkerError::Io {
         path: artifact.to_path_buf(),

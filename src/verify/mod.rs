@@ -11,7 +11,7 @@
 //!   ([`Check`](check::Check)).
 //! - [`marker`]: `OUT.verified` / `OUT.unverified` and the use-time gate.
 //! - [`revision`]: the source revision a manifest records.
-//! - [`signature`]: minisign keys, signatures and their checks.
+//! - [`signature`]: minisign and OpenSSH signatures and their checks.
 
 pub mod check;
 pub mod diff;

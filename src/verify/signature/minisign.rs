@@ -19,7 +19,7 @@
 //! # let (secret, public) = (dir.path().join("key.sec"), dir.path().join("key.pub"));
 //! # let file = dir.path().join("a.tar");
 //! # std::fs::write(&file, b"bytes")?;
-//! use repropack::verify::signature::{keygen, sign_file, verify_file};
+//! use repropack::verify::signature::minisign::{keygen, sign_file, verify_file};
 //! keygen(&secret, &public, None)?;
 //! let sig = sign_file(&file, &secret, None)?;
 //! assert!(sig.ends_with("a.tar.minisig"));
@@ -33,72 +33,11 @@ use std::io::{self, Read, Seek};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use minisign::{KeyPair, PublicKey, PublicKeyBox, SecretKeyBox, SignatureBox};
+use ::minisign::{KeyPair, PublicKey, PublicKeyBox, SecretKeyBox, SignatureBox};
 
+use super::{MAX_SIGNATURE_FILE, SignatureError, next_to, read_err, read_small, write_signature};
 use crate::digest::{Sha256Digest, hash_file};
 use crate::output::{AtomicFile, OutputError};
-
-/// Largest key or signature file read, in bytes (real ones are < 1 KiB).
-pub const MAX_SIGNATURE_FILE: u64 = 16 * 1024;
-
-/// Why a key could not be made or used, or a signature did not verify.
-#[derive(Debug, thiserror::Error)]
-pub enum SignatureError {
-    /// A key, signature or signed file could not be read.
-    #[error("{}: {source}", path.display())]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: io::Error,
-    },
-    /// A key or signature file is not in minisign's format.
-    #[error("{}: not a minisign {what}: {reason}", path.display())]
-    Malformed {
-        /// The file.
-        path: PathBuf,
-        /// `public key`, `secret key` or `signature`.
-        what: &'static str,
-        /// What is wrong.
-        reason: String,
-    },
-    /// The file has no signature next to it.
-    #[error("{}: no signature ({} does not exist)", file.display(), signature.display())]
-    Missing {
-        /// The signed file.
-        file: PathBuf,
-        /// Where the signature was looked for.
-        signature: PathBuf,
-    },
-    /// The signature was made by a key that is not trusted.
-    #[error("{}: signed by key {key_id}, which is not a trusted key", file.display())]
-    Untrusted {
-        /// The signed file.
-        file: PathBuf,
-        /// The signing key's id (16 uppercase hex digits, as minisign prints it).
-        key_id: String,
-    },
-    /// The signature does not match the file (or its trusted comment).
-    #[error("{}: bad signature: {reason}", file.display())]
-    Bad {
-        /// The signed file.
-        file: PathBuf,
-        /// What did not match.
-        reason: String,
-    },
-    /// Making or writing a key or signature failed.
-    #[error(transparent)]
-    Output(#[from] OutputError),
-    /// The minisign library refused (a wrong password, no randomness).
-    #[error("{}: {reason}", path.display())]
-    Key {
-        /// The key file.
-        path: PathBuf,
-        /// Why.
-        reason: String,
-    },
-}
 
 /// What a good signature says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,7 +66,7 @@ pub fn keygen(
             }));
         }
     }
-    let key_err = |reason: minisign::PError| SignatureError::Key {
+    let key_err = |reason: ::minisign::PError| SignatureError::Key {
         path: secret.to_path_buf(),
         reason: reason.to_string(),
     };
@@ -162,17 +101,17 @@ pub fn sign_file(
 /// anything is published.
 pub struct SigningKey {
     path: PathBuf,
-    key: minisign::SecretKey,
+    key: ::minisign::SecretKey,
 }
 
 impl SigningKey {
     /// Reads the secret key at `secret`, decrypting it with `password` when
     /// it is encrypted.
     pub fn load(secret: &Path, password: Option<String>) -> Result<SigningKey, SignatureError> {
-        let text = read_small(secret)?;
+        let text = read_small(secret, MAX_SIGNATURE_FILE)?;
         let malformed = |reason: String| SignatureError::Malformed {
             path: secret.to_path_buf(),
-            what: "secret key",
+            what: "a minisign secret key",
             reason,
         };
         let sk_box = SecretKeyBox::from_string(&text).map_err(|e| malformed(e.to_string()))?;
@@ -182,8 +121,8 @@ impl SigningKey {
         }
         .and_then(|sk| {
             if sk.is_encrypted() {
-                Err(minisign::PError::new(
-                    minisign::ErrorKind::EncryptedKey,
+                Err(::minisign::PError::new(
+                    ::minisign::ErrorKind::EncryptedKey,
                     "the key is encrypted: give its password (--password-env VAR)",
                 ))
             } else {
@@ -212,26 +151,22 @@ impl SigningKey {
         let comment = format!("repropack file:{name} sha256:{sha256}");
         let data = File::open(file).map_err(|source| read_err(file, source))?;
         let untrusted = "signature from repropack secret key";
-        let sig = minisign::sign(None, sk, data, Some(&comment), Some(untrusted)).map_err(|e| {
-            SignatureError::Key {
-                path: secret.to_path_buf(),
-                reason: e.to_string(),
-            }
-        })?;
+        let sig =
+            ::minisign::sign(None, sk, data, Some(&comment), Some(untrusted)).map_err(|e| {
+                SignatureError::Key {
+                    path: secret.to_path_buf(),
+                    reason: e.to_string(),
+                }
+            })?;
         let path = signature_path(file);
-        let mut out = AtomicFile::create(&path)?;
-        std::io::Write::write_all(out.file_mut(), sig.to_string().as_bytes())
-            .map_err(|e| out.error(e))?;
-        out.commit()?;
+        write_signature(&path, sig.to_string().as_bytes())?;
         Ok(path)
     }
 }
 
 /// `FILE.minisig`.
 pub fn signature_path(file: &Path) -> PathBuf {
-    let mut p = file.as_os_str().to_os_string();
-    p.push(".minisig");
-    PathBuf::from(p)
+    next_to(file, ".minisig")
 }
 
 /// Checks `file` against its signature (`signature`, else `FILE.minisig`)
@@ -305,16 +240,16 @@ impl TrustedKeys {
                 signature: sig_path,
             });
         }
-        let text = read_small(&sig_path)?;
+        let text = read_small(&sig_path, MAX_SIGNATURE_FILE)?;
         let sig = SignatureBox::from_string(&text).map_err(|e| SignatureError::Malformed {
             path: sig_path.clone(),
-            what: "signature",
+            what: "a minisign signature",
             reason: e.to_string(),
         })?;
         if let Some(len) = global_signature_len(&text).filter(|&n| n != ED25519_SIGNATURE_LEN) {
             return Err(SignatureError::Malformed {
                 path: sig_path,
-                what: "signature",
+                what: "a minisign signature",
                 reason: format!(
                     "the trusted comment's signature is {len} bytes, not {ED25519_SIGNATURE_LEN}"
                 ),
@@ -331,7 +266,7 @@ impl TrustedKeys {
             file: file.to_path_buf(),
             reason,
         };
-        minisign::verify(pk, &sig, data, true, false, false).map_err(|e| bad(e.to_string()))?;
+        ::minisign::verify(pk, &sig, data, true, false, false).map_err(|e| bad(e.to_string()))?;
         let trusted_comment = sig.trusted_comment().map_err(|e| bad(e.to_string()))?;
         if let Some(rest) = trusted_comment.strip_prefix("repropack ")
             && let Some(named) = rest.split(' ').find_map(|w| w.strip_prefix("sha256:"))
@@ -351,12 +286,12 @@ impl TrustedKeys {
 
 /// Reads a minisign public key file.
 pub fn read_public_key(path: &Path) -> Result<PublicKey, SignatureError> {
-    let text = read_small(path)?;
+    let text = read_small(path, MAX_SIGNATURE_FILE)?;
     PublicKeyBox::from_string(&text)
         .and_then(PublicKeyBox::into_public_key)
         .map_err(|e| SignatureError::Malformed {
             path: path.to_path_buf(),
-            what: "public key",
+            what: "a minisign public key",
             reason: e.to_string(),
         })
 }
@@ -381,32 +316,6 @@ fn key_id(keynum: &[u8]) -> String {
     let len = keynum.len().min(8);
     n[..len].copy_from_slice(&keynum[..len]);
     format!("{:016X}", u64::from_le_bytes(n))
-}
-
-/// Reads a key or signature file of at most [`MAX_SIGNATURE_FILE`] bytes.
-fn read_small(path: &Path) -> Result<String, SignatureError> {
-    let f = File::open(path).map_err(|source| read_err(path, source))?;
-    let mut text = String::new();
-    f.take(MAX_SIGNATURE_FILE + 1)
-        .read_to_string(&mut text)
-        .map_err(|source| read_err(path, source))?;
-    if text.len() as u64 > MAX_SIGNATURE_FILE {
-        return Err(read_err(
-            path,
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("larger than {MAX_SIGNATURE_FILE} bytes"),
-            ),
-        ));
-    }
-    Ok(text)
-}
-
-fn read_err(path: &Path, source: io::Error) -> SignatureError {
-    SignatureError::Read {
-        path: path.to_path_buf(),
-        source,
-    }
 }
 
 /// Writes `bytes` to the new file `path` with `mode`, atomically, failing
