@@ -7,9 +7,9 @@ use clap::Args;
 use repropack::digest::{Sha256Digest, hash_file};
 use repropack::remote::refs::ArtifactRef;
 use repropack::verify::diff::{Wording, compare};
-use repropack::verify::manifest::Manifest;
+use repropack::verify::manifest::{Manifest, find_in_dir, read_bytes};
 use repropack::verify::side::{Layout, Side};
-use repropack::verify::signature::verify_file;
+use repropack::verify::signature::TrustedKeys;
 use repropack::verify::tree_digest::Tree;
 
 use super::Failure;
@@ -30,9 +30,14 @@ pub struct VerifyArgs {
     /// every entry of the artifact is checked against it.
     #[arg(long, value_name = "FILE")]
     manifest: Option<PathBuf>,
+    /// Use the manifest in DIR (`manifest_*.json`, as `pack --manifest-dir`
+    /// writes them) whose artifact sha256 is ARTIFACT's, as --manifest.
+    #[arg(long, value_name = "DIR", conflicts_with = "manifest")]
+    manifest_dir: Option<PathBuf>,
     /// Fail unless the manifest records exactly this source revision (and
-    /// the source was not dirty). Needs --manifest.
-    #[arg(long, value_name = "REV", requires = "manifest")]
+    /// the source was not dirty). Needs --manifest or --manifest-dir; with
+    /// --trusted-key the manifest must be signed by a trusted key.
+    #[arg(long, value_name = "REV")]
     expect_revision: Option<String>,
     /// Also require a minisign signature of the artifact (`ARTIFACT.minisig`,
     /// or --signature) by one of these public keys (repeatable); with
@@ -58,23 +63,55 @@ pub struct VerifyArgs {
 }
 
 pub fn run(args: VerifyArgs) -> Result<(), Failure> {
-    let signed = !args.trusted_key.is_empty();
+    if args.expect_revision.is_some() && args.manifest.is_none() && args.manifest_dir.is_none() {
+        return Err(Failure::new(
+            exit::USAGE,
+            "--expect-revision needs --manifest or --manifest-dir",
+        ));
+    }
+    let keys = if args.trusted_key.is_empty() {
+        None
+    } else {
+        Some(TrustedKeys::load(&args.trusted_key).map_err(super::signature_failure)?)
+    };
+    let signed = keys.is_some();
     let mut signatures = Vec::new();
-    if signed {
-        if let Some(m) = &args.manifest {
-            let v = verify_file(m, None, &args.trusted_key).map_err(super::signature_failure)?;
-            eprintln!(
-                "repropack: manifest {} signed by key {}",
-                m.display(),
-                v.key_id
-            );
-            signatures.push(serde_json::json!({
-                "file": m.display().to_string(),
-                "key_id": v.key_id.clone(),
-                "trusted_comment": v.trusted_comment,
-            }));
+    // The manifest is read once: the bytes whose signature is checked are
+    // the bytes that are parsed and judged.
+    let manifest_file = match (&args.manifest, &args.manifest_dir) {
+        (Some(p), _) => {
+            let bytes = read_bytes(p).map_err(|e| Failure::new(exit::INPUT, e))?;
+            Some((p.clone(), bytes))
         }
-        let v = verify_file(&args.artifact, args.signature.as_deref(), &args.trusted_key)
+        (None, Some(dir)) => {
+            let (sha256, _) = hash_file(&args.artifact).map_err(|e| {
+                Failure::new(exit::INPUT, format!("{}: {e}", args.artifact.display()))
+            })?;
+            let found = find_in_dir(dir, &sha256).map_err(|e| Failure::new(exit::INPUT, e))?;
+            super::warn(&found.skipped);
+            eprintln!("repropack: manifest {}", found.path.display());
+            Some((found.path, found.bytes))
+        }
+        (None, None) => None,
+    };
+    if let (Some(keys), Some((m, bytes))) = (&keys, &manifest_file) {
+        let v = keys
+            .verify_bytes(m, bytes, None)
+            .map_err(super::signature_failure)?;
+        eprintln!(
+            "repropack: manifest {} signed by key {}",
+            m.display(),
+            v.key_id
+        );
+        signatures.push(serde_json::json!({
+            "file": m.display().to_string(),
+            "key_id": v.key_id.clone(),
+            "trusted_comment": v.trusted_comment,
+        }));
+    }
+    if let Some(keys) = &keys {
+        let v = keys
+            .verify(&args.artifact, args.signature.as_deref())
             .map_err(super::signature_failure)?;
         eprintln!(
             "repropack: {} signed by key {} ({})",
@@ -107,11 +144,14 @@ pub fn run(args: VerifyArgs) -> Result<(), Failure> {
             .map_err(|e| Failure::new(exit::INPUT, format!("--sha256 {h:?}: {e}")))?;
         expected.push(("--sha256".to_string(), d));
     }
-    let manifest = match &args.manifest {
-        Some(p) => Some(Manifest::read(p).map_err(|e| Failure::new(exit::INPUT, e))?),
+    let manifest = match &manifest_file {
+        Some((p, bytes)) => {
+            Some(Manifest::parse(p, bytes).map_err(|e| Failure::new(exit::INPUT, e))?)
+        }
         None => None,
     };
-    if let (Some(m), Some(p)) = (&manifest, &args.manifest) {
+    let manifest_path = manifest_file.as_ref().map(|(p, _)| p);
+    if let (Some(m), Some(p)) = (&manifest, manifest_path) {
         let d = Sha256Digest::from_hex(&m.artifact.sha256).map_err(|e| {
             Failure::new(
                 exit::INPUT,
@@ -145,7 +185,7 @@ pub fn run(args: VerifyArgs) -> Result<(), Failure> {
         }
     }
     let mut problems = Vec::new();
-    if let (Some(m), Some(mpath)) = (&manifest, &args.manifest) {
+    if let (Some(m), Some(mpath)) = (&manifest, manifest_path) {
         let want_tree = m.tree(mpath).map_err(|e| Failure::new(exit::INPUT, e))?;
         if want_tree.digest().to_hex() != m.tree_digest {
             problems.push(format!(
