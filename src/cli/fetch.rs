@@ -15,9 +15,14 @@ use repropack::verify::manifest::{self, Manifest};
 use repropack::verify::signature::TrustedKeys;
 
 use super::Failure;
-use super::flags::{ExtractFlags, NetFlags};
+use super::flags::{ExtractFlags, NetFlags, TrustFlags};
 
 #[derive(Args)]
+#[command(mut_arg("trusted_key", |a| a.help(
+    "With --manifest: the minisign public keys the manifest must be signed \
+     by (repeatable; required, there is no unsigned --manifest fetch). \
+     Default: the `:`-separated key files in REPROPACK_TRUSTED_KEYS"
+)))]
 pub struct FetchArgs {
     /// The ref `URI#sha256=HEX` to fetch.
     #[arg(value_name = "REF", required_unless_present = "manifest")]
@@ -33,16 +38,8 @@ pub struct FetchArgs {
     /// verified against the manifest's sha256.
     #[arg(long, value_name = "MANIFEST", conflicts_with_all = ["reference", "mirror"])]
     manifest: Option<PathBuf>,
-    /// With --manifest: the minisign public keys the manifest must be signed
-    /// by (repeatable; required, there is no unsigned --manifest fetch).
-    /// Default: the `:`-separated key files in REPROPACK_TRUSTED_KEYS.
-    #[arg(
-        long,
-        value_name = "PUBLIC",
-        env = "REPROPACK_TRUSTED_KEYS",
-        value_delimiter = ':'
-    )]
-    trusted_key: Vec<PathBuf>,
+    #[command(flatten)]
+    trust: TrustFlags,
     /// Cache directory. Default: $XDG_CACHE_HOME/repropack, else
     /// ~/.cache/repropack.
     #[arg(long, value_name = "DIR", env = "REPROPACK_CACHE")]
@@ -72,7 +69,7 @@ pub fn run(args: FetchArgs) -> Result<(), Failure> {
     // so a bad one leaves no request and no cache behind.
     let (reference, mirrors, signed) = match &args.manifest {
         Some(m) => {
-            let s = signed_source(m, &args.trusted_key)?;
+            let s = signed_source(m, &args.trust.trusted_key)?;
             (s.reference, s.mirrors, Some((m, s.key_id)))
         }
         None => (

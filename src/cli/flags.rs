@@ -229,6 +229,22 @@ fn size_flag(value: &str) -> Result<u64, Failure> {
     })
 }
 
+/// The trusted signers of `verify`, `gate` and `fetch --manifest`: one
+/// flag, one environment variable. Each command says in its own help what
+/// the keys must have signed (`mut_arg("trusted_key", …)`).
+#[derive(Args, Clone, Debug)]
+pub struct TrustFlags {
+    /// Minisign public key files a signature must come from (repeatable).
+    /// Default: the `:`-separated key files in REPROPACK_TRUSTED_KEYS.
+    #[arg(
+        long,
+        value_name = "PUBLIC",
+        env = "REPROPACK_TRUSTED_KEYS",
+        value_delimiter = ':'
+    )]
+    pub trusted_key: Vec<PathBuf>,
+}
+
 /// Network flags shared by `fetch` and `push`.
 #[derive(Args, Clone, Debug)]
 pub struct NetFlags {

@@ -13,10 +13,17 @@ use repropack::verify::signature::TrustedKeys;
 use repropack::verify::tree_digest::Tree;
 
 use super::Failure;
-use super::flags::ReadFlags;
+use super::flags::{ReadFlags, TrustFlags};
 use super::side::artifact_side;
 
 #[derive(Args)]
+#[command(mut_arg("trusted_key", |a| a.help(
+    "Also require a minisign signature of the artifact (`ARTIFACT.minisig`, \
+     or --signature) by one of these public keys (repeatable); with \
+     --manifest, the manifest's own signature (`MANIFEST.minisig`) is \
+     checked first and a bad one stops everything. Default: the \
+     `:`-separated key files in REPROPACK_TRUSTED_KEYS, if set"
+)))]
 pub struct VerifyArgs {
     /// The artifact file.
     artifact: PathBuf,
@@ -39,18 +46,8 @@ pub struct VerifyArgs {
     /// --trusted-key the manifest must be signed by a trusted key.
     #[arg(long, value_name = "REV")]
     expect_revision: Option<String>,
-    /// Also require a minisign signature of the artifact (`ARTIFACT.minisig`,
-    /// or --signature) by one of these public keys (repeatable); with
-    /// --manifest, the manifest's own signature (`MANIFEST.minisig`) is
-    /// checked first and a bad one stops everything. Default: the
-    /// `:`-separated key files in REPROPACK_TRUSTED_KEYS, if set.
-    #[arg(
-        long,
-        value_name = "PUBLIC",
-        env = "REPROPACK_TRUSTED_KEYS",
-        value_delimiter = ':'
-    )]
-    trusted_key: Vec<PathBuf>,
+    #[command(flatten)]
+    trust: TrustFlags,
     /// The artifact's signature file, instead of `ARTIFACT.minisig`.
     #[arg(long, value_name = "PATH", requires = "trusted_key")]
     signature: Option<PathBuf>,
@@ -69,10 +66,11 @@ pub fn run(args: VerifyArgs) -> Result<(), Failure> {
             "--expect-revision needs --manifest or --manifest-dir",
         ));
     }
-    let keys = if args.trusted_key.is_empty() {
+    let trusted = &args.trust.trusted_key;
+    let keys = if trusted.is_empty() {
         None
     } else {
-        Some(TrustedKeys::load(&args.trusted_key).map_err(super::signature_failure)?)
+        Some(TrustedKeys::load(trusted).map_err(super::signature_failure)?)
     };
     let signed = keys.is_some();
     let mut signatures = Vec::new();
