@@ -76,15 +76,20 @@ pub fn run(args: VerifyArgs) -> Result<(), Failure> {
     let mut signatures = Vec::new();
     // The manifest is read once: the bytes whose signature is checked are
     // the bytes that are parsed and judged.
+    let hash_artifact = || {
+        hash_file(&args.artifact)
+            .map(|(sha256, _)| sha256)
+            .map_err(|e| Failure::new(exit::INPUT, format!("{}: {e}", args.artifact.display())))
+    };
+    // --manifest-dir needs the artifact's sha256 first; it is kept for later.
+    let mut artifact_sha256 = None;
     let manifest_file = match (&args.manifest, &args.manifest_dir) {
         (Some(p), _) => {
             let bytes = read_bytes(p).map_err(|e| Failure::new(exit::INPUT, e))?;
             Some((p.clone(), bytes))
         }
         (None, Some(dir)) => {
-            let (sha256, _) = hash_file(&args.artifact).map_err(|e| {
-                Failure::new(exit::INPUT, format!("{}: {e}", args.artifact.display()))
-            })?;
+            let sha256 = *artifact_sha256.insert(hash_artifact()?);
             let found = find_in_dir(dir, &sha256).map_err(|e| Failure::new(exit::INPUT, e))?;
             super::warn(&found.skipped);
             eprintln!("repropack: manifest {}", found.path.display());
@@ -172,8 +177,10 @@ pub fn run(args: VerifyArgs) -> Result<(), Failure> {
             "nothing to verify against: pass --ref, --sha256, --manifest or --trusted-key",
         ));
     }
-    let (actual, _) = hash_file(&args.artifact)
-        .map_err(|e| Failure::new(exit::INPUT, format!("{}: {e}", args.artifact.display())))?;
+    let actual = match artifact_sha256 {
+        Some(d) => d,
+        None => hash_artifact()?,
+    };
     let mut hash_problems = Vec::new();
     for (what, want) in &expected {
         if *want != actual {
