@@ -160,14 +160,17 @@ fn build_signs_and_names_urls_deploy_fetches_verifies_and_gates() {
 
     // Deploy machine: trusts ci.pub, knows nothing else.
     let cache = d.path().join("cache");
-    let trust = [
-        ("REPROPACK_TRUSTED_KEYS", "ci.pub"),
-        ("REPROPACK_CACHE", cache.to_str().unwrap()),
-    ];
+    let env = [("REPROPACK_CACHE", cache.to_str().unwrap())];
     let fetched = run(
         &deploy,
-        &trust,
-        &["fetch", "--manifest", "app.manifest.json"],
+        &env,
+        &[
+            "fetch",
+            "--manifest",
+            "app.manifest.json",
+            "--trusted-key",
+            "ci.pub",
+        ],
     );
     let local = ok(&fetched).trim().to_string();
     assert_eq!(sha256sum(Path::new(&local)), hex);
@@ -179,43 +182,56 @@ fn build_signs_and_names_urls_deploy_fetches_verifies_and_gates() {
     ] {
         fs::copy(www.join("app").join(f), deploy.join(f)).unwrap();
     }
-    let verified = run(
-        &deploy,
-        &trust,
-        &[
-            "verify",
-            &local,
-            "--signature",
-            "app.squashfs.minisig",
-            "--manifest",
-            "app.manifest.json",
-            "--expect-revision",
-            rev,
-        ],
-    );
+    let promote = |rev: &str| {
+        run(
+            &deploy,
+            &env,
+            &[
+                "verify",
+                &local,
+                "--trusted-key",
+                "ci.pub",
+                "--signature",
+                "app.squashfs.minisig",
+                "--manifest",
+                "app.manifest.json",
+                "--expect-revision",
+                rev,
+            ],
+        )
+    };
+    let verified = promote(rev);
     assert!(ok(&verified).contains("OK"), "{}", stdout(&verified));
     fs::copy(&local, deploy.join("app.squashfs")).unwrap();
     ok(&run(
         &deploy,
-        &trust,
-        &["gate", "app.squashfs", "--require-verified"],
+        &env,
+        &[
+            "gate",
+            "app.squashfs",
+            "--trusted-key",
+            "ci.pub",
+            "--require-verified",
+        ],
     ));
 
-    // Another revision is not promoted, and a stranger's key opens nothing.
-    let other = run(
+    // The gate counts only a signed marker.
+    fs::remove_file(deploy.join("app.squashfs.verified.minisig")).unwrap();
+    let unsigned = run(
         &deploy,
-        &trust,
+        &env,
         &[
-            "verify",
-            &local,
-            "--signature",
-            "app.squashfs.minisig",
-            "--manifest",
-            "app.manifest.json",
-            "--expect-revision",
-            "feedface",
+            "gate",
+            "app.squashfs",
+            "--trusted-key",
+            "ci.pub",
+            "--require-verified",
         ],
     );
+    assert_eq!(code(&unsigned), exit::UNVERIFIED, "{}", stderr(&unsigned));
+
+    // Another revision is not promoted, and a stranger's key opens nothing.
+    let other = promote("feedface");
     assert_eq!(code(&other), exit::DIFFERENT, "{}", stderr(&other));
     ok(&run(
         &deploy,
