@@ -392,6 +392,16 @@ fn skipped_note(skipped: &[String]) -> String {
 /// being 16 bytes from the OS CSPRNG: a name nobody can guess before it is
 /// published, so a manifest directory served over HTTP cannot be listed by
 /// guessing.
+///
+/// ```
+/// use repropack::verify::manifest::{is_manifest_name, random_name};
+/// let dir = std::path::Path::new("manifests");
+/// let name = random_name(dir)?;
+/// assert!(is_manifest_name(&name) && name.len() == "manifest_.json".len() + 32);
+/// assert_ne!(name, random_name(dir)?);
+/// assert!(!is_manifest_name("manifest_0123.json"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn random_name(dir: &Path) -> Result<String, ManifestError> {
     let mut bytes = [0u8; NAME_RANDOM_BYTES];
     getrandom::fill(&mut bytes).map_err(|e| ManifestError::Random {
