@@ -39,7 +39,7 @@ use crate::plan::Plan;
 use crate::progress::Counters;
 use crate::remote::ArtifactRef;
 use crate::stage::{Source, StageError, StageOptions, stage, stage_tar};
-use crate::verify::manifest::{ArtifactInfo, Manifest, ManifestError};
+use crate::verify::manifest::{ArtifactInfo, Manifest, ManifestError, random_name};
 use crate::verify::revision::{SourceRevision, detect_git};
 use crate::verify::tree_digest::{Kept, Tree, TreeError};
 
@@ -298,7 +298,9 @@ pub struct Pack {
     squashfs: SquashfsOptions,
     jobs: usize,
     ref_base: Option<String>,
+    urls: Vec<String>,
     manifest: Option<PathBuf>,
+    manifest_dir: Option<PathBuf>,
     source_revision: Option<String>,
     record: bool,
     progress: Option<Arc<Counters>>,
@@ -349,7 +351,9 @@ impl Pack {
             level: None,
             squashfs: SquashfsOptions::default(),
             ref_base: None,
+            urls: Vec::new(),
             manifest: None,
+            manifest_dir: None,
             source_revision: None,
             record: false,
             progress: None,
@@ -412,6 +416,24 @@ impl Pack {
         self
     }
 
+    /// Also write the manifest into `dir` under a fresh unguessable name
+    /// ([`random_name`]); [`PackReport::manifest_path`] says which. Replaces
+    /// [`manifest`](Pack::manifest).
+    pub fn manifest_dir(mut self, dir: impl Into<PathBuf>) -> Pack {
+        self.manifest_dir = Some(dir.into());
+        self.manifest = None;
+        self
+    }
+
+    /// Where the artifact will be published, in the order a fetch should
+    /// try them: recorded in the manifest (`artifact.urls`), and the first
+    /// one names the artifact in the ref instead of the output's path.
+    /// Each must be a URI a ref can carry (checked when the job runs).
+    pub fn urls<S: Into<String>>(mut self, urls: impl IntoIterator<Item = S>) -> Pack {
+        self.urls = urls.into_iter().map(Into::into).collect();
+        self
+    }
+
     /// The source revision to record (default: from git, see
     /// [`detect_git`]).
     pub fn source_revision(mut self, rev: impl Into<String>) -> Pack {
@@ -449,6 +471,10 @@ impl Pack {
         if self.jobs == 0 {
             return Err(PackError::Option("--jobs must be at least 1".into()));
         }
+        for url in &self.urls {
+            ArtifactRef::check_uri(url)
+                .map_err(|reason| PackError::Option(format!("--url {url:?}: {reason}")))?;
+        }
         let mut stage = self.stage.clone();
         stage.jobs = self.jobs;
         stage.progress.clone_from(&self.progress);
@@ -469,7 +495,11 @@ impl Pack {
         let packed = pack_to_path(&plan, &options, &self.output)?;
         let uri = self.output_uri()?;
         let reference = ArtifactRef::new(uri, packed.sha256);
-        let manifest = if self.record || self.manifest.is_some() {
+        let manifest_path = match &self.manifest_dir {
+            Some(dir) => Some(dir.join(random_name(dir)?)),
+            None => self.manifest.clone(),
+        };
+        let manifest = if self.record || manifest_path.is_some() {
             let tree = Tree::from_plan(&plan, options.jobs)?.keeping(Kept::of(&stage_opts));
             let source = match &self.source_revision {
                 Some(rev) => Some(SourceRevision::from_flag(rev)),
@@ -483,13 +513,10 @@ impl Pack {
                     detect_git(&paths)
                 }
             };
-            let manifest = Manifest::new(
-                artifact_info(&reference, &packed, &options),
-                &stage_opts,
-                &tree,
-                source,
-            );
-            if let Some(path) = &self.manifest {
+            let mut info = artifact_info(&reference, &packed, &options);
+            info.urls.clone_from(&self.urls);
+            let manifest = Manifest::new(info, &stage_opts, &tree, source);
+            if let Some(path) = &manifest_path {
                 manifest.write(path)?;
             }
             Some(manifest)
@@ -503,13 +530,17 @@ impl Pack {
             options,
             warnings: plan.warnings().to_vec(),
             manifest,
-            manifest_path: self.manifest.clone(),
+            manifest_path,
         })
     }
 
-    /// The URI the ref names the output by: `BASE/<output file name>` with
+    /// The URI the ref names the output by: the first of
+    /// [`urls`](Pack::urls), else `BASE/<output file name>` with
     /// [`ref_base`](Pack::ref_base), else the output's absolute path.
     pub(crate) fn output_uri(&self) -> Result<String, PackError> {
+        if let Some(first) = self.urls.first() {
+            return Ok(first.clone());
+        }
         match &self.ref_base {
             Some(base) => {
                 let name = self
@@ -531,7 +562,9 @@ impl Pack {
             output: output.to_path_buf(),
             jobs,
             ref_base: None,
+            urls: Vec::new(),
             manifest: None,
+            manifest_dir: None,
             record: false,
             progress: None,
             ..self.clone()
@@ -639,6 +672,7 @@ pub fn artifact_info(reference: &ArtifactRef, packed: &Packed, opts: &PackOption
         compression,
         level: packed.level,
         block_size,
+        urls: Vec::new(),
     }
 }
 

@@ -1,28 +1,45 @@
 //! `repropack fetch`.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use crate::cli::exit;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use repropack::digest::Sha256Digest;
 use repropack::extract::extract_to_cache;
 use repropack::remote::refs::{ArtifactRef, RefError};
-use repropack::remote::{FetchError, FetchOptions, Fetched, Progress, default_cache_dir, fetch};
+use repropack::remote::{FetchError, FetchOptions, Progress, default_cache_dir, fetch};
+use repropack::verify::manifest::{self, Manifest};
+use repropack::verify::signature::{Signed, Trust};
 
 use super::Failure;
-use super::flags::{ExtractFlags, NetFlags};
+use super::flags::{ExtractFlags, NetFlags, TrustFlags};
 
 #[derive(Args)]
+#[command(mut_arg("trusted_key", |a| a.help(
+    "With --manifest: the minisign public keys the manifest must be signed \
+     by (repeatable; required, there is no unsigned --manifest fetch). \
+     Default: the `:`-separated key files in REPROPACK_TRUSTED_KEYS"
+)))]
 pub struct FetchArgs {
     /// The ref `URI#sha256=HEX` to fetch.
-    #[arg(value_name = "REF")]
-    reference: String,
+    #[arg(value_name = "REF", required_unless_present = "manifest")]
+    reference: Option<String>,
     /// Another URI with the same bytes, tried (and verified against the same
     /// hash) when the previous source fails. Repeatable; tried in order.
     #[arg(long, value_name = "URI")]
     mirror: Vec<String>,
+    /// Fetch the artifact a signed manifest (`pack --manifest --sign
+    /// --url`) describes, instead of REF: MANIFEST.minisig is checked first
+    /// (against --trusted-key) and nothing is fetched unless it is good;
+    /// then the manifest's `artifact.urls` are tried in order, each download
+    /// verified against the manifest's sha256.
+    #[arg(long, value_name = "MANIFEST", conflicts_with_all = ["reference", "mirror"])]
+    manifest: Option<PathBuf>,
+    #[command(flatten)]
+    trust: TrustFlags,
     /// Cache directory. Default: $XDG_CACHE_HOME/repropack, else
     /// ~/.cache/repropack.
     #[arg(long, value_name = "DIR", env = "REPROPACK_CACHE")]
@@ -32,7 +49,8 @@ pub struct FetchArgs {
     verify_cache: bool,
     #[command(flatten)]
     net: NetFlags,
-    /// Print a JSON object (path, sha256, size, source, cache_hit; with
+    /// Print a JSON object (path, sha256, size, source = the URI that
+    /// served it, cache_hit; with --manifest also manifest and key_id; with
     /// --extract also extracted and extract_reused).
     #[arg(long)]
     json: bool,
@@ -47,25 +65,42 @@ pub struct FetchArgs {
 }
 
 pub fn run(args: FetchArgs) -> Result<(), Failure> {
-    let reference: ArtifactRef = args.reference.parse().map_err(|e| match e {
-        // A tag can move; only a digest pins the bytes.
-        RefError::NoFragment(_) if args.reference.starts_with("oci://") => Failure::new(
-            exit::INPUT,
-            format!(
-                "{e}; a registry tag is not trusted: pin it with `repropack resolve {}`",
-                args.reference
-            ),
+    // The manifest's signature is judged before anything else is looked at,
+    // so a bad one leaves no request and no cache behind.
+    let (reference, mirrors, signed) = match &args.manifest {
+        Some(m) => {
+            let s = signed_source(m, &args.trust.trusted_key)?;
+            (s.reference, s.mirrors, Some((m, s.key_id)))
+        }
+        None => (
+            parse_ref(args.reference.as_deref().unwrap_or_default())?,
+            args.mirror.clone(),
+            None,
         ),
-        e => Failure::new(exit::INPUT, e),
-    })?;
+    };
     let opts = options(&args)?;
     let extract_opts = args
         .extract
         .then(|| args.extract_flags.options())
         .transpose()?;
-    let fetched = fetch(&reference, &args.mirror, &opts).map_err(failure)?;
+    let fetched = fetch(&reference, &mirrors, &opts).map_err(failure)?;
+    let mut value = serde_json::json!({
+        "path": fetched.path.to_string_lossy(),
+        "sha256": fetched.sha256.to_hex(),
+        "size": fetched.size,
+        "source": fetched.source,
+        "cache_hit": fetched.cache_hit,
+    });
+    if let (Some((m, key_id)), Some(map)) = (&signed, value.as_object_mut()) {
+        map.insert("manifest".into(), m.display().to_string().into());
+        map.insert("key_id".into(), key_id.clone().into());
+    }
     let Some(extract_opts) = extract_opts else {
-        print(&fetched, args.json);
+        if args.json {
+            println!("{value}");
+        } else {
+            println!("{}", fetched.path.display());
+        }
         return Ok(());
     };
     let tree = extract_to_cache(
@@ -78,16 +113,11 @@ pub fn run(args: FetchArgs) -> Result<(), Failure> {
         super::warn(&report.warnings);
     }
     if args.json {
-        let v = serde_json::json!({
-            "path": fetched.path.to_string_lossy(),
-            "sha256": fetched.sha256.to_hex(),
-            "size": fetched.size,
-            "source": fetched.source,
-            "cache_hit": fetched.cache_hit,
-            "extracted": tree.path.to_string_lossy(),
-            "extract_reused": tree.reused,
-        });
-        println!("{v}");
+        if let Some(map) = value.as_object_mut() {
+            map.insert("extracted".into(), tree.path.to_string_lossy().into());
+            map.insert("extract_reused".into(), tree.reused.into());
+        }
+        println!("{value}");
     } else {
         println!("{}", tree.path.display());
     }
@@ -116,19 +146,74 @@ pub(crate) fn options(args: &FetchArgs) -> Result<FetchOptions, Failure> {
     Ok(opts)
 }
 
-fn print(f: &Fetched, json: bool) {
-    if json {
-        let v = serde_json::json!({
-            "path": f.path.to_string_lossy(),
-            "sha256": f.sha256.to_hex(),
-            "size": f.size,
-            "source": f.source,
-            "cache_hit": f.cache_hit,
-        });
-        println!("{v}");
-    } else {
-        println!("{}", f.path.display());
+fn parse_ref(text: &str) -> Result<ArtifactRef, Failure> {
+    text.parse().map_err(|e| match e {
+        // A tag can move; only a digest pins the bytes.
+        RefError::NoFragment(_) if text.starts_with("oci://") => Failure::new(
+            exit::INPUT,
+            format!("{e}; a registry tag is not trusted: pin it with `repropack resolve {text}`"),
+        ),
+        e => Failure::new(exit::INPUT, e),
+    })
+}
+
+/// What a signed manifest says to fetch.
+struct SignedSource {
+    reference: ArtifactRef,
+    mirrors: Vec<String>,
+    key_id: String,
+}
+
+/// Checks the signature of the manifest at `path` by one of `trusted`,
+/// then reads the sources from exactly the bytes that were checked.
+fn signed_source(path: &Path, trusted: &[PathBuf]) -> Result<SignedSource, Failure> {
+    let refuse = |reason: &str| {
+        Failure::new(
+            exit::SIGNATURE,
+            format!("manifest {}: {reason}; nothing fetched", path.display()),
+        )
+    };
+    if trusted.is_empty() {
+        return Err(refuse(
+            "no trusted key configured (pass --trusted-key or set REPROPACK_TRUSTED_KEYS)",
+        ));
     }
+    // The trust may name OpenSSH allowed_signers files too (then
+    // `MANIFEST.sig` is checked where it exists).
+    let trust = Trust::new(trusted, &[], None).map_err(|e| refuse(&e.to_string()))?;
+    let bytes = manifest::read_bytes(path).map_err(|e| Failure::new(exit::INPUT, e))?;
+    let key_id = match trust
+        .verify_bytes(path, &bytes, None)
+        .map_err(|e| refuse(&format!("not trusted: {e}")))?
+    {
+        Signed::Minisign(v) => v.key_id,
+        Signed::Ssh(v) => v.fingerprint,
+    };
+    let m = Manifest::parse(path, &bytes).map_err(|e| Failure::new(exit::INPUT, e))?;
+    let sha256 = Sha256Digest::from_hex(&m.artifact.sha256).map_err(|e| {
+        Failure::new(
+            exit::INPUT,
+            format!("manifest {}: artifact.sha256: {e}", path.display()),
+        )
+    })?;
+    let Some((first, rest)) = m.artifact.urls.split_first() else {
+        return Err(Failure::new(
+            exit::INPUT,
+            format!(
+                "manifest {}: no artifact.urls to fetch from (pack it with --url URI)",
+                path.display()
+            ),
+        ));
+    };
+    eprintln!(
+        "repropack: manifest {} signed by key {key_id}",
+        path.display(),
+    );
+    Ok(SignedSource {
+        reference: ArtifactRef::new(first.clone(), sha256),
+        mirrors: rest.to_vec(),
+        key_id,
+    })
 }
 
 /// Maps a fetch error to its exit code.

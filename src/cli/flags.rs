@@ -229,6 +229,22 @@ fn size_flag(value: &str) -> Result<u64, Failure> {
     })
 }
 
+/// The trusted signers of `verify`, `gate` and `fetch --manifest`: one
+/// flag, one environment variable. Each command says in its own help what
+/// the keys must have signed (`mut_arg("trusted_key", …)`).
+#[derive(Args, Clone, Debug)]
+pub struct TrustFlags {
+    /// Minisign public key files a signature must come from (repeatable).
+    /// Default: the `:`-separated key files in REPROPACK_TRUSTED_KEYS.
+    #[arg(
+        long,
+        value_name = "PUBLIC",
+        env = "REPROPACK_TRUSTED_KEYS",
+        value_delimiter = ':'
+    )]
+    pub trusted_key: Vec<PathBuf>,
+}
+
 /// Network flags shared by `fetch` and `push`.
 #[derive(Args, Clone, Debug)]
 pub struct NetFlags {
@@ -315,6 +331,12 @@ pub struct PackFlags {
     /// of the output's absolute path.
     #[arg(long, value_name = "URI")]
     pub ref_base: Option<String>,
+    /// Where the artifact will be published (path, file://, http(s)://,
+    /// s3://). Repeatable: recorded in the manifest as `artifact.urls` in
+    /// this order, which `fetch --manifest` tries; the printed ref names the
+    /// first URL instead of the output's local path.
+    #[arg(long, value_name = "URI", conflicts_with = "ref_base")]
+    pub url: Vec<String>,
     /// Print a JSON object instead of the bare ref.
     #[arg(long)]
     pub json: bool,
@@ -325,6 +347,11 @@ pub struct PackFlags {
     /// digest, every entry with its sha256) to FILE, atomically.
     #[arg(long, value_name = "FILE")]
     pub manifest: Option<PathBuf>,
+    /// Write the manifest into DIR as `manifest_<32 random hex>.json` (an
+    /// unguessable name, from the OS random number generator) and print its
+    /// path on stderr (and as `manifest` with --json).
+    #[arg(long, value_name = "DIR", conflicts_with = "manifest")]
+    pub manifest_dir: Option<PathBuf>,
     /// Source revision to record in the manifest. Default: the git commit of
     /// the first source inside a git worktree (marked dirty when `git status
     /// --porcelain` lists changes under that source).
@@ -381,6 +408,10 @@ impl PackFlags {
         if let Some(m) = &args.manifest {
             pack = pack.manifest(m);
         }
+        if let Some(dir) = &args.manifest_dir {
+            pack = pack.manifest_dir(dir);
+        }
+        pack = pack.urls(args.url.iter().cloned());
         if let Some(rev) = &args.source_revision {
             pack = pack.source_revision(rev);
         }

@@ -7,8 +7,16 @@ use clap::Args;
 use repropack::verify::marker::{GateStatus, MarkerError, gate_status};
 
 use super::Failure;
+use super::flags::TrustFlags;
 
 #[derive(Args)]
+#[command(mut_arg("trusted_key", |a| a.help(
+    "Count ARTIFACT.verified only when it is signed \
+     (ARTIFACT.verified.minisig) by one of these minisign public keys \
+     (repeatable); an unsigned marker, one signed by another key or one \
+     changed after signing leaves the artifact unverified. Default: the \
+     `:`-separated key files in REPROPACK_TRUSTED_KEYS, if set"
+)))]
 pub struct GateArgs {
     /// The artifact; its markers are ARTIFACT.verified / ARTIFACT.unverified.
     artifact: PathBuf,
@@ -16,18 +24,8 @@ pub struct GateArgs {
     /// REPROPACK_REQUIRE_VERIFIED=1 (or true/yes/on).
     #[arg(long, env = "REPROPACK_REQUIRE_VERIFIED", value_parser = clap::builder::FalseyValueParser::new(), default_value = "false", num_args = 0, default_missing_value = "true")]
     require_verified: bool,
-    /// Count ARTIFACT.verified only when it is signed
-    /// (ARTIFACT.verified.minisig) by one of these minisign public keys
-    /// (repeatable); an unsigned marker, one signed by another key or one
-    /// changed after signing leaves the artifact unverified. Default: the
-    /// `:`-separated key files in REPROPACK_TRUSTED_KEYS, if set.
-    #[arg(
-        long,
-        value_name = "PUBLIC",
-        env = "REPROPACK_TRUSTED_KEYS",
-        value_delimiter = ':'
-    )]
-    trusted_key: Vec<PathBuf>,
+    #[command(flatten)]
+    trust: TrustFlags,
     /// Print one JSON object (artifact, status, required, reason,
     /// differences; signed_by with trusted keys) on stdout; the exit code
     /// and stderr are the same.
@@ -36,7 +34,7 @@ pub struct GateArgs {
 }
 
 pub fn run(args: GateArgs) -> Result<(), Failure> {
-    let status = gate_status(&args.artifact, &args.trusted_key).map_err(|e| match e {
+    let status = gate_status(&args.artifact, &args.trust.trusted_key).map_err(|e| match e {
         MarkerError::Signature(e) => super::signature_failure(e),
         e => Failure::new(exit::INPUT, e),
     })?;
@@ -55,7 +53,7 @@ pub fn run(args: GateArgs) -> Result<(), Failure> {
             "differences": differences,
         });
         // Only with trusted keys, so the object without them stays as it was.
-        if !args.trusted_key.is_empty()
+        if !args.trust.trusted_key.is_empty()
             && let Some(map) = value.as_object_mut()
         {
             let signer = match &status {

@@ -16,7 +16,8 @@ use super::sign::password;
 pub struct PackArgs {
     #[command(flatten)]
     pub flags: PackFlags,
-    /// Sign the artifact (and the manifest, with --manifest) with this
+    /// Sign the artifact (and the manifest, with --manifest or
+    /// --manifest-dir) with this
     /// minisign secret key: `OUT.minisig` (and `MANIFEST.minisig`), each
     /// written atomically after the file it signs. The key is read before
     /// anything is packed.
@@ -84,6 +85,11 @@ pub fn run(args: PackArgs) -> Result<(), Failure> {
         println!("{value}");
     } else {
         println!("{}", report.reference);
+    }
+    if args.manifest_dir.is_some()
+        && let Some(path) = &report.manifest_path
+    {
+        eprintln!("repropack: manifest {}", path.display());
     }
     Ok(())
 }

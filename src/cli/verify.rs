@@ -7,17 +7,26 @@ use clap::{ArgGroup, Args};
 use repropack::digest::{Sha256Digest, hash_file};
 use repropack::remote::refs::ArtifactRef;
 use repropack::verify::diff::{Wording, compare};
-use repropack::verify::manifest::Manifest;
+use repropack::verify::manifest::{Manifest, find_in_dir, read_bytes};
 use repropack::verify::side::{Layout, Side};
 use repropack::verify::signature::{Signed, Trust};
 use repropack::verify::tree_digest::Tree;
 
 use super::Failure;
-use super::flags::ReadFlags;
+use super::flags::{ReadFlags, TrustFlags};
 use super::side::artifact_side;
 
 #[derive(Args)]
 #[command(group(ArgGroup::new("trust").args(["trusted_key", "allowed_signers"]).multiple(true)))]
+#[command(mut_arg("trusted_key", |a| a.help(
+    "Also require a minisign signature of the artifact (`ARTIFACT.minisig`, \
+     or --signature) by one of these public keys (repeatable); with \
+     --manifest, the manifest's own signature (`MANIFEST.minisig`) is \
+     checked first and a bad one stops everything. A file here that is an \
+     OpenSSH allowed_signers file (told apart by content) counts as \
+     --allowed-signers. Default: the `:`-separated files in \
+     REPROPACK_TRUSTED_KEYS, if set"
+)))]
 pub struct VerifyArgs {
     /// The artifact file.
     artifact: PathBuf,
@@ -31,24 +40,17 @@ pub struct VerifyArgs {
     /// every entry of the artifact is checked against it.
     #[arg(long, value_name = "FILE")]
     manifest: Option<PathBuf>,
+    /// Use the manifest in DIR (`manifest_*.json`, as `pack --manifest-dir`
+    /// writes them) whose artifact sha256 is ARTIFACT's, as --manifest.
+    #[arg(long, value_name = "DIR", conflicts_with = "manifest")]
+    manifest_dir: Option<PathBuf>,
     /// Fail unless the manifest records exactly this source revision (and
-    /// the source was not dirty). Needs --manifest.
-    #[arg(long, value_name = "REV", requires = "manifest")]
+    /// the source was not dirty). Needs --manifest or --manifest-dir; with
+    /// --trusted-key the manifest must be signed by a trusted key.
+    #[arg(long, value_name = "REV")]
     expect_revision: Option<String>,
-    /// Also require a minisign signature of the artifact (`ARTIFACT.minisig`,
-    /// or --signature) by one of these public keys (repeatable); with
-    /// --manifest, the manifest's own signature (`MANIFEST.minisig`) is
-    /// checked first and a bad one stops everything. A file here that is
-    /// an OpenSSH allowed_signers file (told apart by content) counts as
-    /// --allowed-signers. Default: the `:`-separated files in
-    /// REPROPACK_TRUSTED_KEYS, if set.
-    #[arg(
-        long,
-        value_name = "PUBLIC",
-        env = "REPROPACK_TRUSTED_KEYS",
-        value_delimiter = ':'
-    )]
-    trusted_key: Vec<PathBuf>,
+    #[command(flatten)]
+    trust: TrustFlags,
     /// Also require an SSH signature (`ARTIFACT.sig`, as `ssh-keygen -Y
     /// sign -n repropack` makes) by a key this OpenSSH allowed_signers file
     /// lists for the namespace `repropack` (repeatable); with --manifest,
@@ -74,8 +76,14 @@ pub struct VerifyArgs {
 }
 
 pub fn run(args: VerifyArgs) -> Result<(), Failure> {
+    if args.expect_revision.is_some() && args.manifest.is_none() && args.manifest_dir.is_none() {
+        return Err(Failure::new(
+            exit::USAGE,
+            "--expect-revision needs --manifest or --manifest-dir",
+        ));
+    }
     let trust = Trust::new(
-        &args.trusted_key,
+        &args.trust.trusted_key,
         &args.allowed_signers,
         args.identity.clone(),
     )
@@ -88,9 +96,34 @@ pub fn run(args: VerifyArgs) -> Result<(), Failure> {
     }
     let signed = !trust.is_empty();
     let mut signatures = Vec::new();
+    // The manifest is read once: the bytes whose signature is checked are
+    // the bytes that are parsed and judged.
+    let hash_artifact = || {
+        hash_file(&args.artifact)
+            .map(|(sha256, _)| sha256)
+            .map_err(|e| Failure::new(exit::INPUT, format!("{}: {e}", args.artifact.display())))
+    };
+    // --manifest-dir needs the artifact's sha256 first; it is kept for later.
+    let mut artifact_sha256 = None;
+    let manifest_file = match (&args.manifest, &args.manifest_dir) {
+        (Some(p), _) => {
+            let bytes = read_bytes(p).map_err(|e| Failure::new(exit::INPUT, e))?;
+            Some((p.clone(), bytes))
+        }
+        (None, Some(dir)) => {
+            let sha256 = *artifact_sha256.insert(hash_artifact()?);
+            let found = find_in_dir(dir, &sha256).map_err(|e| Failure::new(exit::INPUT, e))?;
+            super::warn(&found.skipped);
+            eprintln!("repropack: manifest {}", found.path.display());
+            Some((found.path, found.bytes))
+        }
+        (None, None) => None,
+    };
     if signed {
-        if let Some(m) = &args.manifest {
-            let v = trust.verify(m, None).map_err(super::signature_failure)?;
+        if let Some((m, bytes)) = &manifest_file {
+            let v = trust
+                .verify_bytes(m, bytes, None)
+                .map_err(super::signature_failure)?;
             let (by, json) = described(m, &v);
             eprintln!("repropack: manifest {} signed by {by}", m.display());
             signatures.push(json);
@@ -121,11 +154,14 @@ pub fn run(args: VerifyArgs) -> Result<(), Failure> {
             .map_err(|e| Failure::new(exit::INPUT, format!("--sha256 {h:?}: {e}")))?;
         expected.push(("--sha256".to_string(), d));
     }
-    let manifest = match &args.manifest {
-        Some(p) => Some(Manifest::read(p).map_err(|e| Failure::new(exit::INPUT, e))?),
+    let manifest = match &manifest_file {
+        Some((p, bytes)) => {
+            Some(Manifest::parse(p, bytes).map_err(|e| Failure::new(exit::INPUT, e))?)
+        }
         None => None,
     };
-    if let (Some(m), Some(p)) = (&manifest, &args.manifest) {
+    let manifest_path = manifest_file.as_ref().map(|(p, _)| p);
+    if let (Some(m), Some(p)) = (&manifest, manifest_path) {
         let d = Sha256Digest::from_hex(&m.artifact.sha256).map_err(|e| {
             Failure::new(
                 exit::INPUT,
@@ -151,7 +187,7 @@ pub fn run(args: VerifyArgs) -> Result<(), Failure> {
     // With a manifest, reading the entries hashes the file too; the
     // manifest's own tree is built and hashed meanwhile.
     let (side, want_tree) = std::thread::scope(|s| {
-        let want_tree = match (&manifest, &args.manifest) {
+        let want_tree = match (&manifest, manifest_path) {
             (Some(m), Some(p)) => Some(s.spawn(move || {
                 m.tree(p).map(|t| {
                     let digest = t.digest();
@@ -167,17 +203,15 @@ pub fn run(args: VerifyArgs) -> Result<(), Failure> {
             want_tree.map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
         (side, want_tree)
     });
-    let actual = match &side {
-        Some(Ok(Side {
-            sha256: Some(d), ..
-        })) => *d,
-        _ => {
-            hash_file(&args.artifact)
-                .map_err(|e| {
-                    Failure::new(exit::INPUT, format!("{}: {e}", args.artifact.display()))
-                })?
-                .0
-        }
+    let actual = match (artifact_sha256, &side) {
+        (Some(d), _) => d,
+        (
+            None,
+            Some(Ok(Side {
+                sha256: Some(d), ..
+            })),
+        ) => *d,
+        _ => hash_artifact()?,
     };
     let mut hash_problems = Vec::new();
     for (what, want) in &expected {
@@ -188,7 +222,7 @@ pub fn run(args: VerifyArgs) -> Result<(), Failure> {
         }
     }
     let mut problems = Vec::new();
-    if let (Some(m), Some(mpath), Some(want_tree)) = (&manifest, &args.manifest, want_tree) {
+    if let (Some(m), Some(mpath), Some(want_tree)) = (&manifest, manifest_path, want_tree) {
         let (want_tree, want_digest) = want_tree.map_err(|e| Failure::new(exit::INPUT, e))?;
         if want_digest.to_hex() != m.tree_digest {
             problems.push(format!(

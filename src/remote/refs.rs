@@ -99,6 +99,33 @@ impl ArtifactRef {
     }
 }
 
+impl ArtifactRef {
+    /// Checks that `uri` can name an artifact in a ref: a URI the
+    /// classifier accepts ([`uri::classify`]), without a `#` of its own,
+    /// and of the shape a parsed ref needs. `Err` says what is wrong.
+    ///
+    /// ```
+    /// use repropack::remote::ArtifactRef;
+    /// assert!(ArtifactRef::check_uri("https://example.com/a.tar").is_ok());
+    /// assert!(ArtifactRef::check_uri("ftp://example.com/a.tar").is_err());
+    /// assert!(ArtifactRef::check_uri("https://example.com/a.tar#x").is_err());
+    /// ```
+    pub fn check_uri(uri: &str) -> Result<(), String> {
+        if uri.contains('#') {
+            return Err("a URI in a ref cannot contain `#`".to_string());
+        }
+        uri::classify(uri).map_err(|e| e.to_string())?;
+        ArtifactRef::new(uri, Sha256Digest::of(b""))
+            .to_string()
+            .parse::<ArtifactRef>()
+            .map(drop)
+            .map_err(|e| match e {
+                RefError::S3Shape(_) => "s3 URI must be s3://bucket/key".to_string(),
+                other => other.to_string(),
+            })
+    }
+}
+
 impl FromStr for ArtifactRef {
     type Err = RefError;
     fn from_str(input: &str) -> Result<ArtifactRef, RefError> {

@@ -36,6 +36,19 @@ use crate::verify::tree_digest::{Kept, Tree, TreeEntry};
 /// Value of the `schema` key.
 pub const SCHEMA: &str = "repropack.manifest/1";
 
+/// Largest manifest file read, in bytes: far above what millions of
+/// entries take, and a bound on what an untrusted file can make us hold.
+pub const MAX_MANIFEST_BYTES: u64 = 512 * 1024 * 1024;
+
+/// Most `manifest_*.json` files [`find_in_dir`] looks at in one directory.
+pub const MAX_DIR_MANIFESTS: usize = 4096;
+
+/// Prefix and suffix of the names [`random_name`] makes.
+const NAME_PREFIX: &str = "manifest_";
+const NAME_SUFFIX: &str = ".json";
+/// Random bytes in such a name (hex-encoded: twice as many digits).
+const NAME_RANDOM_BYTES: usize = 16;
+
 /// Raw bytes, serialized as a string when UTF-8 and as `{"hex": …}` otherwise.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Bytes(pub Vec<u8>);
@@ -157,6 +170,10 @@ pub struct ArtifactInfo {
     /// SquashFS data block size in bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub block_size: Option<u32>,
+    /// Where the artifact is published (`pack --url`), in the order a
+    /// fetch tries them; absent when none, as in every manifest before.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub urls: Vec<String>,
 }
 
 /// The staging options that shaped the tree.
@@ -309,9 +326,199 @@ pub enum ManifestError {
         /// What is wrong.
         message: String,
     },
+    /// The manifest file is larger than [`MAX_MANIFEST_BYTES`].
+    #[error("manifest {path}: larger than {MAX_MANIFEST_BYTES} bytes")]
+    TooLarge {
+        /// The manifest file.
+        path: PathBuf,
+    },
+    /// The OS random number generator failed while naming a manifest.
+    #[error("{dir}: cannot name a manifest: the OS random number generator failed: {reason}")]
+    Random {
+        /// The manifest directory.
+        dir: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A manifest directory could not be listed.
+    #[error("manifest directory {dir}: {source}")]
+    Dir {
+        /// The directory.
+        dir: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// A manifest directory holds more manifests than are read.
+    #[error("manifest directory {dir}: more than {MAX_DIR_MANIFESTS} manifest_*.json files")]
+    TooMany {
+        /// The directory.
+        dir: PathBuf,
+    },
+    /// No manifest in the directory describes the artifact.
+    #[error("manifest directory {dir}: no manifest describes an artifact with sha256 {sha256}{}", skipped_note(.skipped))]
+    NotInDir {
+        /// The directory.
+        dir: PathBuf,
+        /// The artifact's sha256.
+        sha256: Sha256Digest,
+        /// Manifests that could not be read, each with the reason.
+        skipped: Vec<String>,
+    },
+    /// Several different manifests describe the artifact.
+    #[error("manifest directory {dir}: {} different manifests describe sha256 {sha256}: {}; pass --manifest", paths.len(), paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))]
+    Ambiguous {
+        /// The directory.
+        dir: PathBuf,
+        /// The artifact's sha256.
+        sha256: Sha256Digest,
+        /// The manifests that describe it.
+        paths: Vec<PathBuf>,
+    },
     /// Writing the manifest failed.
     #[error(transparent)]
     Output(#[from] OutputError),
+}
+
+fn skipped_note(skipped: &[String]) -> String {
+    if skipped.is_empty() {
+        String::new()
+    } else {
+        format!(" (unreadable: {})", skipped.join("; "))
+    }
+}
+
+/// A fresh manifest file name `manifest_<32 lowercase hex>.json`, the hex
+/// being 16 bytes from the OS CSPRNG: a name nobody can guess before it is
+/// published, so a manifest directory served over HTTP cannot be listed by
+/// guessing.
+///
+/// ```
+/// use repropack::verify::manifest::{is_manifest_name, random_name};
+/// let dir = std::path::Path::new("manifests");
+/// let name = random_name(dir)?;
+/// assert!(is_manifest_name(&name) && name.len() == "manifest_.json".len() + 32);
+/// assert_ne!(name, random_name(dir)?);
+/// assert!(!is_manifest_name("manifest_0123.json"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn random_name(dir: &Path) -> Result<String, ManifestError> {
+    let mut bytes = [0u8; NAME_RANDOM_BYTES];
+    getrandom::fill(&mut bytes).map_err(|e| ManifestError::Random {
+        dir: dir.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    Ok(format!("{NAME_PREFIX}{hex}{NAME_SUFFIX}"))
+}
+
+/// Whether `name` has the shape [`random_name`] makes.
+pub fn is_manifest_name(name: &str) -> bool {
+    name.strip_prefix(NAME_PREFIX)
+        .and_then(|rest| rest.strip_suffix(NAME_SUFFIX))
+        .is_some_and(|hex| {
+            hex.len() == 2 * NAME_RANDOM_BYTES
+                && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        })
+}
+
+/// The manifest [`find_in_dir`] picked.
+#[derive(Debug)]
+pub struct Found {
+    /// Its path.
+    pub path: PathBuf,
+    /// Its exact bytes (what a signature must cover).
+    pub bytes: Vec<u8>,
+    /// Other `manifest_*.json` files that could not be read, each with the
+    /// reason: warnings, since the artifact's manifest was found anyway.
+    pub skipped: Vec<String>,
+}
+
+/// Picks the manifest in `dir` whose `artifact.sha256` is `sha256`, among
+/// at most [`MAX_DIR_MANIFESTS`] files named like [`random_name`]'s, each
+/// read up to [`MAX_MANIFEST_BYTES`]. Several manifests with different
+/// bytes for one artifact are refused rather than guessed between.
+pub fn find_in_dir(dir: &Path, sha256: &Sha256Digest) -> Result<Found, ManifestError> {
+    let dir_err = |source| ManifestError::Dir {
+        dir: dir.to_path_buf(),
+        source,
+    };
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(dir_err)? {
+        let entry = entry.map_err(dir_err)?;
+        let name = entry.file_name();
+        if name.to_str().is_some_and(is_manifest_name) {
+            if names.len() == MAX_DIR_MANIFESTS {
+                return Err(ManifestError::TooMany {
+                    dir: dir.to_path_buf(),
+                });
+            }
+            names.push(name);
+        }
+    }
+    // Directory order must not decide which warning comes first.
+    names.sort();
+    let want = sha256.to_hex();
+    let mut skipped = Vec::new();
+    let mut matches: Vec<(PathBuf, Vec<u8>)> = Vec::new();
+    for name in names {
+        let path = dir.join(name);
+        // A fifo or device under a manifest's name would block or never end.
+        if !std::fs::metadata(&path).is_ok_and(|m| m.is_file()) {
+            skipped.push(format!("{}: not a regular file", path.display()));
+            continue;
+        }
+        let parsed = read_bytes(&path).and_then(|b| Manifest::parse(&path, &b).map(|m| (m, b)));
+        match parsed {
+            Ok((m, bytes)) if m.artifact.sha256 == want => {
+                if !matches.iter().any(|(_, b)| *b == bytes) {
+                    matches.push((path, bytes));
+                }
+            }
+            Ok(_) => {}
+            Err(e) => skipped.push(e.to_string()),
+        }
+    }
+    match matches.len() {
+        0 => Err(ManifestError::NotInDir {
+            dir: dir.to_path_buf(),
+            sha256: *sha256,
+            skipped,
+        }),
+        1 => {
+            let (path, bytes) = matches.remove(0);
+            Ok(Found {
+                path,
+                bytes,
+                skipped,
+            })
+        }
+        _ => Err(ManifestError::Ambiguous {
+            dir: dir.to_path_buf(),
+            sha256: *sha256,
+            paths: matches.into_iter().map(|(p, _)| p).collect(),
+        }),
+    }
+}
+
+/// The bytes of a manifest file, at most [`MAX_MANIFEST_BYTES`].
+pub fn read_bytes(path: &Path) -> Result<Vec<u8>, ManifestError> {
+    use std::io::Read;
+    let io_err = |source| ManifestError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(io_err)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_MANIFEST_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io_err)?;
+    if bytes.len() as u64 > MAX_MANIFEST_BYTES {
+        return Err(ManifestError::TooLarge {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(bytes)
 }
 
 impl ManifestEntry {
@@ -444,14 +651,18 @@ impl Manifest {
         Ok(())
     }
 
-    /// Reads and checks the schema of a manifest file.
+    /// Reads and checks the schema of a manifest file (at most
+    /// [`MAX_MANIFEST_BYTES`]).
     pub fn read(path: &Path) -> Result<Manifest, ManifestError> {
-        let bytes = std::fs::read(path).map_err(|source| ManifestError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        Manifest::parse(path, &read_bytes(path)?)
+    }
+
+    /// Parses and checks the schema of `bytes`, read from `path` (named in
+    /// errors): a caller that checked a signature of exactly these bytes
+    /// uses exactly them.
+    pub fn parse(path: &Path, bytes: &[u8]) -> Result<Manifest, ManifestError> {
         let value: serde_json::Value =
-            serde_json::from_slice(&bytes).map_err(|e| ManifestError::Parse {
+            serde_json::from_slice(bytes).map_err(|e| ManifestError::Parse {
                 path: path.to_path_buf(),
                 message: e.to_string(),
             })?;

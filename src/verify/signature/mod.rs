@@ -198,14 +198,7 @@ impl Trust {
     /// otherwise `FILE.sig` is checked where SSH signers are trusted and
     /// it exists, else `FILE.minisig` where minisign keys are trusted.
     pub fn verify(&self, file: &Path, signature: Option<&Path>) -> Result<Signed, SignatureError> {
-        let ssh = match signature {
-            _ if self.minisign.is_empty() => true,
-            _ if self.allowed_signers.is_empty() => false,
-            Some(sig) if !sig.exists() => false,
-            Some(sig) => read_small(sig, MAX_SIGNATURE_FILE)?.starts_with(ssh::PEM_BEGIN),
-            None => ssh::signature_path(file).exists(),
-        };
-        if ssh {
+        if self.is_ssh(file, signature)? {
             ssh::verify_file(
                 file,
                 signature,
@@ -216,6 +209,42 @@ impl Trust {
         } else {
             minisign::verify_file(file, signature, &self.minisign).map(Signed::Minisign)
         }
+    }
+
+    /// [`Trust::verify`] for `bytes`, read from `file`: a caller that goes
+    /// on to use the bytes judges exactly the ones it uses, whatever `file`
+    /// holds later.
+    pub fn verify_bytes(
+        &self,
+        file: &Path,
+        bytes: &[u8],
+        signature: Option<&Path>,
+    ) -> Result<Signed, SignatureError> {
+        if self.is_ssh(file, signature)? {
+            ssh::verify_bytes(
+                file,
+                bytes,
+                signature,
+                &self.allowed_signers,
+                self.identity.as_deref(),
+            )
+            .map(Signed::Ssh)
+        } else {
+            minisign::TrustedKeys::load(&self.minisign)?
+                .verify_bytes(file, bytes, signature)
+                .map(Signed::Minisign)
+        }
+    }
+
+    /// Whether `file`'s signature is checked as an SSH signature.
+    fn is_ssh(&self, file: &Path, signature: Option<&Path>) -> Result<bool, SignatureError> {
+        Ok(match signature {
+            _ if self.minisign.is_empty() => true,
+            _ if self.allowed_signers.is_empty() => false,
+            Some(sig) if !sig.exists() => false,
+            Some(sig) => read_small(sig, MAX_SIGNATURE_FILE)?.starts_with(ssh::PEM_BEGIN),
+            None => ssh::signature_path(file).exists(),
+        })
     }
 }
 

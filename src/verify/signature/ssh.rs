@@ -165,6 +165,33 @@ pub fn verify_file(
     allowed: &[AllowedSigners],
     identity: Option<&str>,
 ) -> Result<SshVerified, SignatureError> {
+    verify_with(file, signature, allowed, identity, |alg| {
+        hash_file(file, alg)
+    })
+}
+
+/// [`verify_file`] for `bytes`, read from `file`: a caller that goes on to
+/// use the bytes judges exactly the ones it uses, whatever `file` holds
+/// later.
+pub fn verify_bytes(
+    file: &Path,
+    bytes: &[u8],
+    signature: Option<&Path>,
+    allowed: &[AllowedSigners],
+    identity: Option<&str>,
+) -> Result<SshVerified, SignatureError> {
+    verify_with(file, signature, allowed, identity, |alg| {
+        hash_reader(file, bytes, alg)
+    })
+}
+
+fn verify_with(
+    file: &Path,
+    signature: Option<&Path>,
+    allowed: &[AllowedSigners],
+    identity: Option<&str>,
+    hash: impl FnOnce(HashAlg) -> Result<Vec<u8>, SignatureError>,
+) -> Result<SshVerified, SignatureError> {
     let sig_path = signature.map_or_else(|| signature_path(file), Path::to_path_buf);
     if !sig_path.exists() {
         return Err(SignatureError::Missing {
@@ -201,7 +228,7 @@ pub fn verify_file(
             sig.public_key().algorithm()
         )));
     }
-    let hash = hash_file(file, sig.hash_alg())?;
+    let hash = hash(sig.hash_alg())?;
     let blob = signed_data(sig.namespace(), sig.reserved(), sig.hash_alg(), &hash);
     sig.public_key()
         .verify(&blob, sig.signature())
@@ -640,12 +667,17 @@ fn match_pattern(s: &[u8], pat: &[u8]) -> bool {
 
 /// `H(message)` of `PROTOCOL.sshsig`: the file hashed in one pass.
 fn hash_file(path: &Path, alg: HashAlg) -> Result<Vec<u8>, SignatureError> {
-    fn stream<D: Digest>(path: &Path) -> Result<Vec<u8>, SignatureError> {
-        let mut f = File::open(path).map_err(|e| read_err(path, e))?;
+    let f = File::open(path).map_err(|e| read_err(path, e))?;
+    hash_reader(path, f, alg)
+}
+
+/// `H(message)` of what `reader` yields (read from `path`, for messages).
+fn hash_reader(path: &Path, reader: impl Read, alg: HashAlg) -> Result<Vec<u8>, SignatureError> {
+    fn stream<D: Digest>(path: &Path, mut reader: impl Read) -> Result<Vec<u8>, SignatureError> {
         let mut hasher = D::new();
         let mut buf = vec![0u8; 256 * 1024];
         loop {
-            match f.read(&mut buf) {
+            match reader.read(&mut buf) {
                 Ok(0) => return Ok(hasher.finalize().to_vec()),
                 Ok(n) => hasher.update(&buf[..n]),
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -654,8 +686,8 @@ fn hash_file(path: &Path, alg: HashAlg) -> Result<Vec<u8>, SignatureError> {
         }
     }
     match alg {
-        HashAlg::Sha256 => stream::<Sha256>(path),
-        _ => stream::<Sha512>(path),
+        HashAlg::Sha256 => stream::<Sha256>(path, reader),
+        _ => stream::<Sha512>(path, reader),
     }
 }
 
