@@ -15,9 +15,10 @@ use super::sign::password;
 pub struct PackArgs {
     #[command(flatten)]
     pub flags: PackFlags,
-    /// Sign the artifact (and the manifest, with --manifest) with this
-    /// minisign secret key: `OUT.minisig` (and `MANIFEST.minisig`), each
-    /// written atomically after the file it signs. The key is read before
+    /// Sign the artifact (and the manifest and provenance, with --manifest
+    /// and --provenance) with this minisign secret key: `OUT.minisig` (and
+    /// `MANIFEST.minisig`, `PROVENANCE.minisig`), each written atomically
+    /// after the file it signs. The key is read before
     /// anything is packed.
     #[arg(long, value_name = "SECRET")]
     pub sign: Option<PathBuf>,
@@ -52,7 +53,9 @@ pub fn run(args: PackArgs) -> Result<(), Failure> {
     super::warn(&report.warnings);
     let mut signatures = Vec::new();
     if let Some(key) = &key {
-        let signed = std::iter::once(args.output()).chain(report.manifest_path.as_deref());
+        let signed = std::iter::once(args.output())
+            .chain(report.manifest_path.as_deref())
+            .chain(report.provenance_path.as_deref());
         for file in signed {
             let sig = key.sign(file).map_err(super::signature_failure)?;
             signatures.push(sig.to_string_lossy().into_owned());
