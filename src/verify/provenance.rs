@@ -59,13 +59,14 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use sha2::{Digest, Sha256, Sha512};
 
+use crate::digest::{for_each_chunk, to_hex};
 use crate::output::{AtomicFile, OutputError};
 use crate::stage::{Source, StageOptions, XattrPolicy};
 use crate::verify::manifest::{ArtifactInfo, Bytes, ManifestOptions, Tool};
@@ -266,22 +267,16 @@ pub enum ProvenanceError {
 impl ArtifactDigests {
     /// Reads `path` once, feeding both hashes.
     pub fn of_file(path: &Path) -> io::Result<ArtifactDigests> {
-        let mut file = std::fs::File::open(path)?;
+        let file = std::fs::File::open(path)?;
         let (mut sha256, mut sha512) = (Sha256::new(), Sha512::new());
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = match file.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
-            sha256.update(&buf[..n]);
-            sha512.update(&buf[..n]);
-        }
+        for_each_chunk(file, &mut vec![0u8; 1 << 20], |chunk| {
+            sha256.update(chunk);
+            sha512.update(chunk);
+            Ok(())
+        })?;
         Ok(ArtifactDigests {
-            sha256: hex(&sha256.finalize()),
-            sha512: hex(&sha512.finalize()),
+            sha256: to_hex(&sha256.finalize()),
+            sha512: to_hex(&sha512.finalize()),
         })
     }
 
@@ -301,10 +296,6 @@ impl ArtifactDigests {
         }
         Ok(digests)
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn path_bytes(path: &Path) -> Bytes {
