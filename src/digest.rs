@@ -1,4 +1,6 @@
-//! SHA-256 digests and a writer that hashes what passes through it.
+//! SHA-256 digests and a writer that hashes what passes through it, and
+//! the other algorithms `repropack hash --algorithm` prints
+//! ([`DigestAlgorithm`]).
 //!
 //! Knows nothing of formats: it sees bytes only.
 //!
@@ -50,13 +52,7 @@ impl Sha256Digest {
     }
     /// Lowercase hex, 64 characters.
     pub fn to_hex(&self) -> String {
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
-        let mut s = String::with_capacity(64);
-        for b in self.0 {
-            s.push(char::from(DIGITS[usize::from(b >> 4)]));
-            s.push(char::from(DIGITS[usize::from(b & 0xf)]));
-        }
-        s
+        to_hex(&self.0)
     }
     /// Parses exactly 64 lowercase hex digits.
     pub fn from_hex(s: &str) -> Result<Sha256Digest, HexError> {
@@ -221,4 +217,96 @@ pub fn for_each_chunk(
 /// Hashes a file.
 pub fn hash_file(path: &Path) -> io::Result<(Sha256Digest, u64)> {
     hash_reader(std::fs::File::open(path)?)
+}
+
+/// Lowercase hex of `bytes`.
+pub fn to_hex(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+/// A digest algorithm a file can be named by: sha256 (the one refs carry)
+/// and the others package indexes use.
+///
+/// ```
+/// use repropack::digest::DigestAlgorithm;
+/// let sha3 = DigestAlgorithm::parse("sha3-256").unwrap();
+/// assert_eq!(sha3.fragment(), "sha3_256");
+/// let (hex, size) = sha3.hash_reader(&b"abc"[..])?;
+/// assert_eq!(size, 3);
+/// assert_eq!(hex, "3a985da74fe225b2045c172d6bd390bd855f086e3e9d525b46bfe24511431532");
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DigestAlgorithm {
+    /// SHA-256 (FIPS 180-4).
+    Sha256,
+    /// SHA-384 (FIPS 180-4).
+    Sha384,
+    /// SHA-512 (FIPS 180-4).
+    Sha512,
+    /// SHA3-256 (FIPS 202).
+    Sha3_256,
+}
+
+impl DigestAlgorithm {
+    /// Every algorithm, in the order help texts list them.
+    pub const ALL: [DigestAlgorithm; 4] = [
+        DigestAlgorithm::Sha256,
+        DigestAlgorithm::Sha384,
+        DigestAlgorithm::Sha512,
+        DigestAlgorithm::Sha3_256,
+    ];
+
+    /// The algorithm called `name` (as [`name`](DigestAlgorithm::name)
+    /// spells it).
+    pub fn parse(name: &str) -> Option<DigestAlgorithm> {
+        DigestAlgorithm::ALL.into_iter().find(|a| a.name() == name)
+    }
+
+    /// Its name on the command line: `sha256`, `sha384`, `sha512`,
+    /// `sha3-256`.
+    pub fn name(self) -> &'static str {
+        match self {
+            DigestAlgorithm::Sha256 => "sha256",
+            DigestAlgorithm::Sha384 => "sha384",
+            DigestAlgorithm::Sha512 => "sha512",
+            DigestAlgorithm::Sha3_256 => "sha3-256",
+        }
+    }
+
+    /// Its name in a URL fragment `#NAME=HEX`: Python's `hashlib` name,
+    /// which pip and PEP 503 indexes use (`sha3_256` for SHA3-256).
+    pub fn fragment(self) -> &'static str {
+        match self {
+            DigestAlgorithm::Sha3_256 => "sha3_256",
+            other => other.name(),
+        }
+    }
+
+    /// Lowercase hex digest and size of everything `reader` yields.
+    pub fn hash_reader(self, reader: impl Read) -> io::Result<(String, u64)> {
+        fn run<D: Digest>(reader: impl Read) -> io::Result<(String, u64)> {
+            let mut hasher = D::new();
+            let size = for_each_chunk(reader, &mut vec![0u8; 256 * 1024], |chunk| {
+                hasher.update(chunk);
+                Ok(())
+            })?;
+            Ok((to_hex(&hasher.finalize()), size))
+        }
+        match self {
+            DigestAlgorithm::Sha256 => run::<Sha256>(reader),
+            DigestAlgorithm::Sha384 => run::<sha2::Sha384>(reader),
+            DigestAlgorithm::Sha512 => run::<sha2::Sha512>(reader),
+            DigestAlgorithm::Sha3_256 => run::<sha3::Sha3_256>(reader),
+        }
+    }
+
+    /// [`hash_reader`](DigestAlgorithm::hash_reader) of a file.
+    pub fn hash_file(self, path: &Path) -> io::Result<(String, u64)> {
+        self.hash_reader(std::fs::File::open(path)?)
+    }
 }

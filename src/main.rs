@@ -28,9 +28,20 @@ enum Command {
         /// Files to hash.
         #[arg(required = true)]
         files: Vec<PathBuf>,
-        /// Print one JSON object per file and line (file, ref, sha256, size).
+        /// Print one JSON object per file and line (file, ref, the digest
+        /// under its fragment name, size).
         #[arg(long)]
         json: bool,
+        /// The digest in the ref: `PATH#sha384=HEX`, `#sha512=`, or
+        /// `#sha3_256=` for sha3-256 (the fragment names pip and Python's
+        /// hashlib use).
+        #[arg(
+            long,
+            value_name = "ALG",
+            default_value = "sha256",
+            value_parser = ["sha256", "sha384", "sha512", "sha3-256"]
+        )]
+        algorithm: String,
     },
     /// Print the tree digest of a directory (staged as `pack` would) or an artifact.
     Digest(cli::digest::DigestArgs),
@@ -62,7 +73,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Pack(args) => cli::pack::run(*args),
-        Command::Hash { files, json } => cli::hash::run(&files, json),
+        Command::Hash {
+            files,
+            json,
+            algorithm,
+        } => cli::hash::run(&files, json, &algorithm),
         Command::Fetch(args) => cli::fetch::run(args),
         Command::Push(args) => cli::push::run(args),
         Command::Resolve(args) => cli::resolve::run(args),

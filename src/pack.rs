@@ -40,7 +40,8 @@ use crate::progress::Counters;
 use crate::remote::ArtifactRef;
 use crate::stage::{Source, StageError, StageOptions, stage, stage_tar};
 use crate::verify::manifest::{ArtifactInfo, Manifest, ManifestError, random_name};
-use crate::verify::revision::{SourceRevision, detect_git};
+use crate::verify::provenance::{ArtifactDigests, ProvenanceError, Revision, Statement};
+use crate::verify::revision::{GitSource, SourceRevision, detect_git_source};
 use crate::verify::tree_digest::{Kept, Tree, TreeError};
 
 /// Options of the container (not of the tree: those are in
@@ -127,6 +128,9 @@ pub enum PackError {
     /// The manifest could not be written.
     #[error(transparent)]
     Manifest(#[from] ManifestError),
+    /// The provenance statement could not be made or written.
+    #[error(transparent)]
+    Provenance(#[from] ProvenanceError),
     /// The ref cannot name the output (its absolute path is not UTF-8, or
     /// it cannot be resolved).
     #[error("{}: {reason}", path.display())]
@@ -301,6 +305,7 @@ pub struct Pack {
     urls: Vec<String>,
     manifest: Option<PathBuf>,
     manifest_dir: Option<PathBuf>,
+    provenance: Option<PathBuf>,
     source_revision: Option<String>,
     record: bool,
     progress: Option<Arc<Counters>>,
@@ -323,6 +328,8 @@ pub struct PackReport {
     pub manifest: Option<Manifest>,
     /// Where the manifest was written, if it was.
     pub manifest_path: Option<PathBuf>,
+    /// Where the provenance statement was written, if it was.
+    pub provenance_path: Option<PathBuf>,
 }
 
 impl Pack {
@@ -354,6 +361,7 @@ impl Pack {
             urls: Vec::new(),
             manifest: None,
             manifest_dir: None,
+            provenance: None,
             source_revision: None,
             record: false,
             progress: None,
@@ -434,8 +442,17 @@ impl Pack {
         self
     }
 
+    /// Also write an in-toto / SLSA provenance statement about the artifact
+    /// to `path`, atomically (see [`provenance`](crate::verify::provenance)).
+    /// A `path` that cannot be created fails the job before anything is
+    /// packed.
+    pub fn provenance(mut self, path: impl Into<PathBuf>) -> Pack {
+        self.provenance = Some(path.into());
+        self
+    }
+
     /// The source revision to record (default: from git, see
-    /// [`detect_git`]).
+    /// [`detect_git`](crate::verify::revision::detect_git)).
     pub fn source_revision(mut self, rev: impl Into<String>) -> Pack {
         self.source_revision = Some(rev.into());
         self
@@ -491,6 +508,19 @@ impl Pack {
     /// Runs the job. On failure the output path is untouched.
     pub fn run(&self) -> Result<PackReport, PackError> {
         let (stage_opts, options) = self.resolve()?;
+        if self.provenance.as_deref() == Some(self.output.as_path()) {
+            return Err(PackError::Option(format!(
+                "--provenance {} would replace the artifact",
+                self.output.display()
+            )));
+        }
+        // Opened first: a provenance path that cannot be written fails the
+        // job before the artifact exists.
+        let provenance_file = self
+            .provenance
+            .as_deref()
+            .map(AtomicFile::create)
+            .transpose()?;
         let plan = self.stage_plan(&stage_opts)?;
         let packed = pack_to_path(&plan, &options, &self.output)?;
         let uri = self.output_uri()?;
@@ -499,23 +529,20 @@ impl Pack {
             Some(dir) => Some(dir.join(random_name(dir)?)),
             None => self.manifest.clone(),
         };
+        let mut info = artifact_info(&reference, &packed, &options);
+        info.urls.clone_from(&self.urls);
+        let wants_revision = self.record || manifest_path.is_some() || provenance_file.is_some();
+        let (flag, git) = match (&self.source_revision, wants_revision) {
+            (_, false) => (None, None),
+            (Some(rev), true) => (Some(SourceRevision::from_flag(rev)), None),
+            (None, true) => (None, self.detect_git()),
+        };
+        let source = flag
+            .clone()
+            .or_else(|| git.as_ref().map(|g| g.revision.clone()));
         let manifest = if self.record || manifest_path.is_some() {
             let tree = Tree::from_plan(&plan, options.jobs)?.keeping(Kept::of(&stage_opts));
-            let source = match &self.source_revision {
-                Some(rev) => Some(SourceRevision::from_flag(rev)),
-                None => {
-                    let paths: Vec<&Path> = self
-                        .input
-                        .sources()
-                        .iter()
-                        .map(|s| s.path.as_path())
-                        .collect();
-                    detect_git(&paths)
-                }
-            };
-            let mut info = artifact_info(&reference, &packed, &options);
-            info.urls.clone_from(&self.urls);
-            let manifest = Manifest::new(info, &stage_opts, &tree, source);
+            let manifest = Manifest::new(info.clone(), &stage_opts, &tree, source);
             if let Some(path) = &manifest_path {
                 manifest.write(path)?;
             }
@@ -523,6 +550,33 @@ impl Pack {
         } else {
             None
         };
+        if let Some(file) = provenance_file {
+            let name = self
+                .output
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let digests = ArtifactDigests::of_written(&self.output, &info.sha256)?;
+            let revision = match (&flag, &git) {
+                (Some(rev), _) => Some(Revision::Flag(rev)),
+                (None, Some(g)) => Some(Revision::Git(g)),
+                (None, None) => None,
+            };
+            let from_tar = match &self.input {
+                Input::Tar(tar) => Some(tar.as_path()),
+                Input::Sources(_) => None,
+            };
+            Statement::for_pack(
+                &name,
+                digests,
+                &info,
+                &stage_opts,
+                self.input.sources(),
+                from_tar,
+                revision,
+            )
+            .write(file)?;
+        }
         Ok(PackReport {
             reference,
             packed,
@@ -531,7 +585,18 @@ impl Pack {
             warnings: plan.warnings().to_vec(),
             manifest,
             manifest_path,
+            provenance_path: self.provenance.clone(),
         })
+    }
+
+    fn detect_git(&self) -> Option<GitSource> {
+        let paths: Vec<&Path> = self
+            .input
+            .sources()
+            .iter()
+            .map(|s| s.path.as_path())
+            .collect();
+        detect_git_source(&paths)
     }
 
     /// The URI the ref names the output by: the first of
@@ -565,6 +630,7 @@ impl Pack {
             urls: Vec::new(),
             manifest: None,
             manifest_dir: None,
+            provenance: None,
             record: false,
             progress: None,
             ..self.clone()
@@ -633,6 +699,9 @@ impl PackReport {
             );
             options.insert("block_size".into(), sq.block_size.into());
             options.insert("dedup".into(), sq.dedup.into());
+        }
+        if let (Some(p), Some(obj)) = (&self.provenance_path, value.as_object_mut()) {
+            obj.insert("provenance".into(), p.display().to_string().into());
         }
         if let (Some(m), Some(obj)) = (&self.manifest, value.as_object_mut()) {
             obj.insert("tree_digest".into(), m.tree_digest.clone().into());

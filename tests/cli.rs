@@ -1,11 +1,13 @@
-//! The command line: refs printed by `pack` and `hash`, `--ref-base`,
-//! `--json`, `--version`.
+//! The command line: refs printed by `pack` and `hash` (in every
+//! `--algorithm`, checked by coreutils and OpenSSL), `--ref-base`, `--json`,
+//! `--version`.
 
 use std::process::Command;
 
 use crate::support::bin::{bin, repropack};
 use crate::support::fixtures::{Build, sample_tree};
-use crate::support::hash::sha256_file;
+use crate::support::hash::{coreutils_sum, sha256_file};
+use crate::support::tool::have_tool;
 
 #[test]
 fn pack_prints_an_absolute_ref_that_sha256sum_agrees_with() {
@@ -84,6 +86,85 @@ fn version_names_the_format_version() {
             repropack::FORMAT_VERSION
         )
     );
+}
+
+/// SHA3-256 of `path` as `openssl dgst -sha3-256 -r` prints it.
+fn openssl_sha3_256(path: &std::path::Path) -> String {
+    let out = Command::new("openssl")
+        .args(["dgst", "-sha3-256", "-r"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    text.split_whitespace().next().unwrap().to_string()
+}
+
+#[test]
+fn hash_prints_refs_in_the_algorithm_asked_for_as_coreutils_and_openssl_compute_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a.whl");
+    // Over one read buffer, so that chunking is exercised.
+    let bytes: Vec<u8> = (0..700_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(&file, &bytes).unwrap();
+    let abs = file.canonicalize().unwrap();
+    let mut expected = vec![
+        ("sha256", "sha256", coreutils_sum("sha256sum", &abs)),
+        ("sha384", "sha384", coreutils_sum("sha384sum", &abs)),
+        ("sha512", "sha512", coreutils_sum("sha512sum", &abs)),
+    ];
+    if have_tool("openssl") {
+        expected.push(("sha3-256", "sha3_256", openssl_sha3_256(&abs)));
+    }
+    for (algorithm, fragment, hex) in expected {
+        let res = repropack()
+            .args(["hash", "--algorithm", algorithm])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            res.status.success(),
+            "{}",
+            String::from_utf8_lossy(&res.stderr)
+        );
+        assert_eq!(
+            String::from_utf8(res.stdout).unwrap(),
+            format!("{}#{fragment}={hex}\n", abs.display())
+        );
+        let res = repropack()
+            .args(["hash", "--json", "--algorithm", algorithm])
+            .arg(&file)
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&res.stdout).unwrap();
+        assert_eq!(v[fragment], hex.as_str());
+        assert_eq!(v["size"], bytes.len());
+        assert_eq!(v["ref"], format!("{}#{fragment}={hex}", abs.display()));
+    }
+}
+
+#[test]
+fn hash_refuses_an_unknown_algorithm() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a");
+    std::fs::write(&file, b"x").unwrap();
+    let res = repropack()
+        .args(["hash", "--algorithm", "md5"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert_eq!(
+        res.status.code(),
+        Some(crate::support::exit::USAGE),
+        "{err}"
+    );
+    assert!(err.contains("md5") && err.contains("sha3-256"), "{err}");
+    assert!(res.stdout.is_empty());
 }
 
 #[test]

@@ -10,7 +10,7 @@ use repropack::verify::manifest::{Bytes, Manifest};
 
 use crate::support::bin::{json, ok, repropack_out};
 use crate::support::fixtures::{manifest_sample_tree, write_mode};
-use crate::support::tool::have_tool;
+use crate::support::tool::{git, have_tool};
 
 fn pack_with_manifest(src: &Path, out: &Path, manifest: &Path, extra: &[&str]) -> String {
     let mut args: Vec<&OsStr> = vec![
@@ -205,25 +205,6 @@ fn squashfs_manifest_entries_match_sqfs2tar_and_python() {
     let tar = dir.path().join("from-sqfs.tar");
     std::fs::write(&tar, &out.stdout).unwrap();
     assert_same_entries(&python_entries(&tar), &m);
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 #[test]

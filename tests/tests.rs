@@ -29,6 +29,7 @@ mod manifest_record;
 mod manifest_verify_diff;
 mod oci;
 mod pack_file;
+mod provenance;
 mod push;
 mod reproducibility;
 mod rootfs;

@@ -27,7 +27,7 @@ pub struct CheckArgs {
     /// ART.unverified. Give the options ART was packed with (format, level,
     /// compressor, block size, epoch, owners, modes, excludes, …) and as
     /// --jobs the thread count it used. ART itself is never written.
-    #[arg(long, value_name = "ART", conflicts_with_all = ["output", "manifest", "manifest_dir"])]
+    #[arg(long, value_name = "ART", conflicts_with_all = ["output", "manifest", "manifest_dir", "provenance"])]
     against: Option<PathBuf>,
     /// Sign the marker with this minisign secret key: MARKER.minisig,
     /// written atomically after the marker. The key is read before anything

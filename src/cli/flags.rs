@@ -352,6 +352,12 @@ pub struct PackFlags {
     /// path on stderr (and as `manifest` with --json).
     #[arg(long, value_name = "DIR", conflicts_with = "manifest")]
     pub manifest_dir: Option<PathBuf>,
+    /// Also write an in-toto Statement (SLSA Provenance v1) about the
+    /// artifact to FILE, atomically: its name, sha256 and sha512, the pack's
+    /// options and sources, the source commit when known. No time is
+    /// recorded: the same pack gives the same bytes.
+    #[arg(long, value_name = "FILE")]
+    pub provenance: Option<PathBuf>,
     /// Source revision to record in the manifest. Default: the git commit of
     /// the first source inside a git worktree (marked dirty when `git status
     /// --porcelain` lists changes under that source).
@@ -412,6 +418,9 @@ impl PackFlags {
             pack = pack.manifest_dir(dir);
         }
         pack = pack.urls(args.url.iter().cloned());
+        if let Some(p) = &args.provenance {
+            pack = pack.provenance(p);
+        }
         if let Some(rev) = &args.source_revision {
             pack = pack.source_revision(rev);
         }

@@ -90,7 +90,9 @@ impl From<PackError> for Failure {
             PackError::Squashfs(_) => exit::OUTPUT,
             PackError::Stage(s) => return Failure::from_stage(s),
             PackError::Input { .. } | PackError::Tree(_) => exit::INPUT,
-            PackError::Manifest(_) | PackError::Ref { .. } => exit::OUTPUT,
+            PackError::Manifest(_) | PackError::Provenance(_) | PackError::Ref { .. } => {
+                exit::OUTPUT
+            }
         };
         Failure::new(code, e)
     }

@@ -16,9 +16,9 @@ use super::sign::password;
 pub struct PackArgs {
     #[command(flatten)]
     pub flags: PackFlags,
-    /// Sign the artifact (and the manifest, with --manifest or
-    /// --manifest-dir) with this
-    /// minisign secret key: `OUT.minisig` (and `MANIFEST.minisig`), each
+    /// Sign the artifact (and the manifest and provenance, with --manifest
+    /// or --manifest-dir and --provenance) with this minisign secret key:
+    /// `OUT.minisig` (and `MANIFEST.minisig`, `PROVENANCE.minisig`), each
     /// written atomically after the file it signs. The key is read before
     /// anything is packed.
     #[arg(long, value_name = "SECRET")]
@@ -65,7 +65,9 @@ pub fn run(args: PackArgs) -> Result<(), Failure> {
     super::warn(&report.warnings);
     let mut signatures = Vec::new();
     if let Some(key) = &key {
-        let signed = std::iter::once(args.output()).chain(report.manifest_path.as_deref());
+        let signed = std::iter::once(args.output())
+            .chain(report.manifest_path.as_deref())
+            .chain(report.provenance_path.as_deref());
         for file in signed {
             let sig = match key {
                 Key::Minisign(k) => k.sign(file),

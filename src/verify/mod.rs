@@ -1,5 +1,6 @@
 //! Judging artifacts: tree digests, manifests, comparisons, the perturbed
-//! rebuild of `check`, `.verified` markers and source revisions.
+//! rebuild of `check`, `.verified` markers, source revisions and
+//! provenance.
 //!
 //! - [`tree_digest`]: the logical tree of a plan or an artifact, and its
 //!   digest.
@@ -11,6 +12,7 @@
 //!   ([`Check`](check::Check)).
 //! - [`marker`]: `OUT.verified` / `OUT.unverified` and the use-time gate.
 //! - [`revision`]: the source revision a manifest records.
+//! - [`provenance`]: the in-toto / SLSA provenance statement of a pack.
 //! - [`signature`]: minisign and OpenSSH signatures and their checks.
 
 pub mod check;
@@ -18,6 +20,7 @@ pub mod diff;
 pub mod manifest;
 pub mod marker;
 pub mod perturb;
+pub mod provenance;
 pub mod revision;
 pub mod side;
 pub mod signature;

@@ -7,6 +7,9 @@
 //! staged, deleted or untracked files *under that source*; files git ignores
 //! are not considered). When `git` is not installed or no source is in a
 //! worktree, there is no revision.
+//!
+//! For provenance, [`detect_git_source`] also reads that worktree's
+//! `remote.origin.url`, with any user name and password removed from it.
 
 use std::path::Path;
 use std::process::Command;
@@ -44,8 +47,23 @@ impl SourceRevision {
     }
 }
 
+/// A revision git found, with the repository it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GitSource {
+    /// The commit and whether the source was dirty.
+    pub revision: SourceRevision,
+    /// `remote.origin.url` of the worktree, without credentials; `None`
+    /// when there is no `origin`.
+    pub repository: Option<String>,
+}
+
 /// The git revision of the first of `sources` inside a git worktree.
 pub fn detect_git(sources: &[&Path]) -> Option<SourceRevision> {
+    detect_git_source(sources).map(|g| g.revision)
+}
+
+/// [`detect_git`], with the worktree's `origin` URL.
+pub fn detect_git_source(sources: &[&Path]) -> Option<GitSource> {
     for src in sources {
         let (dir, pathspec) = if src.is_dir() {
             (src.to_path_buf(), ".".to_string())
@@ -70,13 +88,36 @@ pub fn detect_git(sources: &[&Path]) -> Option<SourceRevision> {
         let Some(status) = git(&dir, &["status", "--porcelain", "--", &pathspec]) else {
             continue;
         };
-        return Some(SourceRevision {
-            revision: head,
-            origin: "git".to_string(),
-            dirty: Some(!status.trim().is_empty()),
+        let repository = git(&dir, &["config", "--get", "remote.origin.url"])
+            .map(|u| without_credentials(u.trim()))
+            .filter(|u| !u.is_empty());
+        return Some(GitSource {
+            revision: SourceRevision {
+                revision: head,
+                origin: "git".to_string(),
+                dirty: Some(!status.trim().is_empty()),
+            },
+            repository,
         });
     }
     None
+}
+
+/// `url` without credentials: a token in an `https://` remote (as user name
+/// or password) must not end up in a published statement. An `ssh://` user
+/// name (`git@`) is an account, not a secret, and stays; so does anything
+/// that is not a URL (`git@host:path`, a local path).
+fn without_credentials(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.has_host() => {
+            if u.scheme() != "ssh" {
+                let _ = u.set_username("");
+            }
+            let _ = u.set_password(None);
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
 }
 
 fn git(dir: &Path, args: &[&str]) -> Option<String> {
@@ -91,4 +132,30 @@ fn git(dir: &Path, args: &[&str]) -> Option<String> {
         return None;
     }
     String::from_utf8(out.stdout).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_credentials;
+
+    #[test]
+    fn remote_urls_lose_their_credentials() {
+        assert_eq!(
+            without_credentials("https://bob:t0ken@git.example/r.git"),
+            "https://git.example/r.git"
+        );
+        assert_eq!(
+            without_credentials("https://ghp_t0ken@git.example/r.git"),
+            "https://git.example/r.git"
+        );
+        assert_eq!(
+            without_credentials("ssh://git:pw@git.example/r.git"),
+            "ssh://git@git.example/r.git"
+        );
+        assert_eq!(
+            without_credentials("git@git.example:r.git"),
+            "git@git.example:r.git"
+        );
+        assert_eq!(without_credentials("/srv/r.git"), "/srv/r.git");
+    }
 }

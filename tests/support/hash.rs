@@ -26,12 +26,19 @@ pub fn sha256_file(p: &Path) -> String {
 /// sha256 (hex) of a file by coreutils `sha256sum`: a second, external
 /// implementation for checks that must not share code with the packer.
 pub fn sha256sum(p: &Path) -> String {
-    let out = Command::new("sha256sum")
-        .arg(p)
-        .output()
-        .expect("run sha256sum");
-    assert!(out.status.success(), "sha256sum {}", p.display());
-    String::from_utf8(out.stdout).unwrap()[..64].to_string()
+    coreutils_sum("sha256sum", p)
+}
+
+/// The hex digest coreutils' `tool` (`sha256sum`, `sha384sum`,
+/// `sha512sum`, …) prints for a file.
+pub fn coreutils_sum(tool: &str, p: &Path) -> String {
+    let out = Command::new(tool).arg(p).output().expect("run coreutils");
+    assert!(out.status.success(), "{tool} {}", p.display());
+    let line = String::from_utf8(out.stdout).unwrap();
+    line.split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string()
 }
 
 pub fn hex(bytes: &[u8]) -> String {

@@ -2,7 +2,8 @@
 //! that tests check our output with.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 /// The path of the executable `name` on `PATH`. When it is missing the
 /// caller skips, except under CI: there a missing tool must not turn a
@@ -29,4 +30,25 @@ pub fn tool(name: &str) -> Option<PathBuf> {
 /// [`tool`] for callers that run the program by name.
 pub fn have_tool(name: &str) -> bool {
     tool(name).is_some()
+}
+
+/// Runs `git -C dir ARGS` with a fixed author and committer, asserting
+/// success; returns its trimmed standard output.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
