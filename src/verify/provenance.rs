@@ -41,6 +41,7 @@
 //!     compression: None,
 //!     level: None,
 //!     block_size: None,
+//!     urls: Vec::new(),
 //! };
 //! let sources = [Source::parse("tree")];
 //! let statement = Statement::for_pack(
