@@ -661,21 +661,26 @@ impl Manifest {
     /// errors): a caller that checked a signature of exactly these bytes
     /// uses exactly them.
     pub fn parse(path: &Path, bytes: &[u8]) -> Result<Manifest, ManifestError> {
-        let value: serde_json::Value =
-            serde_json::from_slice(bytes).map_err(|e| ManifestError::Parse {
-                path: path.to_path_buf(),
-                message: e.to_string(),
-            })?;
-        let schema = value.get("schema").and_then(|s| s.as_str()).unwrap_or("");
+        /// The schema alone, first: everything else is skipped unparsed
+        /// (a tree of values for the whole manifest would cost more than
+        /// the manifest itself).
+        #[derive(Deserialize)]
+        struct SchemaOnly {
+            #[serde(default)]
+            schema: Option<serde_json::Value>,
+        }
+        let parse_error = |e: serde_json::Error| ManifestError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        };
+        let head: SchemaOnly = serde_json::from_slice(bytes).map_err(parse_error)?;
+        let schema = head.schema.as_ref().and_then(|s| s.as_str()).unwrap_or("");
         if schema != SCHEMA {
             return Err(ManifestError::Schema {
                 path: path.to_path_buf(),
                 found: schema.to_string(),
             });
         }
-        serde_json::from_value(value).map_err(|e| ManifestError::Parse {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })
+        serde_json::from_slice(bytes).map_err(parse_error)
     }
 }
