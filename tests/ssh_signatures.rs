@@ -462,3 +462,95 @@ fn a_big_file_signs_and_ssh_keygen_verifies_it() {
     assert!(keygen_verifies(&allowed, &big));
     ok(&verify(&big, &allowed, Some(ID)));
 }
+
+/// `fetch --manifest --allowed-signers`: a manifest signed by `ssh-keygen
+/// -Y sign` (the independent signer) is fetched from its url on a real
+/// HTTP server on loopback; an unlisted key, a wrong `--identity` or
+/// another namespace exits 9 before any request, with nothing cached.
+#[test]
+fn fetch_manifest_accepts_an_ssh_keygen_signed_manifest_and_refuses_before_any_request() {
+    use crate::support::http_server::{Reply, Server};
+    if !have_tool("ssh-keygen") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (key, public) = ssh_key(d, "id_ed25519");
+    let (_, other) = ssh_key(d, "other");
+    let allowed = allowed_signers(d, &[(ID, &public)]);
+    let only_other = d.join("only_other");
+    fs::write(&only_other, format!("{ID} {other}\n")).unwrap();
+    fs::create_dir(d.join("src")).unwrap();
+    fs::write(d.join("src/a"), b"fetched content\n").unwrap();
+    let server = Server::start();
+    let url = server.url("/art.tar");
+    let (art, manifest) = (d.join("art.tar"), d.join("m.json"));
+    ok(&repropack_out([
+        "pack".as_ref(),
+        d.join("src").as_os_str(),
+        "-o".as_ref(),
+        art.as_os_str(),
+        "--manifest".as_ref(),
+        manifest.as_os_str(),
+        "--url".as_ref(),
+        url.as_ref(),
+    ]));
+    server.route("/art.tar", vec![Reply::Ok(fs::read(&art).unwrap())]);
+    let cache = d.join("cache");
+    let fetch = |extra: &[&OsStr]| {
+        let mut args: Vec<&OsStr> = vec![
+            "fetch".as_ref(),
+            "--manifest".as_ref(),
+            manifest.as_os_str(),
+            "--cache".as_ref(),
+            cache.as_os_str(),
+            "--timeout".as_ref(),
+            "2".as_ref(),
+        ];
+        args.extend_from_slice(extra);
+        repropack_out(args)
+    };
+    let refused = |out: &Output, reason: &str| {
+        let err = stderr(out);
+        assert_eq!(code(out), exit::SIGNATURE, "{err}");
+        assert!(err.contains("m.json") && err.contains(reason), "{err}");
+        assert_eq!(server.count("/art.tar"), 0, "a request was made: {err}");
+        assert!(!cache.exists() || fs::read_dir(&cache).unwrap().next().is_none());
+    };
+
+    // Signed for another namespace: refused by name.
+    keygen_sign(&key, "file", &manifest);
+    refused(
+        &fetch(&["--allowed-signers".as_ref(), allowed.as_os_str()]),
+        "namespace",
+    );
+    keygen_sign(&key, "repropack", &manifest);
+    // The signer is not listed, or not for this identity.
+    refused(
+        &fetch(&["--allowed-signers".as_ref(), only_other.as_os_str()]),
+        "m.json",
+    );
+    refused(
+        &fetch(&[
+            "--allowed-signers".as_ref(),
+            allowed.as_os_str(),
+            "--identity".as_ref(),
+            "someone@else".as_ref(),
+        ]),
+        "m.json",
+    );
+
+    let out = fetch(&[
+        "--allowed-signers".as_ref(),
+        allowed.as_os_str(),
+        "--identity".as_ref(),
+        ID.as_ref(),
+        "--json".as_ref(),
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&ok(&out)).unwrap();
+    assert_eq!(v["source"], url.as_str(), "{v}");
+    assert!(v["key_id"].as_str().unwrap().starts_with("SHA256:"), "{v}");
+    let path = PathBuf::from(v["path"].as_str().unwrap());
+    assert_eq!(fs::read(&path).unwrap(), fs::read(&art).unwrap());
+    assert_eq!(server.count("/art.tar"), 1);
+}

@@ -40,6 +40,15 @@ pub struct FetchArgs {
     manifest: Option<PathBuf>,
     #[command(flatten)]
     trust: TrustFlags,
+    /// With --manifest: OpenSSH allowed_signers files; the manifest may be
+    /// signed as `ssh-keygen -Y sign -n repropack` does (`MANIFEST.sig`) by
+    /// a key one of them lists for the namespace `repropack` (repeatable).
+    #[arg(long, value_name = "FILE", requires = "manifest")]
+    allowed_signers: Vec<PathBuf>,
+    /// With --allowed-signers: the manifest's SSH signer must be listed for
+    /// this principal (as `ssh-keygen -Y verify -I ID`).
+    #[arg(long, value_name = "ID", requires = "allowed_signers")]
+    identity: Option<String>,
     /// Cache directory. Default: $XDG_CACHE_HOME/repropack, else
     /// ~/.cache/repropack.
     #[arg(long, value_name = "DIR", env = "REPROPACK_CACHE")]
@@ -50,7 +59,8 @@ pub struct FetchArgs {
     #[command(flatten)]
     net: NetFlags,
     /// Print a JSON object (path, sha256, size, source = the URI that
-    /// served it, cache_hit; with --manifest also manifest and key_id; with
+    /// served it, cache_hit; with --manifest also manifest and key_id, an
+    /// SSH signer's SHA256 fingerprint for an SSH signature; with
     /// --extract also extracted and extract_reused).
     #[arg(long)]
     json: bool,
@@ -69,7 +79,12 @@ pub fn run(args: FetchArgs) -> Result<(), Failure> {
     // so a bad one leaves no request and no cache behind.
     let (reference, mirrors, signed) = match &args.manifest {
         Some(m) => {
-            let s = signed_source(m, &args.trust.trusted_key)?;
+            let trust = (
+                &args.trust.trusted_key[..],
+                &args.allowed_signers[..],
+                args.identity.clone(),
+            );
+            let s = signed_source(m, trust)?;
             (s.reference, s.mirrors, Some((m, s.key_id)))
         }
         None => (
@@ -164,23 +179,29 @@ struct SignedSource {
     key_id: String,
 }
 
-/// Checks the signature of the manifest at `path` by one of `trusted`,
-/// then reads the sources from exactly the bytes that were checked.
-fn signed_source(path: &Path, trusted: &[PathBuf]) -> Result<SignedSource, Failure> {
+/// Checks the signature of the manifest at `path` by one of the trusted
+/// keys (minisign keys or allowed_signers files, allowed_signers files,
+/// the SSH identity), then reads the sources from exactly the bytes that
+/// were checked.
+fn signed_source(
+    path: &Path,
+    (trusted, allowed_signers, identity): (&[PathBuf], &[PathBuf], Option<String>),
+) -> Result<SignedSource, Failure> {
     let refuse = |reason: &str| {
         Failure::new(
             exit::SIGNATURE,
             format!("manifest {}: {reason}; nothing fetched", path.display()),
         )
     };
-    if trusted.is_empty() {
+    if trusted.is_empty() && allowed_signers.is_empty() {
         return Err(refuse(
-            "no trusted key configured (pass --trusted-key or set REPROPACK_TRUSTED_KEYS)",
+            "no trusted key configured (pass --trusted-key or --allowed-signers, or set REPROPACK_TRUSTED_KEYS)",
         ));
     }
-    // The trust may name OpenSSH allowed_signers files too (then
-    // `MANIFEST.sig` is checked where it exists).
-    let trust = Trust::new(trusted, &[], None).map_err(|e| refuse(&e.to_string()))?;
+    // The trust may name OpenSSH allowed_signers files (then `MANIFEST.sig`
+    // is checked where it exists).
+    let trust =
+        Trust::new(trusted, allowed_signers, identity).map_err(|e| refuse(&e.to_string()))?;
     let bytes = manifest::read_bytes(path).map_err(|e| Failure::new(exit::INPUT, e))?;
     let key_id = match trust
         .verify_bytes(path, &bytes, None)

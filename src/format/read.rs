@@ -5,7 +5,7 @@
 //! ([`ContainerInfo`]: gzip header, first tar header, SquashFS superblock), and
 //! returns an [`Archive`]. [`Archive::for_each_entry`] then drives a single
 //! pass over the entries **in archive order** and pushes each one to the
-//! caller's closure as an [`ArchiveEntry`] (metadata) plus a [`BufRead`](std::io::BufRead) over the
+//! caller's closure as an [`ArchiveEntry`] (metadata) plus a [`BufRead`] over the
 //! entry's content. The caller reads as much content as it wants; whatever it
 //! leaves unread is skipped before the next entry. The closure's error stops
 //! the pass and is returned as is.
