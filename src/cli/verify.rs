@@ -146,8 +146,14 @@ pub fn run(args: VerifyArgs) -> Result<(), Failure> {
     };
     let mut expected: Vec<(String, Sha256Digest)> = Vec::new();
     if let Some(r) = &args.reference {
-        let r: ArtifactRef = r.parse().map_err(|e| Failure::new(exit::INPUT, e))?;
-        expected.push(("--ref".to_string(), r.sha256()));
+        let parsed: ArtifactRef = r.parse().map_err(|e| Failure::new(exit::INPUT, e))?;
+        let sha256 = parsed.sha256().ok_or_else(|| {
+            Failure::new(
+                exit::INPUT,
+                format!("--ref {r:?}: verify compares sha256; give a `#sha256=` ref"),
+            )
+        })?;
+        expected.push(("--ref".to_string(), sha256));
     }
     if let Some(h) = &args.sha256 {
         let d = Sha256Digest::from_hex(h)
