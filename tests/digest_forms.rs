@@ -266,3 +266,48 @@ fn malformed_digest_forms_are_refused_before_any_request() {
     }
     assert_eq!(server.count("/d.tar"), 0, "nothing may be requested");
 }
+
+#[test]
+fn a_sha512_fetch_extracts_into_the_tree_keyed_by_the_bytes_sha256() {
+    let server = Server::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    fs::create_dir(&src).unwrap();
+    fs::write(src.join("hello.txt"), b"hello from a sha512 ref\n").unwrap();
+    let tar = tmp.path().join("a.tar");
+    let made = Command::new("tar")
+        .arg("-cf")
+        .arg(&tar)
+        .arg("-C")
+        .arg(&src)
+        .arg("hello.txt")
+        .status()
+        .expect("run tar");
+    assert!(made.success());
+    let body = fs::read(&tar).unwrap();
+    server.route("/a.tar", vec![Reply::Ok(body)]);
+    let sha512 = coreutils_sum("sha512sum", &tar);
+    let sha256 = coreutils_sum("sha256sum", &tar);
+    let cache = tempfile::tempdir().unwrap();
+    let r = format!("{}#sha512={sha512}", server.url("/a.tar"));
+    let out = fetch(cache.path(), &[&r, "--extract", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v = json(&out);
+    let dir = PathBuf::from(v["extracted"].as_str().unwrap());
+    assert!(
+        dir.starts_with(
+            cache
+                .path()
+                .join("extracted")
+                .join("sha256")
+                .join(&sha256[..2])
+        ),
+        "{}",
+        dir.display()
+    );
+    assert_eq!(
+        fs::read(dir.join("hello.txt")).unwrap(),
+        b"hello from a sha512 ref\n"
+    );
+    assert_eq!(v["sha512"], sha512);
+}
