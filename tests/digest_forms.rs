@@ -311,3 +311,38 @@ fn a_sha512_fetch_extracts_into_the_tree_keyed_by_the_bytes_sha256() {
     );
     assert_eq!(v["sha512"], sha512);
 }
+
+#[test]
+fn digests_other_than_sha256_are_refused_where_only_sha256_is_known() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = on_disk(tmp.path(), &artifact(15, 1000));
+    let sha512 = coreutils_sum("sha512sum", &file);
+
+    // verify compares sha256 only: a #sha512= ref is named and refused.
+    let r = format!("{}#sha512={sha512}", file.display());
+    let out = repropack()
+        .arg("verify")
+        .arg(&file)
+        .args(["--ref", &r])
+        .output()
+        .expect("run repropack");
+    assert_eq!(out.status.code(), Some(exit::INPUT), "{}", stderr(&out));
+    assert!(stderr(&out).contains("#sha256="), "{}", stderr(&out));
+
+    // An OCI registry serves blobs by sha256: nothing is requested.
+    let server = Server::start();
+    let blob = format!("/v2/team/app/blobs/sha512:{sha512}");
+    server.route("/v2/", vec![Reply::Status(200)]);
+    server.route(&blob, vec![Reply::Ok(fs::read(&file).unwrap())]);
+    let cache = tempfile::tempdir().unwrap();
+    let r = format!("oci://{}/team/app#sha512={sha512}", server.authority());
+    let out = fetch(cache.path(), &[&r]);
+    assert_eq!(out.status.code(), Some(exit::FETCH), "{}", stderr(&out));
+    assert!(stderr(&out).contains("by its sha256"), "{}", stderr(&out));
+    assert_nothing_stored(cache.path());
+    assert_eq!(
+        server.count("/v2/") + server.count(&blob),
+        0,
+        "nothing may be requested"
+    );
+}

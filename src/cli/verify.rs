@@ -30,7 +30,8 @@ use super::side::artifact_side;
 pub struct VerifyArgs {
     /// The artifact file.
     artifact: PathBuf,
-    /// Expected ref `URI#sha256=HEX` (only the sha256 is checked).
+    /// Expected ref `URI#sha256=HEX` (only the sha256 is checked; a
+    /// `#sha384=` or `#sha512=` ref is refused).
     #[arg(long = "ref", value_name = "REF", conflicts_with = "sha256")]
     reference: Option<String>,
     /// Expected sha256 (64 lowercase hex digits).
