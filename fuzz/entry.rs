@@ -16,6 +16,7 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use repropack::digest::ContentDigest;
 use repropack::format::{self, ArchiveError};
 use repropack::remote::oci::manifest::ImageManifest;
 use repropack::remote::oci::{OciRef, auth};
@@ -140,9 +141,11 @@ pub fn detect(data: &[u8]) {
     }
 }
 
-/// `ref_parse`: an `URI#sha256=HEX` ref and the URI classifier. A ref
-/// (and an `oci://` reference) that parses prints back to a string that
-/// parses to the same ref.
+/// `ref_parse`: an `URI#sha256=HEX` ref (or `#sha384=`, `#sha512=`), the
+/// URI classifier, and the digest forms of `fetch --digest` (`ALG:HEX`)
+/// and `--integrity` (SRI). A ref (and an `oci://` reference) that parses
+/// prints back to a string that parses to the same ref; an `ALG:HEX` that
+/// parses has the hex it was given.
 pub fn ref_parse(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
@@ -157,6 +160,13 @@ pub fn ref_parse(data: &[u8]) {
         assert_eq!(again, oci, "OCI ref does not round-trip");
         let _ = oci.base_url();
     }
+    if let Ok(d) = text.parse::<ContentDigest>() {
+        assert!(
+            text.ends_with(&format!(":{}", d.to_hex())),
+            "{text:?} parsed to {d}"
+        );
+    }
+    let _ = ContentDigest::from_sri(text);
     if let Ok(parsed) = text.parse::<ArtifactRef>() {
         let _ = parsed.scheme();
         let _ = uri::classify(parsed.uri());

@@ -9,6 +9,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use crate::support::bin::{repropack, stderr, stdout};
+use crate::support::cache::cache_content;
 use crate::support::fixtures::artifact;
 use crate::support::hash::{sha256_hex, sha256sum};
 use crate::support::http_server::{Reply, Server};
@@ -44,15 +45,6 @@ fn files(dir: &Path) -> Vec<PathBuf> {
     }
     out.sort();
     out
-}
-
-/// Files in the cache other than lock files (which may outlive a run by
-/// design: an flock, not the file, is the lock).
-fn cache_content(dir: &Path) -> Vec<PathBuf> {
-    files(dir)
-        .into_iter()
-        .filter(|p| p.extension().is_none_or(|e| e != "lock"))
-        .collect()
 }
 
 fn entry_path(cache: &Path, hex: &str) -> PathBuf {

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use crate::support::bin::{repropack, run_ok};
+use crate::support::cache::cache_content;
 use crate::support::exit;
 use crate::support::fixtures::artifact;
 use crate::support::hash::{sha256_hex, sha256sum};
@@ -65,20 +66,6 @@ fn fetch(reference: &str, cache: &Path, env: &[(&str, &str)]) -> Output {
         ],
         env,
     )
-}
-
-/// Cache files other than lock files.
-fn cache_content(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if dir.exists() {
-        for e in walkdir::WalkDir::new(dir) {
-            let e = e.unwrap();
-            if e.file_type().is_file() && e.path().extension().is_none_or(|x| x != "lock") {
-                out.push(e.path().strip_prefix(dir).unwrap().to_path_buf());
-            }
-        }
-    }
-    out
 }
 
 fn write_artifact(dir: &Path, name: &str, seed: u8, len: usize) -> (PathBuf, Vec<u8>) {

@@ -10,6 +10,7 @@ mod architecture;
 mod archive_reader_on_others_output;
 mod cli;
 mod cpu_features;
+mod digest_forms;
 mod errors;
 mod everyday;
 mod extract_hostile;

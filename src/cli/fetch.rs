@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use crate::cli::exit;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use repropack::digest::Sha256Digest;
+use repropack::digest::{ContentDigest, Sha256Digest, hash_file};
 use repropack::extract::extract_to_cache;
 use repropack::remote::refs::{ArtifactRef, RefError};
 use repropack::remote::{FetchError, FetchOptions, Progress, default_cache_dir, fetch};
@@ -24,9 +24,25 @@ use super::flags::{ExtractFlags, NetFlags, TrustFlags};
      Default: the `:`-separated key files in REPROPACK_TRUSTED_KEYS"
 )))]
 pub struct FetchArgs {
-    /// The ref `URI#sha256=HEX` to fetch.
+    /// The ref `URI#sha256=HEX` (or `#sha384=HEX`, `#sha512=HEX`) to
+    /// fetch; with --digest or --integrity, a plain URI without `#`.
     #[arg(value_name = "REF", required_unless_present = "manifest")]
     reference: Option<String>,
+    /// Pin REF, a plain URI, to this digest instead of a `#` fragment:
+    /// `sha256:HEX`, `sha384:HEX`, `sha512:HEX`, or `sha3:HEX` (SHA3-224,
+    /// -256, -384 or -512, told apart by the length of HEX). Lowercase hex.
+    #[arg(long, value_name = "ALG:HEX", conflicts_with_all = ["integrity", "manifest"])]
+    digest: Option<ContentDigest>,
+    /// Pin REF, a plain URI, to this Subresource Integrity hash as Bazel
+    /// and npm write it: `sha256-`, `sha384-` or `sha512-` followed by the
+    /// digest in standard base64.
+    #[arg(
+        long,
+        value_name = "SRI",
+        value_parser = ContentDigest::from_sri,
+        conflicts_with = "manifest"
+    )]
+    integrity: Option<ContentDigest>,
     /// Another URI with the same bytes, tried (and verified against the same
     /// hash) when the previous source fails. Repeatable; tried in order.
     #[arg(long, value_name = "URI")]
@@ -88,7 +104,10 @@ pub fn run(args: FetchArgs) -> Result<(), Failure> {
             (s.reference, s.mirrors, Some((m, s.key_id)))
         }
         None => (
-            parse_ref(args.reference.as_deref().unwrap_or_default())?,
+            pinned_ref(
+                args.reference.as_deref().unwrap_or_default(),
+                args.digest.or(args.integrity),
+            )?,
             args.mirror.clone(),
             None,
         ),
@@ -99,9 +118,11 @@ pub fn run(args: FetchArgs) -> Result<(), Failure> {
         .then(|| args.extract_flags.options())
         .transpose()?;
     let fetched = fetch(&reference, &mirrors, &opts).map_err(failure)?;
+    // The digest goes under its fragment name (`sha256`, `sha512`,
+    // `sha3_256`, …), as `hash --json` writes it.
     let mut value = serde_json::json!({
         "path": fetched.path.to_string_lossy(),
-        "sha256": fetched.sha256.to_hex(),
+        fetched.digest.algorithm().fragment(): fetched.digest.to_hex(),
         "size": fetched.size,
         "source": fetched.source,
         "cache_hit": fetched.cache_hit,
@@ -118,12 +139,19 @@ pub fn run(args: FetchArgs) -> Result<(), Failure> {
         }
         return Ok(());
     };
-    let tree = extract_to_cache(
-        &fetched.path,
-        &fetched.sha256,
-        &opts.cache_dir,
-        &extract_opts,
-    )?;
+    // Extracted trees are keyed by sha256 whatever the fetch was pinned
+    // to; the bytes hashed here are the verified cache entry.
+    let sha256 = match fetched.digest.sha256() {
+        Some(d) => d,
+        None => {
+            hash_file(&fetched.path)
+                .map_err(|e| {
+                    Failure::new(exit::OUTPUT, format!("{}: {e}", fetched.path.display()))
+                })?
+                .0
+        }
+    };
+    let tree = extract_to_cache(&fetched.path, &sha256, &opts.cache_dir, &extract_opts)?;
     if let Some(report) = &tree.report {
         super::warn(&report.warnings);
     }
@@ -159,6 +187,23 @@ pub(crate) fn options(args: &FetchArgs) -> Result<FetchOptions, Failure> {
         opts.progress = Some(Arc::new(Bar::default()));
     }
     Ok(opts)
+}
+
+/// The ref to fetch: REF itself, or with `--digest`/`--integrity` the plain
+/// URI REF pinned to that digest.
+fn pinned_ref(text: &str, digest: Option<ContentDigest>) -> Result<ArtifactRef, Failure> {
+    let Some(digest) = digest else {
+        return parse_ref(text);
+    };
+    if text.contains('#') {
+        return Err(Failure::new(
+            exit::USAGE,
+            format!("{text:?} has a `#` fragment; with --digest or --integrity give the URI alone"),
+        ));
+    }
+    ArtifactRef::check_uri(text)
+        .map_err(|reason| Failure::new(exit::INPUT, format!("{text:?}: {reason}")))?;
+    Ok(ArtifactRef::new(text, digest))
 }
 
 fn parse_ref(text: &str) -> Result<ArtifactRef, Failure> {

@@ -40,7 +40,7 @@ pub fn run(args: PushArgs) -> Result<(), Failure> {
     if args.json {
         let mut v = serde_json::json!({
             "ref": pushed.artifact.to_string(),
-            "sha256": pushed.artifact.sha256().to_hex(),
+            "sha256": pushed.artifact.sha256().map(|d| d.to_hex()),
             "size": pushed.size,
             "uploaded": pushed.uploaded,
         });

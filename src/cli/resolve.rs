@@ -34,7 +34,7 @@ pub fn run(args: ResolveArgs) -> Result<(), Failure> {
     if args.json {
         let v = serde_json::json!({
             "ref": pinned.to_string(),
-            "sha256": pinned.sha256().to_hex(),
+            "sha256": pinned.sha256().map(|d| d.to_hex()),
         });
         println!("{v}");
     } else {

@@ -30,7 +30,8 @@ use super::side::artifact_side;
 pub struct VerifyArgs {
     /// The artifact file.
     artifact: PathBuf,
-    /// Expected ref `URI#sha256=HEX` (only the sha256 is checked).
+    /// Expected ref `URI#sha256=HEX` (only the sha256 is checked; a
+    /// `#sha384=` or `#sha512=` ref is refused).
     #[arg(long = "ref", value_name = "REF", conflicts_with = "sha256")]
     reference: Option<String>,
     /// Expected sha256 (64 lowercase hex digits).
@@ -146,8 +147,14 @@ pub fn run(args: VerifyArgs) -> Result<(), Failure> {
     };
     let mut expected: Vec<(String, Sha256Digest)> = Vec::new();
     if let Some(r) = &args.reference {
-        let r: ArtifactRef = r.parse().map_err(|e| Failure::new(exit::INPUT, e))?;
-        expected.push(("--ref".to_string(), r.sha256()));
+        let parsed: ArtifactRef = r.parse().map_err(|e| Failure::new(exit::INPUT, e))?;
+        let sha256 = parsed.sha256().ok_or_else(|| {
+            Failure::new(
+                exit::INPUT,
+                format!("--ref {r:?}: verify compares sha256; give a `#sha256=` ref"),
+            )
+        })?;
+        expected.push(("--ref".to_string(), sha256));
     }
     if let Some(h) = &args.sha256 {
         let d = Sha256Digest::from_hex(h)

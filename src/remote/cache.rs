@@ -2,15 +2,20 @@
 //!
 //! # Layout
 //!
-//! Keyed by the hash only, so the same bytes fetched from two URLs are stored
-//! once:
+//! Keyed by the hash only (its algorithm and digest), so the same bytes
+//! fetched from two URLs are stored once per algorithm they are asked for
+//! by:
 //!
 //! ```text
-//! <root>/sha256/<first two hex digits>/<64 hex>          the artifact, mode 0444
-//! <root>/sha256/<first two hex digits>/<64 hex>.record   store-time record (JSON)
-//! <root>/sha256/<first two hex digits>/<64 hex>.lock     per-hash lock (flock)
-//! <root>/sha256/<first two hex digits>/.<64 hex>.*.tmp   download in progress
+//! <root>/<alg>/<first two hex digits>/<hex>          the artifact, mode 0444
+//! <root>/<alg>/<first two hex digits>/<hex>.record   store-time record (JSON)
+//! <root>/<alg>/<first two hex digits>/<hex>.lock     per-hash lock (flock)
+//! <root>/<alg>/<first two hex digits>/.<hex>.*.tmp   download in progress
 //! ```
+//!
+//! `<alg>` is the algorithm's [`name`](crate::digest::DigestAlgorithm::name):
+//! `sha256` (the layout entries have always had), `sha384`, `sha512`,
+//! `sha3-224`, `sha3-256`, `sha3-384`, `sha3-512`.
 //!
 //! # Invariants
 //!
@@ -34,7 +39,7 @@ use std::io::{self, Seek, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::digest::{Hasher, Sha256Digest, hash_file};
+use crate::digest::{ContentDigest, DigestHasher, hash_file_with};
 use crate::output::AtomicFile;
 
 /// A cache operation failed; names the path and what was being done.
@@ -76,7 +81,7 @@ pub struct Cache {
 /// releases the lock.
 #[derive(Debug)]
 pub struct CacheLock {
-    sha256: Sha256Digest,
+    digest: ContentDigest,
     _file: File,
 }
 
@@ -103,10 +108,11 @@ impl Record {
 }
 
 /// A download in progress: a temp file in the entry's directory plus the
-/// running sha256 of what was written to it. Dropping it deletes the file.
+/// running digest (of the locked hash's algorithm) of what was written to
+/// it. Dropping it deletes the file.
 pub struct Download {
     tmp: tempfile::NamedTempFile,
-    hasher: Hasher,
+    hasher: DigestHasher,
 }
 
 impl Download {
@@ -125,11 +131,11 @@ impl Download {
         let f = self.tmp.as_file_mut();
         f.set_len(0)?;
         f.rewind()?;
-        self.hasher = Hasher::new();
+        self.hasher = DigestHasher::new(self.hasher.algorithm());
         Ok(())
     }
-    /// The sha256 and size of what was written.
-    pub fn digest(&self) -> (Sha256Digest, u64) {
+    /// The digest and size of what was written.
+    pub fn digest(&self) -> (ContentDigest, u64) {
         self.hasher.clone().finish()
     }
     /// The temp file's path.
@@ -149,30 +155,34 @@ impl Cache {
         &self.root
     }
 
-    /// `<root>/sha256/<2 hex>`: the directory of one hash.
-    pub fn shard_dir(&self, sha256: Sha256Digest) -> PathBuf {
-        let hex = sha256.to_hex();
-        self.root.join("sha256").join(&hex[..2])
+    /// `<root>/<alg>/<2 hex>`: the directory of one hash (`<root>/sha256/..`
+    /// for a [`Sha256Digest`](crate::digest::Sha256Digest)).
+    pub fn shard_dir(&self, digest: impl Into<ContentDigest>) -> PathBuf {
+        let digest = digest.into();
+        let hex = digest.to_hex();
+        self.root.join(digest.algorithm().name()).join(&hex[..2])
     }
 
-    /// Where the verified bytes of `sha256` live.
-    pub fn entry_path(&self, sha256: Sha256Digest) -> PathBuf {
-        self.shard_dir(sha256).join(sha256.to_hex())
+    /// Where the verified bytes of `digest` live.
+    pub fn entry_path(&self, digest: impl Into<ContentDigest>) -> PathBuf {
+        let digest = digest.into();
+        self.shard_dir(digest).join(digest.to_hex())
     }
 
-    fn sibling(&self, sha256: Sha256Digest, suffix: &str) -> PathBuf {
-        self.shard_dir(sha256)
-            .join(format!("{}.{suffix}", sha256.to_hex()))
+    fn sibling(&self, digest: ContentDigest, suffix: &str) -> PathBuf {
+        self.shard_dir(digest)
+            .join(format!("{}.{suffix}", digest.to_hex()))
     }
 
-    fn record_path(&self, sha256: Sha256Digest) -> PathBuf {
-        self.sibling(sha256, "record")
+    fn record_path(&self, digest: ContentDigest) -> PathBuf {
+        self.sibling(digest, "record")
     }
 
-    /// Takes the exclusive lock of `sha256`, blocking until other holders
+    /// Takes the exclusive lock of `digest`, blocking until other holders
     /// (in this or other processes) release it, then removes temp files
     /// left by holders that died.
-    pub fn lock(&self, sha256: Sha256Digest) -> Result<CacheLock, CacheError> {
+    pub fn lock(&self, digest: impl Into<ContentDigest>) -> Result<CacheLock, CacheError> {
+        let sha256 = digest.into();
         let dir = self.shard_dir(sha256);
         fs::create_dir_all(&dir).map_err(err(&dir, "create directory"))?;
         let path = self.sibling(sha256, "lock");
@@ -184,7 +194,7 @@ impl Cache {
             .map_err(err(&path, "open lock file"))?;
         file.lock().map_err(err(&path, "lock"))?;
         let lock = CacheLock {
-            sha256,
+            digest: sha256,
             _file: file,
         };
         self.remove_stale_temps(&lock)?;
@@ -192,8 +202,8 @@ impl Cache {
     }
 
     fn remove_stale_temps(&self, lock: &CacheLock) -> Result<(), CacheError> {
-        let dir = self.shard_dir(lock.sha256);
-        let prefix = format!(".{}.", lock.sha256.to_hex());
+        let dir = self.shard_dir(lock.digest);
+        let prefix = format!(".{}.", lock.digest.to_hex());
         for entry in fs::read_dir(&dir).map_err(err(&dir, "list directory"))? {
             let entry = entry.map_err(err(&dir, "list directory"))?;
             let name = entry.file_name();
@@ -215,7 +225,7 @@ impl Cache {
         lock: &CacheLock,
         verify: bool,
     ) -> Result<Option<(PathBuf, u64)>, CacheError> {
-        let sha256 = lock.sha256;
+        let sha256 = lock.digest;
         let path = self.entry_path(sha256);
         let record_path = self.record_path(sha256);
         let meta = match fs::symlink_metadata(&path) {
@@ -235,7 +245,8 @@ impl Cache {
         if !verify && self.read_record(sha256).as_ref() == Some(&Record::of(&meta)) {
             return Ok(Some((path, meta.len())));
         }
-        let (actual, size) = hash_file(&path).map_err(err(&path, "re-hash entry"))?;
+        let (actual, size) =
+            hash_file_with(sha256.algorithm(), &path).map_err(err(&path, "re-hash entry"))?;
         if actual != sha256 {
             remove_if_present(&record_path).map_err(err(&record_path, "remove record"))?;
             remove_if_present(&path).map_err(err(&path, "remove corrupted entry"))?;
@@ -245,12 +256,12 @@ impl Cache {
         Ok(Some((path, size)))
     }
 
-    fn read_record(&self, sha256: Sha256Digest) -> Option<Record> {
+    fn read_record(&self, sha256: ContentDigest) -> Option<Record> {
         let bytes = fs::read(self.record_path(sha256)).ok()?;
         serde_json::from_slice(&bytes).ok()
     }
 
-    fn write_record(&self, sha256: Sha256Digest, entry: &Path) -> Result<(), CacheError> {
+    fn write_record(&self, sha256: ContentDigest, entry: &Path) -> Result<(), CacheError> {
         let meta = fs::metadata(entry).map_err(err(entry, "stat entry"))?;
         let path = self.record_path(sha256);
         let json = serde_json::to_vec(&Record::of(&meta))
@@ -267,15 +278,15 @@ impl Cache {
     /// Starts a download of the locked hash into a temp file next to the
     /// entry.
     pub fn begin(&self, lock: &CacheLock) -> Result<Download, CacheError> {
-        let dir = self.shard_dir(lock.sha256);
+        let dir = self.shard_dir(lock.digest);
         let tmp = tempfile::Builder::new()
-            .prefix(&format!(".{}.", lock.sha256.to_hex()))
+            .prefix(&format!(".{}.", lock.digest.to_hex()))
             .suffix(".tmp")
             .tempfile_in(&dir)
             .map_err(err(&dir, "create temp file"))?;
         Ok(Download {
             tmp,
-            hasher: Hasher::new(),
+            hasher: DigestHasher::new(lock.digest.algorithm()),
         })
     }
 
@@ -288,13 +299,17 @@ impl Cache {
     /// locked hash: fsync, mode 0444, rename, fsync the directory, write the
     /// record. Returns the entry's path.
     pub fn commit(&self, lock: &CacheLock, download: Download) -> Result<PathBuf, CacheError> {
-        let sha256 = lock.sha256;
+        let sha256 = lock.digest;
         let (actual, _) = download.digest();
         let path = self.entry_path(sha256);
         if actual != sha256 {
             return Err(err(&path, "commit")(io::Error::new(
                 io::ErrorKind::InvalidData,
-                format!("download hashes to {actual}, not {sha256}"),
+                format!(
+                    "download hashes to {}, not {}",
+                    actual.to_hex(),
+                    sha256.to_hex()
+                ),
             )));
         }
         let tmp_path = download.path().to_path_buf();
@@ -325,6 +340,7 @@ fn remove_if_present(path: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::digest::{DigestAlgorithm, Sha256Digest};
 
     fn names(dir: &Path) -> Vec<String> {
         let mut v: Vec<String> = fs::read_dir(dir)
@@ -368,9 +384,9 @@ mod tests {
         d.write(b"abc").unwrap();
         let path = cache.commit(&lock, d).unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"abc");
-        fs::remove_file(cache.record_path(want)).unwrap();
+        fs::remove_file(cache.record_path(want.into())).unwrap();
         assert_eq!(cache.lookup(&lock, false).unwrap(), Some((path.clone(), 3)));
-        assert!(cache.record_path(want).exists());
+        assert!(cache.record_path(want.into()).exists());
         assert_eq!(cache.lookup(&lock, false).unwrap(), Some((path, 3)));
     }
 
@@ -389,5 +405,28 @@ mod tests {
         let _lock = cache.lock(a).unwrap();
         assert!(!stale_a.exists());
         assert!(other_b.exists());
+    }
+
+    #[test]
+    fn entries_of_other_algorithms_live_beside_sha256_ones() {
+        let root = tempfile::tempdir().unwrap();
+        let cache = Cache::new(root.path().to_path_buf());
+        let sha256 = Sha256Digest::of(b"abc");
+        let sha512 = ContentDigest::of(DigestAlgorithm::Sha512, b"abc");
+        let hex = sha256.to_hex();
+        assert_eq!(
+            cache.entry_path(sha256),
+            root.path().join("sha256").join(&hex[..2]).join(&hex)
+        );
+        let hex = sha512.to_hex();
+        assert_eq!(
+            cache.entry_path(sha512),
+            root.path().join("sha512").join(&hex[..2]).join(&hex)
+        );
+        let lock = cache.lock(sha512).unwrap();
+        let mut d = cache.begin(&lock).unwrap();
+        d.write(b"abc").unwrap();
+        let path = cache.commit(&lock, d).unwrap();
+        assert_eq!(cache.lookup(&lock, true).unwrap(), Some((path, 3)));
     }
 }

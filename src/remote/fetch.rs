@@ -1,5 +1,7 @@
 //! Fetch-and-verify: turn an [`ArtifactRef`] into a local path whose bytes
-//! are known to have the ref's sha256 (docs/CONTRACT.md §4, §6).
+//! are known to have the ref's digest (docs/CONTRACT.md §4, §6): a sha256,
+//! or any other [`ContentDigest`] (`#sha512=` refs, `fetch --digest`,
+//! `fetch --integrity`), checked the same way.
 //!
 //! # Model
 //!
@@ -10,7 +12,7 @@
 //! stream into a temp file in the cache while they are hashed, transient
 //! failures (5xx, resets, short bodies, timeouts) are retried with
 //! exponential backoff, and the first source whose bytes hash to the ref's
-//! sha256 is fsynced and renamed into place. A source that delivers other
+//! digest is fsynced and renamed into place. A source that delivers other
 //! bytes is a failure like any other: its temp file is deleted, nothing is
 //! stored, and the next mirror is tried against the same hash. There is no
 //! other fallback.
@@ -40,7 +42,7 @@ use super::cache::{Cache, CacheError};
 use super::net::NetOptions;
 use super::refs::ArtifactRef;
 use super::source::{self, Origin, Progress, SourceFailure};
-use crate::digest::Sha256Digest;
+use crate::digest::ContentDigest;
 
 /// Options of [`fetch`].
 #[derive(Clone)]
@@ -71,10 +73,10 @@ impl FetchOptions {
 /// A verified artifact in the cache.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fetched {
-    /// The cache entry; its bytes hash to `sha256`.
+    /// The cache entry; its bytes hash to `digest`.
     pub path: PathBuf,
-    /// The artifact's sha256 (the ref's).
-    pub sha256: Sha256Digest,
+    /// The artifact's digest (the ref's, of the ref's algorithm).
+    pub digest: ContentDigest,
     /// The artifact's size in bytes.
     pub size: u64,
     /// The URI the bytes came from; `None` on a cache hit.
@@ -92,7 +94,10 @@ impl fmt::Display for SourceFailure {
                 size,
             } => write!(
                 f,
-                "sha256 mismatch: expected {expected}, got {actual} ({size} bytes); nothing stored"
+                "{} mismatch: expected {}, got {} ({size} bytes); nothing stored",
+                expected.algorithm().name(),
+                expected.to_hex(),
+                actual.to_hex()
             ),
             SourceFailure::NotFound(m) => write!(f, "not found: {m}"),
             SourceFailure::Transport { message, attempts } => {
@@ -131,17 +136,21 @@ pub enum FetchError {
     #[error(transparent)]
     Cache(#[from] CacheError),
     /// Every source failed; each is listed in order.
-    #[error("{}", all_failed_message(.sha256, .attempts))]
+    #[error("{}", all_failed_message(.digest, .attempts))]
     AllFailed {
-        /// The sha256 that was asked for.
-        sha256: Sha256Digest,
+        /// The digest that was asked for.
+        digest: ContentDigest,
         /// Every source tried, in order, with its failure.
         attempts: Vec<Attempt>,
     },
 }
 
-fn all_failed_message(sha256: &Sha256Digest, attempts: &[Attempt]) -> String {
-    let mut s = format!("no source delivered sha256 {sha256}:");
+fn all_failed_message(digest: &ContentDigest, attempts: &[Attempt]) -> String {
+    let mut s = format!(
+        "no source delivered {} {}:",
+        digest.algorithm().name(),
+        digest.to_hex()
+    );
     for a in attempts {
         s.push_str(&format!("\n  {}: {}", a.uri, a.failure));
     }
@@ -163,7 +172,7 @@ impl FetchError {
 /// Fetches `r` into the cache, trying `r`'s URI and then each of `mirrors`
 /// in order, and returns the verified entry.
 ///
-/// Every source is checked against `r.sha256()`. The per-hash cache lock is
+/// Every source is checked against `r.digest()`. The per-hash cache lock is
 /// held for the whole call, so concurrent fetches of the same hash (threads
 /// or processes) download it once.
 pub fn fetch(
@@ -183,13 +192,13 @@ pub fn fetch(
             reason,
         })?);
     }
-    let sha256 = r.sha256();
+    let digest = r.digest();
     let cache = Cache::new(opts.cache_dir.clone());
-    let lock = cache.lock(sha256)?;
+    let lock = cache.lock(digest)?;
     if let Some((path, size)) = cache.lookup(&lock, opts.verify_cache)? {
         return Ok(Fetched {
             path,
-            sha256,
+            digest,
             size,
             source: None,
             cache_hit: true,
@@ -200,7 +209,7 @@ pub fn fetch(
     for src in &sources {
         let mut download = cache.begin(&lock)?;
         match src.fetch_into(
-            sha256,
+            digest,
             &mut download,
             &opts.net,
             opts.progress.as_deref(),
@@ -211,18 +220,18 @@ pub fn fetch(
             Err(source::Error::Failed(failure)) => {
                 attempts.push(Attempt {
                     uri: src.uri().to_string(),
-                    failure,
+                    failure: *failure,
                 });
                 continue;
             }
         }
         let (actual, size) = download.digest();
-        if actual != sha256 {
+        if actual != digest {
             drop(download);
             attempts.push(Attempt {
                 uri: src.uri().to_string(),
                 failure: SourceFailure::Mismatch {
-                    expected: sha256,
+                    expected: digest,
                     actual,
                     size,
                 },
@@ -232,13 +241,13 @@ pub fn fetch(
         let path = cache.commit(&lock, download)?;
         return Ok(Fetched {
             path,
-            sha256,
+            digest,
             size,
             source: Some(src.uri().to_string()),
             cache_hit: false,
         });
     }
-    Err(FetchError::AllFailed { sha256, attempts })
+    Err(FetchError::AllFailed { digest, attempts })
 }
 
 /// The default cache root: `$XDG_CACHE_HOME/repropack` if that variable is
@@ -258,6 +267,7 @@ pub fn default_cache_dir() -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::digest::Sha256Digest;
 
     #[test]
     fn threads_fetching_one_ref_store_it_once() {

@@ -1,4 +1,6 @@
-//! Artifact refs: `<uri>#sha256=<64 lowercase hex>` (docs/CONTRACT.md §4).
+//! Artifact refs: `<uri>#sha256=<64 lowercase hex>`, or `#sha384=` /
+//! `#sha512=` with as many hex digits as those digests have (pip's fragment
+//! names; docs/CONTRACT.md §4).
 //!
 //! Knows nothing of formats or transports: it only parses and prints.
 //!
@@ -8,43 +10,61 @@
 //!     ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad".parse().unwrap();
 //! assert_eq!(r.uri(), "s3://bucket/a.squashfs");
 //! assert_eq!(r.to_string().len(), "s3://bucket/a.squashfs#sha256=".len() + 64);
+//! assert!(r.sha256().is_some());
+//! let r: ArtifactRef = format!("https://h/a.tar#sha512={}", "0".repeat(128)).parse().unwrap();
+//! assert_eq!(r.digest().algorithm().name(), "sha512");
+//! assert!(r.sha256().is_none());
 //! ```
 
 use std::fmt;
 use std::str::FromStr;
 
 use super::uri::{self, Scheme, UriError};
-use crate::digest::{HexError, Sha256Digest};
+use crate::digest::{ContentDigest, DigestAlgorithm, HexError, Sha256Digest};
 
-/// A URI plus the sha256 its bytes must have.
+/// The algorithms a ref's fragment may name: pip's strong hashes.
+const REF_ALGORITHMS: [DigestAlgorithm; 3] = [
+    DigestAlgorithm::Sha256,
+    DigestAlgorithm::Sha384,
+    DigestAlgorithm::Sha512,
+];
+
+/// A URI plus the digest its bytes must have.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ArtifactRef {
     uri: String,
-    sha256: Sha256Digest,
+    digest: ContentDigest,
 }
 
 /// What is wrong with a ref string.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RefError {
-    /// There is no `#`: the ref string (carried) names no sha256.
+    /// There is no `#`: the ref string (carried) names no digest.
     #[error("ref {0:?} has no `#sha256=` fragment")]
     NoFragment(String),
     /// The ref string (carried) has more than one `#`.
-    #[error("ref {0:?} has more than one `#`; exactly one `#sha256=` fragment is allowed")]
+    #[error(
+        "ref {0:?} has more than one `#`; exactly one `#sha256=` (or `#sha384=`, `#sha512=`) fragment is allowed"
+    )]
     ManyFragments(String),
-    /// The fragment does not start with `sha256=`.
-    #[error("ref {input:?}: fragment {fragment:?} is not `sha256=<64 lowercase hex>`")]
+    /// The fragment does not start with `sha256=`, `sha384=` or `sha512=`.
+    #[error(
+        "ref {input:?}: fragment {fragment:?} is not `sha256=<64 lowercase hex>` (or `sha384=<96>`, `sha512=<128>`)"
+    )]
     BadFragment {
         /// The ref string.
         input: String,
         /// The fragment, after `#`.
         fragment: String,
     },
-    /// The digest after `sha256=` is not 64 lowercase hex digits.
-    #[error("ref {input:?}: bad sha256: {source}")]
+    /// The digest after `ALG=` is not the algorithm's number of lowercase
+    /// hex digits.
+    #[error("ref {input:?}: bad {algorithm}: {source}")]
     BadHex {
         /// The ref string.
         input: String,
+        /// The algorithm the fragment names.
+        algorithm: &'static str,
         /// What is wrong with the hex.
         #[source]
         source: HexError,
@@ -78,20 +98,27 @@ pub enum RefError {
 
 impl ArtifactRef {
     /// A ref from its parts, as is: the URI is not checked (parsing with
-    /// [`str::parse`] is).
-    pub fn new(uri: impl Into<String>, sha256: Sha256Digest) -> ArtifactRef {
+    /// [`str::parse`] is). `digest` is a [`Sha256Digest`] or any
+    /// [`ContentDigest`].
+    pub fn new(uri: impl Into<String>, digest: impl Into<ContentDigest>) -> ArtifactRef {
         ArtifactRef {
             uri: uri.into(),
-            sha256,
+            digest: digest.into(),
         }
     }
     /// The URI: everything before `#`.
     pub fn uri(&self) -> &str {
         &self.uri
     }
-    /// The sha256 the bytes at the URI must have.
-    pub fn sha256(&self) -> Sha256Digest {
-        self.sha256
+    /// The digest the bytes at the URI must have, of whichever algorithm
+    /// the ref names.
+    pub fn digest(&self) -> ContentDigest {
+        self.digest
+    }
+    /// The sha256 the bytes at the URI must have; `None` for a `#sha384=`
+    /// or `#sha512=` ref.
+    pub fn sha256(&self) -> Option<Sha256Digest> {
+        self.digest.sha256()
     }
     /// The kind of location the URI names.
     pub fn scheme(&self) -> Scheme {
@@ -137,16 +164,22 @@ impl FromStr for ArtifactRef {
         if parts.next().is_some() {
             return Err(RefError::ManyFragments(input.to_string()));
         }
-        let hex = fragment
-            .strip_prefix("sha256=")
+        let (algorithm, hex) = REF_ALGORITHMS
+            .into_iter()
+            .find_map(|a| {
+                let hex = fragment.strip_prefix(a.fragment())?.strip_prefix('=')?;
+                Some((a, hex))
+            })
             .ok_or_else(|| RefError::BadFragment {
                 input: input.to_string(),
                 fragment: fragment.to_string(),
             })?;
-        let sha256 = Sha256Digest::from_hex(hex).map_err(|source| RefError::BadHex {
-            input: input.to_string(),
-            source,
-        })?;
+        let digest =
+            ContentDigest::from_hex(algorithm, hex).map_err(|source| RefError::BadHex {
+                input: input.to_string(),
+                algorithm: algorithm.name(),
+                source,
+            })?;
         if uri.is_empty() {
             return Err(RefError::EmptyUri(input.to_string()));
         }
@@ -173,14 +206,20 @@ impl FromStr for ArtifactRef {
         }
         Ok(ArtifactRef {
             uri: uri.to_string(),
-            sha256,
+            digest,
         })
     }
 }
 
 impl fmt::Display for ArtifactRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}#sha256={}", self.uri, self.sha256)
+        write!(
+            f,
+            "{}#{}={}",
+            self.uri,
+            self.digest.algorithm().fragment(),
+            self.digest.to_hex()
+        )
     }
 }
 
@@ -208,11 +247,30 @@ mod tests {
     }
 
     #[test]
+    fn sha384_and_sha512_refs_parse_and_print_round_trip() {
+        for (name, len) in [("sha384", 96), ("sha512", 128)] {
+            let hex: String = "0123456789abcdef".chars().cycle().take(len).collect();
+            let s = format!("https://h/a.tar#{name}={hex}");
+            let r: ArtifactRef = s.parse().unwrap();
+            assert_eq!(r.digest().algorithm().name(), name);
+            assert_eq!(r.digest().to_hex(), hex);
+            assert_eq!(r.sha256(), None);
+            assert_eq!(r.to_string(), s);
+        }
+    }
+
+    #[test]
     fn rejects_malformed_refs() {
         let bad = [
             "/tmp/a.tar".to_string(),
             format!("/a#sha256={HEX}#sha256={HEX}"),
             format!("/a#sha512={HEX}"),
+            format!("/a#sha384={HEX}"),
+            format!("/a#sha384={}", "a".repeat(128)),
+            format!("/a#sha512={}", "A".repeat(128)),
+            format!("/a#sha3_256={HEX}"),
+            format!("/a#sha512={}#sha256={HEX}", "a".repeat(128)),
+            format!("/a#SHA256={HEX}"),
             format!("/a#sha256={}", &HEX[..63]),
             format!("/a#sha256={HEX}0"),
             format!("/a#sha256={}", HEX.to_uppercase()),

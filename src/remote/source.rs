@@ -16,7 +16,7 @@ use super::net::{NetOptions, chain, http_client, is_tls_error};
 use super::oci::OciRef;
 use super::oci::client::{Access, OciError, Registry};
 use super::uri::{self, Location, UriError};
-use crate::digest::Sha256Digest;
+use crate::digest::{ContentDigest, Sha256Digest};
 
 /// Receives progress of a download. The CLI draws a bar with it on a TTY;
 /// the library itself never prints.
@@ -33,12 +33,12 @@ pub trait Progress: Send + Sync {
 /// Why one source did not deliver the artifact.
 #[derive(Debug)]
 pub enum SourceFailure {
-    /// The source delivered bytes with another sha256.
+    /// The source delivered bytes with another digest.
     Mismatch {
-        /// The ref's sha256.
-        expected: Sha256Digest,
-        /// The sha256 of the bytes delivered.
-        actual: Sha256Digest,
+        /// The digest asked for (the ref's).
+        expected: ContentDigest,
+        /// The digest, by the same algorithm, of the bytes delivered.
+        actual: ContentDigest,
         /// How many bytes were delivered.
         size: u64,
     },
@@ -92,8 +92,9 @@ pub enum Origin {
 pub(crate) enum Error {
     /// Writing to the cache failed (full disk, …): stop, don't try mirrors.
     Sink(io::Error),
-    /// This source failed; the next one may be tried.
-    Failed(SourceFailure),
+    /// This source failed; the next one may be tried. Boxed: a
+    /// [`SourceFailure::Mismatch`] holds two digests of up to 64 bytes.
+    Failed(Box<SourceFailure>),
 }
 
 /// Outcome of one attempt, before retries are decided.
@@ -140,11 +141,11 @@ impl Origin {
 
     /// Streams the bytes into `download`, retrying transient failures of
     /// network sources `net.retries` times with exponential backoff.
-    /// `sha256` names the blob of an `oci://` source; the caller still
-    /// judges the bytes.
+    /// `digest` names the blob of an `oci://` source, which must be a
+    /// sha256; the caller still judges the bytes.
     pub(crate) fn fetch_into(
         &self,
-        sha256: Sha256Digest,
+        digest: ContentDigest,
         download: &mut Download,
         net: &NetOptions,
         progress: Option<&dyn Progress>,
@@ -161,7 +162,13 @@ impl Origin {
                 Origin::Local { path, .. } => copy_local(path, &mut sink),
                 Origin::Http { uri } => rt.http(net, &mut sink, uri),
                 Origin::S3 { bucket, key, .. } => rt.s3(net, &mut sink, bucket, key),
-                Origin::Oci { oci, .. } => rt.oci(net, &mut sink, oci, sha256),
+                Origin::Oci { oci, .. } => match digest.sha256() {
+                    Some(sha256) => rt.oci(net, &mut sink, oci, sha256),
+                    None => Err(AttemptError::Permanent(format!(
+                        "an oci:// blob is fetched by its sha256, not by {}",
+                        digest.algorithm().name()
+                    ))),
+                },
             };
             if let Some(p) = progress {
                 p.finish();
@@ -170,20 +177,20 @@ impl Origin {
                 Ok(()) => return Ok(()),
                 Err(AttemptError::Sink(e)) => return Err(Error::Sink(e)),
                 Err(AttemptError::NotFound(m)) => {
-                    return Err(Error::Failed(SourceFailure::NotFound(m)));
+                    return Err(Error::Failed(Box::new(SourceFailure::NotFound(m))));
                 }
                 Err(AttemptError::Permanent(message)) => {
-                    return Err(Error::Failed(SourceFailure::Transport {
+                    return Err(Error::Failed(Box::new(SourceFailure::Transport {
                         message,
                         attempts: attempt,
-                    }));
+                    })));
                 }
                 Err(AttemptError::Transient(message)) => {
                     if attempt > net.retries || matches!(self, Origin::Local { .. }) {
-                        return Err(Error::Failed(SourceFailure::Transport {
+                        return Err(Error::Failed(Box::new(SourceFailure::Transport {
                             message,
                             attempts: attempt,
-                        }));
+                        })));
                     }
                     std::thread::sleep(net.delay(attempt));
                 }

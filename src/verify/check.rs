@@ -166,19 +166,19 @@ impl Check {
             return Err(CheckError::FromTar);
         };
         let output = self.pack.output_path().to_path_buf();
-        let (first, reference, stage, jobs) = if self.against {
+        let (first, reference, sha256, stage, jobs) = if self.against {
             let (sha256, _) = hash_file(&output).map_err(|source| CheckError::Artifact {
                 path: output.clone(),
                 source,
             })?;
             let reference = ArtifactRef::new(self.pack.output_uri()?, sha256);
             let (stage, options) = self.pack.resolve()?;
-            (None, reference, stage, options.jobs)
+            (None, reference, sha256, stage, options.jobs)
         } else {
             let first = self.pack.run()?;
             let (reference, stage) = (first.reference.clone(), first.stage.clone());
-            let jobs = first.options.jobs;
-            (Some(first), reference, stage, jobs)
+            let (sha256, jobs) = (first.packed.sha256, first.options.jobs);
+            (Some(first), reference, sha256, stage, jobs)
         };
         if let Some(hook) = &mut self.between_builds {
             hook().map_err(CheckError::Hook)?;
@@ -201,7 +201,6 @@ impl Check {
             .pack
             .rebuild(Input::Sources(perturbed.sources), &second_path, jobs2)
             .run();
-        let sha256 = reference.sha256();
         let (rebuilt_sha256, differences) = match &second {
             Ok(b) if b.packed.sha256 == sha256 => (b.packed.sha256.to_hex(), Vec::new()),
             Ok(b) => (

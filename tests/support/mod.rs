@@ -5,6 +5,7 @@
 //! SDK).
 
 pub mod bin;
+pub mod cache;
 pub mod exit;
 pub mod fixtures;
 pub mod hash;
