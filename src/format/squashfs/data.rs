@@ -744,7 +744,8 @@ fn read_fragment(
     Ok((entry, raw))
 }
 
-/// Streams one regular file's content (§4) as an [`io::Read`]. Errors are
+/// Streams one regular file's content (§4) in pieces ([`DataReader::next_piece`],
+/// [`DataReader::append_to`]). Errors are
 /// `InvalidData` naming the file and the block.
 pub(crate) struct DataReader<'a> {
     t: DataTables<'a>,
@@ -1143,27 +1144,6 @@ impl DataReader<'_> {
                 .tail_bytes(index, offset, len)
                 .map_err(Fault::into_io)?;
             return Ok(Some(Piece::Ready(bytes.to_vec())));
-        }
-    }
-}
-
-impl Read for DataReader<'_> {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        loop {
-            if let Some(front) = self.ready.front() {
-                if self.pos < front.len() {
-                    let n = (front.len() - self.pos).min(out.len());
-                    out[..n].copy_from_slice(&front[self.pos..self.pos + n]);
-                    self.pos += n;
-                    return Ok(n);
-                }
-                self.ready.pop_front();
-                self.pos = 0;
-                continue;
-            }
-            if out.is_empty() || !self.fill()? {
-                return Ok(0);
-            }
         }
     }
 }
