@@ -35,7 +35,7 @@ use crate::format::squashfs::{
 };
 use crate::format::tar::{TarError, write_tar_with_progress};
 use crate::output::{AtomicFile, OutputError};
-use crate::plan::Plan;
+use crate::plan::{EntryKind, Plan};
 use crate::progress::Counters;
 use crate::remote::ArtifactRef;
 use crate::stage::{Source, StageError, StageOptions, stage, stage_tar};
@@ -143,6 +143,14 @@ pub enum PackError {
     /// Options that contradict each other or are out of range.
     #[error("invalid option: {0}")]
     Option(String),
+    /// The plan holds an entry the format cannot store (a socket in tar).
+    #[error("{path}: {reason}")]
+    Unsupported {
+        /// The entry's archive path.
+        path: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// Writes `plan` to `path` in the chosen format.
@@ -165,6 +173,19 @@ pub fn pack_to_path(plan: &Plan, opts: &PackOptions, path: &Path) -> Result<Pack
             "compressor, block size and dedup settings only apply to squashfs, not {}",
             opts.format.name()
         )));
+    }
+    if let Some(e) = plan
+        .entries()
+        .iter()
+        .find(|e| e.kind() == EntryKind::Socket)
+    {
+        return Err(PackError::Unsupported {
+            path: String::from_utf8_lossy(e.path()).into_owned(),
+            reason: format!(
+                "a socket cannot be stored in {} (tar has no socket type; squashfs can hold one)",
+                opts.format.name()
+            ),
+        });
     }
     let level = match opts.format {
         Format::Tar => {

@@ -16,10 +16,11 @@ use std::sync::Arc;
 /// What an entry is: one set of kinds for plans, trees and archive readers.
 ///
 /// A [`Plan`] never holds [`HardLink`](EntryKind::HardLink) (hard links are
-/// groups of `File` entries, see [`Entry::hardlink_of`]) or
-/// [`Socket`](EntryKind::Socket) (staging skips sockets); fifos and devices
-/// appear in a plan only when the user asked for them (`--specials`).
-/// Archive readers yield every kind.
+/// groups of `File` entries, see [`Entry::hardlink_of`]); fifos and devices
+/// appear in a plan only when the user asked for them (`--specials`, or a
+/// pack file's lines), and [`Socket`](EntryKind::Socket) only from a pack
+/// file's `sock` or `glob` lines (staging skips the sockets of a source
+/// tree). Archive readers yield every kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum EntryKind {
     /// A directory.
@@ -38,7 +39,8 @@ pub enum EntryKind {
     CharDevice,
     /// A block device.
     BlockDevice,
-    /// A socket (only SquashFS can hold one).
+    /// A socket (only SquashFS can hold one; tar output refuses a plan
+    /// with one).
     Socket,
 }
 
@@ -75,7 +77,7 @@ impl EntryKind {
 
     /// True for the kinds a [`Plan`] (and so a logical tree) can hold.
     pub fn in_plan(self) -> bool {
-        !matches!(self, EntryKind::HardLink | EntryKind::Socket)
+        self != EntryKind::HardLink
     }
 }
 

@@ -85,6 +85,9 @@ dir "/home/user" 0700 1000 1000
 file /home/user/.profile 0644 1000 1000 ../data/init
 "#;
 
+/// A socket line: SquashFS stores it, tar cannot.
+const SOCKET: &str = "sock /run/ctl.sock 0660 0 20\n";
+
 #[test]
 fn every_kind_matches_gensquashfs() {
     if !tools() {
@@ -99,10 +102,11 @@ fn every_kind_matches_gensquashfs() {
     fs::write(d.join("pack/data/su"), vec![7u8; 200_000]).unwrap();
     fs::write(d.join("pack/etc/motd"), "welcome\n").unwrap();
     let pf = d.join("pack/files.txt");
-    fs::write(&pf, EVERY_KIND).unwrap();
+    fs::write(&pf, format!("{EVERY_KIND}{SOCKET}")).unwrap();
     same_as_gensquashfs(d, &pf, None);
     let l = listing(&d.join("repropack.squashfs"));
     for want in [
+        "srw-rw---- 0/20",
         "crw------- 0/5                   5,  1",
         "-rwsr-xr-x 0/0",
         "-rwxr-sr-x 0/42",
@@ -144,6 +148,9 @@ fn glob_options_match_gensquashfs() {
     fs::create_dir_all(d.join("etc/skel")).unwrap();
     fs::write(d.join("etc/skel/.bashrc"), "b").unwrap();
     fs::write(d.join("etc/issue"), "i").unwrap();
+    // A real socket on disk, globbed like any other kind.
+    fs::create_dir_all(d.join("run")).unwrap();
+    let _listener = std::os::unix::net::UnixListener::bind(d.join("run/ctl")).unwrap();
     let pf = d.join("files.txt");
     fs::write(
         &pf,
@@ -153,6 +160,7 @@ glob /usr/lib 0777 0 0 -type l -name '*.so*' -- ./usr/lib
 glob /usr/share 0700 3 4 -path "usr/share/d*" -nonrecursive usr/share
 glob /usr/share 0600 5 6 -type f -keeptime -xdev -path usr/share/*/* usr/share
 glob /etc * * * -type d -type f -mount etc
+glob /run 0660 0 20 -type s run
 "#,
     )
     .unwrap();
@@ -169,6 +177,7 @@ glob /etc * * * -type d -type f -mount etc
     assert!(l.contains("lrwxrwxrwx 0/0                       9"), "{l}");
     assert!(l.contains("-rw------- 5/6                       9 1985-11-05 00:53 squashfs-root/usr/share/doc/notes"), "{l}");
     assert!(!l.contains("doc/a"), "{l}");
+    assert!(l.contains("srw-rw---- 0/20"), "{l}");
 }
 
 use std::os::unix::fs::PermissionsExt;
@@ -315,7 +324,7 @@ fn malformed_pack_file_lines_exit_2_naming_file_and_line() {
             "needed as a directory",
         ),
         ("glob /g 0755 0 0 missing-dir", "does not exist"),
-        ("sock /s 0644 0 0", "sockets"),
+        ("sock /s 0644 0", "TYPE PATH MODE UID GID"),
     ];
     for (i, (body, what)) in cases.iter().enumerate() {
         // Two lines of comment and blank first: the bad line is line 3.
@@ -544,6 +553,40 @@ fn pack_file_to_tar_is_read_by_gnu_tar() {
     ] {
         assert!(l.contains(want), "{want:?} missing from\n{l}");
     }
+}
+
+/// Tar has no socket type: a pack file with a `sock` line packed as tar
+/// or tar.gz exits 2 naming the entry, and writes nothing.
+#[test]
+fn socket_line_to_tar_is_refused_naming_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let pf = d.join("files.txt");
+    fs::write(&pf, format!("dir /run 0755 0 0\n{SOCKET}")).unwrap();
+    for format in ["tar", "tar.gz"] {
+        let out = d.join(format!("out.{format}"));
+        let o = repropack_out([
+            "pack".as_ref(),
+            "--format".as_ref(),
+            format.as_ref(),
+            "--pack-file".as_ref(),
+            pf.as_os_str(),
+            "-o".as_ref(),
+            out.as_os_str(),
+        ]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains("run/ctl.sock") && err.contains("socket"),
+            "{err}"
+        );
+        assert!(!out.exists());
+    }
+    assert_eq!(
+        fs::read_dir(d).unwrap().count(),
+        1,
+        "litter next to the output"
+    );
 }
 
 /// A line that overrides one member of a hard-linked pair on disk gives

@@ -82,7 +82,7 @@ impl From<PackError> for Failure {
             PackError::Tar(t) if t.source.kind() == std::io::ErrorKind::InvalidData => exit::INPUT,
             PackError::Tar(t) if is_output_side(&t.source) => exit::OUTPUT,
             PackError::Tar(_) => exit::INPUT,
-            PackError::Option(_) => exit::USAGE,
+            PackError::Option(_) | PackError::Unsupported { .. } => exit::USAGE,
             PackError::Squashfs(s) if s.is_input() => exit::INPUT,
             PackError::Squashfs(repropack::format::squashfs::SquashfsError::Option(_)) => {
                 exit::USAGE

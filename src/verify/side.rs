@@ -193,9 +193,7 @@ fn read_entries(
             EntryKind::Fifo => (EntryKind::Fifo, None),
             EntryKind::CharDevice => (EntryKind::CharDevice, None),
             EntryKind::BlockDevice => (EntryKind::BlockDevice, None),
-            EntryKind::Socket => {
-                return Err(bad("sockets are not part of a repropack tree".into()));
-            }
+            EntryKind::Socket => (EntryKind::Socket, None),
         };
         let (sha256, size) = if kind == EntryKind::File && hardlink_target.is_none() {
             let (d, n) = hash_buffered(content).map_err(|e| ArchiveError::content(entry, e))?;

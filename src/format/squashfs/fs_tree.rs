@@ -318,7 +318,10 @@ pub(crate) fn write_tables(
                     link_count: 1,
                     target: e.symlink_target(),
                 },
-                EntryKind::Fifo => InodeBody::Fifo { link_count: 1 },
+                EntryKind::Fifo | EntryKind::Socket => InodeBody::Ipc {
+                    socket: e.kind() == EntryKind::Socket,
+                    link_count: 1,
+                },
                 EntryKind::CharDevice | EntryKind::BlockDevice => {
                     let (major, minor) = e.rdev();
                     InodeBody::Device {
@@ -328,10 +331,8 @@ pub(crate) fn write_tables(
                     }
                 }
                 EntryKind::Dir => return Err(SquashfsError::Internal("directory as file")),
-                EntryKind::HardLink | EntryKind::Socket => {
-                    return Err(SquashfsError::Internal(
-                        "a plan holds no hard-link or socket kind",
-                    ));
+                EntryKind::HardLink => {
+                    return Err(SquashfsError::Internal("a plan holds no hard-link kind"));
                 }
             };
             inode::encode(&header, &body, &mut buf)

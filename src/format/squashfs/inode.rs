@@ -25,6 +25,8 @@ pub(crate) mod kind {
     pub const BLOCK_DEV: u16 = 4;
     pub const CHAR_DEV: u16 = 5;
     pub const FIFO: u16 = 6;
+    pub const SOCKET: u16 = 7;
+    /// Added to a basic type for its extended form (a socket's 7 + 7 = 14).
     pub const EXTENDED: u16 = 7;
 }
 
@@ -94,7 +96,9 @@ pub(crate) enum InodeBody<'a> {
         /// Linux `new_encode_dev` form (§5.5).
         device: u32,
     },
-    Fifo {
+    /// An IPC inode (§5.6): a fifo, or a socket when `socket`.
+    Ipc {
+        socket: bool,
         link_count: u32,
     },
 }
@@ -218,14 +222,15 @@ pub(crate) fn encode(header: &InodeHeader, body: &InodeBody<'_>, out: &mut Vec<u
             }
             t
         }
-        InodeBody::Fifo { link_count } => {
+        InodeBody::Ipc { socket, link_count } => {
+            let t = if socket { kind::SOCKET } else { kind::FIFO };
             let extended = header.xattr != NO_XATTR;
-            put_header(out, kind::FIFO + if extended { kind::EXTENDED } else { 0 });
+            put_header(out, t + if extended { kind::EXTENDED } else { 0 });
             out.extend_from_slice(&link_count.to_le_bytes());
             if extended {
                 out.extend_from_slice(&header.xattr.to_le_bytes());
             }
-            kind::FIFO
+            t
         }
     }
 }
@@ -395,8 +400,9 @@ pub(crate) fn decode(
             }
             Decoded::Fifo
         }
-        // The one type left: 7, a socket.
+        // The one type left: a socket.
         _ => {
+            debug_assert_eq!(basic_type, kind::SOCKET);
             link_count = r.u32(image, c)?;
             if extended {
                 xattr = r.u32(image, c)?;

@@ -131,8 +131,8 @@ fn write_entry<W: Write>(
         (EntryKind::Fifo, _) => (EntryType::Fifo, Vec::new(), 0),
         (EntryKind::CharDevice, _) => (EntryType::Char, Vec::new(), 0),
         (EntryKind::BlockDevice, _) => (EntryType::Block, Vec::new(), 0),
-        // A plan expresses hard links as `hardlink_of` groups and holds no
-        // sockets (see `EntryKind`).
+        // A plan expresses hard links as `hardlink_of` groups; tar has no
+        // socket type (`pack_to_path` refuses such a plan first).
         (EntryKind::HardLink | EntryKind::Socket, _) => {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,

@@ -209,12 +209,7 @@ impl Applier<'_> {
         let new = match &line.directive {
             Directive::Dir(meta) => self.staged(n, EntryKind::Dir, meta),
             Directive::Fifo(meta) => self.staged(n, EntryKind::Fifo, meta),
-            Directive::Socket(_) => {
-                return Err(self.err(
-                    n,
-                    "sockets cannot be packed (a plan holds none; tar cannot store one)".into(),
-                ));
-            }
+            Directive::Socket(meta) => self.staged(n, EntryKind::Socket, meta),
             Directive::Device {
                 meta,
                 block,
@@ -620,11 +615,6 @@ impl Applier<'_> {
                 if !fnmatch::fnmatch(pattern, subject, glob.whole_path) {
                     continue;
                 }
-            }
-            if kind == EntryKind::Socket {
-                self.warnings
-                    .push(format!("{}: socket skipped", src.display()));
-                continue;
             }
             let mut staged = self.glob_entry(n, glob, kind, &meta, &src)?;
             if kind == EntryKind::File {
