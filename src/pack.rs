@@ -35,11 +35,13 @@ use crate::format::squashfs::{
 };
 use crate::format::tar::{TarError, write_tar_with_progress};
 use crate::output::{AtomicFile, OutputError};
-use crate::plan::{EntryKind, Plan};
+use crate::plan::{EntryKind, InputFiles, Plan};
 use crate::progress::Counters;
 use crate::remote::ArtifactRef;
 use crate::stage::{Source, StageError, StageOptions, stage, stage_tar};
-use crate::verify::manifest::{ArtifactInfo, Manifest, ManifestError, random_name};
+use crate::verify::manifest::{
+    ArtifactInfo, Manifest, ManifestError, ManifestOptions, random_name,
+};
 use crate::verify::provenance::{ArtifactDigests, ProvenanceError, Revision, Statement};
 use crate::verify::revision::{GitSource, SourceRevision, detect_git_source};
 use crate::verify::tree_digest::{Kept, Tree, TreeError};
@@ -345,6 +347,8 @@ pub struct PackReport {
     pub options: PackOptions,
     /// Things staging skipped with a warning (sockets).
     pub warnings: Vec<String>,
+    /// The digests of the pack file and xattr file staging read.
+    pub input_files: InputFiles,
     /// The manifest, when one was asked for (written or only recorded).
     pub manifest: Option<Manifest>,
     /// Where the manifest was written, if it was.
@@ -563,7 +567,8 @@ impl Pack {
             .or_else(|| git.as_ref().map(|g| g.revision.clone()));
         let manifest = if self.record || manifest_path.is_some() {
             let tree = Tree::from_plan(&plan, options.jobs)?.keeping(Kept::of(&stage_opts));
-            let manifest = Manifest::new(info.clone(), &stage_opts, &tree, source);
+            let options = ManifestOptions::from_stage(&stage_opts, plan.input_files());
+            let manifest = Manifest::new(info.clone(), options, &tree, source);
             if let Some(path) = &manifest_path {
                 manifest.write(path)?;
             }
@@ -596,6 +601,7 @@ impl Pack {
                 from_tar,
                 revision,
             )
+            .with_input_files(&stage_opts, plan.input_files())
             .write(file)?;
         }
         Ok(PackReport {
@@ -604,6 +610,7 @@ impl Pack {
             stage: stage_opts,
             options,
             warnings: plan.warnings().to_vec(),
+            input_files: plan.input_files(),
             manifest,
             manifest_path,
             provenance_path: self.provenance.clone(),
@@ -708,6 +715,19 @@ impl PackReport {
             }
             if opts.no_hardlinks {
                 options.insert("no_hardlinks".into(), true.into());
+            }
+            // The files as a manifest records them: name and sha256.
+            let recorded = ManifestOptions::from_stage(opts, self.input_files);
+            for (key, file) in [
+                ("pack_file", recorded.pack_file),
+                ("xattr_file", recorded.xattr_file),
+            ] {
+                if let Some(file) = file {
+                    options.insert(
+                        key.into(),
+                        serde_json::to_value(file).unwrap_or(serde_json::Value::Null),
+                    );
+                }
             }
         }
         if packed.format == Format::Squashfs

@@ -13,6 +13,8 @@ use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::digest::Sha256Digest;
+
 /// What an entry is: one set of kinds for plans, trees and archive readers.
 ///
 /// A [`Plan`] never holds [`HardLink`](EntryKind::HardLink) (hard links are
@@ -445,6 +447,16 @@ pub struct RootMeta {
     pub mtime: u64,
 }
 
+/// The sha256 of the pack file and of the xattr file a plan was staged
+/// with, over the bytes staging read (`None` where there was none).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InputFiles {
+    /// The `--pack-file`'s bytes.
+    pub pack_file: Option<Sha256Digest>,
+    /// The `--xattr-file`'s bytes.
+    pub xattr_file: Option<Sha256Digest>,
+}
+
 /// The staged plan: entries in archive order plus the root's metadata.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -455,9 +467,14 @@ pub struct Plan {
     /// Distinct non-empty xattr sets, in the order of their first use in
     /// plan order (so the table never depends on how staging ran).
     pub(crate) xattr_sets: Vec<XattrSet>,
+    pub(crate) input_files: InputFiles,
 }
 
 impl Plan {
+    /// The digests of the pack file and xattr file staging read.
+    pub fn input_files(&self) -> InputFiles {
+        self.input_files
+    }
     /// Metadata of the root directory (`.`), which is not an entry.
     pub fn root(&self) -> RootMeta {
         self.root

@@ -9,8 +9,9 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use crate::support::bin::{code, pack, repropack_out, run_ok, stderr};
+use crate::support::bin::{code, pack, repropack, repropack_out, run_ok, stderr};
 use crate::support::exit;
+use crate::support::hash::sha256sum;
 use crate::support::rng::Rng;
 use crate::support::sqfs_check::{check_rdsquashfs_links, read_sqfs2tar};
 use crate::support::tool::have_tool;
@@ -621,4 +622,75 @@ fn pack_file_override_reaches_every_hard_link_member() {
         l.contains("hrwsr-x--- 0/7 0 1980-01-01 00:00 b link to a"),
         "{l}"
     );
+}
+
+/// The pack file and the xattr file are recorded where the options are:
+/// in the manifest, in the provenance statement's `options` and in `pack
+/// --json`, each as its file name and the sha256 `sha256sum` gives of its
+/// bytes, with the kept-owners and xattr policy beside them; the record
+/// does not depend on the directory the files lie in.
+#[test]
+fn pack_and_xattr_files_are_recorded_with_their_sha256() {
+    if !have_tool("sha256sum") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    fs::write(d.join("motd"), "welcome\n").unwrap();
+    let pf = d.join("layout.txt");
+    fs::write(&pf, "dir /etc 0755 0 0\nfile /etc/motd 0644 0 0 motd\n").unwrap();
+    let xf = d.join("attrs.dump");
+    fs::write(&xf, "# file: etc/motd\nuser.label=\"x\"\n").unwrap();
+    let (pf_sha, xf_sha) = (sha256sum(&pf), sha256sum(&xf));
+    let record = |d: &Path, out: &str| {
+        let art = d.join(out);
+        let manifest = d.join(format!("{out}.manifest.json"));
+        let prov = d.join(format!("{out}.prov.json"));
+        let o = run_ok(
+            repropack()
+                .args(["pack", "--json", "--keep-owners", "--xattrs", "--pack-file"])
+                .arg(d.join("layout.txt"))
+                .arg("--xattr-file")
+                .arg(d.join("attrs.dump"))
+                .arg("--manifest")
+                .arg(&manifest)
+                .arg("--provenance")
+                .arg(&prov)
+                .arg("-o")
+                .arg(&art),
+        );
+        let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let read = |p: &Path| -> serde_json::Value {
+            serde_json::from_slice(&fs::read(p).unwrap()).unwrap()
+        };
+        let m = read(&manifest)["options"].clone();
+        let p =
+            read(&prov)["predicate"]["buildDefinition"]["externalParameters"]["options"].clone();
+        (json["options"].clone(), m, p)
+    };
+    let (json, manifest, prov) = record(d, "a.squashfs");
+    for options in [&json, &manifest, &prov] {
+        assert_eq!(options["pack_file"]["name"], "layout.txt", "{options}");
+        assert_eq!(options["pack_file"]["sha256"], pf_sha.as_str(), "{options}");
+        assert_eq!(options["xattr_file"]["name"], "attrs.dump", "{options}");
+        assert_eq!(
+            options["xattr_file"]["sha256"],
+            xf_sha.as_str(),
+            "{options}"
+        );
+        assert_eq!(options["keep_owners"], true, "{options}");
+        assert_eq!(
+            options["xattrs"]["include"],
+            serde_json::json!([]),
+            "{options}"
+        );
+    }
+    // The same files in another directory: the same record.
+    let other = d.join("elsewhere");
+    fs::create_dir_all(&other).unwrap();
+    for f in ["layout.txt", "attrs.dump", "motd"] {
+        fs::copy(d.join(f), other.join(f)).unwrap();
+    }
+    let (_, again, _) = record(&other, "b.squashfs");
+    assert_eq!(manifest, again);
 }

@@ -298,8 +298,10 @@ pub fn stage_tar(input: impl Read, name: &str, opts: &StageOptions) -> Result<Pl
         Err(Stop::Read(e)) => return Err(StageError::TarStream(e)),
     }
     spool_out.finish().map_err(io_err)?;
-    super::apply_xattr_file(&mut root, opts)?;
-    finish_plan(root, opts, warnings)
+    let xattr_file = super::apply_xattr_file(&mut root, opts)?;
+    let mut plan = finish_plan(root, opts, warnings)?;
+    plan.input_files.xattr_file = xattr_file;
+    Ok(plan)
 }
 
 /// Why copying a member into the spool failed.

@@ -37,7 +37,8 @@ use std::sync::Arc;
 pub use from_tar::stage_tar;
 pub use pack_file::PackFileSource;
 
-use crate::plan::Plan;
+use crate::digest::Sha256Digest;
+use crate::plan::{InputFiles, Plan};
 use crate::progress::Counters;
 use normalize::{Excludes, XattrFilter, check_path_len, normalize_dest};
 pub use normalize::{MAX_XATTR_NAME, MAX_XATTR_VALUE};
@@ -406,11 +407,17 @@ impl Source {
 }
 
 /// Adds the attributes of `opts.xattr_file`, if any, to the tree.
-fn apply_xattr_file(root: &mut Node, opts: &StageOptions) -> Result<(), StageError> {
-    match &opts.xattr_file {
-        Some(file) => xattr_file::apply(root, file, &xattr_file::read(file)?, opts),
-        None => Ok(()),
-    }
+/// Applies `--xattr-file`; returns the sha256 of the bytes it read.
+fn apply_xattr_file(
+    root: &mut Node,
+    opts: &StageOptions,
+) -> Result<Option<Sha256Digest>, StageError> {
+    let Some(file) = &opts.xattr_file else {
+        return Ok(None);
+    };
+    let (blocks, digest) = xattr_file::read(file)?;
+    xattr_file::apply(root, file, &blocks, opts)?;
+    Ok(Some(digest))
 }
 
 /// Stack of each staging thread. 2 000 nested directories (a 4 KiB
@@ -485,17 +492,20 @@ pub fn stage(sources: &[Source], opts: &StageOptions) -> Result<Plan, StageError
             }
         }
     }
+    let mut input_files = InputFiles::default();
     let root_meta = match &opts.pack_file {
         Some(source) => {
-            let lines = pack_file::read(&source.file)?;
+            let (lines, digest) = pack_file::read(&source.file)?;
+            input_files.pack_file = Some(digest);
             pack_file::apply(&mut root, source, &lines, opts, &mut warnings)?
         }
         None => None,
     };
-    apply_xattr_file(&mut root, opts)?;
+    input_files.xattr_file = apply_xattr_file(&mut root, opts)?;
     let mut plan = finish_plan(root, opts, warnings)?;
     if let Some(meta) = root_meta {
         plan.root = meta;
     }
+    plan.input_files = input_files;
     Ok(plan)
 }

@@ -183,6 +183,7 @@ pub(super) fn finish_plan(
         warnings,
         epoch: opts.epoch,
         xattr_sets,
+        input_files: Default::default(),
     })
 }
 

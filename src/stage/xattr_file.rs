@@ -33,6 +33,7 @@ use base64::Engine;
 use super::normalize::{canonicalize, lossy};
 use super::tree::{Node, Staged};
 use super::{MAX_XATTR_NAME, MAX_XATTR_VALUE, StageError, StageOptions};
+use crate::digest::Sha256Digest;
 use crate::plan::{EntryKind, XattrSet};
 
 /// Longest line read, in bytes (256 KiB: a 64 KiB value in base64 or
@@ -196,7 +197,7 @@ fn unescape_path(s: &[u8]) -> Vec<u8> {
 
 /// Reads and parses the xattr file at `path`, at most [`MAX_XATTR_FILE`]
 /// bytes.
-pub fn read(path: &Path) -> Result<Vec<Block>, StageError> {
+pub fn read(path: &Path) -> Result<(Vec<Block>, Sha256Digest), StageError> {
     let fail = |line: Option<usize>, message: String| StageError::XattrFile {
         file: path.to_path_buf(),
         line,
@@ -213,7 +214,8 @@ pub fn read(path: &Path) -> Result<Vec<Block>, StageError> {
             format!("larger than {MAX_XATTR_FILE} bytes, the most read"),
         ));
     }
-    parse(&text).map_err(|e| fail(Some(e.line), e.message))
+    let lines = parse(&text).map_err(|e| fail(Some(e.line), e.message))?;
+    Ok((lines, Sha256Digest::of(&text)))
 }
 
 /// One attribute of a block: (line, name, value).

@@ -20,6 +20,7 @@
 //! ```
 
 use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -27,9 +28,9 @@ use serde::{Deserialize, Serialize};
 use crate::FORMAT_VERSION;
 use crate::digest::Sha256Digest;
 use crate::output::{AtomicFile, OutputError};
-use crate::plan::EntryKind;
 use crate::plan::XattrSet;
-use crate::stage::StageOptions;
+use crate::plan::{EntryKind, InputFiles};
+use crate::stage::{StageOptions, XattrPolicy};
 use crate::verify::revision::SourceRevision;
 use crate::verify::tree_digest::{Kept, Tree, TreeEntry};
 
@@ -193,6 +194,57 @@ pub struct ManifestOptions {
     pub specials: bool,
     /// [`StageOptions::excludes`], as given.
     pub excludes: Vec<String>,
+    /// [`StageOptions::keep_owners`]; absent when off, as in every
+    /// manifest before.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keep_owners: bool,
+    /// [`StageOptions::xattrs`]: the patterns when attributes were kept;
+    /// absent when they were not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xattrs: Option<XattrPatterns>,
+    /// [`StageOptions::no_hardlinks`]; absent when off.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_hardlinks: bool,
+    /// The `--pack-file` the tree was staged with; absent without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pack_file: Option<InputFile>,
+    /// The `--xattr-file` the tree was staged with; absent without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xattr_file: Option<InputFile>,
+}
+
+/// Which extended attribute names were kept ([`XattrPolicy::Keep`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct XattrPatterns {
+    /// Names kept (empty: all).
+    pub include: Vec<String>,
+    /// Names dropped even when included.
+    pub exclude: Vec<String>,
+}
+
+/// A file that shaped the tree (a pack file, an xattr file): its name
+/// without directories (so the record does not depend on where it lay)
+/// and the sha256 of the bytes staging read from it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputFile {
+    /// The file's name, its last path component.
+    pub name: Bytes,
+    /// Lowercase hex sha256 of its bytes.
+    pub sha256: String,
+}
+
+impl InputFile {
+    fn new(path: &Path, digest: Option<Sha256Digest>) -> Option<InputFile> {
+        Some(InputFile {
+            name: Bytes(
+                path.file_name()
+                    .unwrap_or(path.as_os_str())
+                    .as_bytes()
+                    .to_vec(),
+            ),
+            sha256: digest?.to_hex(),
+        })
+    }
 }
 
 /// The owner every entry got ([`StageOptions::owner`]).
@@ -215,8 +267,9 @@ pub struct ModePolicy {
 
 impl ManifestOptions {
     /// The manifest's record of `opts` (`jobs` is left out: it never
-    /// changes the tree).
-    pub fn from_stage(opts: &StageOptions) -> ManifestOptions {
+    /// changes the tree) and of the pack and xattr files the plan was
+    /// staged from ([`Plan::input_files`](crate::plan::Plan::input_files)).
+    pub fn from_stage(opts: &StageOptions, files: InputFiles) -> ManifestOptions {
         ManifestOptions {
             epoch: opts.epoch,
             clamp_mtime: opts.clamp_mtime,
@@ -236,6 +289,23 @@ impl ManifestOptions {
             follow_symlinks: opts.follow_symlinks,
             specials: opts.specials,
             excludes: opts.excludes.clone(),
+            keep_owners: opts.keep_owners,
+            xattrs: match &opts.xattrs {
+                XattrPolicy::Off => None,
+                XattrPolicy::Keep { include, exclude } => Some(XattrPatterns {
+                    include: include.clone(),
+                    exclude: exclude.clone(),
+                }),
+            },
+            no_hardlinks: opts.no_hardlinks,
+            pack_file: opts
+                .pack_file
+                .as_ref()
+                .and_then(|p| InputFile::new(&p.file, files.pack_file)),
+            xattr_file: opts
+                .xattr_file
+                .as_deref()
+                .and_then(|p| InputFile::new(p, files.xattr_file)),
         }
     }
 }
@@ -588,7 +658,7 @@ impl Manifest {
     /// Assembles a manifest for `artifact` holding `tree`.
     pub fn new(
         artifact: ArtifactInfo,
-        opts: &StageOptions,
+        options: ManifestOptions,
         tree: &Tree,
         source: Option<SourceRevision>,
     ) -> Manifest {
@@ -598,7 +668,7 @@ impl Manifest {
             artifact,
             tree_digest: tree.digest().to_hex(),
             tree_digest_keeps: tree.kept(),
-            options: ManifestOptions::from_stage(opts),
+            options,
             source,
             entries: tree
                 .entries()

@@ -69,7 +69,8 @@ use sha2::{Digest, Sha256, Sha512};
 
 use crate::digest::{for_each_chunk, to_hex};
 use crate::output::{AtomicFile, OutputError};
-use crate::stage::{Source, StageOptions, XattrPolicy};
+use crate::plan::InputFiles;
+use crate::stage::{Source, StageOptions};
 use crate::verify::manifest::{ArtifactInfo, Bytes, ManifestOptions, Tool};
 use crate::verify::revision::{GitSource, SourceRevision};
 
@@ -169,18 +170,9 @@ pub struct ExternalParameters {
     /// SquashFS data block size in bytes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub block_size: Option<u32>,
-    /// The staging options, as a manifest records them.
+    /// The staging options, as a manifest records them (owners, xattrs,
+    /// hard links, and the pack and xattr files' digests included).
     pub options: ManifestOptions,
-    /// `--keep-owners`; absent when not given.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub keep_owners: bool,
-    /// `--xattrs` with its include and exclude patterns; absent when
-    /// extended attributes were dropped.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub xattrs: Option<XattrParameter>,
-    /// `--no-hardlinks`; absent when not given.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub no_hardlinks: bool,
     /// `--source-revision`, when given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source_revision: Option<String>,
@@ -194,15 +186,6 @@ pub struct SourceParameter {
     /// The archive path it maps to; absent for the default.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dest: Option<Bytes>,
-}
-
-/// Which extended attributes were kept.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct XattrParameter {
-    /// Names kept (empty: all).
-    pub include: Vec<String>,
-    /// Names dropped even when included.
-    pub exclude: Vec<String>,
 }
 
 /// An SLSA ResourceDescriptor: here, the source's commit.
@@ -308,7 +291,8 @@ impl Statement {
     /// `artifact` records (its ref, sha256 and size are not repeated: the
     /// subject names the bytes) from `sources` or the `from_tar` stream with
     /// `stage`. `flag` is a `--source-revision`; `git` what git said of the
-    /// sources.
+    /// sources. The pack and xattr files' digests are recorded by
+    /// [`with_input_files`](Statement::with_input_files).
     pub fn for_pack(
         name: &str,
         digests: ArtifactDigests,
@@ -318,13 +302,6 @@ impl Statement {
         from_tar: Option<&Path>,
         revision: Option<Revision<'_>>,
     ) -> Statement {
-        let xattrs = match &stage.xattrs {
-            XattrPolicy::Off => None,
-            XattrPolicy::Keep { include, exclude } => Some(XattrParameter {
-                include: include.clone(),
-                exclude: exclude.clone(),
-            }),
-        };
         let external_parameters = ExternalParameters {
             sources: sources
                 .iter()
@@ -340,10 +317,7 @@ impl Statement {
             compression: artifact.compression.clone(),
             level: artifact.level,
             block_size: artifact.block_size,
-            options: ManifestOptions::from_stage(stage),
-            keep_owners: stage.keep_owners,
-            xattrs,
-            no_hardlinks: stage.no_hardlinks,
+            options: ManifestOptions::from_stage(stage, InputFiles::default()),
             source_revision: match &revision {
                 Some(Revision::Flag(rev)) => Some(rev.revision.clone()),
                 _ => None,
@@ -382,6 +356,15 @@ impl Statement {
                 },
             },
         }
+    }
+
+    /// Records the digests of the pack file and the xattr file the plan
+    /// was staged from (see [`Plan::input_files`](crate::plan::Plan::input_files))
+    /// under `options`, as a manifest records them.
+    pub fn with_input_files(mut self, stage: &StageOptions, files: InputFiles) -> Statement {
+        self.predicate.build_definition.external_parameters.options =
+            ManifestOptions::from_stage(stage, files);
+        self
     }
 
     /// Pretty JSON with a trailing newline; the same statement always gives

@@ -418,6 +418,7 @@ mod tests {
                     .unwrap()
                 })
                 .collect(),
+            input_files: Default::default(),
         }
     }
 

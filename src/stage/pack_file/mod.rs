@@ -49,6 +49,7 @@ pub use parse::{
 use super::normalize::{join, lossy};
 use super::tree::{Node, Staged};
 use super::{MAX_ARCHIVE_PATH, StageError, StageOptions};
+use crate::digest::Sha256Digest;
 use crate::plan::{Content, EntryKind, RootMeta, mtime_ns_of};
 
 /// A pack file to apply: `--pack-file FILE [--pack-dir DIR]`.
@@ -76,7 +77,7 @@ impl PackFileSource {
 
 /// Reads and parses the pack file at `path`, at most [`MAX_PACK_FILE`]
 /// bytes.
-pub fn read(path: &Path) -> Result<Vec<Line>, StageError> {
+pub fn read(path: &Path) -> Result<(Vec<Line>, Sha256Digest), StageError> {
     let fail = |line: Option<usize>, message: String| StageError::PackFile {
         file: path.to_path_buf(),
         line,
@@ -93,7 +94,8 @@ pub fn read(path: &Path) -> Result<Vec<Line>, StageError> {
             format!("larger than {MAX_PACK_FILE} bytes, the most read"),
         ));
     }
-    parse(&text).map_err(|e| fail(Some(e.line), e.message))
+    let lines = parse(&text).map_err(|e| fail(Some(e.line), e.message))?;
+    Ok((lines, Sha256Digest::of(&text)))
 }
 
 /// Applies a pack file's lines to the staging tree `root`. Returns the
