@@ -247,8 +247,9 @@ fn rootfs_bytes_do_not_depend_on_jobs_creation_order_or_xattr_order() {
     assert!(hashes.values().all(|h| *h == first), "{hashes:?}");
 }
 
-/// The hash of `pack --rootfs` of [`rootfs_tree`], checked below against
-/// unsquashfs and getfattr. A change here is a format change.
+/// The hash of `pack --rootfs` of [`rootfs_tree`] (its capability given
+/// by an xattr file), checked below against unsquashfs and getfattr. A
+/// change here is a format change.
 const ROOTFS_GOLDEN: &str = "586ffd5d9c103276f30412c5f7a04a64a7245b35c8bb17c55a4bf069bf8e7ebd";
 
 #[test]
@@ -259,9 +260,25 @@ fn rootfs_golden_image_keeps_owners_and_xattrs() {
     let dir = tempfile::tempdir().unwrap();
     let src = source(dir.path(), false);
     let img = dir.path().join("golden.sqfs");
+    // The capability comes from an xattr file, in version-2 form: setcap
+    // writes version 3 (with a root uid) inside a user namespace, which
+    // would move the hash with where the test runs.
+    let caps = dir.path().join("caps.dump");
+    fs::write(
+        &caps,
+        "# file: bin/ping\nsecurity.capability=0x0100000200200000000000000000000000000000\n",
+    )
+    .unwrap();
     let h = pack(
         &img,
-        &[src.to_str().unwrap(), "--rootfs", "--mtime", "1700000000"],
+        &[
+            src.to_str().unwrap(),
+            "--rootfs",
+            "--mtime",
+            "1700000000",
+            "--xattr-file",
+            caps.to_str().unwrap(),
+        ],
     );
     unsquashfs_x(&img, &dir.path().join("x"));
     assert_eq!(getfattr_dump(&dir.path().join("x")), getfattr_dump(&src));
