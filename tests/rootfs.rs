@@ -506,3 +506,88 @@ fn a_malformed_xattr_table_is_refused_naming_its_offset() {
         assert!(stderr(&o).contains(&needle), "{name}: {}", stderr(&o));
     }
 }
+
+/// A real Debian root filesystem, made by `mmdebstrap --variant=minbase`
+/// from the Debian archive: `pack --from-tar --rootfs` stores the listing
+/// (kinds, modes with setuid/setgid, numeric owners, sizes, device numbers)
+/// that tar2sqfs stores for the same tarball, and that GNU tar extracts and
+/// mksquashfs packs from disk. This is the tree the safety rule was written
+/// for: `/etc/shadow` and the setgid-shadow binaries keep group 42, the
+/// login records group utmp. Skipped, saying so, where mmdebstrap cannot
+/// reach the archive.
+#[test]
+fn debian_minbase_rootfs_matches_tar2sqfs_and_mksquashfs() {
+    if !am_root() || !have_all(&["mmdebstrap", "tar2sqfs", "mksquashfs", "unsquashfs", "tar"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tar = dir.path().join("rootfs.tar");
+    let made = Command::new("mmdebstrap")
+        .args(["--quiet", "--variant=minbase", "--mode=root", "bookworm"])
+        .arg(&tar)
+        .arg("http://deb.debian.org/debian")
+        .output()
+        .unwrap();
+    if !made.status.success() {
+        eprintln!(
+            "skipping: mmdebstrap could not make a root filesystem: {}",
+            String::from_utf8_lossy(&made.stderr)
+        );
+        return;
+    }
+    let ours = dir.path().join("ours.sqfs");
+    let o = repropack()
+        .args(["pack", "--rootfs", "--from-tar"])
+        .arg(&tar)
+        .arg("-o")
+        .arg(&ours)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let theirs = dir.path().join("tar2sqfs.sqfs");
+    run_ok(
+        Command::new("tar2sqfs")
+            .args(["-q", "-f", "-c", "gzip"])
+            .arg(&theirs)
+            .stdin(fs::File::open(&tar).unwrap()),
+    );
+    let l = listing(&ours);
+    assert_eq!(l, listing(&theirs), "ours vs tar2sqfs");
+    assert!(l.lines().count() > 5000, "{l}");
+    for want in [
+        "-rw-r----- 0/42 ",
+        "-rwxr-sr-x 0/42 ",
+        "-rwsr-xr-x 0/0 ",
+        "-rw-rw-r-- 0/43 0 squashfs-root/var/log/wtmp",
+    ] {
+        assert!(l.contains(want), "{want:?} missing");
+    }
+    for path in [
+        "etc/shadow",
+        "usr/bin/chage",
+        "usr/sbin/unix_chkpwd",
+        "usr/bin/su",
+    ] {
+        assert!(
+            l.contains(&format!("squashfs-root/{path}\n")),
+            "{path} missing"
+        );
+    }
+    // The same tree on disk, restored by GNU tar: ours from the directory
+    // equals mksquashfs's from it.
+    let tree = dir.path().join("tree");
+    fs::create_dir(&tree).unwrap();
+    run_ok(
+        Command::new("tar")
+            .args(["--numeric-owner", "--xattrs", "--xattrs-include=*", "-xpf"])
+            .arg(&tar)
+            .arg("-C")
+            .arg(&tree),
+    );
+    let from_dir = dir.path().join("dir.sqfs");
+    pack(&from_dir, &[tree.to_str().unwrap(), "--rootfs"]);
+    let mk = dir.path().join("mksquashfs.sqfs");
+    mksquashfs(&tree, &mk);
+    assert_eq!(listing(&from_dir), listing(&mk), "ours vs mksquashfs");
+    assert_eq!(listing(&from_dir), l, "from the directory vs from the tar");
+}
