@@ -16,6 +16,11 @@
 //! disk and to tmpfs (`/dev/shm`), and read whole by `repropack digest`.
 //! Nothing here asserts a time: this is a measurement, not a test.
 //!
+//! `cargo xtask gen-tree --entries N --out DIR [--seed S]` writes a
+//! synthetic tree of N entries (small files in a few thousand directories,
+//! see `gen_tree.rs`) for measuring memory against entry count:
+//! `cargo xtask bench --corpus DIR`.
+//!
 //! `cargo xtask man` writes the man pages (`repropack.1` and one
 //! `repropack-COMMAND.1` per command) into `docs/man/`, from the binary's
 //! own `repropack man --out-dir`; a test checks that the committed pages
@@ -29,14 +34,17 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+mod gen_tree;
+
 fn main() -> Result<()> {
     let mut args = std::env::args_os().skip(1);
     match args.next().and_then(|a| a.into_string().ok()).as_deref() {
         Some("bench") => bench(BenchArgs::parse(args)?),
         Some("man") => man(),
+        Some("gen-tree") => gen_tree::gen_tree(gen_tree::GenTreeArgs::parse(args)?),
         _ => {
             eprintln!(
-                "usage: cargo xtask bench [--corpus DIR] [--runs N] [--jobs N] [--tar] [--extract | --extract-only] [--keep] [--baseline BIN]\n       cargo xtask man"
+                "usage: cargo xtask bench [--corpus DIR] [--runs N] [--jobs N] [--tar] [--extract | --extract-only] [--keep] [--baseline BIN]\n       cargo xtask gen-tree --entries N --out DIR [--seed S]\n       cargo xtask man"
             );
             std::process::exit(2);
         }
