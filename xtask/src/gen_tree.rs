@@ -89,7 +89,7 @@ fn content(rng: &mut Rng, len: usize) -> Vec<u8> {
             1 => b'_',
             _ => b' ',
         });
-        if (r >> 40) % 50 == 0 {
+        if (r >> 40).is_multiple_of(50) {
             // A token that repeats rarely, as identifiers do.
             out.extend_from_slice(format!("x{:x}", r >> 48).as_bytes());
         }
@@ -109,7 +109,7 @@ pub fn gen_tree(args: GenTreeArgs) -> Result<()> {
     let (mut written, mut files, mut bytes, mut dir_no) = (0u64, 0u64, 0u64, 0u64);
     while written < args.entries {
         let group = args.out.join(format!("g{:02}", dir_no / DIRS_PER_GROUP));
-        if dir_no % DIRS_PER_GROUP == 0 {
+        if dir_no.is_multiple_of(DIRS_PER_GROUP) {
             fs::create_dir_all(&group).with_context(|| format!("create {}", group.display()))?;
             written += 1;
         }

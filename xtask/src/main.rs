@@ -624,13 +624,16 @@ fn extract_section(
 /// `unsquashfs -d` into a fresh directory on the disk (next to the corpus)
 /// and on tmpfs, and `repropack digest`. The "output" column means nothing
 /// here (the size of a directory entry, or of the digest line).
+/// A titled group of rows of the report.
+type Section = (&'static str, Vec<Row>);
+
 fn extract_bench(
     repropack: &Path,
     baseline: Option<&Path>,
     corpus: &Path,
     work: &Path,
     runs: usize,
-) -> Result<(Vec<(&'static str, Vec<Row>)>, Vec<String>)> {
+) -> Result<(Vec<Section>, Vec<String>)> {
     let image = work.join("read-back.sqfs");
     measure(
         Command::new(repropack)
