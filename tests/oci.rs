@@ -817,3 +817,91 @@ fn blob_put_reporting_another_digest_is_refused_and_nothing_is_tagged() {
     assert_failed_cleanly(&server, &out, dir.path());
 }
 
+/// The sizes of the cache's download temp files (`.HEX.*.tmp`).
+fn temp_files(cache: &Path) -> Vec<(PathBuf, u64)> {
+    walkdir::WalkDir::new(cache)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file() && e.path().extension().is_some_and(|x| x == "tmp"))
+        .filter_map(|e| Some((e.path().to_path_buf(), e.metadata().ok()?.len())))
+        .collect()
+}
+
+/// The state letter of /proc/PID/stat (`T` stopped, `Z` zombie, …).
+fn proc_state(pid: u32) -> Option<char> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name in parentheses may hold spaces: the state follows
+    // its closing one.
+    stat[stat.rfind(')')? + 1..].trim_start().chars().next()
+}
+
+fn signal(pid: u32, sig: libc::c_int) {
+    // SAFETY: kill(2) with the pid of our own unreaped child: it cannot
+    // have been reused for another process.
+    let rc = unsafe { libc::kill(pid as libc::pid_t, sig) };
+    assert_eq!(
+        rc,
+        0,
+        "kill({pid}, {sig}): {}",
+        std::io::Error::last_os_error()
+    );
+}
+
+#[test]
+fn registry_killed_mid_blob_is_retried_then_fails_with_exit_6_and_no_litter() {
+    use std::time::{Duration, Instant};
+    let Some(mut reg) = Registry::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (file, _) = write_artifact(dir.path(), "a.bin", 19, 256 << 20);
+    let r = push(&file, &reg.oci("killed"), &[])["ref"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let cache = dir.path().join("cache");
+    let mut child = repropack()
+        .args(["fetch", &r, "--cache", cache.to_str().unwrap()])
+        .args(["--timeout", "2", "--retries", "2"])
+        .env("DOCKER_CONFIG", "/nonexistent")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run repropack fetch");
+    let pid = child.id();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let not_yet = |child: &mut std::process::Child, when: &str| {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the fetch ended ({status}) {when}: the registry was not killed mid-blob");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the fetch made no progress to 16 MiB of 256 in 60 s"
+        );
+    };
+    // Mid-blob: more than 16 MiB in the cache's temp file.
+    let temp = loop {
+        not_yet(&mut child, "before 16 MiB of the blob arrived");
+        if let Some((path, _)) = temp_files(&cache).into_iter().find(|(_, n)| *n > 16 << 20) {
+            break path;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    // Stopped, so it cannot finish between this check and the kill.
+    signal(pid, libc::SIGSTOP);
+    while proc_state(pid) != Some('T') {
+        not_yet(&mut child, "before it stopped");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    reg.kill();
+    signal(pid, libc::SIGCONT);
+    let out = child.wait_with_output().unwrap();
+    let msg = stderr(&out);
+    assert_eq!(out.status.code(), Some(exit::FETCH), "{msg}");
+    assert!(msg.contains(&reg.authority()), "{msg}");
+    assert!(msg.contains("(after 3 attempts)"), "{msg}");
+    assert!(!temp.exists(), "{} left behind", temp.display());
+    assert_eq!(cache_content(&cache), Vec::<PathBuf>::new());
+    assert_eq!(cache_content(dir.path()), vec![PathBuf::from("a.bin")]);
+}
