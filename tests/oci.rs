@@ -419,8 +419,6 @@ fn htpasswd_registry_refuses_anonymous_and_accepts_each_credential_source() {
     let pinned = format!("{}#sha256={hex}", reg.oci("sec/app"));
 
     // Anonymous: exit 6, naming the registry and "unauthorized".
-    let out = run(&["push", file.to_str().unwrap(), &reg.oci("sec/app")], &[]);
-    assert_eq!(out.status.code(), Some(exit::OUTPUT), "{}", stderr(&out));
     let out = fetch(&pinned, &cache, &[]);
     assert_eq!(out.status.code(), Some(exit::FETCH), "{}", stderr(&out));
     let msg = stderr(&out);
@@ -619,4 +617,291 @@ fn blob_get_follows_the_redirect_to_storage_without_the_registry_token() {
     assert_eq!(at_storage.len(), 1);
     assert_eq!(at_storage[0].target, "/bucket/object?sig=abc");
     assert_eq!(at_storage[0].authorization, None, "token leaked to storage");
+}
+
+#[test]
+fn push_refused_by_an_htpasswd_registry_exits_6_naming_it_and_no_secret() {
+    let Some(reg) = Registry::start_with_htpasswd("alice", "pw-Secret-9") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (file, _) = write_artifact(dir.path(), "a.tar", 14, 50_000);
+    let docker = dir.path().join("docker");
+    fs::create_dir(&docker).unwrap();
+    fs::write(
+        docker.join("config.json"),
+        format!(
+            r#"{{"auths":{{"{}":{{"username":"alice","password":"WRONG-pw-77"}}}}}}"#,
+            reg.authority()
+        ),
+    )
+    .unwrap();
+    let wrong = [("DOCKER_CONFIG", docker.to_str().unwrap())];
+    for (what, env) in [
+        ("no credentials", &[][..]),
+        ("a wrong password", &wrong[..]),
+    ] {
+        let out = run(
+            &[
+                "push",
+                file.to_str().unwrap(),
+                &reg.oci("sec/app:v1"),
+                "--json",
+            ],
+            env,
+        );
+        let msg = stderr(&out);
+        assert_eq!(out.status.code(), Some(exit::FETCH), "{what}: {msg}");
+        assert!(
+            msg.contains(&format!("registry {}: unauthorized", reg.authority())),
+            "{what}: {msg}"
+        );
+        assert!(out.stdout.is_empty(), "{what}: printed a result");
+        for secret in ["WRONG-pw-77", "pw-Secret-9", "YWxpY2U6V1JPTkctcHctNzc"] {
+            assert!(!msg.contains(secret), "{what}: {msg}");
+        }
+    }
+    assert_eq!(reg.count("PUT", "/v2/sec/app/", 201), 0, "{}", reg.log());
+}
+
+/// Pushes `file` to `oci://SERVER/r` with `--retries 2` (three attempts
+/// per step) and `--json`.
+fn push_to_fake(server: &Server, file: &Path) -> Output {
+    let dest = format!("oci://{}/r", server.authority());
+    run(
+        &[
+            "push",
+            file.to_str().unwrap(),
+            &dest,
+            "--retries",
+            "2",
+            "--json",
+        ],
+        &[],
+    )
+}
+
+/// The fault server as a registry that lacks every blob (unrouted HEADs
+/// are 404) and answers `POST /v2/r/blobs/uploads/` with 202 and
+/// `location`.
+fn fake_upload_start(server: &Server, location: &str) {
+    server.route(
+        "/v2/r/blobs/uploads/",
+        vec![Reply::Headers {
+            status: 202,
+            headers: vec![("Location".into(), location.into())],
+            body: Vec::new(),
+        }],
+    );
+}
+
+/// A failed push printed nothing, tagged nothing, and left only FILE in
+/// its directory.
+fn assert_failed_cleanly(server: &Server, out: &Output, dir: &Path) {
+    assert!(out.stdout.is_empty(), "printed a result: {}", stderr(out));
+    assert_eq!(server.count("/v2/r/manifests/latest"), 0);
+    assert_eq!(cache_content(dir), vec![PathBuf::from("a.bin")]);
+}
+
+#[test]
+fn upload_put_answered_500_is_retried_then_fails_with_exit_4_naming_the_step() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (file, body) = write_artifact(dir.path(), "a.bin", 15, 100_000);
+    // A relative Location is the registry's own.
+    fake_upload_start(&server, "/upload/1?session=x");
+    server.route("/upload/1", vec![Reply::Status(500)]);
+    let out = push_to_fake(&server, &file);
+    let msg = stderr(&out);
+    assert_eq!(out.status.code(), Some(exit::OUTPUT), "{msg}");
+    assert!(
+        msg.contains(&format!(
+            "{}: PUT upload: HTTP 500 Internal Server Error (after 3 attempts)",
+            server.authority()
+        )),
+        "{msg}"
+    );
+    // Each attempt is a new upload session and the whole file.
+    assert_eq!(server.count("/v2/r/blobs/uploads/"), 3);
+    let puts = server.seen("/upload/1");
+    assert_eq!(puts.len(), 3);
+    for p in &puts {
+        assert_eq!(p.method, "PUT");
+        assert_eq!(p.body_len, body.len());
+        assert_eq!(
+            p.target,
+            format!("/upload/1?session=x&digest=sha256%3A{}", sha256_hex(&body))
+        );
+    }
+    assert_failed_cleanly(&server, &out, dir.path());
+}
+
+#[test]
+fn tcp_reset_mid_upload_is_retried_then_fails_cleanly() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (file, _) = write_artifact(dir.path(), "a.bin", 16, 8 << 20);
+    fake_upload_start(&server, "/upload/1");
+    server.route("/upload/1", vec![Reply::ResetUpload { read: 1 << 20 }]);
+    let out = push_to_fake(&server, &file);
+    let msg = stderr(&out);
+    assert_eq!(out.status.code(), Some(exit::OUTPUT), "{msg}");
+    assert!(msg.contains(&server.authority()), "{msg}");
+    assert!(msg.contains("(after 3 attempts)"), "{msg}");
+    assert_eq!(server.count("/v2/r/blobs/uploads/"), 3);
+    assert_eq!(server.count("/upload/1"), 3);
+    assert_failed_cleanly(&server, &out, dir.path());
+}
+
+#[test]
+fn upload_location_off_the_registry_is_refused_before_any_request_to_it() {
+    let server = Server::start();
+    let other = Server::start();
+    other.route("/upload/1", vec![Reply::Status(201)]);
+    let dir = tempfile::tempdir().unwrap();
+    let (file, _) = write_artifact(dir.path(), "a.bin", 17, 10_000);
+    // Another port of the same host, then the registry's authority over
+    // another scheme.
+    for location in [
+        other.url("/upload/1"),
+        format!("https://{}/upload/1", server.authority()),
+    ] {
+        fake_upload_start(&server, &location);
+        server.route("/upload/1", vec![Reply::Status(201)]);
+        let before = server.connections();
+        let out = push_to_fake(&server, &file);
+        let msg = stderr(&out);
+        assert_eq!(out.status.code(), Some(exit::OUTPUT), "{location}: {msg}");
+        assert!(
+            msg.contains(&format!(
+                "{}: refused upload Location \"{location}\": not on the registry",
+                server.authority()
+            )),
+            "{msg}"
+        );
+        // HEAD blob, POST, refused at once: not retried, no TLS attempt.
+        assert_eq!(server.count("/v2/r/blobs/uploads/"), 1, "{location}");
+        assert_eq!(server.connections() - before, 2, "{location}");
+        assert_failed_cleanly(&server, &out, dir.path());
+    }
+    assert_eq!(other.connections(), 0);
+}
+
+#[test]
+fn blob_put_reporting_another_digest_is_refused_and_nothing_is_tagged() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (file, body) = write_artifact(dir.path(), "a.bin", 18, 10_000);
+    let other = sha256_hex(b"other bytes");
+    fake_upload_start(&server, "/upload/1");
+    server.route(
+        "/upload/1",
+        vec![Reply::Headers {
+            status: 201,
+            headers: vec![("Docker-Content-Digest".into(), format!("sha256:{other}"))],
+            body: Vec::new(),
+        }],
+    );
+    let out = push_to_fake(&server, &file);
+    let msg = stderr(&out);
+    assert_eq!(out.status.code(), Some(exit::OUTPUT), "{msg}");
+    assert!(
+        msg.contains(&format!(
+            "verification after upload failed: registry stored the blob as sha256:{other}, \
+             expected sha256:{}",
+            sha256_hex(&body)
+        )),
+        "{msg}"
+    );
+    assert_eq!(server.count("/upload/1"), 1, "a refusal is not retried");
+    assert_failed_cleanly(&server, &out, dir.path());
+}
+
+/// The sizes of the cache's download temp files (`.HEX.*.tmp`).
+fn temp_files(cache: &Path) -> Vec<(PathBuf, u64)> {
+    walkdir::WalkDir::new(cache)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file() && e.path().extension().is_some_and(|x| x == "tmp"))
+        .filter_map(|e| Some((e.path().to_path_buf(), e.metadata().ok()?.len())))
+        .collect()
+}
+
+/// The state letter of /proc/PID/stat (`T` stopped, `Z` zombie, …).
+fn proc_state(pid: u32) -> Option<char> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name in parentheses may hold spaces: the state follows
+    // its closing one.
+    stat[stat.rfind(')')? + 1..].trim_start().chars().next()
+}
+
+fn signal(pid: u32, sig: libc::c_int) {
+    // SAFETY: kill(2) with the pid of our own unreaped child: it cannot
+    // have been reused for another process.
+    let rc = unsafe { libc::kill(pid as libc::pid_t, sig) };
+    assert_eq!(
+        rc,
+        0,
+        "kill({pid}, {sig}): {}",
+        std::io::Error::last_os_error()
+    );
+}
+
+#[test]
+fn registry_killed_mid_blob_is_retried_then_fails_with_exit_6_and_no_litter() {
+    use std::time::{Duration, Instant};
+    let Some(mut reg) = Registry::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (file, _) = write_artifact(dir.path(), "a.bin", 19, 256 << 20);
+    let r = push(&file, &reg.oci("killed"), &[])["ref"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let cache = dir.path().join("cache");
+    let mut child = repropack()
+        .args(["fetch", &r, "--cache", cache.to_str().unwrap()])
+        .args(["--timeout", "2", "--retries", "2"])
+        .env("DOCKER_CONFIG", "/nonexistent")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run repropack fetch");
+    let pid = child.id();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let not_yet = |child: &mut std::process::Child, when: &str| {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the fetch ended ({status}) {when}: the registry was not killed mid-blob");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the fetch made no progress to 16 MiB of 256 in 60 s"
+        );
+    };
+    // Mid-blob: more than 16 MiB in the cache's temp file.
+    let temp = loop {
+        not_yet(&mut child, "before 16 MiB of the blob arrived");
+        if let Some((path, _)) = temp_files(&cache).into_iter().find(|(_, n)| *n > 16 << 20) {
+            break path;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    // Stopped, so it cannot finish between this check and the kill.
+    signal(pid, libc::SIGSTOP);
+    while proc_state(pid) != Some('T') {
+        not_yet(&mut child, "before it stopped");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    reg.kill();
+    signal(pid, libc::SIGCONT);
+    let out = child.wait_with_output().unwrap();
+    let msg = stderr(&out);
+    assert_eq!(out.status.code(), Some(exit::FETCH), "{msg}");
+    assert!(msg.contains(&reg.authority()), "{msg}");
+    assert!(msg.contains("(after 3 attempts)"), "{msg}");
+    assert!(!temp.exists(), "{} left behind", temp.display());
+    assert_eq!(cache_content(&cache), Vec::<PathBuf>::new());
+    assert_eq!(cache_content(dir.path()), vec![PathBuf::from("a.bin")]);
 }

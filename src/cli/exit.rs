@@ -15,7 +15,8 @@ pub const INPUT: i32 = 3;
 pub const OUTPUT: i32 = 4;
 /// Bytes did not match the expected sha256.
 pub const HASH_MISMATCH: i32 = 5;
-/// Every source of a fetch failed (network, 404, timeout).
+/// Every source of a fetch failed (network, 404, timeout); a registry
+/// refused a push as unauthorized.
 pub const FETCH: i32 = 6;
 /// An archive was rejected as unsafe to extract.
 pub const UNSAFE: i32 = 7;

@@ -61,6 +61,8 @@ fn failure(e: PushError) -> Failure {
         PushError::Output { .. } | PushError::Remote { .. } | PushError::Verify { .. } => {
             exit::OUTPUT
         }
+        // As for fetch: the registry would not let us in.
+        PushError::Unauthorized { .. } => exit::FETCH,
     };
     Failure::new(code, e)
 }

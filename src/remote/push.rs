@@ -21,7 +21,8 @@
 //!   consumer re-hashes it on fetch anyway (docs/CONTRACT.md §4).
 //! - `oci://` destination: the file is a blob named by its sha256, plus an
 //!   artifact manifest tagged TAG (see [`oci`](super::oci) and its `push`);
-//!   the registry's HEAD must report the expected size after the upload, and
+//!   the digest the registry reports for the blob, if any, must be its
+//!   sha256, its HEAD must report the expected size after the upload, and
 //!   the ref printed is `oci://HOST/REPO:TAG#sha256=HEX`.
 //!
 //! ```no_run
@@ -113,8 +114,18 @@ pub enum PushError {
         /// The store's error, in words.
         message: String,
     },
+    /// The registry refused the credentials, or wants some and none were
+    /// found.
+    #[error("{uri}: {message}")]
+    Unauthorized {
+        /// The `oci://` destination.
+        uri: String,
+        /// The registry's refusal, in words (never a credential).
+        message: String,
+    },
     /// The stored object does not check out after upload (wrong size on
-    /// S3, wrong sha256 read back from disk).
+    /// S3 or a registry, another digest reported by a registry, wrong
+    /// sha256 read back from disk).
     #[error("{uri}: verification after upload failed: {message}")]
     Verify {
         /// The object's URI or local path.
@@ -373,6 +384,7 @@ fn push_oci(
                 second,
             },
             OciPushError::Remote(message) => PushError::Remote { uri, message },
+            OciPushError::Unauthorized(message) => PushError::Unauthorized { uri, message },
             OciPushError::Verify(message) => PushError::Verify { uri, message },
         },
     )?;

@@ -11,13 +11,17 @@
 //! It also plays an OCI registry and its token endpoint for the auth and
 //! lying-registry tests: a route matches the request target exactly or,
 //! failing that, the target without its query; [`Reply::Challenge`]
-//! answers 401 with a `WWW-Authenticate` header; and every request's
-//! target and `Authorization` header are recorded per route.
+//! answers 401 with a `WWW-Authenticate` header; [`Reply::Headers`]
+//! answers any status with any headers (an upload's `Location`, a
+//! `Docker-Content-Digest`); a request body (by its `Content-Length`) is
+//! read before the answer, unless [`Reply::ResetUpload`] cuts it off; and
+//! every request's method, target, `Authorization` header and body size
+//! are recorded per route.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
@@ -61,15 +65,28 @@ pub enum Reply {
         challenge: String,
         body: Vec<u8>,
     },
+    /// `status` with these headers and the body (Content-Length is
+    /// `body.len()` unless `headers` name one, as for a HEAD).
+    Headers {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    },
+    /// Reads `read` bytes of the request body, then a TCP RST and no answer.
+    ResetUpload { read: usize },
 }
 
 /// One request as the server saw it.
 #[derive(Clone, Debug)]
 pub struct Seen {
+    /// The request method.
+    pub method: String,
     /// The request target, query included.
     pub target: String,
     /// The `Authorization` header, if any.
     pub authorization: Option<String>,
+    /// The request's `Content-Length` (0 without one).
+    pub body_len: usize,
 }
 
 #[derive(Default)]
@@ -81,6 +98,7 @@ struct Route {
 
 struct Shared {
     routes: Mutex<HashMap<String, Route>>,
+    connections: AtomicUsize,
     stop: AtomicBool,
 }
 
@@ -96,6 +114,7 @@ impl Server {
         let addr = listener.local_addr().expect("local addr");
         let shared = Arc::new(Shared {
             routes: Mutex::new(HashMap::new()),
+            connections: AtomicUsize::new(0),
             stop: AtomicBool::new(false),
         });
         let s = shared.clone();
@@ -105,6 +124,7 @@ impl Server {
                     break;
                 }
                 let Ok(conn) = conn else { continue };
+                s.connections.fetch_add(1, Ordering::SeqCst);
                 let s = s.clone();
                 thread::spawn(move || handle(conn, &s));
             }
@@ -135,6 +155,12 @@ impl Server {
             .map_or(0, |r| r.served)
     }
 
+    /// Connections accepted so far (each carries one request at most,
+    /// HTTP or not), for any path.
+    pub fn connections(&self) -> usize {
+        self.shared.connections.load(Ordering::SeqCst)
+    }
+
     /// The requests received for `path` so far, in order.
     pub fn seen(&self, path: &str) -> Vec<Seen> {
         self.shared
@@ -163,7 +189,8 @@ impl Drop for Server {
     }
 }
 
-fn read_request(conn: &mut TcpStream) -> Option<Seen> {
+/// The request head, and how many body bytes came with it.
+fn read_request(conn: &mut TcpStream) -> Option<(Seen, usize)> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
@@ -175,16 +202,23 @@ fn read_request(conn: &mut TcpStream) -> Option<Seen> {
         let mut headers = [httparse::EMPTY_HEADER; 64];
         let mut req = httparse::Request::new(&mut headers);
         match req.parse(&buf) {
-            Ok(httparse::Status::Complete(_)) => {
-                let authorization = req
-                    .headers
-                    .iter()
-                    .find(|h| h.name.eq_ignore_ascii_case("authorization"))
-                    .map(|h| String::from_utf8_lossy(h.value).into_owned());
-                return req.path.map(|p| Seen {
-                    target: p.to_string(),
-                    authorization,
-                });
+            Ok(httparse::Status::Complete(head_len)) => {
+                let header = |name: &str| {
+                    req.headers
+                        .iter()
+                        .find(|h| h.name.eq_ignore_ascii_case(name))
+                        .map(|h| String::from_utf8_lossy(h.value).into_owned())
+                };
+                let body_len = header("content-length")
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                let seen = Seen {
+                    method: req.method?.to_string(),
+                    target: req.path?.to_string(),
+                    authorization: header("authorization"),
+                    body_len,
+                };
+                return Some((seen, buf.len() - head_len));
             }
             Ok(httparse::Status::Partial) => continue,
             Err(_) => return None,
@@ -192,9 +226,20 @@ fn read_request(conn: &mut TcpStream) -> Option<Seen> {
     }
 }
 
+/// Reads and drops up to `n` more bytes of the request body.
+fn skip_body(conn: &mut TcpStream, n: usize) -> std::io::Result<()> {
+    let copied = std::io::copy(&mut conn.take(n as u64), &mut std::io::sink())?;
+    if copied < n as u64 {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+    Ok(())
+}
+
 fn head(status: u16, len: Option<usize>, extra: &str) -> Vec<u8> {
     let reason = match status {
         200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
         302 => "Found",
         401 => "Unauthorized",
         404 => "Not Found",
@@ -211,7 +256,7 @@ fn head(status: u16, len: Option<usize>, extra: &str) -> Vec<u8> {
 }
 
 fn handle(mut conn: TcpStream, shared: &Shared) {
-    let Some(seen) = read_request(&mut conn) else {
+    let Some((seen, body_read)) = read_request(&mut conn) else {
         return;
     };
     let reply = {
@@ -250,6 +295,17 @@ fn handle(mut conn: TcpStream, shared: &Shared) {
             None => Reply::Status(404),
         }
     };
+    let unread = seen.body_len.saturating_sub(body_read);
+    if let Reply::ResetUpload { read } = reply {
+        let _ = skip_body(&mut conn, read.saturating_sub(body_read).min(unread));
+        // Dropping the socket with SO_LINGER 0 sends RST.
+        let _ = socket2::SockRef::from(&conn).set_linger(Some(Duration::ZERO));
+        return;
+    }
+    // Answering before the body is read would make the close an RST.
+    if skip_body(&mut conn, unread).is_err() {
+        return;
+    }
     let _ = serve(&mut conn, reply, shared);
 }
 
@@ -310,7 +366,25 @@ fn serve(conn: &mut TcpStream, reply: Reply, shared: &Shared) -> std::io::Result
             let extra = format!("WWW-Authenticate: {challenge}\r\n");
             conn.write_all(&head(401, Some(0), &extra))?;
         }
-        Reply::Authorized { .. } => unreachable!("resolved in handle"),
+        Reply::Authorized { .. } | Reply::ResetUpload { .. } => {
+            unreachable!("handled in handle")
+        }
+        Reply::Headers {
+            status,
+            headers,
+            body,
+        } => {
+            let mut extra = String::new();
+            for (name, value) in &headers {
+                extra.push_str(&format!("{name}: {value}\r\n"));
+            }
+            let has_len = headers
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case("content-length"));
+            let len = (!has_len).then_some(body.len());
+            conn.write_all(&head(status, len, &extra))?;
+            conn.write_all(&body)?;
+        }
         Reply::Redirect(location) => {
             conn.write_all(&head(302, Some(0), &format!("Location: {location}\r\n")))?;
         }

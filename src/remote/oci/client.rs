@@ -22,6 +22,10 @@ use crate::remote::net::chain;
 const NO_CREDENTIALS: &str =
     "no credentials for this registry (docker login, podman login, or a credential helper)";
 
+/// The header in which a registry reports the digest of what it stored
+/// (distribution spec “Pushing blobs”, “Pushing manifests”).
+pub(crate) const DOCKER_CONTENT_DIGEST: &str = "docker-content-digest";
+
 /// Most bytes read of a token endpoint's answer or an error body.
 const MAX_SMALL_BODY: usize = 1 << 20;
 
@@ -104,14 +108,28 @@ impl Registry {
         })
     }
 
-    /// A URL the registry handed out (a `Location`), resolved against the base.
+    /// A URL the registry handed out (an upload `Location`), resolved
+    /// against the base. It must stay on the registry (same scheme, host
+    /// and port; a relative one does): every request to it carries the
+    /// registry's `Authorization`, which another host must never see.
     pub(crate) fn resolve(&self, location: &str) -> Result<url::Url, OciError> {
-        self.base.join(location).map_err(|e| {
+        let url = self.base.join(location).map_err(|e| {
             OciError::Permanent(format!(
                 "{}: bad Location {location:?}: {e}",
                 self.oci.registry()
             ))
-        })
+        })?;
+        let same = url.scheme() == self.base.scheme()
+            && url.host() == self.base.host()
+            && url.port_or_known_default() == self.base.port_or_known_default();
+        if !same {
+            return Err(OciError::Permanent(format!(
+                "{}: refused upload Location {location:?}: not on the registry ({})",
+                self.oci.registry(),
+                self.base.origin().ascii_serialization()
+            )));
+        }
+        Ok(url)
     }
 
     /// The blob URL of `sha256`.
@@ -354,7 +372,7 @@ impl Registry {
                 .map(str::to_string)
         };
         Ok((
-            header("docker-content-digest"),
+            header(DOCKER_CONTENT_DIGEST),
             header("oci-subject").is_some(),
         ))
     }

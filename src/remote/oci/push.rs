@@ -2,8 +2,12 @@
 //! manifests”): HEAD the blob and skip the upload when the registry holds
 //! it; else a monolithic PUT for files up to [`CHUNK`] bytes and a chunked
 //! (PATCH) upload for larger ones, hashing the bytes as they are sent and
-//! cancelling the upload if they are not the bytes hashed first. Then the
-//! empty config blob and the artifact manifest, tagged.
+//! cancelling the upload if they are not the bytes hashed first. Upload
+//! `Location`s must stay on the registry, and a `Docker-Content-Digest`
+//! reported for the blob must be its sha256. Then the empty config blob
+//! and the artifact manifest, tagged. Transient failures are retried per
+//! step (a retried upload starts a new session); the last one's message
+//! says how many attempts were made.
 //!
 //! With signing, `FILE.minisig` goes up as a referrer: its own manifest
 //! (artifact type [`MINISIG_MEDIA_TYPE`]) whose `subject` is the
@@ -22,7 +26,7 @@ use reqwest::StatusCode;
 use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE};
 
 use super::OciRef;
-use super::client::{Access, OciError, Registry};
+use super::client::{Access, DOCKER_CONTENT_DIGEST, OciError, Registry};
 use super::manifest::{
     Descriptor, EMPTY_CONFIG, EMPTY_MEDIA_TYPE, ImageManifest, MANIFEST_MEDIA_TYPE,
     MINISIG_MEDIA_TYPE, TITLE_ANNOTATION, artifact_type, media_type,
@@ -50,6 +54,9 @@ pub(crate) enum OciPushError {
     },
     /// The registry refused or failed a request.
     Remote(String),
+    /// The registry refused the credentials, or wants some and none were
+    /// found.
+    Unauthorized(String),
     /// What the registry stored does not check out.
     Verify(String),
 }
@@ -150,6 +157,7 @@ pub(crate) fn push(
     });
     let (uploaded, signature_manifest) = result.map_err(|f| match f {
         Fail::Push(p) => p,
+        Fail::Oci(OciError::Unauthorized(m)) => OciPushError::Unauthorized(m),
         Fail::Oci(e) => remote(e.message().to_string()),
     })?;
     Ok(OciPushed {
@@ -174,8 +182,9 @@ async fn retrying<T>(
                 tokio::time::sleep(net.delay(attempt)).await;
             }
             Err(Fail::Oci(e)) if e.is_transient() => {
+                let s = if attempt == 1 { "" } else { "s" };
                 return Err(Fail::Oci(OciError::Transient(format!(
-                    "{} (after {attempt} attempts)",
+                    "{} (after {attempt} attempt{s})",
                     e.message()
                 ))));
             }
@@ -248,7 +257,10 @@ async fn upload_file(
     finish_upload(reg, location, expected, bytes::Bytes::from(last)).await
 }
 
-/// `PUT LOCATION?digest=sha256:HEX` with the last (or only) bytes.
+/// `PUT LOCATION?digest=sha256:HEX` with the last (or only) bytes. A
+/// `Docker-Content-Digest` in the answer must be that digest: a registry
+/// that stored other bytes under the name is refused before the manifest
+/// points at them.
 async fn finish_upload(
     reg: &mut Registry,
     mut location: url::Url,
@@ -259,14 +271,27 @@ async fn finish_upload(
         .query_pairs_mut()
         .append_pair("digest", &format!("sha256:{digest}"));
     let len = body.len() as u64;
-    reg.expect("PUT upload", &[StatusCode::CREATED], |c| {
-        c.put(location.clone())
-            .header(CONTENT_TYPE, "application/octet-stream")
-            .header(CONTENT_LENGTH, len)
-            .body(body.clone())
-    })
-    .await?;
-    Ok(())
+    let resp = reg
+        .expect("PUT upload", &[StatusCode::CREATED], |c| {
+            c.put(location.clone())
+                .header(CONTENT_TYPE, "application/octet-stream")
+                .header(CONTENT_LENGTH, len)
+                .body(body.clone())
+        })
+        .await?;
+    let expected = format!("sha256:{digest}");
+    match resp.headers().get(DOCKER_CONTENT_DIGEST) {
+        Some(v) if v.as_bytes() != expected.as_bytes() => {
+            Err(Fail::Push(OciPushError::Verify(format!(
+                "registry stored the blob as {}, expected {expected}",
+                String::from_utf8_lossy(v.as_bytes())
+                    .chars()
+                    .take(80)
+                    .collect::<String>()
+            ))))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Uploads small in-memory `bytes` unless the registry holds them.
