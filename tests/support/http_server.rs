@@ -54,6 +54,13 @@ pub enum Reply {
     Chunked { body: Vec<u8>, complete: bool },
     /// 401 with `WWW-Authenticate: <challenge>`.
     Challenge(String),
+    /// `status` with these extra headers and the body (correct
+    /// Content-Length).
+    Headers {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    },
     /// 200 with the body if the request's `Authorization` is `expect`, else
     /// 401 with `WWW-Authenticate: <challenge>`.
     Authorized {
@@ -309,6 +316,18 @@ fn serve(conn: &mut TcpStream, reply: Reply, shared: &Shared) -> std::io::Result
         Reply::Challenge(challenge) => {
             let extra = format!("WWW-Authenticate: {challenge}\r\n");
             conn.write_all(&head(401, Some(0), &extra))?;
+        }
+        Reply::Headers {
+            status,
+            headers,
+            body,
+        } => {
+            let extra: String = headers
+                .iter()
+                .map(|(k, v)| format!("{k}: {v}\r\n"))
+                .collect();
+            conn.write_all(&head(status, Some(body.len()), &extra))?;
+            conn.write_all(&body)?;
         }
         Reply::Authorized { .. } => unreachable!("resolved in handle"),
         Reply::Redirect(location) => {
