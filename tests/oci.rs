@@ -733,7 +733,7 @@ fn manifest_json(kind: &str, layer_hex: &str, size: usize, title: &str, subject:
 }
 
 #[test]
-fn registry_acknowledging_the_subject_gets_no_referrers_tag() {
+fn referrers_tag_is_written_only_without_oci_subject_and_never_over_a_manifest() {
     let dir = tempfile::tempdir().unwrap();
     let (file, body) = write_artifact(dir.path(), "s.tar", 14, 5_000);
     let sig = b"untrusted comment: fake\nRWQfake\n";
@@ -760,16 +760,14 @@ fn registry_acknowledging_the_subject_gets_no_referrers_tag() {
     );
     let sig_manifest = format!("sha256:{}", sha256_hex(signature.as_bytes()));
     let fallback = format!("/v2/r/manifests/sha256-{artifact_hex}");
-    // Without the OCI-Subject answer the fallback tag is read (404) and
-    // written: the route is the one a fallback would use.
-    for acknowledged in [true, false] {
+    let serve = |ack: bool, fallback_script: Vec<Reply>| {
         let server = Server::start();
         let blob = |h: &str| format!("/v2/r/blobs/sha256:{h}");
         server.route(&blob(&hex), vec![Reply::Ok(body.clone())]);
         server.route(&blob(&sha256_hex(b"{}")), vec![Reply::Ok(b"{}".to_vec())]);
         server.route(&blob(&sha256_hex(sig)), vec![Reply::Ok(sig.to_vec())]);
         server.route("/v2/r/manifests/v1", vec![Reply::Status(201)]);
-        let headers = if acknowledged {
+        let headers = if ack {
             vec![("OCI-Subject".to_string(), format!("sha256:{artifact_hex}"))]
         } else {
             Vec::new()
@@ -782,16 +780,37 @@ fn registry_acknowledging_the_subject_gets_no_referrers_tag() {
                 body: Vec::new(),
             }],
         );
-        server.route(&fallback, vec![Reply::Status(404), Reply::Status(201)]);
-        let v = push_signed(&file, &format!("oci://{}/r:v1", server.authority()));
-        assert_eq!(v["signature_manifest"], sig_manifest);
-        assert_eq!(server.count(&format!("/v2/r/manifests/{sig_manifest}")), 1);
-        if acknowledged {
-            assert_eq!(server.count(&fallback), 0);
-            assert_eq!(v.get("referrers_tag"), None, "{v}");
-        } else {
-            assert_eq!(server.count(&fallback), 2);
-            assert_eq!(v["referrers_tag"], format!("sha256-{artifact_hex}"));
-        }
-    }
+        server.route(&fallback, fallback_script);
+        server
+    };
+    let dest = |server: &Server| format!("oci://{}/r:v1", server.authority());
+
+    let server = serve(true, vec![Reply::Status(404), Reply::Status(201)]);
+    let v = push_signed(&file, &dest(&server));
+    assert_eq!(v["signature_manifest"], sig_manifest);
+    assert_eq!(server.count(&format!("/v2/r/manifests/{sig_manifest}")), 1);
+    assert_eq!(server.count(&fallback), 0);
+    assert_eq!(v.get("referrers_tag"), None, "{v}");
+
+    // Without the OCI-Subject answer the fallback tag is read (404) and
+    // written: the route is the one a fallback uses.
+    let server = serve(false, vec![Reply::Status(404), Reply::Status(201)]);
+    let v = push_signed(&file, &dest(&server));
+    assert_eq!(server.count(&fallback), 2);
+    assert_eq!(v["referrers_tag"], format!("sha256-{artifact_hex}"));
+
+    // A fallback tag holding an image manifest is refused, not overwritten.
+    let server = serve(false, vec![Reply::Ok(artifact.into_bytes())]);
+    let out = run(
+        &["push", file.to_str().unwrap(), &dest(&server), "--sign"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(exit::OUTPUT), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("referrers tag sha256-{artifact_hex}"))
+            && stderr(&out).contains("expected an OCI image index"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(server.count(&fallback), 1);
 }
