@@ -905,3 +905,197 @@ fn registry_killed_mid_blob_is_retried_then_fails_with_exit_6_and_no_litter() {
     assert_eq!(cache_content(&cache), Vec::<PathBuf>::new());
     assert_eq!(cache_content(dir.path()), vec![PathBuf::from("a.bin")]);
 }
+
+const MINISIG_TYPE: &str = "application/vnd.repropack.minisig.v1";
+const MANIFEST_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
+const INDEX_TYPE: &str = "application/vnd.oci.image.index.v1+json";
+
+fn push_signed(file: &Path, dest: &str) -> serde_json::Value {
+    let out = run(
+        &["push", file.to_str().unwrap(), dest, "--sign", "--json"],
+        &[],
+    );
+    serde_json::from_str(&ok(&out)).unwrap()
+}
+
+/// The manifest descriptors of the referrers index `tag`, as skopeo reads
+/// it; curl must serve the same bytes.
+fn referrers_index(reg: &Registry, repo: &str, tag: &str, dir: &Path) -> Vec<serde_json::Value> {
+    let raw = run_ok(Command::new("skopeo").args([
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{}/{repo}:{tag}", reg.authority()),
+    ]));
+    let by_curl = dir.join("index.json");
+    curl_blob(
+        &reg.url(&format!("/v2/{repo}/manifests/{tag}")),
+        &by_curl,
+        &["-H", &format!("Accept: {INDEX_TYPE}")],
+    );
+    assert_eq!(fs::read(&by_curl).unwrap(), raw.stdout);
+    let index: serde_json::Value = serde_json::from_slice(&raw.stdout).unwrap();
+    assert_eq!(index["schemaVersion"], 2);
+    assert_eq!(index["mediaType"], INDEX_TYPE);
+    index["manifests"].as_array().unwrap().clone()
+}
+
+#[test]
+fn signature_on_a_registry_without_referrers_api_is_listed_under_the_referrers_tag() {
+    let Some(reg) = Registry::start() else { return };
+    if tool("skopeo").is_none() || tool("curl").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (file, _) = write_artifact(dir.path(), "r.squashfs", 13, 20_000);
+    let sig_path = dir.path().join("r.squashfs.minisig");
+    fs::write(&sig_path, b"untrusted comment: first\nRWQfirst\n").unwrap();
+    let first = push_signed(&file, &reg.oci("refs/app:v1"));
+    let first_sig = first["signature_manifest"].as_str().unwrap().to_string();
+
+    // The tag is sha256-HEX of the artifact manifest as the registry serves it.
+    let artifact = dir.path().join("artifact.json");
+    curl_blob(
+        &reg.url("/v2/refs/app/manifests/v1"),
+        &artifact,
+        &["-H", &format!("Accept: {MANIFEST_TYPE}")],
+    );
+    let tag = format!("sha256-{}", sha256sum(&artifact));
+    assert_eq!(first["referrers_tag"], tag);
+    let put_path = format!("/v2/refs/app/manifests/{tag}");
+    assert_eq!(reg.count("PUT", &put_path, 201), 1, "{}", reg.log());
+
+    let listed = referrers_index(&reg, "refs/app", &tag, dir.path());
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["digest"], first_sig);
+    assert_eq!(listed[0]["mediaType"], MANIFEST_TYPE);
+    assert_eq!(listed[0]["artifactType"], MINISIG_TYPE);
+    let referrer = dir.path().join("referrer.json");
+    curl_blob(
+        &reg.url(&format!("/v2/refs/app/manifests/{first_sig}")),
+        &referrer,
+        &["-H", &format!("Accept: {MANIFEST_TYPE}")],
+    );
+    assert_eq!(listed[0]["size"], fs::metadata(&referrer).unwrap().len());
+
+    // The same signature again: listed once, the index not put again.
+    let again = push_signed(&file, &reg.oci("refs/app:v1"));
+    assert_eq!(again["signature_manifest"], first_sig);
+    assert_eq!(again["referrers_tag"], tag);
+    assert_eq!(referrers_index(&reg, "refs/app", &tag, dir.path()).len(), 1);
+    assert_eq!(reg.count("PUT", &put_path, 201), 1, "{}", reg.log());
+
+    // Another signature of the same artifact keeps the first listed.
+    fs::write(&sig_path, b"untrusted comment: second\nRWQsecond\n").unwrap();
+    let second = push_signed(&file, &reg.oci("refs/app:v1"));
+    let second_sig = second["signature_manifest"].as_str().unwrap().to_string();
+    assert_ne!(second_sig, first_sig);
+    assert_eq!(second["referrers_tag"], tag);
+    let listed = referrers_index(&reg, "refs/app", &tag, dir.path());
+    let mut digests: Vec<&str> = listed
+        .iter()
+        .map(|d| d["digest"].as_str().unwrap())
+        .collect();
+    digests.sort_unstable();
+    let mut expected = vec![first_sig.as_str(), second_sig.as_str()];
+    expected.sort_unstable();
+    assert_eq!(digests, expected);
+    assert!(listed.iter().all(|d| d["artifactType"] == MINISIG_TYPE));
+}
+
+/// The canonical manifest bytes of a one-layer artifact of type `kind`,
+/// written independently of repropack's serializer: a change of these
+/// bytes changes every pushed digest.
+fn manifest_json(kind: &str, layer_hex: &str, size: usize, title: &str, subject: &str) -> String {
+    format!(
+        "{{\"schemaVersion\":2,\"mediaType\":\"{MANIFEST_TYPE}\",\"artifactType\":\"{kind}\",\
+         \"config\":{{\"mediaType\":\"application/vnd.oci.empty.v1+json\",\
+         \"digest\":\"sha256:{}\",\"size\":2,\"data\":\"e30=\"}},\
+         \"layers\":[{{\"mediaType\":\"{kind}\",\"digest\":\"sha256:{layer_hex}\",\"size\":{size},\
+         \"annotations\":{{\"org.opencontainers.image.title\":\"{title}\"}}}}]{subject}}}",
+        sha256_hex(b"{}")
+    )
+}
+
+#[test]
+fn referrers_tag_is_written_only_without_oci_subject_and_never_over_a_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    let (file, body) = write_artifact(dir.path(), "s.tar", 14, 5_000);
+    let sig = b"untrusted comment: fake\nRWQfake\n";
+    fs::write(dir.path().join("s.tar.minisig"), sig).unwrap();
+    let hex = sha256_hex(&body);
+    let artifact = manifest_json(
+        "application/vnd.repropack.tar.v1",
+        &hex,
+        body.len(),
+        "s.tar",
+        "",
+    );
+    let artifact_hex = sha256_hex(artifact.as_bytes());
+    let subject = format!(
+        ",\"subject\":{{\"mediaType\":\"{MANIFEST_TYPE}\",\"digest\":\"sha256:{artifact_hex}\",\"size\":{}}}",
+        artifact.len()
+    );
+    let signature = manifest_json(
+        MINISIG_TYPE,
+        &sha256_hex(sig),
+        sig.len(),
+        "s.tar.minisig",
+        &subject,
+    );
+    let sig_manifest = format!("sha256:{}", sha256_hex(signature.as_bytes()));
+    let fallback = format!("/v2/r/manifests/sha256-{artifact_hex}");
+    let serve = |ack: bool, fallback_script: Vec<Reply>| {
+        let server = Server::start();
+        let blob = |h: &str| format!("/v2/r/blobs/sha256:{h}");
+        server.route(&blob(&hex), vec![Reply::Ok(body.clone())]);
+        server.route(&blob(&sha256_hex(b"{}")), vec![Reply::Ok(b"{}".to_vec())]);
+        server.route(&blob(&sha256_hex(sig)), vec![Reply::Ok(sig.to_vec())]);
+        server.route("/v2/r/manifests/v1", vec![Reply::Status(201)]);
+        let headers = if ack {
+            vec![("OCI-Subject".to_string(), format!("sha256:{artifact_hex}"))]
+        } else {
+            Vec::new()
+        };
+        server.route(
+            &format!("/v2/r/manifests/{sig_manifest}"),
+            vec![Reply::Headers {
+                status: 201,
+                headers,
+                body: Vec::new(),
+            }],
+        );
+        server.route(&fallback, fallback_script);
+        server
+    };
+    let dest = |server: &Server| format!("oci://{}/r:v1", server.authority());
+
+    let server = serve(true, vec![Reply::Status(404), Reply::Status(201)]);
+    let v = push_signed(&file, &dest(&server));
+    assert_eq!(v["signature_manifest"], sig_manifest);
+    assert_eq!(server.count(&format!("/v2/r/manifests/{sig_manifest}")), 1);
+    assert_eq!(server.count(&fallback), 0);
+    assert_eq!(v.get("referrers_tag"), None, "{v}");
+
+    // Without the OCI-Subject answer the fallback tag is read (404) and
+    // written: the route is the one a fallback uses.
+    let server = serve(false, vec![Reply::Status(404), Reply::Status(201)]);
+    let v = push_signed(&file, &dest(&server));
+    assert_eq!(server.count(&fallback), 2);
+    assert_eq!(v["referrers_tag"], format!("sha256-{artifact_hex}"));
+
+    // A fallback tag holding an image manifest is refused, not overwritten.
+    let server = serve(false, vec![Reply::Ok(artifact.into_bytes())]);
+    let out = run(
+        &["push", file.to_str().unwrap(), &dest(&server), "--sign"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(exit::OUTPUT), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("referrers tag sha256-{artifact_hex}"))
+            && stderr(&out).contains("expected an OCI image index"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(server.count(&fallback), 1);
+}

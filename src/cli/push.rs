@@ -25,7 +25,8 @@ pub struct PushArgs {
     #[command(flatten)]
     net: NetFlags,
     /// Print a JSON object (ref, sha256, size, uploaded; with --sign also
-    /// signature_manifest).
+    /// signature_manifest, and referrers_tag on a registry without the
+    /// referrers API).
     #[arg(long)]
     json: bool,
 }
@@ -46,6 +47,9 @@ pub fn run(args: PushArgs) -> Result<(), Failure> {
         });
         if let Some(d) = &pushed.signature_manifest {
             v["signature_manifest"] = serde_json::json!(d);
+        }
+        if let Some(t) = &pushed.referrers_tag {
+            v["referrers_tag"] = serde_json::json!(t);
         }
         println!("{v}");
     } else {

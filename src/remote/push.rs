@@ -157,6 +157,10 @@ pub struct Pushed {
     /// `oci://` with [`PushOptions::sign`]: the digest of the signature's
     /// referrer manifest.
     pub signature_manifest: Option<String>,
+    /// `oci://` with [`PushOptions::sign`], on a registry without the
+    /// referrers API (it did not acknowledge the subject): the referrers
+    /// tag `sha256-HEX` whose image index lists the signature.
+    pub referrers_tag: Option<String>,
 }
 
 impl Dest {
@@ -304,6 +308,7 @@ fn push_local(
         size,
         uploaded,
         signature_manifest: None,
+        referrers_tag: None,
     })
 }
 
@@ -393,6 +398,7 @@ fn push_oci(
         size,
         uploaded: pushed.uploaded,
         signature_manifest: pushed.signature_manifest,
+        referrers_tag: pushed.referrers_tag,
     })
 }
 
@@ -441,6 +447,7 @@ fn push_s3(
         size,
         uploaded,
         signature_manifest: None,
+        referrers_tag: None,
     })
 }
 

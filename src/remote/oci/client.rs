@@ -14,7 +14,7 @@ use reqwest::{Client, RequestBuilder, Response, StatusCode};
 
 use super::OciRef;
 use super::auth::{self, Challenge, Credentials};
-use super::manifest::{MANIFEST_MEDIA_TYPE, MAX_MANIFEST_BYTES};
+use super::manifest::MAX_MANIFEST_BYTES;
 use crate::digest::Sha256Digest;
 use crate::remote::net::chain;
 
@@ -332,24 +332,30 @@ impl Registry {
         }
     }
 
-    /// `GET /v2/REPO/manifests/REFERENCE` for an OCI image manifest: the
-    /// raw bytes, at most [`MAX_MANIFEST_BYTES`].
-    pub(crate) async fn manifest(&mut self, reference: &str) -> Result<Vec<u8>, OciError> {
+    /// `GET /v2/REPO/manifests/REFERENCE` accepting `media_type` (an OCI
+    /// image manifest or index; registries answer 404 for a kind not
+    /// accepted): the raw bytes, at most [`MAX_MANIFEST_BYTES`].
+    pub(crate) async fn manifest(
+        &mut self,
+        reference: &str,
+        media_type: &str,
+    ) -> Result<Vec<u8>, OciError> {
         let url = self.api_url(&format!("manifests/{reference}"))?;
         let resp = self
             .expect("GET manifest", &[StatusCode::OK], |c| {
-                c.get(url.clone()).header(ACCEPT, MANIFEST_MEDIA_TYPE)
+                c.get(url.clone()).header(ACCEPT, media_type)
             })
             .await?;
         read_limited(resp, MAX_MANIFEST_BYTES, self.timeout).await
     }
 
-    /// `PUT /v2/REPO/manifests/REFERENCE`; returns the digest the registry
-    /// reports (`Docker-Content-Digest`), if any, and whether it
-    /// acknowledged a `subject` (`OCI-Subject`).
+    /// `PUT /v2/REPO/manifests/REFERENCE` of a manifest of `media_type`;
+    /// returns the digest the registry reports (`Docker-Content-Digest`),
+    /// if any, and whether it acknowledged a `subject` (`OCI-Subject`).
     pub(crate) async fn put_manifest(
         &mut self,
         reference: &str,
+        media_type: &str,
         bytes: &[u8],
     ) -> Result<(Option<String>, bool), OciError> {
         let url = self.api_url(&format!("manifests/{reference}"))?;
@@ -360,7 +366,7 @@ impl Registry {
                 &[StatusCode::CREATED, StatusCode::OK],
                 |c| {
                     c.put(url.clone())
-                        .header(CONTENT_TYPE, MANIFEST_MEDIA_TYPE)
+                        .header(CONTENT_TYPE, media_type)
                         .body(body.clone())
                 },
             )

@@ -15,6 +15,11 @@
 //!
 //! No creation time is written, so the same file pushed twice gives the
 //! same manifest bytes (and digest).
+//!
+//! Also the OCI image index, in the one use repropack makes of it: the
+//! referrers tag schema of the distribution spec v1.1 (“Referrers Tag
+//! Schema”), the index tagged `sha256-HEX` that lists the referrers of the
+//! manifest `sha256:HEX` on registries without the referrers API.
 
 use std::collections::BTreeMap;
 
@@ -24,6 +29,8 @@ use crate::digest::Sha256Digest;
 
 /// The media type of an OCI image manifest.
 pub const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
+/// The media type of an OCI image index.
+pub const INDEX_MEDIA_TYPE: &str = "application/vnd.oci.image.index.v1+json";
 /// The media type of the empty config blob `{}`.
 pub const EMPTY_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
 /// The empty config blob.
@@ -74,7 +81,8 @@ pub struct Descriptor {
     /// Embedded content, base64 (used for the empty config).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<String>,
-    /// The artifact type, in a referrers list.
+    /// The artifact type (`artifactType`), in a referrers list; omitted
+    /// when none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub artifact_type: Option<String>,
     /// Annotations.
@@ -165,6 +173,20 @@ pub enum OciManifestError {
     /// The layer's digest is not `sha256:<64 lowercase hex>`.
     #[error("layer digest {0:?} is not sha256:<64 lowercase hex>")]
     Digest(String),
+    /// Not JSON of the image index's shape.
+    #[error("manifest is not an OCI image index: {0}")]
+    IndexJson(String),
+    /// An index was expected: `schemaVersion` is not 2, or `mediaType`
+    /// names another kind (an image manifest).
+    #[error(
+        "manifest has media type {media_type:?} and schema version {schema_version}; expected an OCI image index"
+    )]
+    NotIndex {
+        /// The media type found.
+        media_type: String,
+        /// The schema version found.
+        schema_version: u32,
+    },
 }
 
 impl ImageManifest {
@@ -218,6 +240,90 @@ impl ImageManifest {
     }
 }
 
+/// An OCI image index (image spec v1.1 “Image Index”), as the referrers
+/// tag schema uses it: `schemaVersion` 2, `mediaType`
+/// [`INDEX_MEDIA_TYPE`] and the referrers' descriptors in `manifests`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageIndex {
+    /// Always 2.
+    pub schema_version: u32,
+    /// [`INDEX_MEDIA_TYPE`] (optional when read, as in the image spec).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
+    /// The manifests listed; required, so an image manifest is not read
+    /// as an empty index.
+    pub manifests: Vec<Descriptor>,
+    /// Annotations.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl ImageIndex {
+    /// An index listing `manifests`.
+    pub fn new(manifests: Vec<Descriptor>) -> ImageIndex {
+        ImageIndex {
+            schema_version: 2,
+            media_type: Some(INDEX_MEDIA_TYPE.to_string()),
+            manifests,
+            annotations: BTreeMap::new(),
+        }
+    }
+
+    /// Adds `descriptor` unless a manifest of the same digest is listed;
+    /// returns whether it was added.
+    pub fn add(&mut self, descriptor: Descriptor) -> bool {
+        if self.manifests.iter().any(|d| d.digest == descriptor.digest) {
+            return false;
+        }
+        self.manifests.push(descriptor);
+        true
+    }
+
+    /// The canonical bytes pushed: compact JSON, fields in struct order,
+    /// `mediaType` always written, the manifests sorted by digest (then
+    /// media type and artifact type), so the same set of referrers gives
+    /// the same bytes whatever order they were pushed in.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut canonical = self.clone();
+        canonical.schema_version = 2;
+        canonical.media_type = Some(INDEX_MEDIA_TYPE.to_string());
+        canonical.manifests.sort_by(|a, b| {
+            (&a.digest, &a.media_type, &a.artifact_type).cmp(&(
+                &b.digest,
+                &b.media_type,
+                &b.artifact_type,
+            ))
+        });
+        // Serializing plain structs of strings and integers cannot fail.
+        serde_json::to_vec(&canonical).unwrap_or_default()
+    }
+
+    /// Parses index bytes read from a registry (bounded by the caller's
+    /// read limit and checked again here).
+    pub fn parse(bytes: &[u8]) -> Result<ImageIndex, OciManifestError> {
+        if bytes.len() > MAX_MANIFEST_BYTES {
+            return Err(OciManifestError::TooLarge);
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Kind {
+            schema_version: u32,
+            media_type: Option<String>,
+        }
+        let kind: Kind = serde_json::from_slice(bytes)
+            .map_err(|e| OciManifestError::IndexJson(e.to_string()))?;
+        let media_type = kind.media_type.as_deref().unwrap_or(INDEX_MEDIA_TYPE);
+        if kind.schema_version != 2 || media_type != INDEX_MEDIA_TYPE {
+            return Err(OciManifestError::NotIndex {
+                media_type: media_type.to_string(),
+                schema_version: kind.schema_version,
+            });
+        }
+        serde_json::from_slice(bytes).map_err(|e| OciManifestError::IndexJson(e.to_string()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -265,5 +371,46 @@ mod tests {
             Err(OciManifestError::Layers(2))
         ));
         assert!(ImageManifest::parse(b"{").is_err());
+    }
+
+    #[test]
+    fn index_is_canonical_and_adds_each_digest_once() {
+        let referrer = |seed: &[u8]| Descriptor {
+            artifact_type: Some(MINISIG_MEDIA_TYPE.to_string()),
+            ..Descriptor::new(MANIFEST_MEDIA_TYPE, Sha256Digest::of(seed), 9)
+        };
+        let (a, b) = (referrer(b"a"), referrer(b"b"));
+        let mut one = ImageIndex::new(vec![a.clone()]);
+        assert!(one.add(b.clone()));
+        assert!(!one.add(a.clone()));
+        let two = ImageIndex::new(vec![b, a]);
+        assert_eq!(one.to_bytes(), two.to_bytes());
+        let text = String::from_utf8(one.to_bytes()).unwrap();
+        assert!(
+            text.starts_with(r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"#),
+            "{text}"
+        );
+        assert!(text.contains(r#""artifactType":"application/vnd.repropack.minisig.v1""#));
+        assert!(
+            !text.contains("annotations") && !text.contains("data"),
+            "{text}"
+        );
+        let back = ImageIndex::parse(&one.to_bytes()).unwrap();
+        assert_eq!(back.to_bytes(), one.to_bytes());
+    }
+
+    #[test]
+    fn index_parse_refuses_image_manifests() {
+        let m = ImageManifest::artifact(MINISIG_MEDIA_TYPE, Descriptor::empty_config());
+        assert!(matches!(
+            ImageIndex::parse(&m.to_bytes()),
+            Err(OciManifestError::NotIndex { .. })
+        ));
+        // No mediaType and no manifests: not an index either.
+        assert!(matches!(
+            ImageIndex::parse(br#"{"schemaVersion":2,"config":{}}"#),
+            Err(OciManifestError::IndexJson(_))
+        ));
+        assert!(ImageIndex::parse(br#"{"schemaVersion":2,"manifests":[]}"#).is_ok());
     }
 }

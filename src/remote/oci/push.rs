@@ -14,7 +14,15 @@
 //! artifact's manifest, pushed by digest (image spec v1.1 “Subject”), so
 //! the artifact's manifest and digest do not change when it is signed and
 //! `GET /v2/REPO/referrers/DIGEST` lists the signature on registries that
-//! serve the referrers API.
+//! serve the referrers API. A registry that does not acknowledge the
+//! subject (no `OCI-Subject` header on the PUT: it has no referrers API,
+//! as distribution 2.x) gets the referrers tag schema fallback of the
+//! distribution spec v1.1 instead, as ORAS and cosign write it: the image
+//! index tagged `sha256-HEX` (HEX of the artifact manifest's digest) is
+//! read, the signature's descriptor added unless listed, and the index put
+//! back, keeping the referrers others pushed. Read, change and put are not
+//! atomic (the spec offers no lock): two signers racing on one artifact
+//! can lose one listing, never a manifest.
 
 use std::fs::File;
 use std::future::Future;
@@ -28,8 +36,8 @@ use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE};
 use super::OciRef;
 use super::client::{Access, DOCKER_CONTENT_DIGEST, OciError, Registry};
 use super::manifest::{
-    Descriptor, EMPTY_CONFIG, EMPTY_MEDIA_TYPE, ImageManifest, MANIFEST_MEDIA_TYPE,
-    MINISIG_MEDIA_TYPE, TITLE_ANNOTATION, artifact_type, media_type,
+    Descriptor, EMPTY_CONFIG, EMPTY_MEDIA_TYPE, INDEX_MEDIA_TYPE, ImageIndex, ImageManifest,
+    MANIFEST_MEDIA_TYPE, MINISIG_MEDIA_TYPE, TITLE_ANNOTATION, artifact_type, media_type,
 };
 use crate::digest::{Hasher, Sha256Digest};
 use crate::remote::net::NetOptions;
@@ -69,6 +77,9 @@ pub(crate) struct OciPushed {
     pub uploaded: bool,
     /// The signature referrer manifest's digest, when signing.
     pub signature_manifest: Option<String>,
+    /// The referrers tag (`sha256-HEX`) that lists the signature, when the
+    /// registry did not acknowledge its subject.
+    pub referrers_tag: Option<String>,
 }
 
 /// How one step failed: a registry error (retried when transient) or an
@@ -146,16 +157,17 @@ pub(crate) fn push(
                 .insert(TITLE_ANNOTATION.to_string(), name.to_string());
         }
         let manifest = ImageManifest::artifact(artifact_type(name), layer).to_bytes();
-        put_manifest(net, &mut reg, &tag, manifest.clone()).await?;
-        let signature_manifest = match signature {
+        put_manifest(net, &mut reg, &tag, MANIFEST_MEDIA_TYPE, manifest.clone()).await?;
+        let (signature_manifest, referrers_tag) = match signature {
             Some((name, bytes)) => {
-                Some(push_signature(net, &mut reg, &manifest, name, bytes).await?)
+                let (digest, tag) = push_signature(net, &mut reg, &manifest, name, bytes).await?;
+                (Some(digest), tag)
             }
-            None => None,
+            None => (None, None),
         };
-        Ok((uploaded, signature_manifest))
+        Ok((uploaded, signature_manifest, referrers_tag))
     });
-    let (uploaded, signature_manifest) = result.map_err(|f| match f {
+    let (uploaded, signature_manifest, referrers_tag) = result.map_err(|f| match f {
         Fail::Push(p) => p,
         Fail::Oci(OciError::Unauthorized(m)) => OciPushError::Unauthorized(m),
         Fail::Oci(e) => remote(e.message().to_string()),
@@ -164,6 +176,7 @@ pub(crate) fn push(
         tagged: oci.with_tag(&tag),
         uploaded,
         signature_manifest,
+        referrers_tag,
     })
 }
 
@@ -312,12 +325,14 @@ async fn ensure_blob(net: &NetOptions, reg: &mut Registry, bytes: Vec<u8>) -> Re
     .await
 }
 
-/// PUTs manifest `bytes` under `reference` and checks the digest the
-/// registry reports.
+/// PUTs manifest `bytes` of `media_type` under `reference` and checks the
+/// digest the registry reports; returns whether it acknowledged a
+/// `subject`.
 async fn put_manifest(
     net: &NetOptions,
     reg: &mut Registry,
     reference: &str,
+    media_type: &'static str,
     bytes: Vec<u8>,
 ) -> Result<bool, Fail> {
     let expected = format!("sha256:{}", Sha256Digest::of(&bytes));
@@ -325,7 +340,7 @@ async fn put_manifest(
     let (reported, subject) = retrying(net, reg, move |r| {
         let bytes = bytes.clone();
         let reference = reference.clone();
-        Box::pin(async move { Ok(r.put_manifest(&reference, &bytes).await?) })
+        Box::pin(async move { Ok(r.put_manifest(&reference, media_type, &bytes).await?) })
     })
     .await?;
     if let Some(d) = reported
@@ -362,14 +377,15 @@ fn read_signature(file: &Path) -> Result<(String, Vec<u8>), OciPushError> {
 }
 
 /// Pushes the signature blob and its referrer manifest; returns the
-/// referrer manifest's digest.
+/// referrer manifest's digest and, when the registry did not acknowledge
+/// the subject, the referrers tag now listing it.
 async fn push_signature(
     net: &NetOptions,
     reg: &mut Registry,
     artifact_manifest: &[u8],
     name: String,
     bytes: Vec<u8>,
-) -> Result<String, Fail> {
+) -> Result<(String, Option<String>), Fail> {
     let sig_sha = Sha256Digest::of(&bytes);
     let sig_size = bytes.len() as u64;
     ensure_blob(net, reg, bytes).await?;
@@ -383,9 +399,62 @@ async fn push_signature(
     ));
     debug_assert_eq!(m.config.media_type, EMPTY_MEDIA_TYPE);
     let bytes = m.to_bytes();
-    let digest = format!("sha256:{}", Sha256Digest::of(&bytes));
-    put_manifest(net, reg, &digest, bytes).await?;
-    Ok(digest)
+    let sha256 = Sha256Digest::of(&bytes);
+    let digest = format!("sha256:{sha256}");
+    let mut referrer = Descriptor::new(MANIFEST_MEDIA_TYPE, sha256, bytes.len() as u64);
+    // The referrers list carries the manifest's artifactType and its
+    // (top-level) annotations.
+    referrer.artifact_type = m.artifact_type.clone();
+    referrer.annotations = m.annotations.clone();
+    let acknowledged = put_manifest(net, reg, &digest, MANIFEST_MEDIA_TYPE, bytes).await?;
+    if acknowledged {
+        return Ok((digest, None));
+    }
+    let tag = referrers_tag(Sha256Digest::of(artifact_manifest));
+    add_referrer(net, reg, &tag, referrer).await?;
+    Ok((digest, Some(tag)))
+}
+
+/// The referrers tag schema's tag of the manifest `sha256:HEX`:
+/// `sha256-HEX`.
+fn referrers_tag(manifest: Sha256Digest) -> String {
+    format!("sha256-{manifest}")
+}
+
+/// Lists `referrer` in the index tagged `tag`: reads it (absent: a new
+/// empty index), adds the descriptor unless its digest is listed, and puts
+/// the index back only if it changed.
+async fn add_referrer(
+    net: &NetOptions,
+    reg: &mut Registry,
+    tag: &str,
+    referrer: Descriptor,
+) -> Result<(), Fail> {
+    let reference = tag.to_string();
+    let existing = retrying(net, reg, move |r| {
+        let reference = reference.clone();
+        Box::pin(async move {
+            match r.manifest(&reference, INDEX_MEDIA_TYPE).await {
+                Ok(bytes) => Ok(Some(bytes)),
+                Err(OciError::NotFound(_)) => Ok(None),
+                Err(e) => Err(Fail::Oci(e)),
+            }
+        })
+    })
+    .await?;
+    let mut index = match existing {
+        Some(bytes) => ImageIndex::parse(&bytes).map_err(|e| {
+            Fail::Push(OciPushError::Remote(format!(
+                "{}: referrers tag {tag}: {e}",
+                reg.oci().registry()
+            )))
+        })?,
+        None => ImageIndex::new(Vec::new()),
+    };
+    if index.add(referrer) {
+        put_manifest(net, reg, tag, INDEX_MEDIA_TYPE, index.to_bytes()).await?;
+    }
+    Ok(())
 }
 
 /// Reads up to `max` bytes (fewer only at the end of the file).

@@ -3,7 +3,7 @@
 
 use super::OciRef;
 use super::client::{Access, OciError, Registry};
-use super::manifest::{ImageManifest, OciManifestError};
+use super::manifest::{ImageManifest, MANIFEST_MEDIA_TYPE, OciManifestError};
 use crate::remote::net::NetOptions;
 use crate::remote::refs::ArtifactRef;
 
@@ -54,7 +54,7 @@ pub fn resolve(oci: &OciRef, net: &NetOptions) -> Result<ArtifactRef, ResolveErr
     let mut attempt = 0u32;
     let bytes = loop {
         attempt += 1;
-        match rt.block_on(reg.manifest(tagged.tag_or_default())) {
+        match rt.block_on(reg.manifest(tagged.tag_or_default(), MANIFEST_MEDIA_TYPE)) {
             Ok(b) => break b,
             Err(e) if e.is_transient() && attempt <= net.retries => {
                 std::thread::sleep(net.delay(attempt));
