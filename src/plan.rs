@@ -9,11 +9,14 @@
 use std::ffi::OsStr;
 use std::fs::{self, File};
 use std::io::{self, Read};
+use std::ops::Range;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::digest::Sha256Digest;
+
+mod holes;
 
 /// What an entry is: one set of kinds for plans, trees and archive readers.
 ///
@@ -183,21 +186,31 @@ impl Content {
                         what: "mtime",
                     });
                 }
-                Ok(ContentReader {
-                    inner: ReaderInner::File(file),
-                    path: path.clone(),
-                    remaining: *size,
-                    offset: 0,
-                    mtime_ns: Some(*mtime_ns),
-                })
+                let holes = holes::worth_looking(*size, meta.blocks());
+                Ok(ContentReader::new(
+                    ReaderInner::File(file),
+                    path.clone(),
+                    0,
+                    *size,
+                    Some(*mtime_ns),
+                    holes,
+                ))
             }
-            Content::Spool { file, offset, size } => Ok(ContentReader {
-                inner: ReaderInner::Spool(file.clone()),
-                path: PathBuf::from("<spool>"),
-                remaining: *size,
-                offset: *offset,
-                mtime_ns: None,
-            }),
+            Content::Spool { file, offset, size } => {
+                // The spool is sparse where the tar stream held zero blocks.
+                let holes = *size >= holes::MIN_SPARSE_LEN
+                    && file
+                        .metadata()
+                        .is_ok_and(|m| holes::worth_looking(m.len(), m.blocks()));
+                Ok(ContentReader::new(
+                    ReaderInner::Spool(file.clone()),
+                    PathBuf::from("<spool>"),
+                    *offset,
+                    *size,
+                    None,
+                    holes,
+                ))
+            }
         }
     }
 }
@@ -207,16 +220,58 @@ enum ReaderInner {
     Spool(Arc<File>),
 }
 
+impl ReaderInner {
+    fn file(&self) -> &File {
+        match self {
+            ReaderInner::File(f) => f,
+            ReaderInner::Spool(f) => f,
+        }
+    }
+}
+
 /// Reader returned by [`Content::reader`].
+///
+/// Reads are positional (`pread`), so readers of one spool never disturb
+/// each other. In a file that uses less disk than its length, the holes
+/// (found with `SEEK_DATA`/`SEEK_HOLE`) are never read: their zeros come
+/// from memory, and [`ContentReader::skip_hole`] steps over them without
+/// even those.
 pub struct ContentReader {
     inner: ReaderInner,
     path: PathBuf,
-    remaining: u64,
+    /// File offset of the next byte to yield.
     offset: u64,
+    /// File offset just past the last byte to yield.
+    end: u64,
+    /// The data extent at or after `offset` (clamped to `end`), once
+    /// looked up; bytes before its start are hole. `None` when holes are
+    /// not looked for: every byte is read.
+    data: Option<Range<u64>>,
+    /// Whether holes are looked for at all.
+    holes: bool,
     mtime_ns: Option<MtimeNs>,
 }
 
 impl ContentReader {
+    fn new(
+        inner: ReaderInner,
+        path: PathBuf,
+        offset: u64,
+        size: u64,
+        mtime_ns: Option<MtimeNs>,
+        holes: bool,
+    ) -> ContentReader {
+        ContentReader {
+            inner,
+            path,
+            offset,
+            end: offset + size,
+            data: None,
+            holes,
+            mtime_ns,
+        }
+    }
+
     fn unstable(&self, what: &'static str) -> io::Error {
         io::Error::new(
             io::ErrorKind::InvalidData,
@@ -230,11 +285,11 @@ impl ContentReader {
     /// Called once all expected bytes were read: the file must be at EOF and
     /// unchanged.
     fn check_end(&mut self) -> io::Result<()> {
-        let ReaderInner::File(file) = &mut self.inner else {
+        let ReaderInner::File(file) = &self.inner else {
             return Ok(());
         };
         let mut probe = [0u8; 1];
-        let grew = file.read(&mut probe)? != 0;
+        let grew = file.read_at(&mut probe, self.offset)? != 0;
         let mtime = mtime_ns_of(&file.metadata()?);
         if grew {
             Err(self.unstable("size"))
@@ -244,28 +299,79 @@ impl ContentReader {
             Ok(())
         }
     }
+
+    /// The data extent at or after `offset`, looked up again once `offset`
+    /// has passed the last one; `None` when holes are not looked for (or
+    /// the file system cannot tell).
+    fn data_extent(&mut self) -> io::Result<Option<Range<u64>>> {
+        if !self.holes {
+            return Ok(None);
+        }
+        if let Some(data) = &self.data {
+            if self.offset < data.end {
+                return Ok(Some(data.clone()));
+            }
+        }
+        let data = match holes::next_data(self.inner.file(), self.offset)? {
+            holes::Next::Data(r) => r.start.min(self.end)..r.end.min(self.end),
+            holes::Next::HoleToEnd => self.end..self.end,
+            holes::Next::Unsupported => {
+                self.holes = false;
+                return Ok(None);
+            }
+        };
+        // Past `end` (or a file that changed under us): read the rest.
+        let data = if data.end <= self.offset {
+            self.offset..self.end
+        } else {
+            data
+        };
+        self.data = Some(data.clone());
+        Ok(Some(data))
+    }
+
+    /// If the next `len` bytes (at most what is left) are all hole, steps
+    /// over them and returns true; otherwise returns false and reads on
+    /// from where it was. Lets a writer that stores zero runs specially
+    /// skip them without reading or scanning them.
+    pub(crate) fn skip_hole(&mut self, len: u64) -> io::Result<bool> {
+        if len == 0 || len > self.end - self.offset {
+            return Ok(false);
+        }
+        match self.data_extent()? {
+            Some(data) if self.offset + len <= data.start => {
+                self.offset += len;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
 }
 
 impl Read for ContentReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.remaining == 0 || buf.is_empty() {
-            if self.remaining == 0 && self.mtime_ns.is_some() {
+        let left = self.end - self.offset;
+        if left == 0 || buf.is_empty() {
+            if left == 0 && self.mtime_ns.is_some() {
                 self.check_end()?;
                 self.mtime_ns = None;
             }
             return Ok(0);
         }
-        let want = buf
-            .len()
-            .min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
-        let n = match &mut self.inner {
-            ReaderInner::File(f) => f.read(&mut buf[..want])?,
-            ReaderInner::Spool(f) => f.read_at(&mut buf[..want], self.offset)?,
-        };
+        let mut want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        if let Some(data) = self.data_extent()? {
+            if self.offset < data.start {
+                let n = want.min(usize::try_from(data.start - self.offset).unwrap_or(usize::MAX));
+                buf[..n].fill(0);
+                self.offset += n as u64;
+                return Ok(n);
+            }
+            want = want.min(usize::try_from(data.end - self.offset).unwrap_or(usize::MAX));
+        }
+        let n = self.inner.file().read_at(&mut buf[..want], self.offset)?;
         if n == 0 {
             return Err(self.unstable("size"));
         }
-        self.remaining -= n as u64;
         self.offset += n as u64;
         Ok(n)
     }

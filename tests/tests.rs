@@ -36,6 +36,7 @@ mod reproducibility;
 mod rootfs;
 mod signatures;
 mod signed_markers;
+mod sparse_input;
 mod squashfs_pack;
 mod squashfs_read_by_kernel;
 mod squashfs_read_by_others;

@@ -53,7 +53,7 @@ use super::compress::{CompressError, Compression, Decompressor};
 use super::image::{BlockCache, Fault, Image};
 use super::metadata::{Cursor, MetadataReader};
 use super::table::{FragmentEntry, FragmentTable};
-use crate::plan::{ContentError, EntryKind, Plan};
+use crate::plan::{ContentError, ContentReader, EntryKind, Plan};
 use crate::progress::Counters;
 
 /// Blocks in flight per job, beyond 8 shared: enough read-ahead that a
@@ -481,7 +481,7 @@ impl Planner<'_> {
     /// returns its fragment position and sparse byte count.
     fn emit_blocks(
         &mut self,
-        reader: &mut dyn Read,
+        reader: &mut dyn BlockSource,
         size: u64,
         mut hasher: Option<&mut Sha256>,
         entry: &crate::plan::Entry,
@@ -497,6 +497,16 @@ impl Planner<'_> {
             self.send(Item::FileStart)?;
         }
         for _ in 0..full_blocks {
+            // A hole is a zero block, stored as sparse like any other, but
+            // neither read nor scanned.
+            if reader.skip_hole(bs as u64).map_err(in_err)? {
+                if let Some(h) = hasher.as_deref_mut() {
+                    hash_zeros(h, bs);
+                }
+                sparse += bs as u64;
+                self.send(Item::Sparse)?;
+                continue;
+            }
             let mut buf = self.pool.get();
             buf.resize(bs, 0);
             read_exact(reader, &mut buf).map_err(in_err)?;
@@ -585,6 +595,35 @@ impl Planner<'_> {
         self.item_tx
             .send(item)
             .map_err(|_| SquashfsError::WriterGone)
+    }
+}
+
+/// A file's bytes as `Planner::emit_blocks` takes them: a reader that
+/// may also step over a block-long hole without reading it.
+trait BlockSource: Read {
+    /// Steps over the next `len` bytes if they are all hole and returns
+    /// true; false leaves the source where it was.
+    fn skip_hole(&mut self, _len: u64) -> io::Result<bool> {
+        Ok(false)
+    }
+}
+
+impl BlockSource for &[u8] {}
+
+impl BlockSource for ContentReader {
+    fn skip_hole(&mut self, len: u64) -> io::Result<bool> {
+        ContentReader::skip_hole(self, len)
+    }
+}
+
+/// Feeds `len` zero bytes to `hasher`.
+fn hash_zeros(hasher: &mut Sha256, len: usize) {
+    static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(ZEROS.len());
+        hasher.update(&ZEROS[..n]);
+        left -= n;
     }
 }
 
