@@ -307,10 +307,10 @@ impl ContentReader {
         if !self.holes {
             return Ok(None);
         }
-        if let Some(data) = &self.data {
-            if self.offset < data.end {
-                return Ok(Some(data.clone()));
-            }
+        if let Some(data) = &self.data
+            && self.offset < data.end
+        {
+            return Ok(Some(data.clone()));
         }
         let data = match holes::next_data(self.inner.file(), self.offset)? {
             holes::Next::Data(r) => r.start.min(self.end)..r.end.min(self.end),
