@@ -234,7 +234,7 @@ impl ReaderInner {
 /// Reads are positional (`pread`), so readers of one spool never disturb
 /// each other. In a file that uses less disk than its length, the holes
 /// (found with `SEEK_DATA`/`SEEK_HOLE`) are never read: their zeros come
-/// from memory, and [`ContentReader::skip_hole`] steps over them without
+/// from memory, and `skip_hole` steps over them without
 /// even those.
 pub struct ContentReader {
     inner: ReaderInner,
