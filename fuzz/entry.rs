@@ -213,7 +213,7 @@ pub fn from_tar_stage(data: &[u8]) {
         let Some(content) = entry.content() else {
             continue;
         };
-        let Ok(reader) = content.reader() else {
+        let Ok(reader) = content.reader(entry.name()) else {
             continue;
         };
         let budget = MAX_ENTRY_READ.min(MAX_TOTAL_READ - total);

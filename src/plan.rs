@@ -10,6 +10,7 @@ use std::ffi::OsStr;
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::ops::Range;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -117,8 +118,11 @@ pub enum Content {
     Path {
         /// The directory holding the file.
         dir: Arc<Path>,
-        /// The file's name in `dir`.
-        name: Box<OsStr>,
+        /// The file's name in `dir`; `None` when it is the name of the
+        /// entry holding this content (the last component of its archive
+        /// path), as for every file found by walking a directory: a plan
+        /// then holds the name once, in the entry's path.
+        name: Option<Box<OsStr>>,
         /// Size in bytes when staged; reading fails if it differs.
         size: u64,
         /// Modification time when staged, as (seconds, nanoseconds) since
@@ -145,19 +149,46 @@ impl Content {
         }
     }
 
-    /// A name for messages: the source path, or `<spool>`.
-    pub fn describe(&self) -> PathBuf {
+    /// A name for messages: the source path, or `<spool>`. `entry_name`
+    /// is the name of the entry holding the content ([`Entry::name`]),
+    /// the file's name when the content has none of its own.
+    pub fn describe(&self, entry_name: &[u8]) -> PathBuf {
         match self {
-            Content::Path { dir, name, .. } => dir.join(&**name),
+            Content::Path { dir, name, .. } => dir.join(Self::file_name(name, entry_name)),
             Content::Spool { .. } => PathBuf::from("<spool>"),
         }
     }
 
-    /// Opens the content for reading. The reader yields exactly
+    /// The same content, naming its file explicitly where it relied on
+    /// `entry_name` (for a copy held by an entry of another name).
+    pub(crate) fn named(&self, entry_name: &[u8]) -> Content {
+        match self {
+            Content::Path {
+                dir,
+                name: None,
+                size,
+                mtime_ns,
+            } => Content::Path {
+                dir: dir.clone(),
+                name: Some(OsStr::from_bytes(entry_name).into()),
+                size: *size,
+                mtime_ns: *mtime_ns,
+            },
+            other => other.clone(),
+        }
+    }
+
+    fn file_name<'a>(name: &'a Option<Box<OsStr>>, entry_name: &'a [u8]) -> &'a OsStr {
+        name.as_deref()
+            .unwrap_or_else(|| OsStr::from_bytes(entry_name))
+    }
+
+    /// Opens the content for reading; `entry_name` as for
+    /// [`Content::describe`]. The reader yields exactly
     /// [`Content::size`] bytes; if the file shrank, grew, or its mtime changed
     /// since staging, reading fails with [`ContentError::Unstable`] (wrapped in an
     /// `io::Error` of kind `InvalidData`).
-    pub fn reader(&self) -> Result<ContentReader, ContentError> {
+    pub fn reader(&self, entry_name: &[u8]) -> Result<ContentReader, ContentError> {
         match self {
             Content::Path {
                 dir,
@@ -165,7 +196,7 @@ impl Content {
                 size,
                 mtime_ns,
             } => {
-                let path = &dir.join(&**name);
+                let path = &dir.join(Self::file_name(name, entry_name));
                 let file = File::open(path).map_err(|source| ContentError::Io {
                     path: path.clone(),
                     source,

@@ -269,7 +269,8 @@ fn file_changed_during_the_read_is_an_error() {
         let f = src.path().join("live.log");
         fs::write(&f, b"0123456789").unwrap();
         let plan = stage(&[Source::parse(src.path())], &StageOptions::default()).unwrap();
-        let mut reader = plan.entries()[0].content().unwrap().reader().unwrap();
+        let entry = &plan.entries()[0];
+        let mut reader = entry.content().unwrap().reader(entry.name()).unwrap();
         let mut first = [0u8; 4];
         reader.read_exact(&mut first).unwrap();
         if change == "grow" {

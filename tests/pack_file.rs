@@ -694,3 +694,46 @@ fn pack_and_xattr_files_are_recorded_with_their_sha256() {
     let (_, again, _) = record(&other, "b.squashfs");
     assert_eq!(manifest, again);
 }
+
+/// A `link` line naming a file found by walking a source, at a path that
+/// sorts before it: the link becomes the group's first member, so its
+/// content is read through the link's own entry. The plan stores a walked
+/// file's name once (in the entry's path), so the link's copy has to name
+/// the target's file; unsquashfs and GNU tar read the target's bytes
+/// through both paths.
+#[test]
+fn link_line_sorting_before_its_walked_target_reads_the_target() {
+    if !have_tool("unsquashfs") || !have_tool("tar") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    fs::create_dir_all(d.join("src/d")).unwrap();
+    fs::write(d.join("src/d/zz"), "target bytes\n").unwrap();
+    let pf = d.join("pf");
+    fs::write(&pf, "link /d/aa 0 0 0 /d/zz\n").unwrap();
+    let src = d.join("src");
+    for (out, read) in [(d.join("o.sqfs"), "unsquashfs"), (d.join("o.tar"), "tar")] {
+        run_ok(
+            repropack()
+                .arg("pack")
+                .arg(&src)
+                .arg("--pack-file")
+                .arg(&pf)
+                .arg("-o")
+                .arg(&out)
+                .arg("-q"),
+        );
+        let x = d.join(format!("x-{read}"));
+        if read == "unsquashfs" {
+            run_ok(Command::new("unsquashfs").arg("-d").arg(&x).arg(&out));
+        } else {
+            fs::create_dir(&x).unwrap();
+            run_ok(Command::new("tar").arg("-xf").arg(&out).arg("-C").arg(&x));
+        }
+        for member in ["d/aa", "d/zz"] {
+            let got = fs::read(x.join(member)).unwrap();
+            assert_eq!(got, b"target bytes\n", "{read} {member}");
+        }
+    }
+}

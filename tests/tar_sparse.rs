@@ -702,7 +702,7 @@ fn tar_sparse_holes_are_not_written_to_the_from_tar_spool() {
         "{on_disk} bytes on disk for 3 bytes of data in a {real}-byte sparse file"
     );
     let mut head = Vec::new();
-    let mut reader = content.reader().unwrap();
+    let mut reader = content.reader(entry.name()).unwrap();
     (&mut reader).take(4).read_to_end(&mut head).unwrap();
     assert_eq!(head, b"abc\0");
 }

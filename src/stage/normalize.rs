@@ -134,6 +134,11 @@ pub(super) fn canonicalize(path: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// The last component of archive path `path` (all of it at the top).
+pub(super) fn last_component(path: &[u8]) -> &[u8] {
+    path.rsplit(|&b| b == b'/').next().unwrap_or(path)
+}
+
 pub(super) fn join(prefix: &[u8], name: &[u8]) -> Vec<u8> {
     if prefix.is_empty() {
         name.to_vec()

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap, btree_map};
 
-use super::normalize::{join, lossy};
+use super::normalize::{join, last_component, lossy};
 use super::{StageError, StageOptions};
 use crate::plan::{Content, Entry, EntryKind, NO_XATTRS, Plan, RootMeta, XattrSet};
 
@@ -40,12 +40,13 @@ pub(super) struct Staged {
 }
 
 impl Staged {
-    /// Where the entry came from, for messages.
-    pub(super) fn source(&self) -> String {
+    /// Where the entry at archive path `archive` came from, for messages.
+    pub(super) fn source(&self, archive: &[u8]) -> String {
         match &self.content {
-            Some(content @ Content::Path { .. }) if self.origin.is_empty() => {
-                content.describe().display().to_string()
-            }
+            Some(content @ Content::Path { .. }) if self.origin.is_empty() => content
+                .describe(last_component(archive))
+                .display()
+                .to_string(),
             _ => self.origin.to_string(),
         }
     }
@@ -80,7 +81,7 @@ pub(super) fn place_node(root: &mut Node, archive: &[u8], node: Node) -> Result<
         {
             return Err(StageError::NotADirectory {
                 archive: lossy(&walked),
-                source_path: s.source(),
+                source_path: s.source(&walked),
             });
         }
     }
@@ -102,14 +103,14 @@ pub(super) fn merge(slot: &mut Node, archive: &[u8], new: Node) -> Result<(), St
         if let Some(existing) = &slot.staged {
             return Err(StageError::Collision {
                 archive: lossy(archive),
-                first: existing.source(),
-                second: s.source(),
+                first: existing.source(archive),
+                second: s.source(archive),
             });
         }
         if s.kind != EntryKind::Dir && !slot.children.is_empty() {
             return Err(StageError::NotADirectory {
                 archive: lossy(archive),
-                source_path: s.source(),
+                source_path: s.source(archive),
             });
         }
         slot.staged = Some(s);
@@ -122,7 +123,7 @@ pub(super) fn merge(slot: &mut Node, archive: &[u8], new: Node) -> Result<(), St
     {
         return Err(StageError::NotADirectory {
             archive: lossy(archive),
-            source_path: s.source(),
+            source_path: s.source(archive),
         });
     }
     for (name, child) in children {
@@ -200,6 +201,14 @@ pub(super) fn release_freed_memory() {
     }
 }
 
+/// Entries flattened between two hand-backs of the freed tree. The tree
+/// is consumed in plan order, which is close to the order it was built in,
+/// so its freed nodes fill whole pages: returning them as the entries are
+/// made keeps the peak near the larger of the tree and the entries, not
+/// their sum. A trim walks the free lists only; 64Ki entries apart, it
+/// costs a few milliseconds per million entries.
+const TRIM_EVERY: usize = 1 << 16;
+
 /// Nodes below `node`, i.e. the entries it flattens to.
 pub(super) fn count_nodes(node: &Node) -> usize {
     node.children.values().map(|c| 1 + count_nodes(c)).sum()
@@ -276,6 +285,9 @@ pub(super) fn flatten(node: Node, prefix: &[u8], opts: &StageOptions, out: &mut 
             },
         };
         out.entries.push(entry);
+        if out.entries.len().is_multiple_of(TRIM_EVERY) {
+            release_freed_memory();
+        }
         let child = Node {
             staged: None,
             children,

@@ -13,7 +13,8 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use super::normalize::{
-    Excludes, XattrFilter, XattrPairs, check_path_len, join, normalize_mtime, owner_and_mode,
+    Excludes, XattrFilter, XattrPairs, check_path_len, join, last_component, normalize_mtime,
+    owner_and_mode,
 };
 use super::tree::{Node, Staged};
 use super::{StageError, StageOptions};
@@ -58,10 +59,13 @@ impl Stager<'_> {
     /// Stages one filesystem object (not recursing).
     /// `path` is `dir/name`; `follow` says whether `meta` and the xattrs
     /// are those of a symlink's target.
+    /// `archive_name` is the entry's name in the archive: the content
+    /// names its file only where that differs.
     fn stage_one(
         &self,
         path: &Path,
         (dir, name): (&Arc<Path>, &OsStr),
+        archive_name: &[u8],
         meta: &fs::Metadata,
         follow: bool,
     ) -> Result<Found, StageError> {
@@ -71,7 +75,7 @@ impl Stager<'_> {
         } else if ft.is_file() {
             let content = Content::Path {
                 dir: dir.clone(),
-                name: name.into(),
+                name: (name.as_bytes() != archive_name).then(|| name.into()),
                 size: meta.len(),
                 mtime_ns: mtime_ns_of(meta),
             };
@@ -207,15 +211,16 @@ impl Stager<'_> {
     ) -> Result<Scanned, StageError> {
         // A source named on the command line is followed (see `metadata`).
         let follow = self.opts.follow_symlinks || ancestors.is_empty();
-        let (staged, warning) = match self.stage_one(path, dir_name, meta, follow)? {
-            Found::Staged(s, w) => (s, w),
-            Found::Skipped(warning) => {
-                return Ok(Scanned {
-                    node: None,
-                    warnings: vec![warning],
-                });
-            }
-        };
+        let (staged, warning) =
+            match self.stage_one(path, dir_name, last_component(archive), meta, follow)? {
+                Found::Staged(s, w) => (s, w),
+                Found::Skipped(warning) => {
+                    return Ok(Scanned {
+                        node: None,
+                        warnings: vec![warning],
+                    });
+                }
+            };
         if staged.kind != EntryKind::Dir {
             return Ok(Scanned {
                 node: Some(Node {

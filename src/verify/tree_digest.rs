@@ -207,10 +207,10 @@ impl Tree {
                     (Some(content), None) => {
                         let read_err = |source| TreeError::Read {
                             path: e.display_path(),
-                            source_path: content.describe(),
+                            source_path: content.describe(e.name()),
                             source,
                         };
-                        let reader = content.reader()?;
+                        let reader = content.reader(e.name())?;
                         let (digest, size) = hash_reader(reader).map_err(read_err)?;
                         Ok(Some((digest, size)))
                     }

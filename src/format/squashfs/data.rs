@@ -51,6 +51,7 @@ use sha2::{Digest, Sha256};
 use super::SquashfsError;
 use super::compress::{CompressError, Compression, Decompressor};
 use super::image::{BlockCache, Fault, Image};
+use super::inode::NO_FRAGMENT;
 use super::metadata::{Cursor, MetadataReader};
 use super::table::{FragmentEntry, FragmentTable};
 use crate::plan::{ContentError, ContentReader, EntryKind, Plan};
@@ -64,28 +65,84 @@ const QUEUE_PER_JOB: usize = 4;
 /// Bit 24 of a block size: the block is stored uncompressed.
 pub(crate) const BLOCK_UNCOMPRESSED: u32 = 1 << 24;
 
-/// Where a regular file's data went.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct FileLayout {
+/// Where a regular file's data went, as its inode records it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FileLayout<'a> {
     pub blocks_start: u64,
     /// On-disk size of each full block (0 = sparse).
-    pub block_sizes: Vec<u32>,
+    pub block_sizes: &'a [u32],
     /// (fragment index, offset in the uncompressed fragment block).
     pub fragment: Option<(u32, u32)>,
     /// Bytes of the file held by sparse blocks.
     pub sparse: u64,
 }
 
+/// Where one plan entry's data went: 12 bytes per entry, since a plan may
+/// hold millions of small files. Most have no full block, so what those
+/// need (start, block sizes, sparse bytes) lives in [`Slot`]s, one per
+/// file with full blocks. An entry without data, and an empty file, have
+/// neither slot nor fragment; their inodes are the same.
+#[derive(Debug, Clone, Copy)]
+struct Placed {
+    /// Index into [`DataLayout::slots`], or [`NO_SLOT`].
+    slot: u32,
+    /// Fragment block index, or [`NO_FRAGMENT`].
+    frag_index: u32,
+    /// Offset in the uncompressed fragment block.
+    frag_offset: u32,
+}
+
+/// [`Placed::slot`] of a file without full blocks.
+const NO_SLOT: u32 = u32::MAX;
+
+impl Placed {
+    const NOTHING: Placed = Placed {
+        slot: NO_SLOT,
+        frag_index: NO_FRAGMENT,
+        frag_offset: 0,
+    };
+}
+
+/// A file with full blocks: where they start, their on-disk sizes, and
+/// the bytes held by sparse blocks (only full blocks can be sparse).
+#[derive(Debug, Default)]
+struct Slot {
+    start: u64,
+    block_sizes: Vec<u32>,
+    sparse: u64,
+}
+
 /// Result of the data phase.
 pub(crate) struct DataLayout {
-    /// Per plan entry: the layout of regular files that own data (for
-    /// hard-link members, look at the group's first member).
-    pub files: Vec<Option<FileLayout>>,
+    /// Per plan entry (for hard-link members, look at the group's first
+    /// member); read with [`DataLayout::file`].
+    placed: Vec<Placed>,
+    /// Per file with full blocks, in writer order.
+    slots: Vec<Slot>,
     pub fragments: Vec<FragmentEntry>,
     /// Offset just past the last data or fragment block.
     pub end: u64,
     /// Whether any file was stored as a duplicate of another.
     pub deduplicated: bool,
+}
+
+impl DataLayout {
+    /// The layout of plan entry `index`; `None` when it has no data (not
+    /// a file, empty, or a hard-link member other than the first).
+    pub(crate) fn file(&self, index: usize) -> Option<FileLayout<'_>> {
+        let p = self.placed.get(index)?;
+        let slot = self.slots.get(p.slot as usize);
+        let fragment = (p.frag_index != NO_FRAGMENT).then_some((p.frag_index, p.frag_offset));
+        if slot.is_none() && fragment.is_none() {
+            return None;
+        }
+        Some(FileLayout {
+            blocks_start: slot.map_or(0, |s| s.start),
+            block_sizes: slot.map_or(&[][..], |s| &s.block_sizes),
+            fragment,
+            sparse: slot.map_or(0, |s| s.sparse),
+        })
+    }
 }
 
 /// A compressed (or kept) block on its way to the writer.
@@ -195,59 +252,30 @@ pub(crate) fn write_data(
     })
 }
 
-/// What the planner decided.
+/// What the planner decided: per entry, its slot and fragment (a
+/// duplicate gets those of the file it repeats); per slot, its sparse
+/// bytes.
 struct Planned {
-    /// Per entry: Unique(file slot in writer order, fragment, sparse) etc.
-    files: Vec<Option<PlannedFile>>,
+    placed: Vec<Placed>,
+    sparse: Vec<u64>,
     deduplicated: bool,
 }
 
-enum PlannedFile {
-    /// Owns data. `slot`: index among files with full blocks (writer order).
-    Own {
-        slot: Option<usize>,
-        fragment: Option<(u32, u32)>,
-        sparse: u64,
-    },
-    /// Same content as the earlier entry.
-    DupOf(usize),
-}
-
-/// What the writer saw: per slot, start and block sizes; fragments.
+/// What the writer saw: per slot, start and block sizes (sparse bytes
+/// still 0); fragments.
 struct Written {
-    slots: Vec<(u64, Vec<u32>)>,
+    slots: Vec<Slot>,
     fragments: Vec<FragmentEntry>,
     end: u64,
 }
 
 fn merge(planned: Planned, mut written: Written) -> DataLayout {
-    let mut files: Vec<Option<FileLayout>> = Vec::with_capacity(planned.files.len());
-    for p in &planned.files {
-        let layout = match p {
-            None => None,
-            Some(PlannedFile::Own {
-                slot,
-                fragment,
-                sparse,
-            }) => {
-                let (blocks_start, block_sizes) = match slot {
-                    Some(i) => std::mem::take(&mut written.slots[*i]),
-                    None => (0, Vec::new()),
-                };
-                Some(FileLayout {
-                    blocks_start,
-                    block_sizes,
-                    fragment: *fragment,
-                    sparse: *sparse,
-                })
-            }
-            // Duplicates point at an earlier entry, already filled in.
-            Some(PlannedFile::DupOf(i)) => files[*i].clone(),
-        };
-        files.push(layout);
+    for (slot, sparse) in written.slots.iter_mut().zip(planned.sparse) {
+        slot.sparse = sparse;
     }
     DataLayout {
-        files,
+        placed: planned.placed,
+        slots: written.slots,
         fragments: written.fragments,
         end: written.end,
         deduplicated: planned.deduplicated,
@@ -301,7 +329,7 @@ fn write_items(
 ) -> Result<Written, SquashfsError> {
     let mut out = BufWriter::with_capacity(256 * 1024, file);
     let mut pos = start;
-    let mut slots: Vec<(u64, Vec<u32>)> = Vec::new();
+    let mut slots: Vec<Slot> = Vec::new();
     let mut fragments = Vec::new();
     let receive = |rx: Receiver<Result<Done, CompressError>>| -> Result<Done, SquashfsError> {
         match rx.recv() {
@@ -311,12 +339,15 @@ fn write_items(
     };
     for item in items {
         match item {
-            Item::FileStart => slots.push((pos, Vec::new())),
+            Item::FileStart => slots.push(Slot {
+                start: pos,
+                ..Slot::default()
+            }),
             Item::Sparse => {
                 let slot = slots
                     .last_mut()
                     .ok_or(SquashfsError::Internal("block before file"))?;
-                slot.1.push(0);
+                slot.block_sizes.push(0);
             }
             Item::Block(rx) => {
                 let done = receive(rx)?;
@@ -324,7 +355,7 @@ fn write_items(
                 let slot = slots
                     .last_mut()
                     .ok_or(SquashfsError::Internal("block before file"))?;
-                slot.1.push(size);
+                slot.block_sizes.push(size);
                 pos += done.data.len() as u64;
                 pool.put(done.data);
             }
@@ -374,32 +405,37 @@ impl Planner<'_> {
     fn run(&mut self) -> Result<Planned, SquashfsError> {
         let entries = self.plan.entries();
         let bs = u64::from(self.opts.block_size);
-        // Only files whose size occurs more than once can be duplicates.
-        // Sorted sizes: 8 bytes per file, less than a map.
-        let mut sizes: Vec<u64> = Vec::new();
+        // Only files whose size occurs more than once can be duplicates:
+        // the distinct sizes that do, sorted (few, even for millions of
+        // small files; all sizes are held only while they are counted).
+        let mut shared: Vec<u64> = Vec::new();
         if self.opts.dedup {
-            sizes = entries
+            let mut sizes: Vec<u64> = entries
                 .iter()
                 .filter(|e| owns_data(e))
                 .map(|e| e.size())
                 .collect();
             sizes.sort_unstable();
+            shared = sizes
+                .windows(2)
+                .filter(|w| w[0] == w[1])
+                .map(|w| w[0])
+                .collect();
+            shared.dedup();
         }
-        let shared_size = |size: u64| {
-            let first = sizes.partition_point(|&s| s < size);
-            sizes.get(first + 1) == Some(&size)
-        };
-        // (size, first 128 bits of the SHA-256) -> first entry with them.
-        let mut seen: HashMap<(u64, [u8; 16]), u32> = HashMap::new();
-        let mut files: Vec<Option<PlannedFile>> = Vec::with_capacity(entries.len());
-        let mut slots = 0usize;
+        let shared_size = |size: u64| shared.binary_search(&size).is_ok();
+        // First 128 bits of the SHA-256 -> first entry with that content.
+        // The size is not part of the key: the digest already fixes it.
+        let mut seen: HashMap<[u8; 16], u32> = HashMap::new();
+        let mut placed: Vec<Placed> = Vec::with_capacity(entries.len());
+        let mut sparse_of_slot: Vec<u64> = Vec::new();
         let mut deduplicated = false;
         for (idx, e) in entries.iter().enumerate() {
             if !owns_data(e) {
                 if let Some(p) = self.opts.progress {
                     p.wrote(1, 0);
                 }
-                files.push(None);
+                placed.push(Placed::NOTHING);
                 continue;
             }
             let size = e.size();
@@ -417,7 +453,7 @@ impl Planner<'_> {
             let mut expect_hash = None;
             let mut small: Option<Vec<u8>> = None;
             if shared_size(size) {
-                let mut reader = content.reader().map_err(SquashfsError::Content)?;
+                let mut reader = content.reader(e.name()).map_err(SquashfsError::Content)?;
                 let digest = if size <= bs {
                     let mut buf = Vec::with_capacity(size as usize);
                     read_to_end_exact(&mut reader, &mut buf, size).map_err(in_err)?;
@@ -429,32 +465,35 @@ impl Planner<'_> {
                 };
                 let mut key = [0u8; 16];
                 key.copy_from_slice(&digest[..16]);
-                if let Some(&orig) = seen.get(&(size, key)) {
-                    files.push(Some(PlannedFile::DupOf(orig as usize)));
+                if let Some(&orig) = seen.get(&key) {
+                    // The file it repeats is earlier, so already placed.
+                    placed.push(placed[orig as usize]);
                     deduplicated = true;
                     continue;
                 }
                 let idx32 = u32::try_from(idx)
                     .map_err(|_| SquashfsError::Limit("more than 2^32 entries".into()))?;
-                seen.insert((size, key), idx32);
+                seen.insert(key, idx32);
                 expect_hash = Some(digest);
             }
             let full_blocks = size / bs;
-            let slot = (full_blocks > 0).then(|| {
-                slots += 1;
-                slots - 1
-            });
+            let slot = if full_blocks > 0 {
+                u32::try_from(sparse_of_slot.len())
+                    .map_err(|_| SquashfsError::Limit("more than 2^32 files with blocks".into()))?
+            } else {
+                NO_SLOT
+            };
             let (fragment, sparse) = match small {
                 Some(buf) => self.emit_blocks(&mut &buf[..], size, None, e)?,
                 None => {
-                    let mut reader = content.reader().map_err(SquashfsError::Content)?;
+                    let mut reader = content.reader(e.name()).map_err(SquashfsError::Content)?;
                     let mut hasher = expect_hash.map(|_| Sha256::new());
                     let r = self.emit_blocks(&mut reader, size, hasher.as_mut(), e)?;
                     if let (Some(h), Some(want)) = (hasher, expect_hash) {
                         let got: [u8; 32] = h.finalize().into();
                         if got != want {
                             return Err(SquashfsError::Content(ContentError::Unstable {
-                                path: content.describe(),
+                                path: content.describe(e.name()),
                                 what: "content",
                             }));
                         }
@@ -462,17 +501,22 @@ impl Planner<'_> {
                     r
                 }
             };
-            files.push(Some(PlannedFile::Own {
+            if slot != NO_SLOT {
+                sparse_of_slot.push(sparse);
+            }
+            let (frag_index, frag_offset) = fragment.unwrap_or((NO_FRAGMENT, 0));
+            placed.push(Placed {
                 slot,
-                fragment,
-                sparse,
-            }));
+                frag_index,
+                frag_offset,
+            });
         }
         if !self.frag.is_empty() {
             self.seal_fragment()?;
         }
         Ok(Planned {
-            files,
+            placed,
+            sparse: sparse_of_slot,
             deduplicated,
         })
     }

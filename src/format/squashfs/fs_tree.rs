@@ -301,7 +301,7 @@ pub(crate) fn write_tables(
             };
             let body = match e.kind() {
                 EntryKind::File => {
-                    let layout = data.files[node - 1].as_ref();
+                    let layout = data.file(node - 1);
                     let (frag_index, frag_offset) =
                         layout.and_then(|l| l.fragment).unwrap_or((NO_FRAGMENT, 0));
                     InodeBody::File {
@@ -311,7 +311,7 @@ pub(crate) fn write_tables(
                         link_count: e.links(),
                         frag_index,
                         frag_offset,
-                        block_sizes: layout.map_or(&[][..], |l| &l.block_sizes),
+                        block_sizes: layout.map_or(&[][..], |l| l.block_sizes),
                     }
                 }
                 EntryKind::Symlink => InodeBody::Symlink {

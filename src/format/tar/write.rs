@@ -187,7 +187,7 @@ fn write_entry<W: Write>(
             .content()
             .ok_or_else(|| io::Error::other("regular file without content"))?;
         let mut reader = content
-            .reader()
+            .reader(entry.name())
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
         let copied = for_each_chunk(&mut reader, buf, |chunk| out.write_all(chunk))?;
         if copied != size {

@@ -46,7 +46,7 @@ pub use parse::{
     KIND_SYMLINK, Kinds, Line, MAX_LINE, MAX_PACK_FILE, Meta, ParseError, parse,
 };
 
-use super::normalize::{join, lossy};
+use super::normalize::{join, last_component, lossy};
 use super::tree::{Node, Staged};
 use super::{MAX_ARCHIVE_PATH, StageError, StageOptions};
 use crate::digest::Sha256Digest;
@@ -339,7 +339,7 @@ impl Applier<'_> {
                     "{:?} is a {} from {}; the pack file makes it a {}",
                     lossy(path),
                     old.kind.name(),
-                    old_source(old),
+                    old.source(path),
                     new.kind.name()
                 ),
             )),
@@ -366,7 +366,7 @@ impl Applier<'_> {
                         "{:?} is needed as a directory but is a {} from {}",
                         lossy(&walked),
                         s.kind.name(),
-                        old_source(s)
+                        s.source(&walked)
                     ),
                 ));
             }
@@ -406,7 +406,7 @@ impl Applier<'_> {
         }
         Ok(Content::Path {
             dir: Arc::from(dir),
-            name: name.into(),
+            name: Some(name.into()),
             size: meta.len(),
             mtime_ns: mtime_ns_of(&meta),
         })
@@ -481,7 +481,11 @@ impl Applier<'_> {
                 gid: staged.gid,
                 mtime: staged.mtime,
                 xattrs: staged.xattrs.clone(),
-                content: staged.content.clone(),
+                // The link has a name of its own: its copy names the file.
+                content: staged
+                    .content
+                    .as_ref()
+                    .map(|c| c.named(last_component(target))),
                 symlink_target: Vec::new(),
                 rdev: (0, 0),
                 inode: Some(key),
@@ -529,7 +533,7 @@ impl Applier<'_> {
                     "{:?} is a {} from {}; a glob needs a directory",
                     lossy(path),
                     s.kind.name(),
-                    old_source(s)
+                    s.source(path)
                 ),
             ));
         }
@@ -622,7 +626,7 @@ impl Applier<'_> {
             if kind == EntryKind::File {
                 staged.content = Some(Content::Path {
                     dir: shared.clone(),
-                    name: name.as_os_str().into(),
+                    name: Some(name.as_os_str().into()),
                     size: meta.len(),
                     mtime_ns: mtime_ns_of(&meta),
                 });
@@ -635,7 +639,7 @@ impl Applier<'_> {
                     other => {
                         let what = other.as_ref().map_or_else(
                             || "directory".to_string(),
-                            |s| format!("{} from {}", s.kind.name(), old_source(s)),
+                            |s| format!("{} from {}", s.kind.name(), s.source(&child_archive)),
                         );
                         return Err(self.err(
                             n,
@@ -747,10 +751,6 @@ impl Applier<'_> {
             origin: src.display().to_string().into_boxed_str(),
         })
     }
-}
-
-fn old_source(s: &Staged) -> String {
-    s.source()
 }
 
 fn find<'n>(root: &'n Node, path: &[u8]) -> Option<&'n Node> {
