@@ -38,7 +38,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::normalize::{Excludes, XattrFilter, abbreviated, normalize_mtime, owner_and_mode};
-use super::tree::{Node, Staged, finish_plan, place};
+use super::tree::{Node, Staged, finish_plan, place, special};
 use super::{MAX_ARCHIVE_PATH, StageError, StageOptions};
 use crate::format::tar::read::visit;
 use crate::format::{ArchiveEntry, ArchiveError, Format, PathProblem, normalize_path};
@@ -189,8 +189,7 @@ pub fn stage_tar(input: impl Read, name: &str, opts: &StageOptions) -> Result<Pl
                 mtime,
                 xattrs: xattrs.clone(),
                 content: None,
-                symlink_target,
-                rdev,
+                special: special(symlink_target, rdev),
                 inode: None,
                 origin: source.clone().into_boxed_str(),
             };

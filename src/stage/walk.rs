@@ -16,7 +16,7 @@ use super::normalize::{
     Excludes, XattrFilter, XattrPairs, check_path_len, join, last_component, normalize_mtime,
     owner_and_mode,
 };
-use super::tree::{Node, Staged};
+use super::tree::{Node, Staged, special};
 use super::{StageError, StageOptions};
 use crate::plan::{Content, EntryKind, mtime_ns_of};
 
@@ -146,8 +146,7 @@ impl Stager<'_> {
             mtime: self.mtime_for(meta),
             xattrs,
             content,
-            symlink_target: target,
-            rdev,
+            special: special(target, rdev),
             inode,
             origin,
         };

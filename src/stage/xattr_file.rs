@@ -279,8 +279,7 @@ pub(super) fn apply(
             mtime: opts.epoch,
             xattrs: None,
             content: None,
-            symlink_target: Vec::new(),
-            rdev: (0, 0),
+            special: None,
             inode: None,
             origin: Box::default(),
         });

@@ -47,7 +47,7 @@ pub use parse::{
 };
 
 use super::normalize::{join, last_component, lossy};
-use super::tree::{Node, Staged};
+use super::tree::{Node, Staged, special};
 use super::{MAX_ARCHIVE_PATH, StageError, StageOptions};
 use crate::digest::Sha256Digest;
 use crate::plan::{Content, EntryKind, RootMeta, mtime_ns_of};
@@ -174,8 +174,7 @@ impl Applier<'_> {
             mtime: self.opts.epoch,
             xattrs: None,
             content: None,
-            symlink_target: Vec::new(),
-            rdev: (0, 0),
+            special: None,
             inode: None,
             origin: self.origin(line),
         }
@@ -224,14 +223,14 @@ impl Applier<'_> {
                     EntryKind::CharDevice
                 };
                 Staged {
-                    rdev: (*major, *minor),
+                    special: special(Vec::new(), (*major, *minor)),
                     ..self.staged(n, kind, meta)
                 }
             }
             Directive::Symlink { meta, target } => Staged {
                 // gensquashfs stores every `slink` with mode 0777.
                 mode: 0o777,
-                symlink_target: target.clone(),
+                special: special(target.clone(), (0, 0)),
                 ..self.staged(n, EntryKind::Symlink, meta)
             },
             Directive::File { meta, location } => {
@@ -327,8 +326,9 @@ impl Applier<'_> {
                             }
                         }
                     }
-                    EntryKind::Symlink => old.symlink_target = new.symlink_target,
-                    EntryKind::CharDevice | EntryKind::BlockDevice => old.rdev = new.rdev,
+                    EntryKind::Symlink | EntryKind::CharDevice | EntryKind::BlockDevice => {
+                        old.special = new.special
+                    }
                     _ => {}
                 }
                 Ok(())
@@ -486,8 +486,7 @@ impl Applier<'_> {
                     .content
                     .as_ref()
                     .map(|c| c.named(last_component(target))),
-                symlink_target: Vec::new(),
-                rdev: (0, 0),
+                special: None,
                 inode: Some(key),
                 origin: staged.origin.clone(),
             };
@@ -745,8 +744,7 @@ impl Applier<'_> {
             mtime,
             xattrs: None,
             content: None,
-            symlink_target,
-            rdev,
+            special: special(symlink_target, rdev),
             inode: None,
             origin: src.display().to_string().into_boxed_str(),
         })
