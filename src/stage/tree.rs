@@ -2,6 +2,8 @@
 //! sources, flattening into the plan's order and grouping hard links.
 
 use std::collections::{BTreeMap, HashMap, btree_map};
+use std::path::Path;
+use std::sync::Arc;
 
 use super::normalize::{join, last_component, lossy};
 use super::{StageError, StageOptions};
@@ -167,21 +169,28 @@ pub(super) fn finish_plan(
     // would take a chunk the tree just gave up (malloc hands a thread its
     // own last frees first), one live path in every page of the dead
     // tree, and no page of it could go back to the OS.
+    // The same holds for the source directories' paths, which staging
+    // threads made among the nodes: one per directory would keep a page
+    // of the dead tree each.
     let mut paths = Vec::with_capacity(count);
-    collect_paths(&root, &mut Vec::new(), &mut paths);
+    let mut dirs = HashMap::new();
+    collect_paths(&root, &mut Vec::new(), &mut paths, &mut dirs);
     let mut flat = Flat {
         entries: Vec::with_capacity(count),
         inodes: Vec::new(),
         xattr_sets: Vec::new(),
         xattr_index: HashMap::new(),
+        dirs,
     };
     flatten(root, &mut paths.into_iter(), opts, &mut flat);
     let Flat {
         mut entries,
         inodes,
         xattr_sets,
-        ..
+        xattr_index,
+        dirs,
     } = flat;
+    drop((xattr_index, dirs));
     if u32::try_from(entries.len()).is_err() {
         return Err(StageError::TooManyEntries {
             count: entries.len(),
@@ -241,9 +250,33 @@ pub(super) struct Flat {
     pub(super) inodes: Vec<(usize, (u64, u64))>,
     pub(super) xattr_sets: Vec<XattrSet>,
     pub(super) xattr_index: HashMap<XattrSet, u32>,
+    pub(super) dirs: Dirs,
 }
 
 impl Flat {
+    /// `content` with the copy of its directory path [`collect_paths`] made.
+    fn rehome(&self, content: Option<Content>) -> Option<Content> {
+        let Some(Content::Path {
+            dir,
+            name,
+            size,
+            mtime_ns,
+        }) = content
+        else {
+            return content;
+        };
+        let dir = self
+            .dirs
+            .get(&dir_key(&dir))
+            .map_or(dir, |(_, copy)| copy.clone());
+        Some(Content::Path {
+            dir,
+            name,
+            size,
+            mtime_ns,
+        })
+    }
+
     /// The plan's index of `set`, adding it at the end when new. Sets are
     /// met in plan order, so the table's order depends on the plan only.
     fn intern(&mut self, set: Option<Box<XattrSet>>) -> u32 {
@@ -263,8 +296,9 @@ impl Flat {
 }
 
 /// The archive path of every node below `node`, in plan order; `prefix`
-/// is `node`'s own path (a buffer reused all the way down).
-fn collect_paths(node: &Node, prefix: &mut Vec<u8>, out: &mut Vec<Box<[u8]>>) {
+/// is `node`'s own path (a buffer reused all the way down). Also a copy
+/// of each source directory path, by the address of the tree's ([`Dirs`]).
+fn collect_paths(node: &Node, prefix: &mut Vec<u8>, out: &mut Vec<Box<[u8]>>, dirs: &mut Dirs) {
     for (name, child) in &node.children {
         let len = prefix.len();
         if len > 0 {
@@ -272,9 +306,26 @@ fn collect_paths(node: &Node, prefix: &mut Vec<u8>, out: &mut Vec<Box<[u8]>>) {
         }
         prefix.extend_from_slice(name);
         out.push(Box::from(&prefix[..]));
-        collect_paths(child, prefix, out);
+        if let Some(Staged {
+            content: Some(Content::Path { dir, .. }),
+            ..
+        }) = &child.staged
+        {
+            dirs.entry(dir_key(dir))
+                .or_insert_with(|| (dir.clone(), Arc::from(&**dir)));
+        }
+        collect_paths(child, prefix, out, dirs);
         prefix.truncate(len);
     }
+}
+
+/// Source directory paths copied by [`collect_paths`]: by the address of
+/// the tree's copy, that copy (kept, so the address is not reused until
+/// the tree is gone) and the new one.
+pub(super) type Dirs = HashMap<usize, (Arc<Path>, Arc<Path>)>;
+
+fn dir_key(dir: &Arc<Path>) -> usize {
+    Arc::as_ptr(dir).cast::<u8>() as usize
 }
 
 /// Moves the nodes below `node` into `out.entries` in plan order, freeing
@@ -305,7 +356,7 @@ pub(super) fn flatten(
                     uid: s.uid,
                     gid: s.gid,
                     mtime: s.mtime,
-                    content: s.content,
+                    content: out.rehome(s.content),
                     symlink_target: symlink_target.into_boxed_slice(),
                     hardlink_of: None,
                     links: 1,
