@@ -99,10 +99,23 @@ fn positive(v: OsString, flag: &str) -> Result<u64> {
 impl BenchArgs {
     fn parse(args: impl Iterator<Item = OsString>) -> Result<BenchArgs> {
         let args: Vec<OsString> = args.collect();
-        let command = std::iter::once("cargo xtask bench".to_string())
-            .chain(args.iter().map(|a| a.to_string_lossy().into_owned()))
-            .collect::<Vec<_>>()
-            .join(" ");
+        // Where the trees and the baseline binary lie says nothing about
+        // the results and is often a private path: the report shows
+        // placeholders.
+        let mut command = String::from("cargo xtask bench");
+        let mut placeholder = None;
+        for a in &args {
+            command.push(' ');
+            match placeholder.take() {
+                Some(p) => command.push_str(p),
+                None => command.push_str(&a.to_string_lossy()),
+            }
+            placeholder = match a.to_str() {
+                Some("--gen-dir") => Some("DIR"),
+                Some("--baseline") => Some("BIN"),
+                _ => None,
+            };
+        }
         let mut args = args.into_iter();
         let mut b = BenchArgs {
             corpus: None,
@@ -647,10 +660,9 @@ fn bench(args: BenchArgs) -> Result<()> {
     }
     let mut corpus_part = format!(
         "### SquashFS, gzip level 6, 128 KiB blocks\n\n\
-         Corpus: `{}` copied to `{}` ({files} files, {:.1} MiB of file data); \
-         median of {} runs; all CPUs = {n}.\n\n",
+         Corpus: `{}` ({files} files, {:.1} MiB of file data), copied into the \
+         target directory; median of {} runs; all CPUs = {n}.\n\n",
         source.display(),
-        corpus.display(),
         bytes as f64 / (1 << 20) as f64,
         args.runs
     );

@@ -229,3 +229,32 @@ pub fn fill(path: &Path, body: &str) -> Result<()> {
     fs::rename(&tmp, path)
         .with_context(|| format!("rename {} to {}", tmp.display(), path.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fill_replaces_only_what_lies_between_the_markers() {
+        let dir = std::env::temp_dir().join(format!("xtask-fill-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let doc = dir.join("doc.md");
+        fs::write(&doc, format!("before\n{BEGIN}\nold\n{END}\nafter\n")).unwrap();
+        fill(&doc, "new table\n").unwrap();
+        assert_eq!(
+            fs::read_to_string(&doc).unwrap(),
+            format!("before\n{BEGIN}\n\nnew table\n\n{END}\nafter\n")
+        );
+        // A second run gives the same text: the markers stay, nothing piles up.
+        fill(&doc, "new table\n").unwrap();
+        assert_eq!(
+            fs::read_to_string(&doc).unwrap(),
+            format!("before\n{BEGIN}\n\nnew table\n\n{END}\nafter\n")
+        );
+        fs::write(&doc, "no markers\n").unwrap();
+        let e = fill(&doc, "x").unwrap_err().to_string();
+        assert!(e.contains("doc.md has no"), "{e}");
+        assert_eq!(fs::read_to_string(&doc).unwrap(), "no markers\n");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}
