@@ -160,20 +160,29 @@ pub fn goals(
     match progress {
         Some(p) => {
             let (m, (q1, q3)) = (p.median(), p.quartiles());
-            // A median within half the interquartile range of the limit
-            // is noise, not a verdict.
-            let noisy = (m - 0.01).abs() < (q3 - q1) / 2.0;
+            let n = p.drawn.len();
+            // About two standard errors of the median: σ ≈ IQR / 1.35 for
+            // normal noise, and the median's standard error ≈ 1.25 σ / √n.
+            // A verdict needs the limit outside median ± this.
+            let u = 2.0 * 1.25 * (q3 - q1) / 1.35 / (n as f64).sqrt();
             goals.push(Goal {
                 goal: "progress bar costs < 1 % wall".to_string(),
                 measured: format!(
-                    "{:+.2} % (median of {} pairs; interquartile {:+.2} … {:+.2} %)",
+                    "{:+.2} % ± {:.2} % (median of {n} pairs ± 2 standard errors; \
+                     interquartile {:+.2} … {:+.2} %)",
                     m * 100.0,
-                    p.drawn.len(),
+                    u * 100.0,
                     q1 * 100.0,
                     q3 * 100.0
                 ),
-                verdict: (!noisy).then_some(m < 0.01),
-                why_not: "within noise: more `--progress-runs`",
+                verdict: if m + u < 0.01 {
+                    Some(true)
+                } else if m - u > 0.01 {
+                    Some(false)
+                } else {
+                    None
+                },
+                why_not: "within noise: more `--progress-runs` narrow it",
             });
         }
         None => goals.push(Goal {
