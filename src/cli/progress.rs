@@ -44,6 +44,9 @@ impl Display {
     fn stop_thread(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
+            // Wake it from its 100 ms wait between draws: otherwise every
+            // command with a bar ends up to 100 ms late.
+            t.thread().unpark();
             let _ = t.join();
         }
     }

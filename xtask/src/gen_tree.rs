@@ -10,7 +10,7 @@
 
 use std::ffi::OsString;
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
@@ -105,10 +105,34 @@ pub fn gen_tree(args: GenTreeArgs) -> Result<()> {
             args.out.display()
         );
     }
-    let mut rng = Rng(args.seed);
+    let t = write_tree(&args.out, args.entries, args.seed)?;
+    println!(
+        "{}: {} entries ({} directories, {} files, {:.1} MiB)",
+        args.out.display(),
+        t.entries,
+        t.dirs,
+        t.files,
+        t.bytes as f64 / (1 << 20) as f64
+    );
+    Ok(())
+}
+
+/// What [`write_tree`] wrote.
+pub struct TreeSummary {
+    pub entries: u64,
+    pub dirs: u64,
+    pub files: u64,
+    pub bytes: u64,
+}
+
+/// Writes the tree of `entries` entries from `seed` into `out`, which must
+/// not exist yet.
+pub fn write_tree(out: &Path, entries: u64, seed: u64) -> Result<TreeSummary> {
+    let mut rng = Rng(seed.max(1));
+    fs::create_dir_all(out).with_context(|| format!("create {}", out.display()))?;
     let (mut written, mut files, mut bytes, mut dir_no) = (0u64, 0u64, 0u64, 0u64);
-    while written < args.entries {
-        let group = args.out.join(format!("g{:02}", dir_no / DIRS_PER_GROUP));
+    while written < entries {
+        let group = out.join(format!("g{:02}", dir_no / DIRS_PER_GROUP));
         if dir_no.is_multiple_of(DIRS_PER_GROUP) {
             fs::create_dir_all(&group).with_context(|| format!("create {}", group.display()))?;
             written += 1;
@@ -118,7 +142,7 @@ pub fn gen_tree(args: GenTreeArgs) -> Result<()> {
         written += 1;
         dir_no += 1;
         for f in 0..FILES_PER_DIR {
-            if written >= args.entries {
+            if written >= entries {
                 break;
             }
             let len = (rng.next() % (MAX_FILE + 1)) as usize;
@@ -130,10 +154,10 @@ pub fn gen_tree(args: GenTreeArgs) -> Result<()> {
             bytes += len as u64;
         }
     }
-    println!(
-        "{}: {written} entries ({dir_no} directories, {files} files, {:.1} MiB)",
-        args.out.display(),
-        bytes as f64 / (1 << 20) as f64
-    );
-    Ok(())
+    Ok(TreeSummary {
+        entries: written,
+        dirs: dir_no,
+        files,
+        bytes,
+    })
 }

@@ -1,6 +1,6 @@
 //! `cargo xtask` — project chores that are not part of the product.
 //!
-//! `cargo xtask bench [--corpus DIR] [--runs N] [--jobs N] [--tar] [--extract | --extract-only] [--keep] [--baseline BIN]`
+//! `cargo xtask bench [--corpus DIR] [--runs N] [--jobs N] [--entries N1,N2,…] [--gen-dir DIR] [--progress-runs N] [--no-docs] [--tar] [--extract | --extract-only] [--keep] [--baseline BIN]`
 //!
 //! Builds repropack in release, copies a real tree (default: the Python
 //! standard library of `python3`) into `target/bench/corpus`, then packs it
@@ -14,6 +14,13 @@
 //! `--extract` adds reading back: repropack's image of the corpus extracted
 //! by `repropack extract` and `unsquashfs -d` (all CPUs and `-p 1`) to the
 //! disk and to tmpfs (`/dev/shm`), and read whole by `repropack digest`.
+//! `--entries N1,N2,…` adds the entry-count series (`series.rs`): a
+//! generated tree per count packed by the three SquashFS writers at all
+//! CPUs, with the peak RSS per entry between the counts. Each run also
+//! measures what drawing the progress bar costs (`progress_cost.rs`),
+//! prints the goals and whether they hold (`report.rs`), and, unless
+//! `--no-docs`, writes `docs/bench.svg` (`plot.rs`) and the report into
+//! `docs/BENCHMARKS.md` and `README.md` between their markers.
 //! Nothing here asserts a time: this is a measurement, not a test.
 //!
 //! `cargo xtask gen-tree --entries N --out DIR [--seed S]` writes a
@@ -35,6 +42,14 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 mod gen_tree;
+mod plot;
+mod progress_cost;
+mod report;
+mod series;
+
+const USAGE: &str = "usage: cargo xtask bench [--corpus DIR] [--runs N] [--jobs N] [--entries N1,N2,…] [--gen-dir DIR] [--progress-runs N] [--no-docs] [--tar] [--extract | --extract-only] [--keep] [--baseline BIN]
+       cargo xtask gen-tree --entries N --out DIR [--seed S]
+       cargo xtask man";
 
 fn main() -> Result<()> {
     let mut args = std::env::args_os().skip(1);
@@ -43,9 +58,7 @@ fn main() -> Result<()> {
         Some("man") => man(),
         Some("gen-tree") => gen_tree::gen_tree(gen_tree::GenTreeArgs::parse(args)?),
         _ => {
-            eprintln!(
-                "usage: cargo xtask bench [--corpus DIR] [--runs N] [--jobs N] [--tar] [--extract | --extract-only] [--keep] [--baseline BIN]\n       cargo xtask gen-tree --entries N --out DIR [--seed S]\n       cargo xtask man"
-            );
+            eprintln!("{USAGE}");
             std::process::exit(2);
         }
     }
@@ -62,10 +75,48 @@ struct BenchArgs {
     keep: bool,
     /// Another repropack binary (an earlier build) measured in the same run.
     baseline: Option<PathBuf>,
+    /// The entry counts of the series, in the order given.
+    entries: Vec<u64>,
+    /// Where the series' trees are kept between runs; `None`: in the work
+    /// directory, removed with it.
+    gen_dir: Option<PathBuf>,
+    /// Pairs (drawn, `--quiet`) of the progress-cost measurement.
+    progress_runs: usize,
+    /// Print only: leave `docs/bench.svg` and the documents alone.
+    no_docs: bool,
+    /// The command line, for the report.
+    command: String,
+}
+
+/// A positive number, or an error naming `flag`.
+fn positive(v: OsString, flag: &str) -> Result<u64> {
+    v.to_str()
+        .and_then(|s| s.parse().ok())
+        .filter(|&n| n > 0)
+        .with_context(|| format!("{flag} wants a positive number, not {v:?}"))
 }
 
 impl BenchArgs {
-    fn parse(mut args: impl Iterator<Item = OsString>) -> Result<BenchArgs> {
+    fn parse(args: impl Iterator<Item = OsString>) -> Result<BenchArgs> {
+        let args: Vec<OsString> = args.collect();
+        // Where the trees and the baseline binary lie says nothing about
+        // the results and is often a private path: the report shows
+        // placeholders.
+        let mut command = String::from("cargo xtask bench");
+        let mut placeholder = None;
+        for a in &args {
+            command.push(' ');
+            match placeholder.take() {
+                Some(p) => command.push_str(p),
+                None => command.push_str(&a.to_string_lossy()),
+            }
+            placeholder = match a.to_str() {
+                Some("--gen-dir") => Some("DIR"),
+                Some("--baseline") => Some("BIN"),
+                _ => None,
+            };
+        }
+        let mut args = args.into_iter();
         let mut b = BenchArgs {
             corpus: None,
             runs: 3,
@@ -75,26 +126,34 @@ impl BenchArgs {
             extract_only: false,
             keep: false,
             baseline: None,
+            entries: Vec::new(),
+            gen_dir: None,
+            progress_runs: 7,
+            no_docs: false,
+            command,
         };
         while let Some(a) = args.next() {
             let mut value =
                 |name: &str| args.next().with_context(|| format!("{name} needs a value"));
             match a.to_str() {
                 Some("--corpus") => b.corpus = Some(PathBuf::from(value("--corpus")?)),
-                Some("--runs") => {
-                    b.runs = value("--runs")?
+                Some("--runs") => b.runs = positive(value("--runs")?, "--runs")? as usize,
+                Some("--jobs") => b.jobs_all = positive(value("--jobs")?, "--jobs")? as usize,
+                Some("--entries") => {
+                    let v = value("--entries")?;
+                    b.entries = v
                         .to_str()
-                        .and_then(|s| s.parse().ok())
-                        .filter(|&n| n > 0)
-                        .context("--runs wants a positive number")?
+                        .with_context(|| format!("--entries wants N1,N2,…, not {v:?}"))?
+                        .split(',')
+                        .map(|n| positive(n.into(), "--entries"))
+                        .collect::<Result<_>>()?;
                 }
-                Some("--jobs") => {
-                    b.jobs_all = value("--jobs")?
-                        .to_str()
-                        .and_then(|s| s.parse().ok())
-                        .filter(|&n| n > 0)
-                        .context("--jobs wants a positive number")?
+                Some("--gen-dir") => b.gen_dir = Some(PathBuf::from(value("--gen-dir")?)),
+                Some("--progress-runs") => {
+                    b.progress_runs =
+                        positive(value("--progress-runs")?, "--progress-runs")? as usize
                 }
+                Some("--no-docs") => b.no_docs = true,
                 Some("--tar") => b.tar = true,
                 Some("--extract") => b.extract = true,
                 Some("--extract-only") => {
@@ -246,6 +305,55 @@ fn named_case(
                 .arg(out)
                 .args(&format)
                 .args(["--mtime", "0", "--jobs", &jobs.to_string()]);
+            cmd
+        }),
+    }
+}
+
+/// `mksquashfs` on `corpus` at `jobs` processors, gzip level 6.
+fn mksquashfs_case(corpus: &Path, jobs: usize) -> Case {
+    let c = corpus.to_path_buf();
+    Case {
+        tool: "mksquashfs",
+        jobs,
+        ours: false,
+        make: Box::new(move |out| {
+            let mut cmd = Command::new("mksquashfs");
+            cmd.arg(&c).arg(out).args([
+                "-comp",
+                "gzip",
+                "-Xcompression-level",
+                "6",
+                "-processors",
+                &jobs.to_string(),
+                "-all-root",
+                "-no-xattrs",
+                "-mkfs-time",
+                "0",
+                "-all-time",
+                "0",
+                "-noappend",
+                "-quiet",
+                "-no-progress",
+            ]);
+            cmd
+        }),
+    }
+}
+
+/// `gensquashfs` on `corpus` at `jobs` jobs, gzip level 6.
+fn gensquashfs_case(corpus: &Path, jobs: usize) -> Case {
+    let c = corpus.to_path_buf();
+    Case {
+        tool: "gensquashfs",
+        jobs,
+        ours: false,
+        make: Box::new(move |out| {
+            let mut cmd = Command::new("gensquashfs");
+            cmd.args(["-c", "gzip", "-X", "level=6", "-j", &jobs.to_string()])
+                .args(["--all-root", "-q", "-f", "-D"])
+                .arg(&c)
+                .arg(out);
             cmd
         }),
     }
@@ -424,6 +532,24 @@ fn bench(args: BenchArgs) -> Result<()> {
     let work = target.join("bench");
     let corpus = work.join("corpus");
     let out_dir = work.join("out");
+    let gen_dir = match &args.gen_dir {
+        Some(d) => {
+            let d = std::path::absolute(d)?;
+            if d.starts_with(&work) {
+                bail!(
+                    "--gen-dir {} is inside {}, which every run clears: give a directory outside it",
+                    d.display(),
+                    work.display()
+                );
+            }
+            d
+        }
+        None => work.join("trees"),
+    };
+    if !args.no_docs && !args.extract_only {
+        report::check(&root.join("docs/BENCHMARKS.md"))?;
+        report::check(&root.join("README.md"))?;
+    }
     let _ = fs::remove_dir_all(&work);
     fs::create_dir_all(&out_dir)?;
     eprintln!("copying {} into {}…", source.display(), corpus.display());
@@ -488,53 +614,14 @@ fn bench(args: BenchArgs) -> Result<()> {
     }
     if installed("mksquashfs") {
         for &j in &peer_jobs {
-            let c = corpus.clone();
-            cases.push(Case {
-                tool: "mksquashfs",
-                jobs: j,
-                ours: false,
-                make: Box::new(move |out| {
-                    let mut cmd = Command::new("mksquashfs");
-                    cmd.arg(&c).arg(out).args([
-                        "-comp",
-                        "gzip",
-                        "-Xcompression-level",
-                        "6",
-                        "-processors",
-                        &j.to_string(),
-                        "-all-root",
-                        "-no-xattrs",
-                        "-mkfs-time",
-                        "0",
-                        "-all-time",
-                        "0",
-                        "-noappend",
-                        "-quiet",
-                        "-no-progress",
-                    ]);
-                    cmd
-                }),
-            });
+            cases.push(mksquashfs_case(&corpus, j));
         }
     } else {
         notes.push("mksquashfs is not installed: skipped".to_string());
     }
     if installed("gensquashfs") {
         for &j in &peer_jobs {
-            let c = corpus.clone();
-            cases.push(Case {
-                tool: "gensquashfs",
-                jobs: j,
-                ours: false,
-                make: Box::new(move |out| {
-                    let mut cmd = Command::new("gensquashfs");
-                    cmd.args(["-c", "gzip", "-X", "level=6", "-j", &j.to_string()])
-                        .args(["--all-root", "-q", "-f", "-D"])
-                        .arg(&c)
-                        .arg(out);
-                    cmd
-                }),
-            });
+            cases.push(gensquashfs_case(&corpus, j));
         }
     } else {
         notes.push("gensquashfs is not installed: skipped".to_string());
@@ -547,27 +634,79 @@ fn bench(args: BenchArgs) -> Result<()> {
     );
     let load_before = loadavg();
     let rows = run_cases(&cases, args.runs, &out_dir)?;
+    let progress =
+        progress_cost::measure_pairs(&repropack, &corpus, &out_dir, n, args.progress_runs)?;
+    let (trees, series_notes) = if args.entries.is_empty() {
+        (Vec::new(), Vec::new())
+    } else {
+        series::run(&repropack, &gen_dir, &out_dir, &args.entries, n, args.runs)?
+    };
     let load_after = loadavg();
 
-    let mut report = format!(
-        "Corpus: `{}` copied to `{}` ({files} files, {:.1} MiB of file data); \
-         median of {} runs; all CPUs = {n}.\n\n",
+    let mut head = format!(
+        "{}, `{}`, on {}; release build. Load average (1/5/15 min) before: {load_before}; \
+         after: {load_after}. Other processes on the machine skew wall times.\n\n",
+        report::now_utc(),
+        args.command,
+        report::machine(),
+    );
+    let trial = trial_reasons(&args, &source);
+    if !trial.is_empty() {
+        head.push_str(&format!(
+            "**Trial run** ({}): it shows that the benchmark works end to end, \
+             not where the goals stand.\n\n",
+            trial.join("; ")
+        ));
+    }
+    let mut corpus_part = format!(
+        "### SquashFS, gzip level 6, 128 KiB blocks\n\n\
+         Corpus: `{}` ({files} files, {:.1} MiB of file data), copied into the \
+         target directory; median of {} runs; all CPUs = {n}.\n\n",
         source.display(),
-        corpus.display(),
         bytes as f64 / (1 << 20) as f64,
         args.runs
     );
-    report.push_str(&format!(
-        "Load average (1/5/15 min) before: {load_before}; after: {load_after}. \
-         Other processes on the machine skew wall times.\n\n"
-    ));
-    report.push_str("### SquashFS, gzip level 6, 128 KiB blocks\n\n");
-    report.push_str(&table(&rows, "mksquashfs"));
-    report.push('\n');
-    report.push_str(&speedups(&rows));
+    corpus_part.push_str(&table(&rows, "mksquashfs"));
+    corpus_part.push('\n');
+    corpus_part.push_str(&speedups(&rows));
     for n in &notes {
-        report.push_str(&format!("- {n}\n"));
+        corpus_part.push_str(&format!("- {n}\n"));
     }
+    let mut series_part = String::new();
+    if !trees.is_empty() {
+        series_part.push_str(&format!(
+            "\n### Generated trees: memory against entry count\n\n\
+             `cargo xtask gen-tree --entries N` trees (seed 1: small text files, 100 per \
+             directory) of {} entries, packed at all CPUs ({n} jobs); median of {} runs.\n\n",
+            args.entries
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+            args.runs
+        ));
+        series_part.push_str(&series::table(&trees));
+        for n in &series_notes {
+            series_part.push_str(&format!("- {n}\n"));
+        }
+    }
+    let mut progress_part = String::from("\n### Progress bar cost\n\n");
+    match &progress {
+        Some(p) => progress_part.push_str(&p.section()),
+        None => progress_part.push_str("`script` is not installed: not measured.\n"),
+    }
+    let goals_part = format!(
+        "\n### Goals\n\n{}",
+        report::goals(
+            &rows,
+            n,
+            &trees,
+            args.entries.first().copied(),
+            progress.as_ref()
+        )
+    );
+    let summary = format!("{head}{corpus_part}{series_part}{goals_part}");
+    let mut report = format!("{head}{corpus_part}{series_part}{progress_part}{goals_part}");
 
     if args.tar {
         report.push_str("\n### tar.gz, gzip level 6\n\n");
@@ -596,7 +735,55 @@ fn bench(args: BenchArgs) -> Result<()> {
         let _ = fs::remove_dir_all(&work);
     }
     println!("{report}");
+    if !args.no_docs {
+        let name = source
+            .file_name()
+            .map_or("corpus".into(), |n| n.to_string_lossy());
+        let svg = root.join("docs/bench.svg");
+        plot::write(&svg, &format!("{name} corpus"), &rows, &trees)?;
+        report::fill(&root.join("docs/BENCHMARKS.md"), &report)?;
+        report::fill(
+            &root.join("README.md"),
+            &format!("{summary}\nThe full report: [docs/BENCHMARKS.md](docs/BENCHMARKS.md).\n"),
+        )?;
+        eprintln!("wrote {}, docs/BENCHMARKS.md and README.md", svg.display());
+    }
     Ok(())
+}
+
+/// Why a run is not the reference run of the goals (`--runs 3` or more,
+/// `--entries 400000,1000000`, python3's standard library, all CPUs); empty
+/// when it is.
+fn trial_reasons(args: &BenchArgs, source: &Path) -> Vec<String> {
+    let mut why = Vec::new();
+    if args.runs < 3 {
+        why.push(format!("{} run(s) each, not 3", args.runs));
+    }
+    if args.entries != [400_000, 1_000_000] {
+        why.push(if args.entries.is_empty() {
+            "no entry-count series".to_string()
+        } else {
+            format!(
+                "entry counts {}, not 400000 and 1000000",
+                args.entries
+                    .iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        });
+    }
+    if default_corpus().ok().as_deref() != Some(source) {
+        why.push(format!(
+            "corpus `{}`, not python3's standard library",
+            source.display()
+        ));
+    }
+    let all = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if args.jobs_all != all {
+        why.push(format!("--jobs {}, not all {all} CPUs", args.jobs_all));
+    }
+    why
 }
 
 /// The reading-back tables ([`extract_bench`]) as markdown.
