@@ -695,6 +695,19 @@ fn bench(args: BenchArgs) -> Result<()> {
         Some(p) => progress_part.push_str(&p.section()),
         None => progress_part.push_str("`script` is not installed: not measured.\n"),
     }
+    let mut tar_part = String::new();
+    let mut tar_rows = Vec::new();
+    if args.tar {
+        tar_part.push_str("\n### tar.gz, gzip level 6\n\n");
+        let tar_notes;
+        (tar_rows, tar_notes) = tar_bench(&repropack, &corpus, &out_dir, &peer_jobs, args.runs)?;
+        tar_part.push_str(&table(&tar_rows, "tar+gzip"));
+        tar_part.push('\n');
+        tar_part.push_str(&speedups(&tar_rows));
+        for n in tar_notes {
+            tar_part.push_str(&format!("- {n}\n"));
+        }
+    }
     let goals_part = format!(
         "\n### Goals\n\n{}",
         report::goals(
@@ -702,23 +715,13 @@ fn bench(args: BenchArgs) -> Result<()> {
             n,
             &trees,
             args.entries.first().copied(),
-            progress.as_ref()
+            progress.as_ref(),
+            &tar_rows,
         )
     );
-    let summary = format!("{head}{corpus_part}{series_part}{goals_part}");
-    let mut report = format!("{head}{corpus_part}{series_part}{progress_part}{goals_part}");
-
-    if args.tar {
-        report.push_str("\n### tar.gz, gzip level 6\n\n");
-        let (tar_rows, tar_notes) =
-            tar_bench(&repropack, &corpus, &out_dir, &peer_jobs, args.runs)?;
-        report.push_str(&table(&tar_rows, "tar+gzip"));
-        report.push('\n');
-        report.push_str(&speedups(&tar_rows));
-        for n in tar_notes {
-            report.push_str(&format!("- {n}\n"));
-        }
-    }
+    let summary = format!("{head}{corpus_part}{series_part}{tar_part}{goals_part}");
+    let mut report =
+        format!("{head}{corpus_part}{series_part}{progress_part}{tar_part}{goals_part}");
 
     if args.extract {
         report.push_str("\n### Reading repropack's image back (gzip level 6)\n\n");
@@ -752,7 +755,7 @@ fn bench(args: BenchArgs) -> Result<()> {
 }
 
 /// Why a run is not the reference run of the goals (`--runs 3` or more,
-/// `--entries 400000,1000000`, python3's standard library, all CPUs); empty
+/// `--entries 400000,1000000`, `--tar`, python3's standard library, all CPUs); empty
 /// when it is.
 fn trial_reasons(args: &BenchArgs, source: &Path) -> Vec<String> {
     let mut why = Vec::new();
@@ -778,6 +781,9 @@ fn trial_reasons(args: &BenchArgs, source: &Path) -> Vec<String> {
             "corpus `{}`, not python3's standard library",
             source.display()
         ));
+    }
+    if !args.tar {
+        why.push("no tar.gz rows (`--tar`)".to_string());
     }
     let all = std::thread::available_parallelism().map_or(1, |n| n.get());
     if args.jobs_all != all {

@@ -101,6 +101,7 @@ pub fn goals(
     trees: &[TreeRows],
     first_count: Option<u64>,
     progress: Option<&ProgressCost>,
+    tar_rows: &[Row],
 ) -> String {
     let mut goals = Vec::new();
     let find = |tool: &str, jobs: usize| {
@@ -157,6 +158,34 @@ pub fn goals(
         0.4,
         true,
     ));
+    if !tar_rows.is_empty() {
+        let find_tar = |tool: &str| tar_rows.iter().find(|r| r.tool == tool && r.jobs == all);
+        let (ours, pigz) = (find_tar("repropack"), find_tar("tar+pigz"));
+        goals.push(match (ours, pigz) {
+            (Some(a), Some(b)) => {
+                let r = a.size as f64 / b.size as f64;
+                Goal {
+                    goal: format!("tar.gz size ≤ tar+pigz -6's, {all} jobs"),
+                    measured: format!("{r:.4}× ({} B / {} B)", a.size, b.size),
+                    verdict: Some(a.size <= b.size),
+                    why_not: "",
+                }
+            }
+            _ => Goal {
+                goal: format!("tar.gz size ≤ tar+pigz -6's, {all} jobs"),
+                measured: "–".to_string(),
+                verdict: None,
+                why_not: "not measured (no pigz)",
+            },
+        });
+        goals.push(ratio_goal(
+            format!("tar.gz wall ≤ 0.6× tar+pigz -6's, {all} jobs"),
+            ours,
+            pigz,
+            0.6,
+            true,
+        ));
+    }
     match progress {
         Some(p) => {
             let (m, (q1, q3)) = (p.median(), p.quartiles());
