@@ -402,7 +402,7 @@ for m in tarfile.open(sys.argv[1]):
 /// several 128 KiB gzip chunks, so the chunk ends (empty static blocks or a
 /// sync flush) are part of the pinned bytes, which the basic tree (one chunk)
 /// never reaches.
-const MULTI_CHUNK_TAR_GZ: &str = "5ec0eb7e1ac93d8900601f9e17cfc9bc2c9288fcd63a2c13c465ce5aa15100bc";
+const MULTI_CHUNK_TAR_GZ: &str = "f8e860626e014df356ceed3c234ab580c8e4381625efdcce164f731015356830";
 
 /// One 1 000 000-byte file of pseudo-random, text-like bytes (a fixed LCG), so
 /// it compresses to several chunks of output; mode 0644, mtime 0.
