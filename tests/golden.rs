@@ -397,3 +397,108 @@ for m in tarfile.open(sys.argv[1]):
     let m = fs::metadata(dest.join("usr/bin/su")).unwrap();
     assert_eq!(m.mode() & 0o7777, 0o4755);
 }
+
+/// sha256 of `pack --format tar.gz` (default level 6) of [`multi_chunk_tree`]:
+/// several 128 KiB gzip chunks, so the chunk ends (empty static blocks or a
+/// sync flush) are part of the pinned bytes, which the basic tree (one chunk)
+/// never reaches.
+const MULTI_CHUNK_TAR_GZ: &str = "f8e860626e014df356ceed3c234ab580c8e4381625efdcce164f731015356830";
+
+/// One 1 000 000-byte file of pseudo-random, text-like bytes (a fixed LCG), so
+/// it compresses to several chunks of output; mode 0644, mtime 0.
+fn multi_chunk_tree(dst: &Path) -> Vec<u8> {
+    let mut x: u32 = 2_463_534_242;
+    let words = [
+        &b"import "[..],
+        b"self",
+        b" = ",
+        b"def ",
+        b"return ",
+        b"\n    ",
+        b"None",
+        b"(x)",
+    ];
+    let mut data = Vec::new();
+    while data.len() < 1_000_000 {
+        x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+        if x >> 29 == 0 {
+            data.push(b'a' + (x >> 8) as u8 % 26);
+        } else {
+            data.extend_from_slice(words[(x >> 16) as usize % words.len()]);
+        }
+    }
+    data.truncate(1_000_000);
+    let file = dst.join("data.txt");
+    fs::write(&file, &data).unwrap();
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).unwrap();
+    filetime::set_file_mtime(&file, filetime::FileTime::from_unix_time(0, 0)).unwrap();
+    data
+}
+
+/// The multi-chunk tar.gz golden, read by others: gzip -t passes, gzip -dc
+/// gives our plain tar, GNU tar, bsdtar and Python's tarfile all read the
+/// file back.
+#[test]
+fn multi_chunk_tar_gz_golden_is_read_by_others() {
+    let src = tempfile::tempdir().unwrap();
+    let data = multi_chunk_tree(src.path());
+    let out = tempfile::tempdir().unwrap();
+    let gz = out.path().join("m.tar.gz");
+    let tar = out.path().join("m.tar");
+    for (file, format) in [(&gz, "tar.gz"), (&tar, "tar")] {
+        let st = repropack()
+            .arg("pack")
+            .arg(src.path())
+            .arg("-o")
+            .arg(file)
+            .args(["--format", format, "--mtime", "0"])
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+    assert_eq!(sha256_file(&gz), MULTI_CHUNK_TAR_GZ);
+    if have_tool("gzip") {
+        assert!(
+            Command::new("gzip")
+                .arg("-t")
+                .arg(&gz)
+                .status()
+                .unwrap()
+                .success()
+        );
+        let plain = Command::new("gzip").arg("-dc").arg(&gz).output().unwrap();
+        assert!(plain.status.success());
+        assert!(
+            plain.stdout == fs::read(&tar).unwrap(),
+            "gzip -dc is not our tar"
+        );
+    }
+    for tool in ["tar", "bsdtar"] {
+        if !have_tool(tool) {
+            continue;
+        }
+        let got = Command::new(tool)
+            .arg("-xOzf")
+            .arg(&gz)
+            .arg("data.txt")
+            .output()
+            .unwrap();
+        assert!(got.status.success(), "{tool}");
+        assert!(got.stdout == data, "{tool} read other bytes");
+    }
+    if have_tool("python3") {
+        let script = "import sys,tarfile,hashlib\n\
+            t=tarfile.open(sys.argv[1],'r:gz')\n\
+            print(hashlib.sha256(t.extractfile('data.txt').read()).hexdigest())";
+        let got = Command::new("python3")
+            .args(["-c", script])
+            .arg(&gz)
+            .output()
+            .unwrap();
+        assert!(got.status.success());
+        assert_eq!(
+            String::from_utf8_lossy(&got.stdout).trim(),
+            repropack::digest::Sha256Digest::of(&data).to_hex()
+        );
+    }
+}

@@ -6,8 +6,8 @@
 //!
 //! The deflate stream is built the way pigz builds it: the input is cut into
 //! fixed 128 KiB chunks; each chunk is compressed independently with the 32 KiB
-//! that precede it as preset dictionary, and every chunk but the last ends with
-//! a sync flush (an empty stored block, so it ends on a byte boundary). The
+//! that precede it as preset dictionary, and every chunk but the last ends on
+//! a byte boundary the way pigz ends it (see `deflate_chunk`). The
 //! chunk boundaries depend only on the input, so the bytes are the same for
 //! any `jobs`: threads only decide *when* a chunk is compressed, never *how*.
 //!
@@ -22,8 +22,10 @@
 
 use std::io::{self, Write};
 
-use flate2::{Compress, Compression, FlushCompress, Status};
 use rayon::prelude::*;
+use zlib_rs::c_api::z_stream;
+use zlib_rs::deflate::{self, DeflateStream};
+use zlib_rs::{DeflateConfig, DeflateFlush, ReturnCode};
 
 /// Input chunk size; each chunk is compressed on its own.
 pub const CHUNK: usize = 128 * 1024;
@@ -153,34 +155,125 @@ impl<W: Write> Write for ParallelGzip<W> {
     }
 }
 
-/// Raw-deflates one chunk with `dict` as preset dictionary; ends with a sync
-/// flush, or with the final block if `last`.
+/// The match-finder settings (good, lazy, nice, chain) for our levels 6 and
+/// 7, on zlib-rs's lazy `deflate_slow` (its levels 7–9). zlib-rs's own level 6
+/// is the weaker `deflate_medium`; with these settings level 6 is smaller
+/// than `pigz -6` (C zlib) on a Python standard library at about its speed.
+/// Other levels keep zlib-rs's table.
+fn tuning(level: u32) -> Option<(usize, usize, usize, usize)> {
+    match level {
+        6 => Some((8, 32, 128, 384)),
+        7 => Some((8, 32, 258, 1024)),
+        _ => None,
+    }
+}
+
+/// The zlib-rs level whose algorithm [`tuning`] adjusts.
+fn engine_level(level: u32) -> i32 {
+    match level {
+        6 | 7 => 7,
+        other => other as i32,
+    }
+}
+
+fn zlib_error(what: &str, code: ReturnCode) -> io::Error {
+    io::Error::other(format!("deflate {what} failed: {code:?}"))
+}
+
+/// A raw deflate stream on zlib-rs's internal API (pinned to one zlib-rs
+/// version in Cargo.toml): the stable API has no `Z_BLOCK`, `deflatePrime`,
+/// `deflatePending` or `deflateTune`, which the chunk ends and levels need.
+struct RawDeflate {
+    strm: z_stream,
+}
+
+impl RawDeflate {
+    fn new(level: u32) -> io::Result<RawDeflate> {
+        let mut strm = z_stream::default();
+        let config = DeflateConfig {
+            level: engine_level(level),
+            window_bits: -15,
+            ..DeflateConfig::default()
+        };
+        match deflate::init(&mut strm, config) {
+            ReturnCode::Ok => {}
+            code => return Err(zlib_error("init", code)),
+        }
+        let mut raw = RawDeflate { strm };
+        if let Some((good, lazy, nice, chain)) = tuning(level) {
+            deflate::tune(raw.stream(), good, lazy, nice, chain);
+        }
+        Ok(raw)
+    }
+
+    fn stream(&mut self) -> &mut DeflateStream<'static> {
+        // SAFETY: `strm` was initialised by `deflate::init` (checked in
+        // `new`) and is only ended in `Drop`.
+        unsafe { DeflateStream::from_stream_mut(&mut self.strm) }
+            .expect("deflate stream initialised in RawDeflate::new")
+    }
+}
+
+impl Drop for RawDeflate {
+    fn drop(&mut self) {
+        let _ = deflate::end(self.stream());
+    }
+}
+
+/// Raw-deflates one chunk with `dict` as preset dictionary. The last chunk
+/// finishes the stream; any other ends the way pigz ends its chunks: the
+/// block is closed (`Z_BLOCK`) and, to reach a byte boundary, followed by
+/// empty static blocks (10 bits each) when the bits pending are even, or
+/// by a sync flush (an empty stored block) when they are odd.
 fn deflate_chunk(chunk: &[u8], dict: &[u8], level: u32, last: bool) -> io::Result<Vec<u8>> {
-    let mut c = Compress::new(Compression::new(level), false);
+    let mut raw = RawDeflate::new(level)?;
     if !dict.is_empty() {
-        c.set_dictionary(dict).map_err(io::Error::other)?;
+        match deflate::set_dictionary(raw.stream(), dict) {
+            ReturnCode::Ok => {}
+            code => return Err(zlib_error("set_dictionary", code)),
+        }
     }
-    let flush = if last {
-        FlushCompress::Finish
+    // Room for the worst case: the bound, the chunk end's empty blocks and
+    // the final block.
+    let mut out = vec![0u8; deflate::bound(None, chunk.len()) + 64];
+    let out_len = out.len();
+    raw.strm.next_in = chunk.as_ptr().cast_mut();
+    raw.strm.avail_in = chunk.len() as u32;
+    raw.strm.next_out = out.as_mut_ptr();
+    raw.strm.avail_out = out_len as u32;
+    let run =
+        |raw: &mut RawDeflate, flush: DeflateFlush| match deflate::deflate(raw.stream(), flush) {
+            // BufError: nothing left to do; `done` below checks the result.
+            ReturnCode::Ok | ReturnCode::StreamEnd | ReturnCode::BufError => Ok(()),
+            code => Err(zlib_error("deflate", code)),
+        };
+    if last {
+        run(&mut raw, DeflateFlush::Finish)?;
     } else {
-        FlushCompress::Sync
-    };
-    let mut out = Vec::with_capacity(chunk.len() / 2 + 1024);
-    loop {
-        if out.capacity() - out.len() < 1024 {
-            out.reserve(out.capacity().max(4096));
-        }
-        let consumed = c.total_in() as usize;
-        let status = c
-            .compress_vec(&chunk[consumed..], &mut out, flush)
-            .map_err(io::Error::other)?;
-        let all_in = c.total_in() as usize == chunk.len();
-        match status {
-            Status::StreamEnd => break,
-            _ if !last && all_in && out.len() < out.capacity() => break,
-            _ => {}
+        run(&mut raw, DeflateFlush::Block)?;
+        let bits = raw.stream().pending().1;
+        if bits & 1 == 1 {
+            run(&mut raw, DeflateFlush::SyncFlush)?;
+        } else if bits & 7 != 0 {
+            // An empty static block: BFINAL 0, BTYPE 01, then end-of-block
+            // (seven 0 bits): the value 2 in 10 bits.
+            while raw.stream().pending().1 & 7 != 0 {
+                match deflate::prime(raw.stream(), 10, 2) {
+                    ReturnCode::Ok => {}
+                    code => return Err(zlib_error("prime", code)),
+                }
+            }
+            run(&mut raw, DeflateFlush::Block)?;
         }
     }
+    let written = out_len - raw.strm.avail_out as usize;
+    let done = raw.strm.avail_in == 0 && raw.stream().pending() == (0, 0);
+    raw.strm.next_in = std::ptr::null_mut();
+    raw.strm.next_out = std::ptr::null_mut();
+    if !done {
+        return Err(io::Error::other("deflate left input or output pending"));
+    }
+    out.truncate(written);
     Ok(out)
 }
 
