@@ -233,10 +233,23 @@ pub fn goals(
     s
 }
 
+/// The byte offset of the first line of `text` that is exactly `line`:
+/// the docs may name the markers in their prose.
+fn line_start(text: &str, line: &str) -> Option<usize> {
+    let mut at = 0;
+    for l in text.split_inclusive('\n') {
+        if l.trim_end_matches('\n') == line {
+            return Some(at);
+        }
+        at += l.len();
+    }
+    None
+}
+
 /// The byte offsets of the [`BEGIN`] and [`END`] lines in `text`, or an
 /// error naming `path`.
 fn markers(path: &Path, text: &str) -> Result<(usize, usize)> {
-    let (Some(b), Some(e)) = (text.find(BEGIN), text.find(END)) else {
+    let (Some(b), Some(e)) = (line_start(text, BEGIN), line_start(text, END)) else {
         bail!("{} has no `{BEGIN}` … `{END}` lines", path.display());
     };
     if e < b {
@@ -277,12 +290,15 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("xtask-fill-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();
         let doc = dir.join("doc.md");
-        fs::write(&doc, format!("before\n{BEGIN}\nold\n{END}\nafter\n")).unwrap();
+        // Markers named in the prose are not the markers.
+        let prose = format!("between `{BEGIN}` and `{END}`.\n");
+        fs::write(&doc, format!("{prose}before\n{BEGIN}\nold\n{END}\nafter\n")).unwrap();
         fill(&doc, "new table\n").unwrap();
         assert_eq!(
             fs::read_to_string(&doc).unwrap(),
-            format!("before\n{BEGIN}\n\nnew table\n\n{END}\nafter\n")
+            format!("{prose}before\n{BEGIN}\n\nnew table\n\n{END}\nafter\n")
         );
+        fs::write(&doc, format!("before\n{BEGIN}\nold\n{END}\nafter\n")).unwrap();
         // A second run gives the same text: the markers stay, nothing piles up.
         fill(&doc, "new table\n").unwrap();
         assert_eq!(
