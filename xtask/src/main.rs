@@ -169,6 +169,15 @@ impl BenchArgs {
     }
 }
 
+/// `a / b` as a ratio with `digits` decimals (`1.23×`), or `–` without a
+/// positive `b`.
+fn ratio_text(a: f64, b: Option<f64>, digits: usize) -> String {
+    match b {
+        Some(b) if b > 0.0 => format!("{:.digits$}×", a / b),
+        _ => "–".to_string(),
+    }
+}
+
 /// One measured run of a child process.
 #[derive(Clone, Copy)]
 struct Sample {
@@ -437,10 +446,6 @@ fn table(rows: &[Row], size_ref: &str) -> String {
             .map(|p| p.wall)
             .min();
         let size_peer = rows.iter().find(|p| p.tool == size_ref && p.jobs == r.jobs);
-        let ratio = |a: f64, b: Option<f64>, digits: usize| match b {
-            Some(b) if b > 0.0 => format!("{:.digits$}×", a / b),
-            _ => "–".to_string(),
-        };
         s.push_str(&format!(
             "| {} | {} | {:.2} | {:.1} | {:.2} | {} | {} |\n",
             r.tool,
@@ -448,8 +453,8 @@ fn table(rows: &[Row], size_ref: &str) -> String {
             r.wall.as_secs_f64(),
             r.rss_kib as f64 / 1024.0,
             r.size as f64 / (1 << 20) as f64,
-            ratio(r.wall.as_secs_f64(), peer.map(|d| d.as_secs_f64()), 2),
-            ratio(r.size as f64, size_peer.map(|p| p.size as f64), 3),
+            ratio_text(r.wall.as_secs_f64(), peer.map(|d| d.as_secs_f64()), 2),
+            ratio_text(r.size as f64, size_peer.map(|p| p.size as f64), 3),
         ));
     }
     s

@@ -159,10 +159,7 @@ pub fn table(series: &[TreeRows]) -> String {
     for t in series {
         let reference = t.rows.iter().find(|r| r.tool == REFERENCE);
         for r in &t.rows {
-            let ratio = |a: f64, b: Option<f64>| match b {
-                Some(b) if b > 0.0 => format!("{:.2}×", a / b),
-                _ => "–".to_string(),
-            };
+            let ratio = |a: f64, b: Option<f64>| crate::ratio_text(a, b, 2);
             s.push_str(&format!(
                 "| {} | {} | {:.2} | {:.1} | {:.2} | {} | {} |\n",
                 r.tool,
