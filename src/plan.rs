@@ -6,13 +6,13 @@
 //! through [`Content::reader`], which also checks that the file did not change
 //! since it was staged. [`EntryKind`] is shared with the archive readers.
 
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::ops::Range;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, MetadataExt};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::digest::Sha256Digest;
@@ -109,6 +109,11 @@ pub enum ContentError {
     },
 }
 
+/// A source directory's path, shared by the files staged from it. An
+/// `Arc` of a `PathBuf`, not of a `Path`: a thin pointer, 8 bytes in every
+/// plan entry rather than 16.
+pub type SourceDir = Arc<PathBuf>;
+
 /// Where a regular file's bytes come from.
 #[derive(Debug, Clone)]
 pub enum Content {
@@ -117,12 +122,12 @@ pub enum Content {
     /// holds each source directory path once, not once per file.
     Path {
         /// The directory holding the file.
-        dir: Arc<Path>,
+        dir: SourceDir,
         /// The file's name in `dir`; `None` when it is the name of the
         /// entry holding this content (the last component of its archive
         /// path), as for every file found by walking a directory: a plan
         /// then holds the name once, in the entry's path.
-        name: Option<Box<OsStr>>,
+        name: Option<Box<OsString>>,
         /// Size in bytes when staged; reading fails if it differs.
         size: u64,
         /// Modification time when staged, as (seconds, nanoseconds) since
@@ -170,7 +175,7 @@ impl Content {
                 mtime_ns,
             } => Content::Path {
                 dir: dir.clone(),
-                name: Some(OsStr::from_bytes(entry_name).into()),
+                name: Some(Box::new(OsStr::from_bytes(entry_name).to_os_string())),
                 size: *size,
                 mtime_ns: *mtime_ns,
             },
@@ -178,8 +183,9 @@ impl Content {
         }
     }
 
-    fn file_name<'a>(name: &'a Option<Box<OsStr>>, entry_name: &'a [u8]) -> &'a OsStr {
+    fn file_name<'a>(name: &'a Option<Box<OsString>>, entry_name: &'a [u8]) -> &'a OsStr {
         name.as_deref()
+            .map(OsString::as_os_str)
             .unwrap_or_else(|| OsStr::from_bytes(entry_name))
     }
 
@@ -418,26 +424,78 @@ pub(crate) fn mtime_ns_of(meta: &fs::Metadata) -> MtimeNs {
 }
 
 /// One entry of the plan.
+///
+/// A plan holds one per staged object, millions for a large tree, so an
+/// entry is kept to 96 bytes with nothing of its own on the heap in the
+/// common case: its path lies in the plan's path arena, and a symlink's
+/// target and a device's numbers, which few entries have, in a box.
 #[derive(Debug, Clone)]
 pub struct Entry {
-    // Boxed slices, not Vecs: a plan holds one entry per staged object,
-    // and the capacity word is never used after staging.
-    pub(crate) path: Box<[u8]>,
+    pub(crate) path: PathRef,
     pub(crate) kind: EntryKind,
-    pub(crate) mode: u32,
+    /// At most `0o7777`, so 16 bits (which keeps the entry at 96 bytes).
+    pub(crate) mode: u16,
     pub(crate) uid: u32,
     pub(crate) gid: u32,
     pub(crate) mtime: u64,
     pub(crate) content: Option<Content>,
-    pub(crate) symlink_target: Box<[u8]>,
-    /// Index of the group's first member; u32 keeps the entry small
-    /// (`finish_plan` refuses plans of 2^32 entries or more).
-    pub(crate) hardlink_of: Option<u32>,
+    /// A symlink's target and a device's (major, minor); `None` when the
+    /// target is empty and the numbers are (0, 0).
+    pub(crate) special: Option<Box<Special>>,
+    /// Index of the group's first member, or [`NOT_A_LINK`]; u32 keeps the
+    /// entry small (`finish_plan` refuses plans of 2^32 - 1 entries or more).
+    pub(crate) hardlink_of: u32,
     pub(crate) links: u32,
-    pub(crate) rdev: (u32, u32),
     /// Index into [`Plan::xattr_sets`], or [`NO_XATTRS`]: a u32, not the
     /// set itself, keeps the entry small and stores each distinct set once.
     pub(crate) xattrs: u32,
+}
+
+/// A symlink's target and a device's (major, minor).
+pub(crate) type Special = (Box<[u8]>, (u32, u32));
+
+/// [`Entry`]'s `hardlink_of` when it is not a later member of a hard-link
+/// group.
+pub(crate) const NOT_A_LINK: u32 = u32::MAX;
+
+/// An entry's archive path: a range of one of the plan's path arenas,
+/// which hold the paths of consecutive entries back to back. 16 bytes and
+/// no allocation of its own, where a boxed path would take 16 bytes plus a
+/// heap chunk of 32 or more.
+#[derive(Clone)]
+pub(crate) struct PathRef {
+    arena: Arc<Box<[u8]>>,
+    start: u32,
+    len: u32,
+}
+
+impl PathRef {
+    /// The range `start..start + len` of an arena not made yet: `placeholder`
+    /// stands for it until [`PathRef::place`] is called.
+    pub(crate) fn placed_later(placeholder: &Arc<Box<[u8]>>, start: u32, len: u32) -> PathRef {
+        PathRef {
+            arena: placeholder.clone(),
+            start,
+            len,
+        }
+    }
+    /// Points the range at `arena`, which must hold it.
+    pub(crate) fn place(&mut self, arena: &Arc<Box<[u8]>>) {
+        assert!(
+            self.start as usize + self.len as usize <= arena.len(),
+            "path range outside its arena"
+        );
+        self.arena = arena.clone();
+    }
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.arena[self.start as usize..][..self.len as usize]
+    }
+}
+
+impl std::fmt::Debug for PathRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", String::from_utf8_lossy(self.bytes()))
+    }
 }
 
 /// [`Entry`]'s xattr index when it has no extended attributes.
@@ -447,18 +505,19 @@ impl Entry {
     /// Path inside the archive: raw bytes, no leading or trailing `/`,
     /// components joined by `/`.
     pub fn path(&self) -> &[u8] {
-        &self.path
+        self.path.bytes()
     }
     /// The last component of [`Entry::path`].
     pub fn name(&self) -> &[u8] {
-        match self.path.iter().rposition(|&b| b == b'/') {
-            Some(i) => &self.path[i + 1..],
-            None => &self.path,
+        let path = self.path();
+        match path.iter().rposition(|&b| b == b'/') {
+            Some(i) => &path[i + 1..],
+            None => path,
         }
     }
     /// Depth of the entry: 1 for a child of the root.
     pub fn depth(&self) -> usize {
-        self.path.iter().filter(|&&b| b == b'/').count() + 1
+        self.path().iter().filter(|&&b| b == b'/').count() + 1
     }
     /// What the entry is.
     pub fn kind(&self) -> EntryKind {
@@ -466,7 +525,7 @@ impl Entry {
     }
     /// Normalized permission bits (`0o7777` at most), no file-type bits.
     pub fn mode(&self) -> u32 {
-        self.mode
+        u32::from(self.mode)
     }
     /// Owner user id (from the owner policy, not the source).
     pub fn uid(&self) -> u32 {
@@ -490,12 +549,12 @@ impl Entry {
     }
     /// Target of a symlink, raw bytes; empty for other kinds.
     pub fn symlink_target(&self) -> &[u8] {
-        &self.symlink_target
+        self.special.as_ref().map_or(&[], |s| &s.0)
     }
     /// For the second and later members of a hard-link group: the index in
     /// [`Plan::entries`] of the group's first member (its target).
     pub fn hardlink_of(&self) -> Option<usize> {
-        self.hardlink_of.map(|i| i as usize)
+        (self.hardlink_of != NOT_A_LINK).then_some(self.hardlink_of as usize)
     }
     /// Number of archive paths sharing this entry's content through hard
     /// links (1 for an ordinary file; same value on every group member).
@@ -504,11 +563,11 @@ impl Entry {
     }
     /// (major, minor) of a device node; (0, 0) otherwise.
     pub fn rdev(&self) -> (u32, u32) {
-        self.rdev
+        self.special.as_ref().map_or((0, 0), |s| s.1)
     }
     /// Path as text for messages (lossy for non-UTF-8 bytes).
     pub fn display_path(&self) -> String {
-        String::from_utf8_lossy(&self.path).into_owned()
+        String::from_utf8_lossy(self.path()).into_owned()
     }
     /// Index of the entry's extended attributes in [`Plan::xattr_sets`];
     /// `None` when it has none (always, unless staging kept xattrs). Use

@@ -191,7 +191,7 @@ pub fn stage_tar(input: impl Read, name: &str, opts: &StageOptions) -> Result<Pl
                 content: None,
                 special: special(symlink_target, rdev),
                 inode: None,
-                origin: source.clone().into_boxed_str(),
+                origin: Some(Box::new(source.clone())),
             };
             let staged = match member.kind() {
                 EntryKind::File => {
@@ -225,7 +225,7 @@ pub fn stage_tar(input: impl Read, name: &str, opts: &StageOptions) -> Result<Pl
                     );
                     Staged {
                         content: Some(content),
-                        inode: Some(key),
+                        inode: Some(Box::new(key)),
                         ..simple(EntryKind::File, meta, Vec::new(), (0, 0))
                     }
                 }
@@ -238,7 +238,7 @@ pub fn stage_tar(input: impl Read, name: &str, opts: &StageOptions) -> Result<Pl
                         Staged {
                             mtime: f.mtime,
                             content: Some(f.content.clone()),
-                            inode: Some(f.key),
+                            inode: Some(Box::new(f.key)),
                             xattrs: f.xattrs.clone(),
                             ..simple(EntryKind::File, f.meta, Vec::new(), (0, 0))
                         }

@@ -38,7 +38,7 @@ pub use from_tar::stage_tar;
 pub use pack_file::PackFileSource;
 
 use crate::digest::Sha256Digest;
-use crate::plan::{InputFiles, Plan};
+use crate::plan::{InputFiles, Plan, SourceDir};
 use crate::progress::Counters;
 use normalize::{Excludes, XattrFilter, check_path_len, normalize_dest};
 pub use normalize::{MAX_XATTR_NAME, MAX_XATTR_VALUE};
@@ -480,9 +480,9 @@ pub fn stage(sources: &[Source], opts: &StageOptions) -> Result<Plan, StageError
             check_path_len(&archive)?;
             // Only a directory can lack a parent or a name ("/", "."), and
             // a directory's content is never read through `dir/name`.
-            let (dir, name): (Arc<Path>, &OsStr) = match (src.path.parent(), src.path.file_name()) {
-                (Some(parent), Some(name)) => (Arc::from(parent), name),
-                _ => (Arc::from(src.path.as_path()), OsStr::new("")),
+            let (dir, name): (SourceDir, &OsStr) = match (src.path.parent(), src.path.file_name()) {
+                (Some(parent), Some(name)) => (Arc::new(parent.to_path_buf()), name),
+                _ => (Arc::new(src.path.clone()), OsStr::new("")),
             };
             let scanned =
                 pool.install(|| stager.scan(&src.path, (&dir, name), &archive, &meta, &[]))?;

@@ -2,12 +2,13 @@
 //! sources, flattening into the plan's order and grouping hard links.
 
 use std::collections::{BTreeMap, HashMap, btree_map};
-use std::path::Path;
 use std::sync::Arc;
 
 use super::normalize::{join, last_component, lossy};
 use super::{StageError, StageOptions};
-use crate::plan::{Content, Entry, EntryKind, NO_XATTRS, Plan, RootMeta, XattrSet};
+use crate::plan::{
+    Content, Entry, EntryKind, NO_XATTRS, NOT_A_LINK, PathRef, Plan, RootMeta, SourceDir, XattrSet,
+};
 
 /// Node of the in-memory tree being assembled.
 #[derive(Debug)]
@@ -16,7 +17,79 @@ pub(super) struct Node {
     pub(super) staged: Option<Staged>,
     /// Boxed: a B-tree leaf holds 11 values inline, and most directories
     /// have few children, so inline nodes would waste most of each leaf.
-    pub(super) children: BTreeMap<Box<[u8]>, Box<Node>>,
+    pub(super) children: BTreeMap<Name, Box<Node>>,
+}
+
+/// A name in a directory of the staging tree: up to [`INLINE_NAME`] bytes
+/// in place, a heap copy beyond. The tree holds one per entry, and most
+/// names are short: in place, a name takes no heap chunk (32 bytes or
+/// more) and 24 bytes of its B-tree leaf, 8 more than a boxed slice.
+#[derive(Clone)]
+pub(super) enum Name {
+    /// `bytes[..len]`.
+    Inline {
+        len: u8,
+        bytes: [u8; INLINE_NAME],
+    },
+    Heap(Box<[u8]>),
+}
+
+/// Longest name [`Name`] holds in place (the most that keeps it 24 bytes).
+const INLINE_NAME: usize = 22;
+
+impl From<&[u8]> for Name {
+    fn from(name: &[u8]) -> Name {
+        if name.len() <= INLINE_NAME {
+            let mut bytes = [0; INLINE_NAME];
+            bytes[..name.len()].copy_from_slice(name);
+            Name::Inline {
+                len: name.len() as u8,
+                bytes,
+            }
+        } else {
+            Name::Heap(name.into())
+        }
+    }
+}
+
+impl std::ops::Deref for Name {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Name::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Name::Heap(b) => b,
+        }
+    }
+}
+
+impl std::borrow::Borrow<[u8]> for Name {
+    fn borrow(&self) -> &[u8] {
+        self
+    }
+}
+
+// Compared as the bytes they hold, as `Borrow<[u8]>` requires.
+impl PartialEq for Name {
+    fn eq(&self, other: &Name) -> bool {
+        **self == **other
+    }
+}
+impl Eq for Name {}
+impl PartialOrd for Name {
+    fn partial_cmp(&self, other: &Name) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Name {
+    fn cmp(&self, other: &Name) -> std::cmp::Ordering {
+        (**self).cmp(&**other)
+    }
+}
+
+impl std::fmt::Debug for Name {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", String::from_utf8_lossy(self))
+    }
 }
 
 #[derive(Debug)]
@@ -34,17 +107,22 @@ pub(super) struct Staged {
     pub(super) content: Option<Content>,
     /// A symlink's target and a device's numbers ([`special`]).
     pub(super) special: Special,
-    /// (dev, ino) of a regular file with more than one link, for grouping.
-    pub(super) inode: Option<(u64, u64)>,
-    /// Where the entry came from, for messages. Empty when `content` is a
-    /// [`Content::Path`]: that path says it, and is not stored twice.
-    pub(super) origin: Box<str>,
+    /// (dev, ino) of a regular file with more than one link, for grouping
+    /// (boxed: few files have one).
+    pub(super) inode: Option<Box<(u64, u64)>>,
+    /// Where the entry came from, for messages. `None` when `content` is
+    /// a [`Content::Path`]: that path says it, and is not stored twice.
+    pub(super) origin: Origin,
 }
 
 /// A symlink's target and a device's (major, minor), `None` when both are
 /// empty: boxed, since few objects have either, and the staging tree holds
-/// one node per entry (this keeps a node at 176 bytes of heap, not 208).
+/// one node per entry.
 pub(super) type Special = Option<Box<(Vec<u8>, (u32, u32))>>;
+
+/// Where a staged object came from, for messages ([`Staged::origin`]):
+/// a thin pointer, 8 bytes in every node rather than a `Box<str>`'s 16.
+pub(super) type Origin = Option<Box<String>>;
 
 /// The [`Special`] holding `symlink_target` and `rdev`.
 pub(super) fn special(symlink_target: Vec<u8>, rdev: (u32, u32)) -> Special {
@@ -55,11 +133,11 @@ impl Staged {
     /// Where the entry at archive path `archive` came from, for messages.
     pub(super) fn source(&self, archive: &[u8]) -> String {
         match &self.content {
-            Some(content @ Content::Path { .. }) if self.origin.is_empty() => content
+            Some(content @ Content::Path { .. }) if self.origin.is_none() => content
                 .describe(last_component(archive))
                 .display()
                 .to_string(),
-            _ => self.origin.to_string(),
+            _ => self.origin.as_deref().cloned().unwrap_or_default(),
         }
     }
 }
@@ -82,7 +160,7 @@ pub(super) fn place_node(root: &mut Node, archive: &[u8], node: Node) -> Result<
     let mut walked: Vec<u8> = Vec::new();
     for comp in parents {
         walked = join(&walked, comp);
-        at = at.children.entry(Box::from(*comp)).or_insert_with(|| {
+        at = at.children.entry(Name::from(*comp)).or_insert_with(|| {
             Box::new(Node {
                 staged: None,
                 children: BTreeMap::new(),
@@ -97,7 +175,7 @@ pub(super) fn place_node(root: &mut Node, archive: &[u8], node: Node) -> Result<
             });
         }
     }
-    match at.children.entry(Box::from(*last)) {
+    match at.children.entry(Name::from(*last)) {
         btree_map::Entry::Vacant(v) => {
             v.insert(Box::new(node));
             Ok(())
@@ -161,41 +239,49 @@ pub(super) fn finish_plan(
     opts: &StageOptions,
     warnings: Vec<String>,
 ) -> Result<Plan, StageError> {
+    finish_plan_in(root, opts, warnings, ARENA_MAX)
+}
+
+/// [`finish_plan`], with path arenas of at most `arena_max` bytes (beyond
+/// one path).
+fn finish_plan_in(
+    root: Node,
+    opts: &StageOptions,
+    warnings: Vec<String>,
+    arena_max: usize,
+) -> Result<Plan, StageError> {
     // Sized up front: a vector grown by doubling would, at its last
     // doubling, hold old and new buffers while the tree is still there.
-    let count = count_nodes(&root);
-    // Every path first, while the whole tree is alive: they then lie
-    // together in fresh memory. Made while the tree is being freed, each
-    // would take a chunk the tree just gave up (malloc hands a thread its
-    // own last frees first), one live path in every page of the dead
-    // tree, and no page of it could go back to the OS.
-    // The same holds for the source directories' paths, which staging
-    // threads made among the nodes: one per directory would keep a page
-    // of the dead tree each.
-    let mut paths = Vec::with_capacity(count);
+    // The same goes for the path arenas.
+    let (count, path_bytes) = tally(&root, 0);
+    if u32::try_from(count).map_or(true, |c| c == u32::MAX) {
+        return Err(StageError::TooManyEntries { count });
+    }
+    // The source directories' paths, which staging threads made among the
+    // nodes, are copied first, while the whole tree is alive: they then
+    // lie together in fresh memory. Each would otherwise keep a page of the
+    // dead tree from going back to the OS.
     let mut dirs = HashMap::new();
-    collect_paths(&root, &mut Vec::new(), &mut paths, &mut dirs);
+    collect_dirs(&root, &mut dirs);
     let mut flat = Flat {
         entries: Vec::with_capacity(count),
+        paths: Paths::new(path_bytes, arena_max),
         inodes: Vec::new(),
         xattr_sets: Vec::new(),
         xattr_index: HashMap::new(),
         dirs,
     };
-    flatten(root, &mut paths.into_iter(), opts, &mut flat);
+    flatten(root, &mut Vec::new(), opts, &mut flat);
     let Flat {
         mut entries,
+        paths,
         inodes,
         xattr_sets,
         xattr_index,
         dirs,
     } = flat;
     drop((xattr_index, dirs));
-    if u32::try_from(entries.len()).is_err() {
-        return Err(StageError::TooManyEntries {
-            count: entries.len(),
-        });
-    }
+    paths.finish(&mut entries);
     if !opts.no_hardlinks {
         group_hardlinks(&mut entries, &inodes);
     }
@@ -236,25 +322,106 @@ pub(super) fn release_freed_memory() {
 /// costs a few milliseconds per million entries.
 const TRIM_EVERY: usize = 1 << 14;
 
-/// Nodes below `node`, i.e. the entries it flattens to.
-pub(super) fn count_nodes(node: &Node) -> usize {
-    node.children.values().map(|c| 1 + count_nodes(c)).sum()
+/// Largest path arena, in bytes: a [`PathRef`] addresses one with u32s.
+const ARENA_MAX: usize = 1 << 31;
+
+/// Nodes below `node`, i.e. the entries it flattens to, and the bytes of
+/// their archive paths; `prefix` is the length of `node`'s own path.
+fn tally(node: &Node, prefix: usize) -> (usize, u64) {
+    node.children
+        .iter()
+        .fold((0, 0), |(count, bytes), (name, child)| {
+            let len = child_path_len(prefix, name);
+            let (c, b) = tally(child, len);
+            (count + 1 + c, bytes + len as u64 + b)
+        })
 }
 
-/// The flattened tree: entries in plan order, and the (dev, ino) key of
-/// each regular file with more than one link, by entry index, until hard
-/// links are grouped. Kept apart because few entries have one. Also the
-/// distinct xattr sets in order of first use, and where each one is.
+/// Length of the path of child `name` of a node whose path is `prefix`
+/// bytes long.
+fn child_path_len(prefix: usize, name: &[u8]) -> usize {
+    prefix + usize::from(prefix > 0) + name.len()
+}
+
+/// The flattened tree: entries in plan order, the arenas their paths are
+/// being placed in, and the (dev, ino) key of each regular file with more
+/// than one link, by entry index, until hard links are grouped. Kept apart
+/// because few entries have one. Also the distinct xattr sets in order of
+/// first use, and where each one is.
 pub(super) struct Flat {
     pub(super) entries: Vec<Entry>,
+    paths: Paths,
     pub(super) inodes: Vec<(usize, (u64, u64))>,
     pub(super) xattr_sets: Vec<XattrSet>,
     pub(super) xattr_index: HashMap<XattrSet, u32>,
     pub(super) dirs: Dirs,
 }
 
+/// The plan's path arenas while they are filled, in plan order. Each is
+/// sized once from the tally (filled pages are touched as the tree is
+/// freed, so the paths never sit on top of the whole tree), and entries
+/// point at a placeholder until [`Paths::finish`] hands them their arena.
+struct Paths {
+    /// Sealed arenas, each with the index of the entry of its first path.
+    sealed: Vec<(Arc<Box<[u8]>>, usize)>,
+    current: Vec<u8>,
+    /// Entry index of `current`'s first path.
+    first: usize,
+    /// Bytes of the paths not placed yet.
+    left: u64,
+    max: usize,
+    placeholder: Arc<Box<[u8]>>,
+}
+
+impl Paths {
+    fn new(bytes: u64, max: usize) -> Paths {
+        Paths {
+            sealed: Vec::new(),
+            current: Vec::with_capacity(Self::capacity(bytes, max)),
+            first: 0,
+            left: bytes,
+            max,
+            placeholder: Arc::new(Box::default()),
+        }
+    }
+
+    fn capacity(bytes: u64, max: usize) -> usize {
+        usize::try_from(bytes).map_or(max, |b| b.min(max))
+    }
+
+    /// Places the path of entry `index`, the next one in plan order.
+    fn push(&mut self, path: &[u8], index: usize) -> PathRef {
+        if !self.current.is_empty() && self.current.len() + path.len() > self.max {
+            let capacity = Self::capacity(self.left, self.max);
+            let full = std::mem::replace(&mut self.current, Vec::with_capacity(capacity));
+            self.sealed
+                .push((Arc::new(full.into_boxed_slice()), self.first));
+            self.first = index;
+        }
+        // An arena holds at most `max` bytes plus one path (of at most
+        // PATH_MAX bytes): u32 offsets and lengths.
+        let start = self.current.len() as u32;
+        self.current.extend_from_slice(path);
+        self.left = self.left.saturating_sub(path.len() as u64);
+        PathRef::placed_later(&self.placeholder, start, path.len() as u32)
+    }
+
+    /// Points every entry's path at its arena.
+    fn finish(mut self, entries: &mut [Entry]) {
+        let last = Arc::new(std::mem::take(&mut self.current).into_boxed_slice());
+        self.sealed.push((last, self.first));
+        let bounds: Vec<usize> = self.sealed.iter().skip(1).map(|(_, f)| *f).collect();
+        let ends = bounds.into_iter().chain([entries.len()]);
+        for ((arena, first), end) in self.sealed.iter().zip(ends) {
+            for e in &mut entries[*first..end] {
+                e.path.place(arena);
+            }
+        }
+    }
+}
+
 impl Flat {
-    /// `content` with the copy of its directory path [`collect_paths`] made.
+    /// `content` with the copy of its directory path [`collect_dirs`] made.
     fn rehome(&self, content: Option<Content>) -> Option<Content> {
         let Some(Content::Path {
             dir,
@@ -287,7 +454,7 @@ impl Flat {
             return i;
         }
         // Fewer sets than entries, and a plan has fewer than 2^32 - 1
-        // entries (checked by the caller once flattened).
+        // entries (checked before flattening).
         let i = self.xattr_sets.len() as u32;
         self.xattr_sets.push((*set).clone());
         self.xattr_index.insert(*set, i);
@@ -295,72 +462,62 @@ impl Flat {
     }
 }
 
-/// The archive path of every node below `node`, in plan order; `prefix`
-/// is `node`'s own path (a buffer reused all the way down). Also a copy
-/// of each source directory path, by the address of the tree's ([`Dirs`]).
-fn collect_paths(node: &Node, prefix: &mut Vec<u8>, out: &mut Vec<Box<[u8]>>, dirs: &mut Dirs) {
-    for (name, child) in &node.children {
-        let len = prefix.len();
-        if len > 0 {
-            prefix.push(b'/');
-        }
-        prefix.extend_from_slice(name);
-        out.push(Box::from(&prefix[..]));
+/// A copy of each source directory path below `node`, by the address of
+/// the tree's ([`Dirs`]).
+fn collect_dirs(node: &Node, dirs: &mut Dirs) {
+    for child in node.children.values() {
         if let Some(Staged {
             content: Some(Content::Path { dir, .. }),
             ..
         }) = &child.staged
         {
             dirs.entry(dir_key(dir))
-                .or_insert_with(|| (dir.clone(), Arc::from(&**dir)));
+                .or_insert_with(|| (dir.clone(), Arc::new((**dir).clone())));
         }
-        collect_paths(child, prefix, out, dirs);
-        prefix.truncate(len);
+        collect_dirs(child, dirs);
     }
 }
 
-/// Source directory paths copied by [`collect_paths`]: by the address of
+/// Source directory paths copied by [`collect_dirs`]: by the address of
 /// the tree's copy, that copy (kept, so the address is not reused until
 /// the tree is gone) and the new one.
-pub(super) type Dirs = HashMap<usize, (Arc<Path>, Arc<Path>)>;
+pub(super) type Dirs = HashMap<usize, (SourceDir, SourceDir)>;
 
-fn dir_key(dir: &Arc<Path>) -> usize {
+fn dir_key(dir: &SourceDir) -> usize {
     Arc::as_ptr(dir).cast::<u8>() as usize
 }
 
 /// Moves the nodes below `node` into `out.entries` in plan order, freeing
-/// the tree as it goes; `paths` yields their paths in that order
-/// ([`collect_paths`]).
-pub(super) fn flatten(
-    node: Node,
-    paths: &mut impl Iterator<Item = Box<[u8]>>,
-    opts: &StageOptions,
-    out: &mut Flat,
-) {
-    for (_, child) in node.children {
-        let path = paths
-            .next()
-            .expect("collect_paths yields one path per node, in this order");
+/// the tree as it goes; `prefix` is `node`'s archive path (a buffer reused
+/// all the way down).
+fn flatten(node: Node, prefix: &mut Vec<u8>, opts: &StageOptions, out: &mut Flat) {
+    for (name, child) in node.children {
+        let len = prefix.len();
+        if len > 0 {
+            prefix.push(b'/');
+        }
+        prefix.extend_from_slice(&name);
+        drop(name);
+        let path = out.paths.push(prefix, out.entries.len());
         let Node { staged, children } = *child;
         let entry = match staged {
             Some(s) => {
                 if let Some(key) = s.inode {
-                    out.inodes.push((out.entries.len(), key));
+                    out.inodes.push((out.entries.len(), *key));
                 }
                 let xattrs = out.intern(s.xattrs);
-                let (symlink_target, rdev) = s.special.map_or_else(Default::default, |b| *b);
                 Entry {
                     path,
                     kind: s.kind,
-                    mode: s.mode,
+                    // Staging keeps permission bits only (0o7777 at most).
+                    mode: (s.mode & 0o7777) as u16,
                     uid: s.uid,
                     gid: s.gid,
                     mtime: s.mtime,
                     content: out.rehome(s.content),
-                    symlink_target: symlink_target.into_boxed_slice(),
-                    hardlink_of: None,
+                    special: s.special.map(|b| Box::new((b.0.into_boxed_slice(), b.1))),
+                    hardlink_of: NOT_A_LINK,
                     links: 1,
-                    rdev,
                     xattrs,
                 }
             }
@@ -372,10 +529,9 @@ pub(super) fn flatten(
                 gid: opts.owner.gid,
                 mtime: opts.epoch,
                 content: None,
-                symlink_target: Box::default(),
-                hardlink_of: None,
+                special: None,
+                hardlink_of: NOT_A_LINK,
                 links: 1,
-                rdev: (0, 0),
                 xattrs: NO_XATTRS,
             },
         };
@@ -387,7 +543,8 @@ pub(super) fn flatten(
             staged: None,
             children,
         };
-        flatten(child, paths, opts, out);
+        flatten(child, prefix, opts, out);
+        prefix.truncate(len);
     }
 }
 
@@ -404,10 +561,93 @@ pub(super) fn group_hardlinks(entries: &mut [Entry], inodes: &[(usize, (u64, u64
         let e = &mut entries[i];
         e.links = counts[&k];
         match first.get(&k) {
-            Some(&t) => e.hardlink_of = Some(t),
+            Some(&t) => e.hardlink_of = t,
             None => {
                 first.insert(k, i as u32);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir() -> Staged {
+        Staged {
+            kind: EntryKind::Dir,
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+            mtime: 0,
+            xattrs: None,
+            content: None,
+            special: None,
+            inode: None,
+            origin: None,
+        }
+    }
+
+    const LONG: &str = "a-name-longer-than-twenty-two-bytes";
+
+    fn tree() -> Node {
+        let mut root = Node {
+            staged: None,
+            children: BTreeMap::new(),
+        };
+        // Placed out of order, and with an implicit parent (`d`).
+        for p in ["zz", "a", "d/e", "a/bb/ccc", "a/bb"] {
+            place(&mut root, p.as_bytes(), dir()).unwrap();
+        }
+        place(&mut root, format!("a/bb/ccc/{LONG}").as_bytes(), dir()).unwrap();
+        root
+    }
+
+    fn paths(plan: &Plan) -> Vec<String> {
+        let entries = plan.entries().iter();
+        entries.map(|e| e.display_path()).collect()
+    }
+
+    #[test]
+    fn paths_come_out_in_plan_order_over_any_arena_size() {
+        let opts = StageOptions::default();
+        let want = [
+            "a".to_string(),
+            "a/bb".into(),
+            "a/bb/ccc".into(),
+            format!("a/bb/ccc/{LONG}"),
+            "d".into(),
+            "d/e".into(),
+            "zz".into(),
+        ];
+        assert_eq!(paths(&finish_plan(tree(), &opts, vec![]).unwrap()), want);
+        // 1 byte: every path starts an arena of its own; 12: some share.
+        for max in [1, 5, 12, 40] {
+            let plan = finish_plan_in(tree(), &opts, vec![], max).unwrap();
+            assert_eq!(paths(&plan), want, "arenas of {max} bytes");
+            let names: Vec<&[u8]> = plan.entries().iter().map(|e| e.name()).collect();
+            assert_eq!(names[3], LONG.as_bytes());
+        }
+    }
+
+    #[test]
+    fn names_in_place_and_on_the_heap_order_as_their_bytes() {
+        let raw: Vec<Vec<u8>> = vec![
+            LONG.into(),
+            b"b".to_vec(),
+            b"b\0".to_vec(),
+            vec![0xff; 22],
+            vec![0xff; 23],
+            b"".to_vec(),
+            b"a-name-longer-than-twenty-two-bytes-too".to_vec(),
+        ];
+        let mut names: Vec<Name> = raw.iter().map(|r| Name::from(&r[..])).collect();
+        assert!(matches!(names[3], Name::Inline { .. }));
+        assert!(matches!(names[4], Name::Heap(_)));
+        names.sort();
+        let mut sorted = raw.clone();
+        sorted.sort();
+        let back: Vec<Vec<u8>> = names.iter().map(|n| n.to_vec()).collect();
+        assert_eq!(back, sorted);
     }
 }

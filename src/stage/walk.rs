@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fs;
 use std::io;
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 use std::sync::Arc;
@@ -16,9 +16,9 @@ use super::normalize::{
     Excludes, XattrFilter, XattrPairs, check_path_len, join, last_component, normalize_mtime,
     owner_and_mode,
 };
-use super::tree::{Node, Staged, special};
+use super::tree::{Name, Node, Staged, special};
 use super::{StageError, StageOptions};
-use crate::plan::{Content, EntryKind, mtime_ns_of};
+use crate::plan::{Content, EntryKind, SourceDir, mtime_ns_of};
 
 /// Walks sources. Shared by the staging threads (`&self` only): what one
 /// directory scan finds is returned, never written to shared state.
@@ -64,7 +64,7 @@ impl Stager<'_> {
     fn stage_one(
         &self,
         path: &Path,
-        (dir, name): (&Arc<Path>, &OsStr),
+        (dir, name): (&SourceDir, &OsStr),
         archive_name: &[u8],
         meta: &fs::Metadata,
         follow: bool,
@@ -75,7 +75,7 @@ impl Stager<'_> {
         } else if ft.is_file() {
             let content = Content::Path {
                 dir: dir.clone(),
-                name: (name.as_bytes() != archive_name).then(|| name.into()),
+                name: (name.as_bytes() != archive_name).then(|| Box::new(name.to_os_string())),
                 size: meta.len(),
                 mtime_ns: mtime_ns_of(meta),
             };
@@ -119,12 +119,11 @@ impl Stager<'_> {
             };
             (kind, None, Vec::new(), dev)
         };
-        let inode = (kind == EntryKind::File && meta.nlink() > 1).then(|| (meta.dev(), meta.ino()));
-        let origin = if content.is_some() {
-            Box::default()
-        } else {
-            path.display().to_string().into_boxed_str()
-        };
+        let inode = (kind == EntryKind::File && meta.nlink() > 1)
+            .then(|| Box::new((meta.dev(), meta.ino())));
+        let origin = content
+            .is_none()
+            .then(|| Box::new(path.display().to_string()));
         let (uid, gid, mode, warning) = owner_and_mode(
             self.opts,
             kind,
@@ -203,7 +202,7 @@ impl Stager<'_> {
     pub(super) fn scan(
         &self,
         path: &Path,
-        dir_name: (&Arc<Path>, &OsStr),
+        dir_name: (&SourceDir, &OsStr),
         archive: &[u8],
         meta: &fs::Metadata,
         ancestors: &[(u64, u64)],
@@ -261,12 +260,12 @@ impl Stager<'_> {
         path: &Path,
         archive: &[u8],
         ancestors: &[(u64, u64)],
-    ) -> Result<(BTreeMap<Box<[u8]>, Box<Node>>, Vec<String>), StageError> {
+    ) -> Result<(BTreeMap<Name, Box<Node>>, Vec<String>), StageError> {
         let mut items = Vec::new();
         let rd = fs::read_dir(path).map_err(|e| Self::io(path, e))?;
         for dirent in rd {
             let dirent = dirent.map_err(|e| Self::io(path, e))?;
-            let name = dirent.file_name().into_vec().into_boxed_slice();
+            let name = Name::from(dirent.file_name().as_bytes());
             let child_archive = join(archive, &name);
             if self.excludes.is_excluded(&child_archive) {
                 continue;
@@ -280,7 +279,7 @@ impl Stager<'_> {
         if let Some(p) = &self.opts.progress {
             p.found(items.len() as u64);
         }
-        let dir: Arc<Path> = Arc::from(path);
+        let dir: SourceDir = Arc::new(path.to_path_buf());
         let results: Vec<Result<Scanned, StageError>> = items
             .par_iter()
             .map(|(name, child, child_archive, meta)| match meta {
@@ -294,17 +293,20 @@ impl Stager<'_> {
                 }),
             })
             .collect();
-        let mut children = BTreeMap::new();
+        let mut children = Vec::with_capacity(items.len());
         let mut warnings = Vec::new();
         for ((name, _, _, meta), result) in items.into_iter().zip(results) {
             meta?;
             let scanned = result?;
             warnings.extend(scanned.warnings);
             if let Some(node) = scanned.node {
-                children.insert(name, Box::new(node));
+                children.push((name, Box::new(node)));
             }
         }
-        Ok((children, warnings))
+        // Built at once from the sorted list, a B-tree's leaves are full;
+        // inserted one by one in order, each would be left about half
+        // empty, some 20 bytes per entry on a large tree.
+        Ok((BTreeMap::from_iter(children), warnings))
     }
 }
 

@@ -281,7 +281,7 @@ pub(super) fn apply(
             content: None,
             special: None,
             inode: None,
-            origin: Box::default(),
+            origin: None,
         });
         let mut pairs: Vec<(Vec<u8>, Vec<u8>)> = staged
             .xattrs

@@ -40,7 +40,7 @@
 //! inside the image and decompress to exactly the bytes its position in the
 //! file calls for.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::sync::Mutex;
@@ -50,6 +50,7 @@ use sha2::{Digest, Sha256};
 
 use super::SquashfsError;
 use super::compress::{CompressError, Compression, Decompressor};
+use super::dedup::Seen;
 use super::image::{BlockCache, Fault, Image};
 use super::inode::NO_FRAGMENT;
 use super::metadata::{Cursor, MetadataReader};
@@ -409,6 +410,8 @@ impl Planner<'_> {
         // the distinct sizes that do, sorted (few, even for millions of
         // small files; all sizes are held only while they are counted).
         let mut shared: Vec<u64> = Vec::new();
+        // Files of those sizes: at most this many contents are looked up.
+        let mut candidates = 0;
         if self.opts.dedup {
             let mut sizes: Vec<u64> = entries
                 .iter()
@@ -416,6 +419,11 @@ impl Planner<'_> {
                 .map(|e| e.size())
                 .collect();
             sizes.sort_unstable();
+            candidates = sizes
+                .chunk_by(|a, b| a == b)
+                .filter(|run| run.len() > 1)
+                .map(<[u64]>::len)
+                .sum();
             shared = sizes
                 .windows(2)
                 .filter(|w| w[0] == w[1])
@@ -425,8 +433,7 @@ impl Planner<'_> {
         }
         let shared_size = |size: u64| shared.binary_search(&size).is_ok();
         // First 128 bits of the SHA-256 -> first entry with that content.
-        // The size is not part of the key: the digest already fixes it.
-        let mut seen: HashMap<[u8; 16], u32> = HashMap::new();
+        let mut seen = Seen::with_capacity(candidates);
         let mut placed: Vec<Placed> = Vec::with_capacity(entries.len());
         let mut sparse_of_slot: Vec<u64> = Vec::new();
         let mut deduplicated = false;
@@ -465,15 +472,14 @@ impl Planner<'_> {
                 };
                 let mut key = [0u8; 16];
                 key.copy_from_slice(&digest[..16]);
-                if let Some(&orig) = seen.get(&key) {
+                let idx32 = u32::try_from(idx)
+                    .map_err(|_| SquashfsError::Limit("more than 2^32 entries".into()))?;
+                if let Some(orig) = seen.get_or_insert(key, idx32) {
                     // The file it repeats is earlier, so already placed.
                     placed.push(placed[orig as usize]);
                     deduplicated = true;
                     continue;
                 }
-                let idx32 = u32::try_from(idx)
-                    .map_err(|_| SquashfsError::Limit("more than 2^32 entries".into()))?;
-                seen.insert(key, idx32);
                 expect_hash = Some(digest);
             }
             let full_blocks = size / bs;

@@ -210,10 +210,13 @@ pub(crate) fn write_tables(
         // At most 2^32 - 1 nodes (checked by build_tree).
         number[node as usize] = i as u32 + 1;
     }
-    // Inode reference (block << 16 | offset) and basic type per owner node;
-    // type 0 = not written yet.
-    let mut refs = vec![0u64; entries.len() + 1];
+    // Inode reference (block << 16 | offset) per inode number - 1, which
+    // is the export table itself (an owner node's reference is found
+    // through its number), and basic type per owner node; type 0 = not
+    // written yet.
+    let mut export = vec![0u64; order.len()];
     let mut types = vec![0u8; entries.len() + 1];
+    let reference = |export: &[u64], node: usize| export[number[node] as usize - 1];
     let mut inodes = MetadataWriter::new(inode_comp);
     let mut dirs = MetadataWriter::new(dir_comp);
     let mut buf = Vec::new();
@@ -236,13 +239,14 @@ pub(crate) fn write_tables(
                 if types[o] == 0 {
                     return Err(SquashfsError::Internal("child inode not yet written"));
                 }
+                let r = reference(&export, o);
                 subdirs += usize::from(is_dir(entries, c));
                 listing_entries.push(DirEntry {
                     name: entries[c - 1].name(),
                     inode_number: number[o],
                     inode: MetaPos {
-                        block: refs[o] >> 16,
-                        offset: refs[o] as u16,
+                        block: r >> 16,
+                        offset: r as u16,
                     },
                     basic_type: u16::from(types[o]),
                 });
@@ -338,15 +342,14 @@ pub(crate) fn write_tables(
             inode::encode(&header, &body, &mut buf)
         };
         inodes.write(&buf)?;
-        refs[node] = pos.reference();
+        export[number[node] as usize - 1] = pos.reference();
         // Basic types are 1-7.
         types[node] = basic_type as u8;
     }
     if types[0] == 0 {
         return Err(SquashfsError::Internal("root inode not written"));
     }
-    let root_ref = refs[0];
-    let export = order.iter().map(|&n| refs[n as usize]).collect();
+    let root_ref = reference(&export, 0);
     let (inode_table, _) = inodes.finish()?;
     let (dir_table, _) = dirs.finish()?;
     Ok(MetaTables {

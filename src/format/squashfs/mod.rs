@@ -41,6 +41,7 @@
 
 pub(crate) mod compress;
 pub(crate) mod data;
+mod dedup;
 pub(crate) mod dir;
 pub(crate) mod fs_tree;
 pub(crate) mod image;

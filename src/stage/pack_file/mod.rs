@@ -47,10 +47,10 @@ pub use parse::{
 };
 
 use super::normalize::{join, last_component, lossy};
-use super::tree::{Node, Staged, special};
+use super::tree::{Name, Node, Origin, Staged, special};
 use super::{MAX_ARCHIVE_PATH, StageError, StageOptions};
 use crate::digest::Sha256Digest;
-use crate::plan::{Content, EntryKind, RootMeta, mtime_ns_of};
+use crate::plan::{Content, EntryKind, RootMeta, SourceDir, mtime_ns_of};
 
 /// A pack file to apply: `--pack-file FILE [--pack-dir DIR]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,8 +161,8 @@ impl Applier<'_> {
         self.err(line, format!("source {}: {e}", path.display()))
     }
 
-    fn origin(&self, line: usize) -> Box<str> {
-        format!("{}:{line}", self.file.display()).into_boxed_str()
+    fn origin(&self, line: usize) -> Origin {
+        Some(Box::new(format!("{}:{line}", self.file.display())))
     }
 
     fn staged(&self, line: usize, kind: EntryKind, meta: &Meta) -> Staged {
@@ -304,7 +304,7 @@ impl Applier<'_> {
                         old.origin = new.origin;
                     }
                     EntryKind::File => {
-                        if let Some(key) = old.inode {
+                        if let Some(&key) = old.inode.as_deref() {
                             let meta = Meta {
                                 mode: new.mode,
                                 uid: new.uid,
@@ -371,7 +371,7 @@ impl Applier<'_> {
                 ));
             }
             walked = join(&walked, comp);
-            at = at.children.entry(Box::from(comp)).or_insert_with(|| {
+            at = at.children.entry(Name::from(comp)).or_insert_with(|| {
                 Box::new(Node {
                     staged: None,
                     children: BTreeMap::new(),
@@ -405,8 +405,8 @@ impl Applier<'_> {
             ));
         }
         Ok(Content::Path {
-            dir: Arc::from(dir),
-            name: Some(name.into()),
+            dir: Arc::new(dir.to_path_buf()),
+            name: Some(Box::new(name.to_os_string())),
             size: meta.len(),
             mtime_ns: mtime_ns_of(&meta),
         })
@@ -420,7 +420,7 @@ impl Applier<'_> {
         }
         for child in node.children.values_mut() {
             if let Some(s) = &mut child.staged
-                && let Some(&(_, meta)) = s.inode.and_then(|k| self.groups.get(&k))
+                && let Some(&(_, meta)) = s.inode.as_deref().and_then(|k| self.groups.get(k))
             {
                 s.mode = meta.mode;
                 s.uid = meta.uid;
@@ -470,9 +470,9 @@ impl Applier<'_> {
             };
             // Hard links made here share a key no (device, inode) pair
             // from disk can have.
-            let key = *staged.inode.get_or_insert_with(|| {
+            let key = **staged.inode.get_or_insert_with(|| {
                 next_key += 1;
-                (u64::MAX, next_key)
+                Box::new((u64::MAX, next_key))
             });
             let copy = Staged {
                 kind: EntryKind::File,
@@ -487,7 +487,7 @@ impl Applier<'_> {
                     .as_ref()
                     .map(|c| c.named(last_component(target))),
                 special: None,
-                inode: Some(key),
+                inode: Some(Box::new(key)),
                 origin: staged.origin.clone(),
             };
             if let Some(link) = find_mut(root, path) {
@@ -562,7 +562,7 @@ impl Applier<'_> {
             .collect::<Result<_, _>>()
             .map_err(|e| self.io(n, e, &disk))?;
         names.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-        let shared: Arc<Path> = Arc::from(disk.as_path());
+        let shared: SourceDir = Arc::new(disk.clone());
         let mut descend: Vec<(Vec<u8>, PathBuf)> = Vec::new();
         for name in names {
             let src = disk.join(&name);
@@ -625,11 +625,11 @@ impl Applier<'_> {
             if kind == EntryKind::File {
                 staged.content = Some(Content::Path {
                     dir: shared.clone(),
-                    name: Some(name.as_os_str().into()),
+                    name: Some(Box::new(name.clone())),
                     size: meta.len(),
                     mtime_ns: mtime_ns_of(&meta),
                 });
-                staged.origin = Box::default();
+                staged.origin = None;
             }
             match node.children.get_mut(name_b) {
                 Some(existing) => match &existing.staged {
@@ -652,7 +652,7 @@ impl Applier<'_> {
                 },
                 None => {
                     node.children.insert(
-                        Box::from(name_b),
+                        Name::from(name_b),
                         Box::new(Node {
                             staged: Some(staged),
                             children: BTreeMap::new(),
@@ -746,7 +746,7 @@ impl Applier<'_> {
             content: None,
             special: special(symlink_target, rdev),
             inode: None,
-            origin: src.display().to_string().into_boxed_str(),
+            origin: Some(Box::new(src.display().to_string())),
         })
     }
 }
