@@ -11,6 +11,10 @@
 //! uncompressed block`. Blocks are compressed as soon as they fill, so the
 //! position of the next record is always known exactly.
 
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+
+use super::SquashfsError;
 use super::compress::{CompressError, Compressor};
 use super::image::{BlockCache, Fault, Image};
 
@@ -19,14 +23,18 @@ pub(crate) const METADATA_SIZE: usize = 8192;
 /// Bit 15 of the block header: stored uncompressed.
 const UNCOMPRESSED: u16 = 0x8000;
 
-/// Builds one metadata stream in memory.
+/// Builds one metadata stream in memory, or, with
+/// [`MetadataWriter::spill`], straight into the output file.
 pub(crate) struct MetadataWriter<'c> {
     compressor: &'c mut Compressor,
+    /// Finished blocks not spilled yet.
     out: Vec<u8>,
     cur: Vec<u8>,
     scratch: Vec<u8>,
     /// Start (relative to the table) of every block flushed so far.
     block_starts: Vec<u64>,
+    /// Bytes of finished blocks already written to the file.
+    spilled: u64,
 }
 
 /// Where a record starts: its block's start relative to the table and the
@@ -53,13 +61,14 @@ impl<'c> MetadataWriter<'c> {
             cur: Vec::with_capacity(METADATA_SIZE),
             scratch: Vec::new(),
             block_starts: Vec::new(),
+            spilled: 0,
         }
     }
 
     /// Position the next byte written will have.
     pub(crate) fn pos(&self) -> MetaPos {
         MetaPos {
-            block: self.out.len() as u64,
+            block: self.spilled + self.out.len() as u64,
             // cur.len() < METADATA_SIZE: full blocks are flushed at once.
             offset: self.cur.len() as u16,
         }
@@ -83,7 +92,7 @@ impl<'c> MetadataWriter<'c> {
     }
 
     fn flush_block(&mut self) -> Result<(), CompressError> {
-        self.block_starts.push(self.out.len() as u64);
+        self.block_starts.push(self.spilled + self.out.len() as u64);
         let compressed = self.compressor.compress(&self.cur, &mut self.scratch)?;
         // Both sizes are at most 8192, so they fit the 15 bits.
         let (header, body) = if compressed {
@@ -98,14 +107,53 @@ impl<'c> MetadataWriter<'c> {
     }
 
     /// Flushes the last, partial block and returns the on-disk bytes and
-    /// the start of each block relative to the table.
+    /// the start of each block relative to the table. For a stream that
+    /// was never spilled.
     pub(crate) fn finish(mut self) -> Result<(Vec<u8>, Vec<u64>), CompressError> {
+        debug_assert_eq!(self.spilled, 0, "finish after spill");
         if !self.cur.is_empty() {
             self.flush_block()?;
         }
         Ok((self.out, self.block_starts))
     }
+
+    /// Once at least `SPILL_BYTES` of finished blocks are held, writes them
+    /// to `file` at `table_start` plus their place in the table and lets
+    /// them go: a table of millions of records is never held whole. The
+    /// table must then end with [`MetadataWriter::finish_spilled`].
+    pub(crate) fn spill(&mut self, file: &File, table_start: u64) -> Result<(), SquashfsError> {
+        if self.out.len() >= SPILL_BYTES {
+            self.spill_now(file, table_start)?;
+        }
+        Ok(())
+    }
+
+    fn spill_now(&mut self, file: &File, table_start: u64) -> Result<(), SquashfsError> {
+        file.write_all_at(&self.out, table_start + self.spilled)
+            .map_err(SquashfsError::Output)?;
+        self.spilled += self.out.len() as u64;
+        self.out.clear();
+        Ok(())
+    }
+
+    /// Flushes the last, partial block, writes what is still held to
+    /// `file` as [`MetadataWriter::spill`] does, and returns the absolute
+    /// offset just past the table.
+    pub(crate) fn finish_spilled(
+        mut self,
+        file: &File,
+        table_start: u64,
+    ) -> Result<u64, SquashfsError> {
+        if !self.cur.is_empty() {
+            self.flush_block()?;
+        }
+        self.spill_now(file, table_start)?;
+        Ok(table_start + self.spilled)
+    }
 }
+
+/// Finished metadata held before [`MetadataWriter::spill`] writes it out.
+const SPILL_BYTES: usize = 1 << 20;
 
 /// Lays out a lookup table (§2.3) whose metadata blocks start at absolute
 /// offset `table_start`: returns the blocks, followed by the uncompressed
@@ -118,6 +166,15 @@ pub(crate) fn lookup_table(
 ) -> Result<(Vec<u8>, u64), CompressError> {
     let mut w = MetadataWriter::new(compressor);
     w.write(entries)?;
+    finish_lookup_table(w, table_start)
+}
+
+/// [`lookup_table`] for a table whose entries were written to `w` (not
+/// spilled) as they were found.
+pub(crate) fn finish_lookup_table(
+    w: MetadataWriter<'_>,
+    table_start: u64,
+) -> Result<(Vec<u8>, u64), CompressError> {
     let (mut bytes, starts) = w.finish()?;
     let list_at = table_start + bytes.len() as u64;
     for s in starts {

@@ -29,15 +29,6 @@ pub(crate) fn fragment_entries(fragments: &[FragmentEntry]) -> Vec<u8> {
     out
 }
 
-/// §8: the inode reference of inode number n + 1 at index n.
-pub(crate) fn export_entries(refs: &[u64]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(refs.len() * 8);
-    for r in refs {
-        out.extend_from_slice(&r.to_le_bytes());
-    }
-    out
-}
-
 /// §9: u32 ids; inodes store an index into this list.
 pub(crate) fn id_entries(ids: &[u32]) -> Vec<u8> {
     let mut out = Vec::with_capacity(ids.len() * 4);

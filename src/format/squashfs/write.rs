@@ -191,19 +191,29 @@ pub fn write_squashfs_with_progress(
 
     let mut c1 = comp.compressor(bs)?;
     let mut c2 = comp.compressor(bs)?;
-    let meta = fs_tree::write_tables(plan, &data, &ids, &mut c1, &mut c2)?;
+    let mut c3 = comp.compressor(bs)?;
+    // The inode table is written as it is laid out, from the end of the
+    // data on.
+    let inode_table_start = data.end;
+    let meta = fs_tree::write_tables(
+        plan,
+        &data,
+        &ids,
+        [&mut c1, &mut c2],
+        &mut c3,
+        file,
+        inode_table_start,
+    )?;
 
-    // Tables, in the order the kernel checks them (§2), each written at its
-    // offset as soon as it is laid out.
+    // The other tables, in the order the kernel checks them (§2), each
+    // written at its offset as soon as it is laid out.
     let put = |bytes: &[u8], at: u64| -> Result<u64, SquashfsError> {
         file.write_all_at(bytes, at)
             .map_err(SquashfsError::Output)?;
         Ok(at + bytes.len() as u64)
     };
-    let inode_table_start = data.end;
-    let directory_table_start = put(&meta.inode_table, inode_table_start)?;
+    let directory_table_start = meta.inode_table_end;
     let frag_blocks_at = put(&meta.dir_table, directory_table_start)?;
-    drop(meta.inode_table);
     drop(meta.dir_table);
     // The fragment, export and id tables (§7-§9), each a lookup table
     // whose blocks start where the previous table ended.
@@ -213,8 +223,10 @@ pub fn write_squashfs_with_progress(
     };
     let (fragment_table_start, export_blocks_at) =
         lookup_table(&table::fragment_entries(&data.fragments), frag_blocks_at)?;
-    let (export_table_start, id_blocks_at) =
-        lookup_table(&table::export_entries(&meta.export), export_blocks_at)?;
+    let (export_bytes, export_table_start) =
+        metadata::finish_lookup_table(meta.export, export_blocks_at)?;
+    let id_blocks_at = put(&export_bytes, export_blocks_at)?;
+    drop(export_bytes);
     let (id_table_start, id_end) = lookup_table(&table::id_entries(ids.ids()), id_blocks_at)?;
     // The xattr table (§10) last, as mksquashfs places it.
     let (xattr_id_table_start, bytes_used) = match &xattrs {
@@ -245,7 +257,7 @@ pub fn write_squashfs_with_progress(
             | flags::UNCOMPRESSED_IDS;
     }
     let sb = Superblock {
-        inode_count: meta.export.len() as u32,
+        inode_count: meta.inode_count,
         modification_time: mkfs_time,
         block_size: bs,
         fragment_entry_count: u32::try_from(data.fragments.len())
