@@ -6,7 +6,7 @@
 //! through [`Content::reader`], which also checks that the file did not change
 //! since it was staged. [`EntryKind`] is shared with the archive readers.
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsStr;
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::ops::Range;
@@ -115,24 +115,40 @@ pub enum ContentError {
 pub type SourceDir = Arc<PathBuf>;
 
 /// Where a regular file's bytes come from.
+///
+/// 32 bytes: a plan holds one per regular file, and a tree may hold
+/// millions.
 #[derive(Debug, Clone)]
 pub enum Content {
-    /// A file on disk, `dir/name`, with the size and mtime seen when it
-    /// was staged. The directory's path is shared by all its files: a plan
-    /// holds each source directory path once, not once per file.
+    /// A file found in a directory, `dir/NAME`, where NAME is the name of
+    /// the entry holding this content (the last component of its archive
+    /// path), as for every file found by walking a directory: a plan holds
+    /// the name once, in the entry's path, and each source directory's
+    /// path once, shared by all its files. Size and mtime are as seen when
+    /// it was staged.
     Path {
         /// The directory holding the file.
         dir: SourceDir,
-        /// The file's name in `dir`; `None` when it is the name of the
-        /// entry holding this content (the last component of its archive
-        /// path), as for every file found by walking a directory: a plan
-        /// then holds the name once, in the entry's path.
-        name: Option<Box<OsString>>,
         /// Size in bytes when staged; reading fails if it differs.
         size: u64,
-        /// Modification time when staged, as (seconds, nanoseconds) since
-        /// 1970; reading fails if it differs at the end.
-        mtime_ns: MtimeNs,
+        /// Modification time when staged, seconds since 1970; reading
+        /// fails if it (or `mtime_nanos`) differs at the end.
+        mtime_secs: i64,
+        /// The nanoseconds of the modification time (0 to 999,999,999).
+        mtime_nanos: u32,
+    },
+    /// A file whose name is not its entry's (a pack file's source, a file
+    /// packed under another name), by its whole path; otherwise as
+    /// [`Content::Path`].
+    File {
+        /// The file.
+        path: SourceDir,
+        /// Size in bytes when staged; reading fails if it differs.
+        size: u64,
+        /// Modification time when staged, seconds since 1970.
+        mtime_secs: i64,
+        /// The nanoseconds of the modification time.
+        mtime_nanos: u32,
     },
     /// A byte range of an already-open spool file (e.g. a tar stream copied
     /// to a temp file).
@@ -147,19 +163,46 @@ pub enum Content {
 }
 
 impl Content {
+    /// A [`Content::File`]: the file at `path`, whose size and mtime are
+    /// those of `meta`.
+    pub(crate) fn on_disk(path: SourceDir, meta: &fs::Metadata) -> Content {
+        let (mtime_secs, mtime_nanos) = mtime_ns_of(meta);
+        Content::File {
+            path,
+            size: meta.len(),
+            mtime_secs,
+            mtime_nanos,
+        }
+    }
+
+    /// A [`Content::Path`]: a file of directory `dir` named as its entry,
+    /// whose size and mtime are those of `meta`.
+    pub(crate) fn in_dir(dir: SourceDir, meta: &fs::Metadata) -> Content {
+        let (mtime_secs, mtime_nanos) = mtime_ns_of(meta);
+        Content::Path {
+            dir,
+            size: meta.len(),
+            mtime_secs,
+            mtime_nanos,
+        }
+    }
+
     /// Number of bytes the reader yields.
     pub fn size(&self) -> u64 {
         match self {
-            Content::Path { size, .. } | Content::Spool { size, .. } => *size,
+            Content::Path { size, .. }
+            | Content::File { size, .. }
+            | Content::Spool { size, .. } => *size,
         }
     }
 
     /// A name for messages: the source path, or `<spool>`. `entry_name`
     /// is the name of the entry holding the content ([`Entry::name`]),
-    /// the file's name when the content has none of its own.
+    /// the file's name for a [`Content::Path`].
     pub fn describe(&self, entry_name: &[u8]) -> PathBuf {
         match self {
-            Content::Path { dir, name, .. } => dir.join(Self::file_name(name, entry_name)),
+            Content::Path { dir, .. } => dir.join(OsStr::from_bytes(entry_name)),
+            Content::File { path, .. } => path.to_path_buf(),
             Content::Spool { .. } => PathBuf::from("<spool>"),
         }
     }
@@ -170,23 +213,17 @@ impl Content {
         match self {
             Content::Path {
                 dir,
-                name: None,
                 size,
-                mtime_ns,
-            } => Content::Path {
-                dir: dir.clone(),
-                name: Some(Box::new(OsStr::from_bytes(entry_name).to_os_string())),
+                mtime_secs,
+                mtime_nanos,
+            } => Content::File {
+                path: Arc::new(dir.join(OsStr::from_bytes(entry_name))),
                 size: *size,
-                mtime_ns: *mtime_ns,
+                mtime_secs: *mtime_secs,
+                mtime_nanos: *mtime_nanos,
             },
             other => other.clone(),
         }
-    }
-
-    fn file_name<'a>(name: &'a Option<Box<OsString>>, entry_name: &'a [u8]) -> &'a OsStr {
-        name.as_deref()
-            .map(OsString::as_os_str)
-            .unwrap_or_else(|| OsStr::from_bytes(entry_name))
     }
 
     /// Opens the content for reading; `entry_name` as for
@@ -195,60 +232,65 @@ impl Content {
     /// since staging, reading fails with [`ContentError::Unstable`] (wrapped in an
     /// `io::Error` of kind `InvalidData`).
     pub fn reader(&self, entry_name: &[u8]) -> Result<ContentReader, ContentError> {
-        match self {
+        let (size, mtime_ns) = match self {
             Content::Path {
-                dir,
-                name,
                 size,
-                mtime_ns,
-            } => {
-                let path = &dir.join(Self::file_name(name, entry_name));
-                let file = File::open(path).map_err(|source| ContentError::Io {
-                    path: path.clone(),
-                    source,
-                })?;
-                let meta = file.metadata().map_err(|source| ContentError::Io {
-                    path: path.clone(),
-                    source,
-                })?;
-                if meta.len() != *size {
-                    return Err(ContentError::Unstable {
-                        path: path.clone(),
-                        what: "size",
-                    });
-                }
-                if mtime_ns_of(&meta) != *mtime_ns {
-                    return Err(ContentError::Unstable {
-                        path: path.clone(),
-                        what: "mtime",
-                    });
-                }
-                let holes = holes::worth_looking(*size, meta.blocks());
-                Ok(ContentReader::new(
-                    ReaderInner::File(file),
-                    path.clone(),
-                    0,
-                    *size,
-                    Some(*mtime_ns),
-                    holes,
-                ))
+                mtime_secs,
+                mtime_nanos,
+                ..
             }
+            | Content::File {
+                size,
+                mtime_secs,
+                mtime_nanos,
+                ..
+            } => (*size, (*mtime_secs, *mtime_nanos)),
             Content::Spool { file, offset, size } => {
                 // The spool is sparse where the tar stream held zero blocks.
                 let holes = *size >= holes::MIN_SPARSE_LEN
                     && file
                         .metadata()
                         .is_ok_and(|m| holes::worth_looking(m.len(), m.blocks()));
-                Ok(ContentReader::new(
+                return Ok(ContentReader::new(
                     ReaderInner::Spool(file.clone()),
                     PathBuf::from("<spool>"),
                     *offset,
                     *size,
                     None,
                     holes,
-                ))
+                ));
             }
+        };
+        let path = &self.describe(entry_name);
+        let file = File::open(path).map_err(|source| ContentError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let meta = file.metadata().map_err(|source| ContentError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        if meta.len() != size {
+            return Err(ContentError::Unstable {
+                path: path.clone(),
+                what: "size",
+            });
         }
+        if mtime_ns_of(&meta) != mtime_ns {
+            return Err(ContentError::Unstable {
+                path: path.clone(),
+                what: "mtime",
+            });
+        }
+        let holes = holes::worth_looking(size, meta.blocks());
+        Ok(ContentReader::new(
+            ReaderInner::File(file),
+            path.clone(),
+            0,
+            size,
+            Some(mtime_ns),
+            holes,
+        ))
     }
 }
 
@@ -426,22 +468,19 @@ pub(crate) fn mtime_ns_of(meta: &fs::Metadata) -> MtimeNs {
 /// One entry of the plan.
 ///
 /// A plan holds one per staged object, millions for a large tree, so an
-/// entry is kept to 96 bytes with nothing of its own on the heap in the
+/// entry is kept to 80 bytes with nothing of its own on the heap in the
 /// common case: its path lies in the plan's path arena, and a symlink's
 /// target and a device's numbers, which few entries have, in a box.
 #[derive(Debug, Clone)]
 pub struct Entry {
     pub(crate) path: PathRef,
     pub(crate) kind: EntryKind,
-    /// At most `0o7777`, so 16 bits (which keeps the entry at 96 bytes).
+    /// At most `0o7777`, so 16 bits (which keeps the entry at 80 bytes).
     pub(crate) mode: u16,
     pub(crate) uid: u32,
     pub(crate) gid: u32,
     pub(crate) mtime: u64,
-    pub(crate) content: Option<Content>,
-    /// A symlink's target and a device's (major, minor); `None` when the
-    /// target is empty and the numbers are (0, 0).
-    pub(crate) special: Option<Box<Special>>,
+    pub(crate) payload: Payload,
     /// Index of the group's first member, or [`NOT_A_LINK`]; u32 keeps the
     /// entry small (`finish_plan` refuses plans of 2^32 - 1 entries or more).
     pub(crate) hardlink_of: u32,
@@ -453,6 +492,29 @@ pub struct Entry {
 
 /// A symlink's target and a device's (major, minor).
 pub(crate) type Special = (Box<[u8]>, (u32, u32));
+
+/// What an entry holds besides its metadata. One field, not two: no entry
+/// has both a content and a symlink target or device numbers, and 32
+/// bytes, the size of a [`Content`], in every entry of a plan of millions.
+#[derive(Debug, Clone)]
+pub(crate) enum Payload {
+    /// A directory's, a fifo's, a socket's; or a symlink with an empty
+    /// target, or a device numbered (0, 0).
+    Nothing,
+    /// A regular file's content (also held by hard-link members).
+    Content(Content),
+    /// A symlink's target or a device's numbers, not both empty.
+    Special(Box<Special>),
+}
+
+impl Payload {
+    fn special(&self) -> Option<&Special> {
+        match self {
+            Payload::Special(s) => Some(s),
+            _ => None,
+        }
+    }
+}
 
 /// [`Entry`]'s `hardlink_of` when it is not a later member of a hard-link
 /// group.
@@ -541,15 +603,18 @@ impl Entry {
     }
     /// Size of a regular file's content; 0 for everything else.
     pub fn size(&self) -> u64 {
-        self.content.as_ref().map_or(0, Content::size)
+        self.content().map_or(0, Content::size)
     }
     /// Content of a regular file (also present on hard-link members).
     pub fn content(&self) -> Option<&Content> {
-        self.content.as_ref()
+        match &self.payload {
+            Payload::Content(c) => Some(c),
+            _ => None,
+        }
     }
     /// Target of a symlink, raw bytes; empty for other kinds.
     pub fn symlink_target(&self) -> &[u8] {
-        self.special.as_ref().map_or(&[], |s| &s.0)
+        self.payload.special().map_or(&[], |s| &s.0)
     }
     /// For the second and later members of a hard-link group: the index in
     /// [`Plan::entries`] of the group's first member (its target).
@@ -563,7 +628,7 @@ impl Entry {
     }
     /// (major, minor) of a device node; (0, 0) otherwise.
     pub fn rdev(&self) -> (u32, u32) {
-        self.special.as_ref().map_or((0, 0), |s| s.1)
+        self.payload.special().map_or((0, 0), |s| s.1)
     }
     /// Path as text for messages (lossy for non-UTF-8 bytes).
     pub fn display_path(&self) -> String {
@@ -700,5 +765,21 @@ impl Plan {
             .xattr_index()
             .and_then(|i| self.xattr_sets.get(i as usize))
             .unwrap_or(&EMPTY)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A plan holds one entry per staged object and the staging tree one
+    /// content per file: what these sizes cost is multiplied by millions
+    /// (docs/BENCHMARKS.md measures it). A new field that grows them must
+    /// be a decision, not an accident.
+    #[test]
+    fn entries_and_contents_stay_small() {
+        assert_eq!(size_of::<Option<Content>>(), 32);
+        assert_eq!(size_of::<Payload>(), 32);
+        assert_eq!(size_of::<Entry>(), 80);
     }
 }

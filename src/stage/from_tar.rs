@@ -32,17 +32,17 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
 use std::sync::Arc;
 
 use super::normalize::{Excludes, XattrFilter, abbreviated, normalize_mtime, owner_and_mode};
-use super::tree::{Node, Staged, finish_plan, place, special};
+use super::tree::{Children, Node, Staged, finish_plan, place, special};
 use super::{MAX_ARCHIVE_PATH, StageError, StageOptions};
 use crate::format::tar::read::visit;
 use crate::format::{ArchiveEntry, ArchiveError, Format, PathProblem, normalize_path};
-use crate::plan::{Content, EntryKind, Plan, XattrSet};
+use crate::plan::{Content, EntryKind, Payload, Plan, XattrSet};
 
 /// Device number used in the hard-link grouping keys of tar members (no
 /// real `st_dev` is ever all ones).
@@ -112,7 +112,7 @@ pub fn stage_tar(input: impl Read, name: &str, opts: &StageOptions) -> Result<Pl
 
     let mut root = Node {
         staged: None,
-        children: BTreeMap::new(),
+        children: Children::new(),
     };
     let mut files: HashMap<Vec<u8>, SeenFile> = HashMap::new();
     let mut symlinks: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
@@ -188,8 +188,7 @@ pub fn stage_tar(input: impl Read, name: &str, opts: &StageOptions) -> Result<Pl
                 gid,
                 mtime,
                 xattrs: xattrs.clone(),
-                content: None,
-                special: special(symlink_target, rdev),
+                payload: special(symlink_target, rdev),
                 inode: None,
                 origin: Some(Box::new(source.clone())),
             };
@@ -224,7 +223,7 @@ pub fn stage_tar(input: impl Read, name: &str, opts: &StageOptions) -> Result<Pl
                         },
                     );
                     Staged {
-                        content: Some(content),
+                        payload: Payload::Content(content),
                         inode: Some(Box::new(key)),
                         ..simple(EntryKind::File, meta, Vec::new(), (0, 0))
                     }
@@ -237,7 +236,7 @@ pub fn stage_tar(input: impl Read, name: &str, opts: &StageOptions) -> Result<Pl
                         // and attributes, whatever its own header says.
                         Staged {
                             mtime: f.mtime,
-                            content: Some(f.content.clone()),
+                            payload: Payload::Content(f.content.clone()),
                             inode: Some(Box::new(f.key)),
                             xattrs: f.xattrs.clone(),
                             ..simple(EntryKind::File, f.meta, Vec::new(), (0, 0))

@@ -26,7 +26,6 @@ mod tree;
 mod walk;
 pub mod xattr_file;
 
-use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
@@ -42,7 +41,7 @@ use crate::plan::{InputFiles, Plan, SourceDir};
 use crate::progress::Counters;
 use normalize::{Excludes, XattrFilter, check_path_len, normalize_dest};
 pub use normalize::{MAX_XATTR_NAME, MAX_XATTR_VALUE};
-use tree::{Node, finish_plan, merge, place_node};
+use tree::{Children, Node, finish_plan, merge, place_node};
 use walk::Stager;
 
 /// Longest archive path staged, in bytes. Longer paths cannot be named in
@@ -448,7 +447,7 @@ pub fn stage(sources: &[Source], opts: &StageOptions) -> Result<Plan, StageError
         })?;
     let mut root = Node {
         staged: None,
-        children: BTreeMap::new(),
+        children: Children::new(),
     };
     let mut warnings = Vec::new();
     for src in sources {

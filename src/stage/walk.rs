@@ -1,7 +1,6 @@
 //! Walking the filesystem: one directory scan per task on the staging
 //! threads, children sorted by raw name bytes.
 
-use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fs;
 use std::io;
@@ -16,9 +15,9 @@ use super::normalize::{
     Excludes, XattrFilter, XattrPairs, check_path_len, join, last_component, normalize_mtime,
     owner_and_mode,
 };
-use super::tree::{Name, Node, Staged, special};
+use super::tree::{Children, Name, Node, Staged, special};
 use super::{StageError, StageOptions};
-use crate::plan::{Content, EntryKind, SourceDir, mtime_ns_of};
+use crate::plan::{Content, EntryKind, Payload, SourceDir};
 
 /// Walks sources. Shared by the staging threads (`&self` only): what one
 /// directory scan finds is returned, never written to shared state.
@@ -73,11 +72,10 @@ impl Stager<'_> {
         let (kind, content, target, rdev) = if ft.is_dir() {
             (EntryKind::Dir, None, Vec::new(), (0, 0))
         } else if ft.is_file() {
-            let content = Content::Path {
-                dir: dir.clone(),
-                name: (name.as_bytes() != archive_name).then(|| Box::new(name.to_os_string())),
-                size: meta.len(),
-                mtime_ns: mtime_ns_of(meta),
+            let content = if name.as_bytes() == archive_name {
+                Content::in_dir(dir.clone(), meta)
+            } else {
+                Content::on_disk(Arc::new(dir.join(name)), meta)
             };
             (EntryKind::File, Some(content), Vec::new(), (0, 0))
         } else if ft.is_symlink() {
@@ -144,8 +142,10 @@ impl Stager<'_> {
             gid,
             mtime: self.mtime_for(meta),
             xattrs,
-            content,
-            special: special(target, rdev),
+            payload: match content {
+                Some(c) => Payload::Content(c),
+                None => special(target, rdev),
+            },
             inode,
             origin,
         };
@@ -223,7 +223,7 @@ impl Stager<'_> {
             return Ok(Scanned {
                 node: Some(Node {
                     staged: Some(staged),
-                    children: BTreeMap::new(),
+                    children: Children::new(),
                 }),
                 warnings: warning.into_iter().collect(),
             });
@@ -260,7 +260,7 @@ impl Stager<'_> {
         path: &Path,
         archive: &[u8],
         ancestors: &[(u64, u64)],
-    ) -> Result<(BTreeMap<Name, Box<Node>>, Vec<String>), StageError> {
+    ) -> Result<(Children, Vec<String>), StageError> {
         let mut items = Vec::new();
         let rd = fs::read_dir(path).map_err(|e| Self::io(path, e))?;
         for dirent in rd {
@@ -306,7 +306,7 @@ impl Stager<'_> {
         // Built at once from the sorted list, a B-tree's leaves are full;
         // inserted one by one in order, each would be left about half
         // empty, some 20 bytes per entry on a large tree.
-        Ok((BTreeMap::from_iter(children), warnings))
+        Ok((Children::from_iter(children), warnings))
     }
 }
 

@@ -34,7 +34,7 @@ use super::normalize::{canonicalize, lossy};
 use super::tree::{Node, Staged};
 use super::{MAX_XATTR_NAME, MAX_XATTR_VALUE, StageError, StageOptions};
 use crate::digest::Sha256Digest;
-use crate::plan::{EntryKind, XattrSet};
+use crate::plan::{EntryKind, Payload, XattrSet};
 
 /// Longest line read, in bytes (256 KiB: a 64 KiB value in base64 or
 /// hex, with its name).
@@ -265,9 +265,7 @@ pub(super) fn apply(
         }
         let node = path
             .split(|&b| b == b'/')
-            .try_fold(&mut *root, |at, comp| {
-                at.children.get_mut(comp).map(|b| &mut **b)
-            })
+            .try_fold(&mut *root, |at, comp| at.children.get_mut(comp))
             .ok_or_else(|| fail(line, format!("{:?} is not in the archive", lossy(path))))?;
         let staged = node.staged.get_or_insert_with(|| Staged {
             // A directory only implied as a parent, made explicit to carry
@@ -278,8 +276,7 @@ pub(super) fn apply(
             gid: opts.owner.gid,
             mtime: opts.epoch,
             xattrs: None,
-            content: None,
-            special: None,
+            payload: Payload::Nothing,
             inode: None,
             origin: None,
         });

@@ -31,7 +31,7 @@
 mod fnmatch;
 mod parse;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs;
 use std::io::Read;
@@ -47,10 +47,10 @@ pub use parse::{
 };
 
 use super::normalize::{join, last_component, lossy};
-use super::tree::{Name, Node, Origin, Staged, special};
+use super::tree::{Children, Name, Node, Origin, Staged, special};
 use super::{MAX_ARCHIVE_PATH, StageError, StageOptions};
 use crate::digest::Sha256Digest;
-use crate::plan::{Content, EntryKind, RootMeta, SourceDir, mtime_ns_of};
+use crate::plan::{Content, EntryKind, Payload, RootMeta, SourceDir};
 
 /// A pack file to apply: `--pack-file FILE [--pack-dir DIR]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -173,8 +173,7 @@ impl Applier<'_> {
             gid: meta.gid,
             mtime: self.opts.epoch,
             xattrs: None,
-            content: None,
-            special: None,
+            payload: Payload::Nothing,
             inode: None,
             origin: self.origin(line),
         }
@@ -223,14 +222,14 @@ impl Applier<'_> {
                     EntryKind::CharDevice
                 };
                 Staged {
-                    special: special(Vec::new(), (*major, *minor)),
+                    payload: special(Vec::new(), (*major, *minor)),
                     ..self.staged(n, kind, meta)
                 }
             }
             Directive::Symlink { meta, target } => Staged {
                 // gensquashfs stores every `slink` with mode 0777.
                 mode: 0o777,
-                special: special(target.clone(), (0, 0)),
+                payload: special(target.clone(), (0, 0)),
                 ..self.staged(n, EntryKind::Symlink, meta)
             },
             Directive::File { meta, location } => {
@@ -238,14 +237,14 @@ impl Applier<'_> {
                     && find(root, &line.path)
                         .and_then(|node| node.staged.as_ref())
                         .is_some_and(|s| s.kind == EntryKind::File);
-                let content = if keep {
-                    None
+                let payload = if keep {
+                    Payload::Nothing
                 } else {
                     let loc = location.as_deref().unwrap_or(&line.path);
-                    Some(self.content(n, loc)?)
+                    Payload::Content(self.content(n, loc)?)
                 };
                 Staged {
-                    content,
+                    payload,
                     ..self.staged(n, EntryKind::File, meta)
                 }
             }
@@ -298,8 +297,8 @@ impl Applier<'_> {
                 old.uid = new.uid;
                 old.gid = new.gid;
                 match new.kind {
-                    EntryKind::File if new.content.is_some() => {
-                        old.content = new.content;
+                    EntryKind::File if matches!(new.payload, Payload::Content(_)) => {
+                        old.payload = new.payload;
                         old.inode = None;
                         old.origin = new.origin;
                     }
@@ -327,7 +326,7 @@ impl Applier<'_> {
                         }
                     }
                     EntryKind::Symlink | EntryKind::CharDevice | EntryKind::BlockDevice => {
-                        old.special = new.special
+                        old.payload = new.payload
                     }
                     _ => {}
                 }
@@ -371,12 +370,16 @@ impl Applier<'_> {
                 ));
             }
             walked = join(&walked, comp);
-            at = at.children.entry(Name::from(comp)).or_insert_with(|| {
-                Box::new(Node {
-                    staged: None,
-                    children: BTreeMap::new(),
-                })
-            });
+            at = at
+                .children
+                .map()
+                .entry(Name::from(comp))
+                .or_insert_with(|| {
+                    Box::new(Node {
+                        staged: None,
+                        children: Children::new(),
+                    })
+                });
         }
         Ok(at)
     }
@@ -392,24 +395,19 @@ impl Applier<'_> {
             }
             Err(e) => return Err(self.err(n, format!("source {}: {e}", path.display()))),
         };
-        let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        if path.file_name().is_none() {
             return Err(self.err(
                 n,
                 format!("source {} is not a regular file", path.display()),
             ));
-        };
+        }
         if !meta.is_file() {
             return Err(self.err(
                 n,
                 format!("source {} is not a regular file", path.display()),
             ));
         }
-        Ok(Content::Path {
-            dir: Arc::new(dir.to_path_buf()),
-            name: Some(Box::new(name.to_os_string())),
-            size: meta.len(),
-            mtime_ns: mtime_ns_of(&meta),
-        })
+        Ok(Content::on_disk(Arc::new(path.to_path_buf()), &meta))
     }
 
     /// Gives every member of an overridden hard-link group the group's new
@@ -482,11 +480,10 @@ impl Applier<'_> {
                 mtime: staged.mtime,
                 xattrs: staged.xattrs.clone(),
                 // The link has a name of its own: its copy names the file.
-                content: staged
-                    .content
-                    .as_ref()
-                    .map(|c| c.named(last_component(target))),
-                special: None,
+                payload: match &staged.payload {
+                    Payload::Content(c) => Payload::Content(c.named(last_component(target))),
+                    _ => Payload::Nothing,
+                },
                 inode: Some(Box::new(key)),
                 origin: staged.origin.clone(),
             };
@@ -623,12 +620,8 @@ impl Applier<'_> {
             }
             let mut staged = self.glob_entry(n, glob, kind, &meta, &src)?;
             if kind == EntryKind::File {
-                staged.content = Some(Content::Path {
-                    dir: shared.clone(),
-                    name: Some(Box::new(name.clone())),
-                    size: meta.len(),
-                    mtime_ns: mtime_ns_of(&meta),
-                });
+                // The entry has the file's name.
+                staged.payload = Payload::Content(Content::in_dir(shared.clone(), &meta));
                 staged.origin = None;
             }
             match node.children.get_mut(name_b) {
@@ -651,11 +644,11 @@ impl Applier<'_> {
                     }
                 },
                 None => {
-                    node.children.insert(
+                    node.children.map().insert(
                         Name::from(name_b),
                         Box::new(Node {
                             staged: Some(staged),
-                            children: BTreeMap::new(),
+                            children: Children::new(),
                         }),
                     );
                     self.defined.insert(child_archive.clone(), n);
@@ -743,8 +736,7 @@ impl Applier<'_> {
             gid,
             mtime,
             xattrs: None,
-            content: None,
-            special: special(symlink_target, rdev),
+            payload: special(symlink_target, rdev),
             inode: None,
             origin: Some(Box::new(src.display().to_string())),
         })
@@ -753,10 +745,10 @@ impl Applier<'_> {
 
 fn find<'n>(root: &'n Node, path: &[u8]) -> Option<&'n Node> {
     path.split(|&b| b == b'/')
-        .try_fold(root, |at, comp| at.children.get(comp).map(|b| &**b))
+        .try_fold(root, |at, comp| at.children.get(comp))
 }
 
 fn find_mut<'n>(root: &'n mut Node, path: &[u8]) -> Option<&'n mut Node> {
     path.split(|&b| b == b'/')
-        .try_fold(root, |at, comp| at.children.get_mut(comp).map(|b| &mut **b))
+        .try_fold(root, |at, comp| at.children.get_mut(comp))
 }
