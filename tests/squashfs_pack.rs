@@ -520,3 +520,40 @@ fn from_tar_refuses_paths_longer_than_path_max() {
         );
     }
 }
+
+/// A hard-link group whose first member in plan order (`a`, at the root)
+/// comes after other members in write order (the directories `b` and
+/// `b/d` are written before the root's own files): its one inode is
+/// written where the write order first meets the group, with the first
+/// member's metadata, and every path's listing points at it. Besides, a
+/// group met first through its first member (`m/x`, `m/y`, `n/z`).
+#[test]
+fn hard_links_met_before_their_first_member_share_one_inode() {
+    if !all_tools_available() {
+        return;
+    }
+    let src = scratch();
+    let src = src.path();
+    write(src, b"a", b"linked from below\n");
+    fs::create_dir_all(src.join("b/d")).unwrap();
+    write(src, b"b/before", b"1\n");
+    fs::hard_link(src.join("a"), src.join("b/c")).unwrap();
+    fs::hard_link(src.join("a"), src.join("b/d/e")).unwrap();
+    fs::hard_link(src.join("a"), src.join("z")).unwrap();
+    write(src, b"m/x", b"linked from the side\n");
+    fs::hard_link(src.join("m/x"), src.join("m/y")).unwrap();
+    fs::create_dir_all(src.join("n")).unwrap();
+    fs::hard_link(src.join("m/x"), src.join("n/z")).unwrap();
+    let out = scratch();
+    let img = out.path().join("links.squashfs");
+    pack(&img, &[src.to_str().unwrap(), "--mtime", "1234567890"]);
+    assert_clean(
+        "hard links met out of plan order",
+        check_image(
+            &img,
+            &expected_tree(src, EPOCH),
+            &PackSpec::new(EPOCH).expect(),
+            MOST_READERS,
+        ),
+    );
+}

@@ -52,7 +52,6 @@ use super::SquashfsError;
 use super::compress::{CompressError, Compression, Decompressor};
 use super::dedup::Seen;
 use super::image::{BlockCache, Fault, Image};
-use super::inode::NO_FRAGMENT;
 use super::metadata::{Cursor, MetadataReader};
 use super::table::{FragmentEntry, FragmentTable};
 use crate::plan::{ContentError, ContentReader, EntryKind, Plan};
@@ -78,30 +77,33 @@ pub(crate) struct FileLayout<'a> {
     pub sparse: u64,
 }
 
-/// Where one plan entry's data went: 12 bytes per entry, since a plan may
-/// hold millions of small files. Most have no full block, so what those
-/// need (start, block sizes, sparse bytes) lives in [`Slot`]s, one per
-/// file with full blocks. An entry without data, and an empty file, have
-/// neither slot nor fragment; their inodes are the same.
+/// Where one plan entry's tail went: 8 bytes per entry, since a plan may
+/// hold millions of small files. Its fragment block index and offset in
+/// the uncompressed block, `index << 20 | offset` (blocks are at most
+/// 1 MiB, so offsets fit 20 bits), or [`Placed::NOTHING`]. What a file
+/// with full blocks also needs (start, block sizes, sparse bytes) lives in
+/// a [`Slot`], found through [`DataLayout::with_blocks`]. An entry without
+/// data, and an empty file, have neither slot nor fragment; their inodes
+/// are the same.
 #[derive(Debug, Clone, Copy)]
-struct Placed {
-    /// Index into [`DataLayout::slots`], or [`NO_SLOT`].
-    slot: u32,
-    /// Fragment block index, or [`NO_FRAGMENT`].
-    frag_index: u32,
-    /// Offset in the uncompressed fragment block.
-    frag_offset: u32,
-}
-
-/// [`Placed::slot`] of a file without full blocks.
-const NO_SLOT: u32 = u32::MAX;
+struct Placed(u64);
 
 impl Placed {
-    const NOTHING: Placed = Placed {
-        slot: NO_SLOT,
-        frag_index: NO_FRAGMENT,
-        frag_offset: 0,
-    };
+    const NOTHING: Placed = Placed(u64::MAX);
+
+    fn new(fragment: Option<(u32, u32)>) -> Placed {
+        match fragment {
+            None => Placed::NOTHING,
+            Some((index, offset)) => {
+                debug_assert!(offset < 1 << 20);
+                Placed((u64::from(index) << 20) | u64::from(offset))
+            }
+        }
+    }
+
+    fn fragment(self) -> Option<(u32, u32)> {
+        (self.0 != u64::MAX).then_some(((self.0 >> 20) as u32, (self.0 & 0xF_FFFF) as u32))
+    }
 }
 
 /// A file with full blocks: where they start, their on-disk sizes, and
@@ -118,6 +120,9 @@ pub(crate) struct DataLayout {
     /// Per plan entry (for hard-link members, look at the group's first
     /// member); read with [`DataLayout::file`].
     placed: Vec<Placed>,
+    /// (plan entry, index into `slots`) of each entry whose file has full
+    /// blocks (a duplicate with those of the file it repeats), by entry.
+    with_blocks: Vec<(u32, u32)>,
     /// Per file with full blocks, in writer order.
     slots: Vec<Slot>,
     pub fragments: Vec<FragmentEntry>,
@@ -131,9 +136,11 @@ impl DataLayout {
     /// The layout of plan entry `index`; `None` when it has no data (not
     /// a file, empty, or a hard-link member other than the first).
     pub(crate) fn file(&self, index: usize) -> Option<FileLayout<'_>> {
-        let p = self.placed.get(index)?;
-        let slot = self.slots.get(p.slot as usize);
-        let fragment = (p.frag_index != NO_FRAGMENT).then_some((p.frag_index, p.frag_offset));
+        let fragment = self.placed.get(index)?.fragment();
+        let slot = u32::try_from(index)
+            .ok()
+            .and_then(|i| slot_of(&self.with_blocks, i))
+            .and_then(|s| self.slots.get(s as usize));
         if slot.is_none() && fragment.is_none() {
             return None;
         }
@@ -253,11 +260,20 @@ pub(crate) fn write_data(
     })
 }
 
+/// The slot of plan entry `entry` in `with_blocks` ([`DataLayout`]'s).
+fn slot_of(with_blocks: &[(u32, u32)], entry: u32) -> Option<u32> {
+    with_blocks
+        .binary_search_by_key(&entry, |&(e, _)| e)
+        .ok()
+        .map(|i| with_blocks[i].1)
+}
+
 /// What the planner decided: per entry, its slot and fragment (a
 /// duplicate gets those of the file it repeats); per slot, its sparse
 /// bytes.
 struct Planned {
     placed: Vec<Placed>,
+    with_blocks: Vec<(u32, u32)>,
     sparse: Vec<u64>,
     deduplicated: bool,
 }
@@ -276,6 +292,7 @@ fn merge(planned: Planned, mut written: Written) -> DataLayout {
     }
     DataLayout {
         placed: planned.placed,
+        with_blocks: planned.with_blocks,
         slots: written.slots,
         fragments: written.fragments,
         end: written.end,
@@ -430,11 +447,14 @@ impl Planner<'_> {
                 .map(|w| w[0])
                 .collect();
             shared.dedup();
+            // 8 bytes per file, not to be held through the data phase.
+            drop(sizes);
         }
         let shared_size = |size: u64| shared.binary_search(&size).is_ok();
         // First 128 bits of the SHA-256 -> first entry with that content.
         let mut seen = Seen::with_capacity(candidates);
         let mut placed: Vec<Placed> = Vec::with_capacity(entries.len());
+        let mut with_blocks: Vec<(u32, u32)> = Vec::new();
         let mut sparse_of_slot: Vec<u64> = Vec::new();
         let mut deduplicated = false;
         for (idx, e) in entries.iter().enumerate() {
@@ -449,6 +469,8 @@ impl Planner<'_> {
             if let Some(p) = self.opts.progress {
                 p.wrote(1, size);
             }
+            let idx32 = u32::try_from(idx)
+                .map_err(|_| SquashfsError::Limit("more than 2^32 entries".into()))?;
             let content = e
                 .content()
                 .ok_or(SquashfsError::Internal("regular file without content"))?;
@@ -472,23 +494,26 @@ impl Planner<'_> {
                 };
                 let mut key = [0u8; 16];
                 key.copy_from_slice(&digest[..16]);
-                let idx32 = u32::try_from(idx)
-                    .map_err(|_| SquashfsError::Limit("more than 2^32 entries".into()))?;
                 if let Some(orig) = seen.get_or_insert(key, idx32) {
                     // The file it repeats is earlier, so already placed.
                     placed.push(placed[orig as usize]);
+                    if let Some(s) = slot_of(&with_blocks, orig) {
+                        with_blocks.push((idx32, s));
+                    }
                     deduplicated = true;
                     continue;
                 }
                 expect_hash = Some(digest);
             }
             let full_blocks = size / bs;
-            let slot = if full_blocks > 0 {
-                u32::try_from(sparse_of_slot.len())
-                    .map_err(|_| SquashfsError::Limit("more than 2^32 files with blocks".into()))?
-            } else {
-                NO_SLOT
-            };
+            let slot =
+                if full_blocks > 0 {
+                    Some(u32::try_from(sparse_of_slot.len()).map_err(|_| {
+                        SquashfsError::Limit("more than 2^32 files with blocks".into())
+                    })?)
+                } else {
+                    None
+                };
             let (fragment, sparse) = match small {
                 Some(buf) => self.emit_blocks(&mut &buf[..], size, None, e)?,
                 None => {
@@ -507,21 +532,18 @@ impl Planner<'_> {
                     r
                 }
             };
-            if slot != NO_SLOT {
+            if let Some(slot) = slot {
                 sparse_of_slot.push(sparse);
+                with_blocks.push((idx32, slot));
             }
-            let (frag_index, frag_offset) = fragment.unwrap_or((NO_FRAGMENT, 0));
-            placed.push(Placed {
-                slot,
-                frag_index,
-                frag_offset,
-            });
+            placed.push(Placed::new(fragment));
         }
         if !self.frag.is_empty() {
             self.seal_fragment()?;
         }
         Ok(Planned {
             placed,
+            with_blocks,
             sparse: sparse_of_slot,
             deduplicated,
         })
@@ -1234,5 +1256,41 @@ impl DataReader<'_> {
                 .map_err(Fault::into_io)?;
             return Ok(Some(Piece::Ready(bytes.to_vec())));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placed_keeps_fragment_index_and_offset() {
+        assert_eq!(Placed::NOTHING.fragment(), None);
+        assert_eq!(Placed::new(None).fragment(), None);
+        // Offsets up to the largest block size (1 MiB) less one, indexes
+        // up to the most fragment blocks there can be.
+        for (index, offset) in [
+            (0, 0),
+            (1, 1),
+            (0, (1 << 20) - 1),
+            (u32::MAX - 1, (1 << 20) - 1),
+            (u32::MAX, 0),
+        ] {
+            assert_eq!(
+                Placed::new(Some((index, offset))).fragment(),
+                Some((index, offset))
+            );
+        }
+    }
+
+    #[test]
+    fn slots_are_found_by_entry() {
+        let with_blocks = [(3, 0), (7, 1), (8, 0), (20, 2)];
+        assert_eq!(slot_of(&with_blocks, 3), Some(0));
+        assert_eq!(slot_of(&with_blocks, 8), Some(0));
+        assert_eq!(slot_of(&with_blocks, 20), Some(2));
+        assert_eq!(slot_of(&with_blocks, 4), None);
+        assert_eq!(slot_of(&with_blocks, 0), None);
+        assert_eq!(slot_of(&with_blocks, 21), None);
     }
 }

@@ -26,7 +26,7 @@
 //! Everything here depends only on the plan and on the data layout, never
 //! on threads: this part runs on one thread.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fs::File;
 
 use super::SquashfsError;
@@ -62,14 +62,15 @@ pub(crate) struct Ids {
 impl Ids {
     /// Collects every owner id of the plan, sorted.
     pub(crate) fn collect(plan: &Plan) -> Result<Ids, SquashfsError> {
+        // A set of the few distinct ids, not a list of two per entry: this
+        // is alive through the data phase, at the peak of memory.
         let root = plan.root();
-        let mut ids = vec![root.uid, root.gid];
+        let mut set = BTreeSet::from([root.uid, root.gid]);
         for e in plan.entries() {
-            ids.push(e.uid());
-            ids.push(e.gid());
+            set.insert(e.uid());
+            set.insert(e.gid());
         }
-        ids.sort_unstable();
-        ids.dedup();
+        let ids: Vec<u32> = set.into_iter().collect();
         if ids.len() > usize::from(u16::MAX) {
             return Err(SquashfsError::Limit(format!(
                 "{} distinct uids/gids; SquashFS stores at most 65535",

@@ -418,4 +418,52 @@ mod tests {
         // 10 bytes of 7s do not shrink: stored raw.
         assert_eq!(h, 0x8000 | 10);
     }
+
+    /// A table spilled to the file as it grows is the table kept in
+    /// memory, byte for byte and position for position, wherever in the
+    /// file it starts.
+    #[test]
+    fn a_spilled_table_is_the_table_held_in_memory() {
+        // Several MiB of records that compress only somewhat, so that
+        // blocks have varied sizes and the writer spills several times.
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let records: Vec<Vec<u8>> = (0..150_000)
+            .map(|_| {
+                let len = 20 + (next() % 60) as usize;
+                // Every other byte random, the rest zero: about 2:1.
+                (0..len)
+                    .map(|j| if j % 2 == 0 { next() as u8 } else { 0 })
+                    .collect()
+            })
+            .collect();
+        let mut c1 = Compression::default().compressor(131072).unwrap();
+        let mut c2 = Compression::default().compressor(131072).unwrap();
+        let mut held = MetadataWriter::new(&mut c1);
+        let mut spilled = MetadataWriter::new(&mut c2);
+        let file = tempfile::tempfile().unwrap();
+        let start = 4099;
+        for r in &records {
+            assert_eq!(held.pos(), spilled.pos());
+            held.write(r).unwrap();
+            spilled.write(r).unwrap();
+            spilled.spill(&file, start).unwrap();
+        }
+        assert!(
+            spilled.spilled > 2 * SPILL_BYTES as u64,
+            "spilled {}",
+            spilled.spilled
+        );
+        let (bytes, _) = held.finish().unwrap();
+        let end = spilled.finish_spilled(&file, start).unwrap();
+        assert_eq!(end, start + bytes.len() as u64);
+        let mut on_disk = vec![0u8; bytes.len()];
+        file.read_exact_at(&mut on_disk, start).unwrap();
+        assert!(on_disk == bytes, "spilled table differs");
+    }
 }
