@@ -48,4 +48,4 @@ pub use verify::diff::Diff;
 
 /// Version of the byte format repropack produces. Any change that moves a
 /// golden fixture hash bumps it (docs/CONTRACT.md §5).
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 5;

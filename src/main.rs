@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
-const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (format 4)");
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (format 5)");
 
 #[derive(Parser)]
 #[command(name = "repropack", version = VERSION, about = "Deterministic SquashFS/tar packer")]

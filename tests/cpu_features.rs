@@ -92,6 +92,16 @@ fn compressed_output_is_the_same_without_simd_extensions() {
     eprintln!("native avx2={native_has_simd}; qemu64: {baseline}");
 
     let src = sample_tree(Build::default());
+    // Text-like bytes enough for three 1 MiB tar.gz chunks, so the chunk
+    // ends (found by inflating each chunk) are made under emulation too.
+    let mut x: u32 = 7;
+    let text: Vec<u8> = (0..2_500_000)
+        .map(|_| {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            b"abcdefgh \n"[(x >> 28) as usize % 10]
+        })
+        .collect();
+    std::fs::write(src.path().join("chunks.txt"), text).unwrap();
     let out = tempfile::tempdir().unwrap();
     let cases: &[(&str, &[&str])] = &[
         ("tar.gz", &["--level", "1"]),

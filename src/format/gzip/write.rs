@@ -4,12 +4,15 @@
 //! file name, XFL from the level, OS byte 255 ("unknown", so the host never
 //! shows), then a raw deflate stream, then CRC-32 and ISIZE.
 //!
-//! The deflate stream is built the way pigz builds it: the input is cut into
-//! fixed 128 KiB chunks; each chunk is compressed independently with the 32 KiB
-//! that precede it as preset dictionary, and every chunk but the last ends on
-//! a byte boundary the way pigz ends it (see `deflate_chunk`). The
-//! chunk boundaries depend only on the input, so the bytes are the same for
-//! any `jobs`: threads only decide *when* a chunk is compressed, never *how*.
+//! The deflate stream is cut into fixed 1 MiB chunks of input, each
+//! compressed on its own by libdeflate (no preset dictionary: libdeflate
+//! has none, and at this size the cost is a few bytes per chunk). A
+//! libdeflate stream ends with a final block, so every chunk but the last
+//! is made to continue the stream instead (see `continue_stream`): the
+//! final bit of its last block is cleared and an empty stored block (a sync
+//! flush) reaches the byte boundary the next chunk starts on. The chunk
+//! boundaries depend only on the input, so the bytes are the same for any
+//! `jobs`: threads only decide *when* a chunk is compressed, never *how*.
 //!
 //! ```
 //! use std::io::Write;
@@ -22,25 +25,23 @@
 
 use std::io::{self, Write};
 
+use libdeflater::{CompressionLvl, Compressor};
 use rayon::prelude::*;
 use zlib_rs::c_api::z_stream;
-use zlib_rs::deflate::{self, DeflateStream};
-use zlib_rs::{DeflateConfig, DeflateFlush, ReturnCode};
+use zlib_rs::inflate::{self, InflateConfig, InflateStream};
+use zlib_rs::{InflateFlush, ReturnCode};
 
 /// Input chunk size; each chunk is compressed on its own.
-pub const CHUNK: usize = 128 * 1024;
-/// Preset dictionary size (the deflate window).
-const DICT: usize = 32 * 1024;
+pub const CHUNK: usize = 1024 * 1024;
 
 /// A `Write` adaptor producing gzip with compression spread over `jobs`
 /// threads. Call [`ParallelGzip::finish`] to write the trailer.
 pub struct ParallelGzip<W: Write> {
     out: W,
     pool: rayon::ThreadPool,
-    level: u32,
+    level: CompressionLvl,
     batch: usize,
     pending: Vec<u8>,
-    dict: Vec<u8>,
     crc: crc32fast::Hasher,
     total: u64,
 }
@@ -48,12 +49,16 @@ pub struct ParallelGzip<W: Write> {
 impl<W: Write> ParallelGzip<W> {
     /// Writes the gzip header to `out`. `level` is 0–9, `jobs` ≥ 1.
     pub fn new(mut out: W, level: u32, jobs: usize) -> io::Result<ParallelGzip<W>> {
-        if level > 9 {
-            return Err(io::Error::new(
+        let out_of_range = || {
+            io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!("gzip level {level} is out of range 0-9"),
-            ));
+            )
+        };
+        if level > 9 {
+            return Err(out_of_range());
         }
+        let engine = CompressionLvl::new(level as i32).map_err(|_| out_of_range())?;
         let jobs = jobs.max(1);
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(jobs)
@@ -70,17 +75,16 @@ impl<W: Write> ParallelGzip<W> {
         Ok(ParallelGzip {
             out,
             pool,
-            level,
+            level: engine,
             batch: jobs * 2,
             pending: Vec::new(),
-            dict: Vec::new(),
             crc: crc32fast::Hasher::new(),
             total: 0,
         })
     }
 
-    /// Compresses the first `n` chunks of `pending` (the last of them with
-    /// `Finish` if `last`) and writes them out in order.
+    /// Compresses the first `n_bytes` of `pending` (its last chunk ending
+    /// the stream if `last`) and writes them out in order.
     fn compress_chunks(&mut self, n_bytes: usize, last: bool) -> io::Result<()> {
         let data = &self.pending[..n_bytes];
         let chunks: Vec<&[u8]> = if data.is_empty() {
@@ -90,35 +94,16 @@ impl<W: Write> ParallelGzip<W> {
         };
         let count = chunks.len();
         let level = self.level;
-        let dict = &self.dict;
         let outputs: Vec<io::Result<Vec<u8>>> = self.pool.install(|| {
             chunks
                 .par_iter()
                 .enumerate()
-                .map(|(i, chunk)| {
-                    let preset: &[u8] = if i == 0 {
-                        dict
-                    } else {
-                        let prev = chunks[i - 1];
-                        &prev[prev.len().saturating_sub(DICT)..]
-                    };
-                    deflate_chunk(chunk, preset, level, last && i + 1 == count)
-                })
+                .map(|(i, chunk)| deflate_chunk(chunk, level, last && i + 1 == count))
                 .collect()
         });
         for out in outputs {
             self.out.write_all(&out?)?;
         }
-        let keep_from = n_bytes.saturating_sub(DICT);
-        let mut dict = std::mem::take(&mut self.dict);
-        if n_bytes >= DICT {
-            dict.clear();
-        } else {
-            let excess = (dict.len() + n_bytes).saturating_sub(DICT);
-            dict.drain(..excess);
-        }
-        dict.extend_from_slice(&self.pending[keep_from..n_bytes]);
-        self.dict = dict;
         self.pending.drain(..n_bytes);
         Ok(())
     }
@@ -143,7 +128,7 @@ impl<W: Write> Write for ParallelGzip<W> {
         self.crc.update(buf);
         self.total += buf.len() as u64;
         // Keep at least one chunk pending so the final chunk is only known
-        // (and `Finish`ed) in `finish`.
+        // (and ends the stream) in `finish`.
         let ready = self.batch * CHUNK;
         if self.pending.len() >= ready + CHUNK {
             self.compress_chunks(ready, false)?;
@@ -155,126 +140,133 @@ impl<W: Write> Write for ParallelGzip<W> {
     }
 }
 
-/// The match-finder settings (good, lazy, nice, chain) for our levels 6 and
-/// 7, on zlib-rs's lazy `deflate_slow` (its levels 7–9). zlib-rs's own level 6
-/// is the weaker `deflate_medium`; with these settings level 6 is smaller
-/// than `pigz -6` (C zlib) on a Python standard library at about its speed.
-/// Other levels keep zlib-rs's table.
-fn tuning(level: u32) -> Option<(usize, usize, usize, usize)> {
-    match level {
-        6 => Some((8, 32, 128, 384)),
-        7 => Some((8, 32, 258, 1024)),
-        _ => None,
+/// Raw-deflates one chunk with libdeflate (pinned to one version in
+/// Cargo.toml: the bytes follow it). The chunk's output is inflated back and
+/// compared with the chunk, which also finds its last block; unless the
+/// chunk is the `last`, the stream is then continued past that block.
+fn deflate_chunk(chunk: &[u8], level: CompressionLvl, last: bool) -> io::Result<Vec<u8>> {
+    let mut compressor = Compressor::new(level);
+    // Room for the bound and what `continue_stream` appends.
+    let mut out = vec![0u8; compressor.deflate_compress_bound(chunk.len()) + 5];
+    let written = compressor
+        .deflate_compress(chunk, &mut out)
+        .map_err(|e| io::Error::other(format!("deflate failed: {e}")))?;
+    out.truncate(written);
+    let bounds = bounds(&out, chunk)?;
+    if !last {
+        continue_stream(&mut out, &bounds)?;
     }
+    Ok(out)
 }
 
-/// The zlib-rs level whose algorithm [`tuning`] adjusts.
-fn engine_level(level: u32) -> i32 {
-    match level {
-        6 | 7 => 7,
-        other => other as i32,
+/// Where a raw deflate stream's last block begins and where the stream
+/// ends, in bits from its start (bit `b` is bit `b % 8`, least significant
+/// first, of byte `b / 8`).
+#[derive(Debug, PartialEq)]
+struct Bounds {
+    last_block: u64,
+    end: u64,
+}
+
+/// Inflates `stream` one block at a time (`Z_BLOCK`), checks that it gives
+/// `expect` exactly, and returns its [`Bounds`]. After each block inflate
+/// reports in `data_type` that it stopped at a block's end (128), whether
+/// that block was the final one (64), and how many bits of the bytes it took
+/// are still unread (the low 6 bits): the end of a block that is not final
+/// is where the next block begins.
+fn bounds(stream: &[u8], expect: &[u8]) -> io::Result<Bounds> {
+    let mut raw = RawInflate::new()?;
+    // One byte more than expected, so output beyond it shows.
+    let mut out = vec![0u8; expect.len() + 1];
+    raw.strm.next_in = stream.as_ptr().cast_mut();
+    raw.strm.avail_in = stream.len() as u32;
+    raw.strm.next_out = out.as_mut_ptr();
+    raw.strm.avail_out = out.len() as u32;
+    let (mut last_block, mut end) = (0, None);
+    loop {
+        // SAFETY: next_in/next_out point into `stream` and `out`, which
+        // outlive `raw` here, with avail_in/avail_out their remaining sizes.
+        let code = unsafe { inflate::inflate(raw.stream(), InflateFlush::Block) };
+        let taken = (stream.len() - raw.strm.avail_in as usize) as u64;
+        let at = taken * 8 - (raw.strm.data_type & 63) as u64;
+        match (code, raw.strm.data_type & (128 | 64)) {
+            (ReturnCode::StreamEnd, _) => break,
+            (ReturnCode::Ok, 128) => last_block = at,
+            (ReturnCode::Ok, 192) => end = Some(at),
+            (ReturnCode::Ok, _) => {}
+            (code, _) => return Err(inflate_error(code)),
+        }
     }
+    let produced = out.len() - raw.strm.avail_out as usize;
+    raw.strm.next_in = std::ptr::null_mut();
+    raw.strm.next_out = std::ptr::null_mut();
+    let bits = stream.len() as u64 * 8;
+    let end = end.filter(|&end| end <= bits && bits - end < 8);
+    let Some(end) = end else {
+        return Err(io::Error::other(
+            "inflate did not report where deflate output's last block ends",
+        ));
+    };
+    if produced != expect.len() || out[..produced] != *expect {
+        return Err(io::Error::other(
+            "deflate output does not inflate back to its input",
+        ));
+    }
+    Ok(Bounds { last_block, end })
 }
 
-fn zlib_error(what: &str, code: ReturnCode) -> io::Error {
-    io::Error::other(format!("deflate {what} failed: {code:?}"))
+/// Makes the stream in `out` continue past its last block: clears that
+/// block's final bit (BFINAL) and appends an empty stored block (BFINAL 0,
+/// BTYPE 00, zero bits to the byte boundary, LEN 0, NLEN 0xFFFF) at the end,
+/// so the next chunk starts a block on a byte boundary. The bits after the
+/// end are zero (deflate pads with zeros), so when at least three are left
+/// in the last byte the header is already there.
+fn continue_stream(out: &mut Vec<u8>, bounds: &Bounds) -> io::Result<()> {
+    let byte = (bounds.last_block / 8) as usize;
+    let bit = 1u8 << (bounds.last_block % 8);
+    if out.get(byte).is_none_or(|b| b & bit == 0) {
+        return Err(io::Error::other("deflate output has no final block"));
+    }
+    out[byte] &= !bit;
+    let spare = out.len() as u64 * 8 - bounds.end;
+    if spare < 3 {
+        out.push(0);
+    }
+    out.extend_from_slice(&[0, 0, 0xff, 0xff]);
+    Ok(())
 }
 
-/// A raw deflate stream on zlib-rs's internal API (pinned to one zlib-rs
-/// version in Cargo.toml): the stable API has no `Z_BLOCK`, `deflatePrime`,
-/// `deflatePending` or `deflateTune`, which the chunk ends and levels need.
-struct RawDeflate {
+fn inflate_error(code: ReturnCode) -> io::Error {
+    io::Error::other(format!("inflate of deflate output failed: {code:?}"))
+}
+
+/// A raw inflate stream on zlib-rs's internal API (pinned in Cargo.toml): the
+/// stable API does not report where blocks begin.
+struct RawInflate {
     strm: z_stream,
 }
 
-impl RawDeflate {
-    fn new(level: u32) -> io::Result<RawDeflate> {
+impl RawInflate {
+    fn new() -> io::Result<RawInflate> {
         let mut strm = z_stream::default();
-        let config = DeflateConfig {
-            level: engine_level(level),
-            window_bits: -15,
-            ..DeflateConfig::default()
-        };
-        match deflate::init(&mut strm, config) {
-            ReturnCode::Ok => {}
-            code => return Err(zlib_error("init", code)),
+        match inflate::init(&mut strm, InflateConfig { window_bits: -15 }) {
+            ReturnCode::Ok => Ok(RawInflate { strm }),
+            code => Err(inflate_error(code)),
         }
-        let mut raw = RawDeflate { strm };
-        if let Some((good, lazy, nice, chain)) = tuning(level) {
-            deflate::tune(raw.stream(), good, lazy, nice, chain);
-        }
-        Ok(raw)
     }
 
-    fn stream(&mut self) -> &mut DeflateStream<'static> {
-        // SAFETY: `strm` was initialised by `deflate::init` (checked in
+    fn stream(&mut self) -> &mut InflateStream<'static> {
+        // SAFETY: `strm` was initialised by `inflate::init` (checked in
         // `new`) and is only ended in `Drop`.
-        unsafe { DeflateStream::from_stream_mut(&mut self.strm) }
-            .expect("deflate stream initialised in RawDeflate::new")
+        unsafe { InflateStream::from_stream_mut(&mut self.strm) }
+            .expect("inflate stream initialised in RawInflate::new")
     }
 }
 
-impl Drop for RawDeflate {
+impl Drop for RawInflate {
     fn drop(&mut self) {
-        let _ = deflate::end(self.stream());
+        inflate::end(self.stream());
     }
-}
-
-/// Raw-deflates one chunk with `dict` as preset dictionary. The last chunk
-/// finishes the stream; any other ends the way pigz ends its chunks: the
-/// block is closed (`Z_BLOCK`) and, to reach a byte boundary, followed by
-/// empty static blocks (10 bits each) when the bits pending are even, or
-/// by a sync flush (an empty stored block) when they are odd.
-fn deflate_chunk(chunk: &[u8], dict: &[u8], level: u32, last: bool) -> io::Result<Vec<u8>> {
-    let mut raw = RawDeflate::new(level)?;
-    if !dict.is_empty() {
-        match deflate::set_dictionary(raw.stream(), dict) {
-            ReturnCode::Ok => {}
-            code => return Err(zlib_error("set_dictionary", code)),
-        }
-    }
-    // Room for the worst case: the bound, the chunk end's empty blocks and
-    // the final block.
-    let mut out = vec![0u8; deflate::bound(None, chunk.len()) + 64];
-    let out_len = out.len();
-    raw.strm.next_in = chunk.as_ptr().cast_mut();
-    raw.strm.avail_in = chunk.len() as u32;
-    raw.strm.next_out = out.as_mut_ptr();
-    raw.strm.avail_out = out_len as u32;
-    let run =
-        |raw: &mut RawDeflate, flush: DeflateFlush| match deflate::deflate(raw.stream(), flush) {
-            // BufError: nothing left to do; `done` below checks the result.
-            ReturnCode::Ok | ReturnCode::StreamEnd | ReturnCode::BufError => Ok(()),
-            code => Err(zlib_error("deflate", code)),
-        };
-    if last {
-        run(&mut raw, DeflateFlush::Finish)?;
-    } else {
-        run(&mut raw, DeflateFlush::Block)?;
-        let bits = raw.stream().pending().1;
-        if bits & 1 == 1 {
-            run(&mut raw, DeflateFlush::SyncFlush)?;
-        } else if bits & 7 != 0 {
-            // An empty static block: BFINAL 0, BTYPE 01, then end-of-block
-            // (seven 0 bits): the value 2 in 10 bits.
-            while raw.stream().pending().1 & 7 != 0 {
-                match deflate::prime(raw.stream(), 10, 2) {
-                    ReturnCode::Ok => {}
-                    code => return Err(zlib_error("prime", code)),
-                }
-            }
-            run(&mut raw, DeflateFlush::Block)?;
-        }
-    }
-    let written = out_len - raw.strm.avail_out as usize;
-    let done = raw.strm.avail_in == 0 && raw.stream().pending() == (0, 0);
-    raw.strm.next_in = std::ptr::null_mut();
-    raw.strm.next_out = std::ptr::null_mut();
-    if !done {
-        return Err(io::Error::other("deflate left input or output pending"));
-    }
-    out.truncate(written);
-    Ok(out)
 }
 
 #[cfg(test)]
@@ -305,39 +297,82 @@ mod tests {
             .collect()
     }
 
+    /// `flate2`'s `GzDecoder` reads one gzip member only, so a stream that
+    /// decodes to all of its input is one member whose chunks continue it.
+    fn gunzip(gz: &[u8]) -> Vec<u8> {
+        let mut back = Vec::new();
+        flate2::read::GzDecoder::new(gz)
+            .read_to_end(&mut back)
+            .unwrap();
+        back
+    }
+
     #[test]
     fn output_does_not_depend_on_jobs_and_decodes() {
-        for len in [
-            0,
-            1,
-            CHUNK - 1,
-            CHUNK,
-            CHUNK + 1,
-            5 * CHUNK + 17,
-            40 * CHUNK,
-        ] {
+        for len in [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 5 * CHUNK + 17, 9 * CHUNK] {
             let data = sample(len);
             let one = gz(&data, 1, 6);
             for jobs in [2, 3, 8] {
                 assert_eq!(one, gz(&data, jobs, 6), "len {len} jobs {jobs}");
             }
-            let mut back = Vec::new();
-            flate2::read::GzDecoder::new(&one[..])
-                .read_to_end(&mut back)
-                .unwrap();
-            assert_eq!(back, data, "len {len}");
+            assert_eq!(gunzip(&one), data, "len {len}");
         }
     }
 
     #[test]
-    fn levels_zero_and_nine_decode() {
+    fn levels_zero_one_and_nine_decode() {
         let data = sample(3 * CHUNK + 5);
         for level in [0, 1, 9] {
+            assert_eq!(gunzip(&gz(&data, 2, level)), data, "level {level}");
+        }
+    }
+
+    #[test]
+    fn levels_out_of_range_are_refused() {
+        let err = ParallelGzip::new(Vec::new(), 10, 1).err().unwrap();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        assert!(err.to_string().contains("gzip level 10"), "{err}");
+    }
+
+    /// A chunk's stream ends with 0 to 7 spare bits in its last byte; the
+    /// empty stored block after it starts there when at least 3 are spare
+    /// and needs a byte more otherwise. Both kinds occur among these chunks,
+    /// and each continued chunk decodes in a stream of its own followed by
+    /// an empty final block.
+    #[test]
+    fn chunk_ends_of_both_kinds_continue_the_stream() {
+        let level = CompressionLvl::new(6).unwrap();
+        let (mut short, mut roomy) = (0, 0);
+        for len in (0..24).map(|i| 1000 + i * 4099) {
+            let data = sample(len);
+            let mut out = deflate_chunk(&data, level, true).unwrap();
+            let bounds = bounds(&out, &data).unwrap();
+            match out.len() as u64 * 8 - bounds.end {
+                0..=2 => short += 1,
+                _ => roomy += 1,
+            }
+            continue_stream(&mut out, &bounds).unwrap();
+            assert_eq!(out, deflate_chunk(&data, level, false).unwrap());
+            // An empty fixed-Huffman final block: BFINAL 1, BTYPE 01, EOB.
+            out.extend_from_slice(&[0x03, 0x00]);
             let mut back = Vec::new();
-            flate2::read::GzDecoder::new(&gz(&data, 2, level)[..])
+            flate2::read::DeflateDecoder::new(&out[..])
                 .read_to_end(&mut back)
                 .unwrap();
-            assert_eq!(back, data);
+            assert_eq!(back, data, "len {len}");
         }
+        assert!(short > 0 && roomy > 0, "short {short} roomy {roomy}");
+    }
+
+    #[test]
+    fn output_that_does_not_inflate_to_the_chunk_is_refused() {
+        let level = CompressionLvl::new(6).unwrap();
+        let data = sample(5000);
+        let out = deflate_chunk(&data, level, true).unwrap();
+        let mut other = data.clone();
+        other[4000] ^= 1;
+        assert!(bounds(&out, &other).is_err());
+        assert!(bounds(&out, &data[..4999]).is_err());
+        assert!(bounds(&out[..out.len() - 1], &data).is_err());
     }
 }
